@@ -1,0 +1,40 @@
+# microvision: every target installs what it needs (scripts/setup.sh is idempotent).
+#
+# MICROVISION_DATA: directory holding cifar-10-batches-bin/ (default: ../shared/data when it
+# exists, else ./data, where the dataset is downloaded on first use).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+MICROVISION_DATA ?= $(if $(wildcard ../shared/data/cifar-10-batches-bin),../shared/data,data)
+export MICROVISION_DATA
+BIN := target/release/microvision
+
+.PHONY: setup build demo test test-real lint bench-pytorch clean-runs
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+# The main job: a short SimpleCNN training on real CIFAR-10, then evaluation of the best checkpoint.
+demo: build
+	$(BIN) train -c configs/demo.toml
+	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint best
+
+# The whole default test suite (unit, integration, PyTorch oracles, CLI end to end on synthetic data).
+test: setup
+	$(CARGO) fmt --check
+	$(CARGO) test --release
+
+# Long checks on the real dataset (marked #[ignore] in the default suite).
+test-real: setup
+	$(CARGO) test --release -- --ignored --test-threads=1
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# PyTorch eager reference: training images/s of a model (same batch and precision as ours).
+bench-pytorch: setup
+	.venv/bin/python bench/throughput.py --model simple_cnn --batch 128 --precision bf16

@@ -1,0 +1,99 @@
+//! One function per subcommand; each is a thin call into the library plus printing.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, DataConfig};
+use crate::data::{self, cifar};
+use crate::data_err;
+use crate::error::Result;
+use crate::models::{Model, ModelArgs, MODELS};
+use crate::train::checkpoint;
+use crate::train::eval::evaluate;
+use crate::train::trainer::{loader_spec, model_args, EvalFile};
+use crate::train::{run_dir, Trainer};
+
+pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathBuf>) -> Result<()> {
+    let mut trainer = match (resume, config) {
+        (Some(run), _) => Trainer::resume(&run)?,
+        (None, Some(path)) => Trainer::new(Config::load(&path, overrides)?)?,
+        (None, None) => unreachable!("clap requires --config or --resume"),
+    };
+    for cb in crate::track::standard(&trainer.run_dir, &trainer.cfg) {
+        trainer.add_callback(cb);
+    }
+    eprintln!(
+        "run {}  model {} ({} params)  device {:?}  precision {}",
+        trainer.run_dir.display(),
+        trainer.cfg.model.name,
+        trainer.model.num_params(),
+        trainer.device,
+        trainer.precision.name()
+    );
+    let test = trainer.fit()?;
+    println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
+    Ok(())
+}
+
+pub fn eval(run: &Path, which: &str) -> Result<()> {
+    let cfg = run_dir::read_config(run)?;
+    let (device, precision) = crate::device::resolve(&cfg.train)?;
+    let data = data::load(&cfg.data, cfg.train.seed)?;
+    let model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
+    let dir = run.join(&cfg.output.checkpoint_dir);
+    let loaded = checkpoint::load(&dir, which)?;
+    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
+    let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
+    let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
+    let result = evaluate(&model, &loader, kind, data.test.classes.len());
+    let out = run.join(format!("eval-{which}.json"));
+    run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which))?;
+    println!("checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}", loaded.state.epoch, result.acc * 100.0, result.loss);
+    for (name, acc) in data.test.classes.iter().zip(&result.per_class_acc) {
+        println!("  {name:<12} {:.2}%", acc * 100.0);
+    }
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+pub fn models() -> Result<()> {
+    let args = ModelArgs::default();
+    println!("{:<14} {:>12} {:>10}  about", "name", "params", "MFLOPs");
+    for entry in MODELS {
+        let model = Model::new(entry.name, &args, tch::Device::Cpu)?;
+        // FLOPs = 2 x multiply-accumulates (forward pass, one 32x32 image).
+        let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
+        println!("{:<14} {:>12} {:>10.1}  {}", entry.name, model.num_params(), mflops, entry.about);
+    }
+    Ok(())
+}
+
+fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
+    cifar::spec(dataset).ok_or_else(|| data_err!("unknown dataset {dataset:?}; expected cifar10 or cifar100"))?;
+    let root = root.or_else(|| std::env::var_os("MICROVISION_DATA").map(PathBuf::from)).unwrap_or_else(|| "data".into());
+    Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
+}
+
+pub fn data_download(dataset: &str, root: Option<PathBuf>) -> Result<()> {
+    let cfg = data_config(dataset, root)?;
+    let dir = data::locate_or_download(&cfg)?;
+    cifar::spec(dataset).expect("checked").verify(&dir)?;
+    println!("{dataset} is ready in {} (MD5 verified)", dir.display());
+    Ok(())
+}
+
+pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
+    let cfg = data_config(dataset, root)?;
+    let splits = data::load(&DataConfig { download: false, ..cfg }, 0)?;
+    println!("{dataset} in {}", splits.dir.display());
+    for (name, split) in [("train", &splits.train), ("test", &splits.test)] {
+        let (mean, std) = split.mean_std();
+        let size = split.images.size();
+        println!("{name}: {} images of {}x{}x{}", split.len(), size[1], size[2], size[3]);
+        println!("  mean {:.4?}  std {:.4?}", mean, std);
+        let counts = split.class_counts();
+        for (c, n) in split.classes.iter().zip(counts) {
+            println!("  {c:<12} {n}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Command-line interface: parses arguments and calls the library; no logic of its own.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::error::Result;
+
+/// microvision: train, evaluate and compare small vision models on LibTorch.
+#[derive(Debug, Parser)]
+#[command(name = "microvision", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model from a config file (or resume a run).
+    Train {
+        /// Config file (TOML), e.g. configs/simple_cnn.toml.
+        #[arg(short, long, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Override a config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Continue the run in RUN_DIR from its last checkpoint.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "overrides"])]
+        resume: Option<PathBuf>,
+    },
+    /// Evaluate a run's checkpoint on the test split and write eval.json.
+    Eval {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Which checkpoint.
+        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        checkpoint: String,
+    },
+    /// List the registered models with parameters and MFLOPs per image.
+    Models,
+    /// Dataset tools.
+    Data {
+        /// What to do.
+        #[command(subcommand)]
+        action: DataAction,
+    },
+}
+
+/// `microvision data ...`
+#[derive(Debug, Subcommand)]
+pub enum DataAction {
+    /// Download (if needed) and verify a dataset.
+    Download {
+        /// Dataset name.
+        #[arg(default_value = "cifar10")]
+        dataset: String,
+        /// Parent directory (default: $MICROVISION_DATA or ./data).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Print counts per class, image size and mean/std.
+    Info {
+        /// Dataset name.
+        #[arg(default_value = "cifar10")]
+        dataset: String,
+        /// Parent directory (default: $MICROVISION_DATA or ./data).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
+        Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
+        Command::Models => commands::models(),
+        Command::Data { action: DataAction::Download { dataset, root } } => commands::data_download(&dataset, root),
+        Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
+    }
+}

@@ -1,0 +1,147 @@
+//! TOML text -> checked `Config`: unknown keys (with did-you-mean), `--set` overrides, type errors
+//! that name the key, then validation.
+
+use std::path::{Path, PathBuf};
+use toml::Value;
+
+use super::Config;
+use crate::config_err;
+use crate::error::{Error, Result};
+
+pub(super) fn load_file(path: &Path, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        config_err!("cannot read config file {}: {e} (expected a TOML file, e.g. configs/simple_cnn.toml)", path.display())
+    })?;
+    load_str(&text, &path.display().to_string(), overrides, env_root)
+}
+
+pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
+    let mut value: Value = toml::from_str(text).map_err(|e| config_err!("config {origin}: invalid TOML: {e}"))?;
+    check_keys(&value, &schema(), "", origin)?;
+    if let Some(root) = env_root {
+        // The environment points at the data unless the command line says otherwise.
+        set_path(&mut value, "data.root", Value::String(root.display().to_string()));
+    }
+    for ov in overrides {
+        apply_override(&mut value, ov)?;
+    }
+    let cfg: Config = value.try_into().map_err(|e: toml::de::Error| config_err!("config {origin}: {}", e.message()))?;
+    cfg.validate().map_err(|e| match e {
+        Error::Config(msg) => config_err!("config {origin}: {msg}"),
+        other => other,
+    })?;
+    Ok(cfg)
+}
+
+/// The set of valid keys, taken from the default config itself so it never drifts from the types.
+fn schema() -> Value {
+    Value::try_from(Config::default()).expect("default config serialises")
+}
+
+/// Applies one `section.key=value` override. The value is parsed as TOML (`0.1`, `true`, `[1, 2]`,
+/// `"text"`), falling back to a bare string so `--set model.name=resnet18` works unquoted.
+pub fn apply_override(value: &mut Value, ov: &str) -> Result<()> {
+    let (key, raw) = ov
+        .split_once('=')
+        .ok_or_else(|| config_err!("--set {ov:?}: expected section.key=value, e.g. --set optim.lr=0.1"))?;
+    let key = key.trim();
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()));
+    let mut probe = Value::Table(Default::default());
+    set_path(&mut probe, key, parsed.clone());
+    check_keys(&probe, &schema(), "", &format!("--set {ov}"))?;
+    set_path(value, key, parsed);
+    Ok(())
+}
+
+fn set_path(value: &mut Value, dotted: &str, new: Value) {
+    let mut cur = value;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        let table = cur.as_table_mut().expect("parents are tables after check_keys");
+        cur = table.entry(part.to_string()).or_insert_with(|| Value::Table(Default::default()));
+        if !cur.is_table() {
+            *cur = Value::Table(Default::default());
+        }
+    }
+    if let Some(t) = cur.as_table_mut() {
+        t.insert(parts[parts.len() - 1].to_string(), new);
+    }
+}
+
+fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Result<()> {
+    let (Some(table), Some(known)) = (value.as_table(), schema.as_table()) else {
+        return Ok(());
+    };
+    for (key, sub) in table {
+        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match known.get(key) {
+            Some(sub_schema) if sub_schema.is_table() && !sub.is_table() => {
+                return Err(config_err!("config {origin}: `{full}` is a section; expected a table like [{full}]"));
+            }
+            Some(sub_schema) => check_keys(sub, sub_schema, &full, origin)?,
+            None => {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                let hint = match suggest(key, &names) {
+                    Some(s) => format!("did you mean `{}`?", join(prefix, s)),
+                    None => format!("valid keys here: {}", names.join(", ")),
+                };
+                return Err(config_err!("config {origin}: unknown key `{full}`; {hint}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The closest valid name by edit distance, if it is close enough to be a plausible typo.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levenshtein_matches_hand_counts() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("lr", "lr"), 0);
+        assert_eq!(levenshtein("", "abc"), 3);
+    }
+
+    #[test]
+    fn suggest_picks_close_names_only() {
+        assert_eq!(suggest("lrr", &["lr", "momentum"]), Some("lr"));
+        assert_eq!(suggest("zzzzzzzz", &["lr", "momentum"]), None);
+    }
+}

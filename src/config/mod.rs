@@ -1,0 +1,275 @@
+//! The typed experiment config: one TOML file (see `configs/`) with sections for data, model,
+//! optimizer, schedule, training and output, plus `--set section.key=value` overrides.
+//!
+//! Loading goes TOML text -> `toml::Value` -> unknown-key check (with did-you-mean) -> serde ->
+//! range/consistency validation, so every error names the file, the key, the bad value and what
+//! was expected.
+
+mod load;
+mod validate;
+
+pub use load::apply_override;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+
+/// The whole experiment description. `Config::default()` is a valid config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Run name: the run directory is `<output.runs_dir>/<name>-<timestamp>`.
+    pub name: String,
+    /// Dataset and input pipeline.
+    pub data: DataConfig,
+    /// Architecture, looked up by name in the model registry.
+    pub model: ModelConfig,
+    /// Optimizer and its hyper-parameters.
+    pub optim: OptimConfig,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Training loop settings.
+    pub train: TrainConfig,
+    /// Where runs and checkpoints go.
+    pub output: OutputConfig,
+}
+
+/// `[data]`: which dataset, where it lives and how batches are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Dataset name: "cifar10" or "cifar100".
+    pub dataset: String,
+    /// Directory holding the dataset (or its parent). The environment variable
+    /// `MICROVISION_DATA` overrides the file's value; `--set data.root=...` overrides both.
+    pub root: PathBuf,
+    /// Download the official archive when the files are missing.
+    pub download: bool,
+    /// Check every file against the official MD5 sums before training.
+    pub verify_md5: bool,
+    /// Number of classes the model predicts.
+    pub num_classes: i64,
+    /// Side of the (square) input images in pixels.
+    pub input_size: i64,
+    /// Images per training step.
+    pub batch_size: i64,
+    /// Images per evaluation step.
+    pub eval_batch_size: i64,
+    /// Batches prepared ahead by the loader thread (0 = prepare inline).
+    pub workers: i64,
+    /// Train-time augmentation (random crop with padding + horizontal flip).
+    pub augment: bool,
+    /// Padding for the random crop, in pixels.
+    pub crop_padding: i64,
+    /// Fraction of the training set held out for validation (0 = validate on the test set).
+    pub val_split: f64,
+}
+
+/// `[model]`: the architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Registry name (`microvision models` lists them).
+    pub name: String,
+    /// Dropout probability where the architecture has dropout.
+    pub dropout: f64,
+}
+
+/// `[optim]`: optimizer choice and hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// "sgd" or "adamw".
+    pub name: String,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    pub nesterov: bool,
+    /// Weight-decay coefficient.
+    pub weight_decay: f64,
+    /// Decoupled weight decay (AdamW-style `w -= lr * wd * w`) instead of L2 added to the gradient.
+    /// AdamW is always decoupled.
+    pub decoupled_wd: bool,
+    /// Exclude biases and normalisation weights from weight decay.
+    pub wd_exclude_bn_bias: bool,
+    /// Adam betas.
+    pub betas: [f64; 2],
+    /// Adam epsilon.
+    pub eps: f64,
+}
+
+/// `[schedule]`: learning rate as a function of the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// "constant", "step", "cosine" or "onecycle".
+    pub name: String,
+    /// Linear warm-up length in epochs (constant, step and cosine).
+    pub warmup_epochs: f64,
+    /// Step schedule: multiply the lr by `gamma` every `step_epochs` epochs.
+    pub step_epochs: f64,
+    /// Step schedule factor.
+    pub gamma: f64,
+    /// Cosine: final lr as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    /// One-cycle: fraction of training spent rising to the peak.
+    pub pct_start: f64,
+    /// One-cycle: initial lr = peak / div_factor.
+    pub div_factor: f64,
+    /// One-cycle: final lr = initial lr / final_div_factor.
+    pub final_div_factor: f64,
+}
+
+/// `[train]`: the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Number of passes over the training set.
+    pub epochs: i64,
+    /// Seed for LibTorch, shuffling, augmentation and initialisation.
+    pub seed: u64,
+    /// "auto" (CUDA when visible), "cpu" or "cuda".
+    pub device: String,
+    /// "auto", "fp32", "bf16" or "fp16" (fp16 on CUDA only).
+    pub precision: String,
+    /// Use channels_last memory format for activations.
+    pub channels_last: bool,
+    /// Intra-op threads on CPU (0 = all cores).
+    pub threads: i64,
+    /// Label smoothing for the cross-entropy loss, in [0, 1).
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm to this value (0 = off).
+    pub grad_clip: f64,
+    /// Write a step line to metrics.jsonl every this many steps (0 = never).
+    pub log_every: i64,
+    /// Show progress bars on the console.
+    pub progress: bool,
+}
+
+/// `[output]`: where a run writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Parent directory of run directories.
+    pub runs_dir: PathBuf,
+    /// Checkpoint directory, relative to the run directory.
+    pub checkpoint_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "run".into(),
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            train: TrainConfig::default(),
+            output: OutputConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "cifar10".into(),
+            root: PathBuf::from("data"),
+            download: true,
+            verify_md5: false,
+            num_classes: 10,
+            input_size: 32,
+            batch_size: 128,
+            eval_batch_size: 500,
+            workers: 1,
+            augment: true,
+            crop_padding: 4,
+            val_split: 0.0,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { name: "simple_cnn".into(), dropout: 0.5 }
+    }
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            name: "sgd".into(),
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            decoupled_wd: false,
+            wd_exclude_bn_bias: false,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+        }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            name: "onecycle".into(),
+            warmup_epochs: 0.0,
+            step_epochs: 10.0,
+            gamma: 0.1,
+            min_lr_ratio: 0.0,
+            pct_start: 0.25,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            seed: 0,
+            device: "auto".into(),
+            precision: "auto".into(),
+            channels_last: true,
+            threads: 0,
+            label_smoothing: 0.0,
+            grad_clip: 0.0,
+            log_every: 50,
+            progress: true,
+        }
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { runs_dir: PathBuf::from("runs"), checkpoint_dir: PathBuf::from("checkpoints") }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file, applies `--set` overrides (`section.key=value`) and the
+    /// `MICROVISION_DATA` environment variable, and validates the result.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        load::load_file(path, overrides, std::env::var_os("MICROVISION_DATA").map(PathBuf::from))
+    }
+
+    /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.
+    pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+        load::load_str(text, origin, overrides, None)
+    }
+
+    /// Checks ranges and option consistency; the error names the key, value and expectation.
+    pub fn validate(&self) -> Result<()> {
+        validate::validate(self)
+    }
+
+    /// The config as TOML text (written into each run directory).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a Config always serialises to TOML")
+    }
+}

@@ -1,0 +1,128 @@
+//! Range and consistency checks. Each message names the key, the bad value and what is expected.
+
+use super::Config;
+use crate::config_err;
+use crate::error::Result;
+
+/// Valid values of the string-valued options.
+pub const DATASETS: &[&str] = &["cifar10", "cifar100"];
+/// Optimizer names.
+pub const OPTIMIZERS: &[&str] = &["sgd", "adamw"];
+/// Schedule names.
+pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
+/// Device choices.
+pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
+/// Precision choices.
+pub const PRECISIONS: &[&str] = &["auto", "fp32", "bf16", "fp16"];
+
+pub(super) fn validate(c: &Config) -> Result<()> {
+    one_of("data.dataset", &c.data.dataset, DATASETS)?;
+    one_of("optim.name", &c.optim.name, OPTIMIZERS)?;
+    one_of("schedule.name", &c.schedule.name, SCHEDULES)?;
+    one_of("train.device", &c.train.device, DEVICES)?;
+    one_of("train.precision", &c.train.precision, PRECISIONS)?;
+    if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
+        return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
+    }
+    positive_i("data.num_classes", c.data.num_classes)?;
+    positive_i("data.input_size", c.data.input_size)?;
+    positive_i("data.batch_size", c.data.batch_size)?;
+    positive_i("data.eval_batch_size", c.data.eval_batch_size)?;
+    positive_i("train.epochs", c.train.epochs)?;
+    non_negative_i("data.workers", c.data.workers)?;
+    non_negative_i("data.crop_padding", c.data.crop_padding)?;
+    non_negative_i("train.threads", c.train.threads)?;
+    non_negative_i("train.log_every", c.train.log_every)?;
+    in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
+    in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
+    positive_f("optim.lr", c.optim.lr)?;
+    in_range("optim.momentum", c.optim.momentum, 0.0, 0.9999)?;
+    in_range("optim.weight_decay", c.optim.weight_decay, 0.0, 1.0)?;
+    in_range("optim.betas[0]", c.optim.betas[0], 0.0, 0.9999)?;
+    in_range("optim.betas[1]", c.optim.betas[1], 0.0, 0.99999)?;
+    positive_f("optim.eps", c.optim.eps)?;
+    in_range("schedule.warmup_epochs", c.schedule.warmup_epochs, 0.0, c.train.epochs as f64)?;
+    positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
+    in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;
+    in_range("schedule.min_lr_ratio", c.schedule.min_lr_ratio, 0.0, 1.0)?;
+    in_range("schedule.pct_start", c.schedule.pct_start, 0.0, 1.0)?;
+    at_least("schedule.div_factor", c.schedule.div_factor, 1.0)?;
+    at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
+    in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
+    in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
+    consistency(c)
+}
+
+fn consistency(c: &Config) -> Result<()> {
+    if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
+        return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
+    }
+    if c.data.dataset == "cifar10" && c.data.num_classes != 10 {
+        return Err(config_err!("`data.num_classes` = {}: cifar10 has 10 classes", c.data.num_classes));
+    }
+    if c.data.dataset == "cifar100" && c.data.num_classes != 100 {
+        return Err(config_err!("`data.num_classes` = {}: cifar100 has 100 classes", c.data.num_classes));
+    }
+    if c.data.input_size != 32 {
+        return Err(config_err!("`data.input_size` = {}: the CIFAR datasets are 32x32; expected 32", c.data.input_size));
+    }
+    if c.data.crop_padding >= c.data.input_size {
+        return Err(config_err!(
+            "`data.crop_padding` = {}: expected less than data.input_size ({})",
+            c.data.crop_padding,
+            c.data.input_size
+        ));
+    }
+    Ok(())
+}
+
+fn one_of(key: &str, value: &str, valid: &[&str]) -> Result<()> {
+    if valid.contains(&value) {
+        return Ok(());
+    }
+    let hint = match super::load::suggest(value, valid) {
+        Some(s) => format!(" (did you mean {s:?}?)"),
+        None => String::new(),
+    };
+    Err(config_err!("`{key}` = {value:?}: expected one of {}{hint}", valid.join(", ")))
+}
+
+fn positive_i(key: &str, v: i64) -> Result<()> {
+    if v > 0 {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected a positive integer"))
+    }
+}
+
+fn non_negative_i(key: &str, v: i64) -> Result<()> {
+    if v >= 0 {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected 0 or more"))
+    }
+}
+
+fn positive_f(key: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected a positive number"))
+    }
+}
+
+fn at_least(key: &str, v: f64, lo: f64) -> Result<()> {
+    if v >= lo && v.is_finite() {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected a number >= {lo}"))
+    }
+}
+
+fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+    if v >= lo && v <= hi && v.is_finite() {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected a number in [{lo}, {hi}]"))
+    }
+}

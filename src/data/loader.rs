@@ -1,0 +1,206 @@
+//! The batch loader: a seeded permutation per epoch, one gather per batch, batched augmentation and
+//! normalisation on the compute device, and a background thread that prepares the next batches
+//! while the model computes.
+//!
+//! All randomness (shuffle order, crop offsets, flips) is drawn on the host from a PCG generator
+//! seeded by `(seed, epoch)`, so an epoch's batches depend on nothing else: resuming at epoch `e`
+//! reproduces them exactly without saving generator state.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
+use tch::{Device, Kind, Tensor};
+
+use super::transforms::{crop_flip, normalize, AugmentParams};
+use super::Dataset;
+
+/// How batches are made.
+#[derive(Debug, Clone)]
+pub struct LoaderSpec {
+    /// Images per batch.
+    pub batch_size: i64,
+    /// Shuffle every epoch.
+    pub shuffle: bool,
+    /// Random crop padding and horizontal flip; `None` = no augmentation.
+    pub augment_pad: Option<i64>,
+    /// Drop the last incomplete batch (training) or keep it (evaluation).
+    pub drop_last: bool,
+    /// Per-channel normalisation mean.
+    pub mean: [f64; 3],
+    /// Per-channel normalisation std.
+    pub std: [f64; 3],
+    /// Produce channels_last tensors.
+    pub channels_last: bool,
+    /// Batches prepared ahead on a background thread (0 = prepare inline).
+    pub prefetch: usize,
+    /// Base seed.
+    pub seed: u64,
+}
+
+/// One training or evaluation batch, ready for the model.
+#[derive(Debug)]
+pub struct Batch {
+    /// Normalised images, float `(B, C, H, W)`, channels_last when asked.
+    pub images: Tensor,
+    /// Labels, int64 `(B,)`.
+    pub labels: Tensor,
+}
+
+/// Iterates a dataset in batches.
+#[derive(Debug)]
+pub struct Loader {
+    images: Tensor,
+    labels: Tensor,
+    spec: LoaderSpec,
+}
+
+/// Host-side description of one batch: which images and their augmentation draws.
+struct Plan {
+    idx: Vec<i64>,
+    aug: Option<(Vec<i64>, Vec<i64>, Vec<bool>)>,
+}
+
+impl Loader {
+    /// A loader over `data`, whose tensors should already be on the compute device.
+    pub fn new(data: &Dataset, spec: LoaderSpec) -> Self {
+        Loader { images: data.images.shallow_clone(), labels: data.labels.shallow_clone(), spec }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        let (n, b) = (self.len(), self.spec.batch_size as usize);
+        if self.spec.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The batches of epoch `epoch`, prepared ahead on a background thread when `prefetch > 0`.
+    pub fn epoch(&self, epoch: u64) -> BatchIter {
+        let plans = self.plan(epoch);
+        let maker = BatchMaker {
+            images: self.images.shallow_clone(),
+            labels: self.labels.shallow_clone(),
+            spec: self.spec.clone(),
+        };
+        if self.spec.prefetch == 0 {
+            return BatchIter { inner: Inner::Inline { maker, plans: plans.into_iter() } };
+        }
+        let (tx, rx) = sync_channel(self.spec.prefetch);
+        let handle = std::thread::spawn(move || {
+            for plan in plans {
+                // The receiver hung up (e.g. the loop stopped early): stop preparing.
+                if tx.send(maker.make(&plan)).is_err() {
+                    break;
+                }
+            }
+        });
+        BatchIter { inner: Inner::Prefetch { rx, handle: Some(handle) } }
+    }
+
+    fn plan(&self, epoch: u64) -> Vec<Plan> {
+        let n = self.len();
+        let mut rng = Pcg64::seed_from_u64(mix(self.spec.seed, epoch));
+        let order: Vec<i64> = if self.spec.shuffle { permutation_with(n, &mut rng) } else { (0..n as i64).collect() };
+        let b = self.spec.batch_size as usize;
+        let chunks = order.chunks(b).take(self.num_batches());
+        chunks
+            .map(|idx| {
+                let aug = self.spec.augment_pad.map(|pad| {
+                    let dy = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
+                    let dx = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
+                    let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5)).collect();
+                    (dy, dx, flip)
+                });
+                Plan { idx: idx.to_vec(), aug }
+            })
+            .collect()
+    }
+}
+
+struct BatchMaker {
+    images: Tensor,
+    labels: Tensor,
+    spec: LoaderSpec,
+}
+
+impl BatchMaker {
+    fn make(&self, plan: &Plan) -> Batch {
+        let _guard = tch::no_grad_guard();
+        let device: Device = self.images.device();
+        let idx = Tensor::from_slice(&plan.idx).to_device(device);
+        let mut x = self.images.index_select(0, &idx); // (B, C, H, W) uint8
+        if let (Some(pad), Some((dy, dx, flip))) = (self.spec.augment_pad, &plan.aug) {
+            x = crop_flip(&x, pad, &AugmentParams::new(dy, dx, flip, device));
+        }
+        let mut x = normalize(&x, &self.spec.mean, &self.spec.std);
+        if self.spec.channels_last {
+            x = super::transforms::channels_last(&x);
+        }
+        Batch { images: x, labels: self.labels.index_select(0, &idx).to_kind(Kind::Int64) }
+    }
+}
+
+/// Iterator over one epoch's batches.
+pub struct BatchIter {
+    inner: Inner,
+}
+
+enum Inner {
+    Inline { maker: BatchMaker, plans: std::vec::IntoIter<Plan> },
+    Prefetch { rx: Receiver<Batch>, handle: Option<JoinHandle<()>> },
+}
+
+impl Iterator for BatchIter {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        match &mut self.inner {
+            Inner::Inline { maker, plans } => plans.next().map(|p| maker.make(&p)),
+            Inner::Prefetch { rx, handle } => match rx.recv() {
+                Ok(batch) => Some(batch),
+                Err(_) => {
+                    // The producer finished (or panicked: re-raise its panic here).
+                    if let Some(h) = handle.take() {
+                        if let Err(panic) = h.join() {
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Mixes the base seed with the epoch (SplitMix64 finaliser) so nearby seeds give unrelated streams.
+pub fn mix(seed: u64, epoch: u64) -> u64 {
+    let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seeded permutation of `0..n`.
+pub fn permutation(n: usize, seed: u64) -> Vec<i64> {
+    permutation_with(n, &mut Pcg64::seed_from_u64(seed))
+}
+
+fn permutation_with(n: usize, rng: &mut Pcg64) -> Vec<i64> {
+    let mut v: Vec<i64> = (0..n as i64).collect();
+    v.shuffle(rng);
+    v
+}

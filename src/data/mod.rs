@@ -1,0 +1,142 @@
+//! Datasets, batched transforms and the prefetching loader.
+//!
+//! The data path is one trip: disk (uint8 records) -> [`Dataset`] (uint8 `N x C x H x W` tensor in
+//! memory, moved to the compute device) -> [`loader::Loader`] (seeded permutation, gather, batched
+//! augmentation, normalisation) -> the trainer.
+
+pub mod cifar;
+pub mod download;
+pub mod loader;
+pub mod transforms;
+
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::DataConfig;
+use crate::data_err;
+use crate::error::Result;
+
+/// An image classification split held in memory.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Images, uint8, `(N, C, H, W)`.
+    pub images: Tensor,
+    /// Labels, int64, `(N,)`.
+    pub labels: Tensor,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves images and labels to `device`.
+    pub fn to_device(&self, device: Device) -> Dataset {
+        Dataset { images: self.images.to_device(device), labels: self.labels.to_device(device), classes: self.classes.clone() }
+    }
+
+    /// Splits off the last `fraction` of a seeded permutation as a validation set. The same seed
+    /// always gives the same split.
+    pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        let n = self.len();
+        let n_val = ((n as f64) * fraction).round() as i64;
+        let perm = loader::permutation(n as usize, seed ^ SPLIT_SALT);
+        let perm = Tensor::from_slice(&perm).to_device(self.images.device());
+        let take = |idx: &Tensor| Dataset {
+            images: self.images.index_select(0, idx),
+            labels: self.labels.index_select(0, idx),
+            classes: self.classes.clone(),
+        };
+        (take(&perm.narrow(0, 0, n - n_val)), take(&perm.narrow(0, n - n_val, n_val)))
+    }
+
+    /// Number of images per class.
+    pub fn class_counts(&self) -> Vec<i64> {
+        let counts = self.labels.bincount::<Tensor>(None, self.classes.len() as i64);
+        Vec::<i64>::try_from(&counts).unwrap_or_default()
+    }
+
+    /// Per-channel mean and standard deviation on the [0, 1] scale.
+    pub fn mean_std(&self) -> (Vec<f64>, Vec<f64>) {
+        let x = self.images.to_kind(Kind::Double) / 255.0;
+        let dims: &[i64] = &[0, 2, 3];
+        let mean = x.mean_dim(dims, false, Kind::Double);
+        let std = x.std_correction(dims, 0, false);
+        (Vec::<f64>::try_from(&mean).unwrap_or_default(), Vec::<f64>::try_from(&std).unwrap_or_default())
+    }
+}
+
+/// Mixed into the seed so the validation split does not reuse the epoch-0 shuffle.
+const SPLIT_SALT: u64 = 0x5eed_0f5a_1d00_0001;
+
+/// The train and test splits of a dataset, with its normalisation statistics.
+#[derive(Debug)]
+pub struct DataSplits {
+    /// Training split (without the validation hold-out).
+    pub train: Dataset,
+    /// Validation split: held out of train when `data.val_split > 0`, else the test split.
+    pub val: Dataset,
+    /// Test split.
+    pub test: Dataset,
+    /// Per-channel normalisation mean.
+    pub mean: [f64; 3],
+    /// Per-channel normalisation std.
+    pub std: [f64; 3],
+    /// Directory the files were read from.
+    pub dir: PathBuf,
+}
+
+/// Finds (or downloads) the configured dataset and reads both splits into memory.
+pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
+    let dir = locate_or_download(cfg)?;
+    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    if cfg.verify_md5 {
+        spec.verify(&dir)?;
+    }
+    let full_train = spec.read_split(&dir, true)?;
+    let test = spec.read_split(&dir, false)?;
+    let (train, val) = if cfg.val_split > 0.0 {
+        full_train.split(cfg.val_split, seed)
+    } else {
+        let val = Dataset { images: test.images.shallow_clone(), labels: test.labels.shallow_clone(), classes: test.classes.clone() };
+        (full_train, val)
+    };
+    Ok(DataSplits { train, val, test, mean: spec.mean, std: spec.std, dir })
+}
+
+/// The dataset directory under `data.root`, downloading the official archive when allowed.
+pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
+    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    if let Some(dir) = spec.locate(&cfg.root) {
+        return Ok(dir);
+    }
+    if !cfg.download {
+        return Err(missing(spec, &cfg.root, "data.download = false"));
+    }
+    download::fetch_and_extract(spec, &cfg.root).map_err(|e| match e {
+        crate::error::Error::Data(msg) => data_err!("{msg}\n{}", missing(spec, &cfg.root, "download failed")),
+        other => other,
+    })?;
+    spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "the archive did not contain the expected files"))
+}
+
+fn missing(spec: &cifar::CifarSpec, root: &Path, why: &str) -> crate::error::Error {
+    data_err!(
+        "{} not found under {} ({why}). Put the official binary files ({}, ...) in {}, or download {} \
+         (MD5 {}) and extract it there, or point `data.root` / MICROVISION_DATA at a directory that holds them.",
+        spec.name,
+        root.display(),
+        spec.train_files[0].0,
+        root.join(spec.dir).display(),
+        spec.url,
+        spec.archive_md5
+    )
+}

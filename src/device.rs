@@ -1,0 +1,104 @@
+//! Device, thread-count and precision detection, and seeding.
+
+use tch::{Device, Kind};
+
+use crate::config::TrainConfig;
+use crate::config_err;
+use crate::error::Result;
+
+/// Numeric precision of the matmul-class ops (conv, linear). Master weights, BatchNorm statistics
+/// and the loss always stay in fp32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in fp32.
+    Fp32,
+    /// Conv and linear in bfloat16 (oneDNN/AMX on CPU, tensor cores on CUDA).
+    Bf16,
+    /// Conv and linear in float16 (CUDA only).
+    Fp16,
+}
+
+impl Precision {
+    /// The tensor kind conv and linear layers compute in.
+    pub fn compute_kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp16 => Kind::Half,
+        }
+    }
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+/// Picks the device: `auto` is CUDA when one is visible, else CPU.
+pub fn select_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => Err(config_err!("`train.device` = \"cuda\": no CUDA device is visible; use \"auto\" or \"cpu\"")),
+        _ => Ok(Device::cuda_if_available()),
+    }
+}
+
+/// Resolves `train.precision`. `auto` is bf16 on CUDA and on CPUs with native bf16 matmul
+/// (AVX512-BF16 or AMX), where it is about 3x faster than fp32 for convs and keeps accuracy;
+/// fp32 elsewhere (bf16 emulated on older CPUs is slower than fp32).
+pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
+    match name {
+        "fp32" => Ok(Precision::Fp32),
+        "bf16" => Ok(Precision::Bf16),
+        "fp16" if device.is_cuda() => Ok(Precision::Fp16),
+        "fp16" => Err(config_err!("`train.precision` = \"fp16\": fp16 needs a CUDA device; on CPU use \"bf16\" or \"auto\"")),
+        _ if device.is_cuda() || cpu_has_native_bf16() => Ok(Precision::Bf16),
+        _ => Ok(Precision::Fp32),
+    }
+}
+
+/// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16).
+pub fn cpu_has_native_bf16() -> bool {
+    cpu_flags().iter().any(|f| f == "avx512_bf16" || f == "amx_bf16")
+}
+
+/// The CPU feature flags relevant to training speed (from /proc/cpuinfo; empty elsewhere).
+pub fn cpu_flags() -> Vec<String> {
+    const INTERESTING: &[&str] = &["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"];
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    flags.split_whitespace().filter(|f| INTERESTING.contains(f)).map(String::from).collect()
+}
+
+/// The CPU model name, for provenance.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Sets the intra-op thread count (0 = leave LibTorch's default: one per core).
+pub fn set_threads(n: i64) {
+    if n > 0 {
+        tch::set_num_threads(n as i32);
+    }
+}
+
+/// Seeds LibTorch's global generator (initialisation, dropout). Shuffling and augmentation draw
+/// from their own generators, derived from the same seed (see `data::loader`).
+pub fn seed_everything(seed: u64) {
+    tch::manual_seed(seed as i64);
+}
+
+/// Device and precision for a training config.
+pub fn resolve(train: &TrainConfig) -> Result<(Device, Precision)> {
+    let device = select_device(&train.device)?;
+    let precision = select_precision(&train.precision, device)?;
+    Ok((device, precision))
+}

@@ -1,0 +1,73 @@
+//! The user-facing error type. Every failure a user can cause (a bad config, missing data, an
+//! incompatible checkpoint) is one of these variants, and `main` maps it to a message and an exit
+//! code instead of a panic: 2 = usage or config, 3 = data, 4 = checkpoint, 1 = anything else.
+
+use std::path::{Path, PathBuf};
+
+/// A microvision error; the message says what was wrong and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad command line, config file, key or value.
+    #[error("{0}")]
+    Config(String),
+    /// Missing, truncated or corrupt dataset files.
+    #[error("{0}")]
+    Data(String),
+    /// A missing, corrupt or incompatible checkpoint or run directory.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// A file-system operation that failed, with the path it failed on.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "cannot write".
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// An error raised inside LibTorch (shape mismatch, out of memory...).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// Training diverged or another runtime condition stopped the run.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// The process exit code for this error (documented in the README).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Data(_) => 3,
+            Error::Checkpoint(_) => 4,
+            Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) => 1,
+        }
+    }
+
+    /// Wraps an `std::io::Error` with the action and path it happened on.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand for building a config error from a format string.
+#[macro_export]
+macro_rules! config_err {
+    ($($arg:tt)*) => { $crate::error::Error::Config(format!($($arg)*)) };
+}
+
+/// Shorthand for building a data error from a format string.
+#[macro_export]
+macro_rules! data_err {
+    ($($arg:tt)*) => { $crate::error::Error::Data(format!($($arg)*)) };
+}
+
+/// Shorthand for building a checkpoint error from a format string.
+#[macro_export]
+macro_rules! ckpt_err {
+    ($($arg:tt)*) => { $crate::error::Error::Checkpoint(format!($($arg)*)) };
+}

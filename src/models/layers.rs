@@ -1,0 +1,217 @@
+//! The layers every architecture is built from, with PyTorch's parameter names, shapes and default
+//! initialisation, so weights round-trip with `torch.nn` models by `state_dict` key.
+//!
+//! Mixed precision: [`autocast`] sets, for the current thread, the dtype in which [`Conv2d`] and
+//! [`Linear`] compute (bf16/fp16), the way `torch.autocast` does. Weights stay fp32 (the casts are
+//! differentiable, so gradients reach the fp32 master weights) and [`BatchNorm2d`] keeps fp32
+//! parameters and statistics whatever the activation dtype.
+
+use std::cell::Cell;
+use tch::nn::{Init, ModuleT, Path};
+use tch::{Kind, Tensor};
+
+thread_local! {
+    static AUTOCAST: Cell<Option<Kind>> = const { Cell::new(None) };
+    static MACS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32).
+pub fn autocast<T>(kind: Option<Kind>, f: impl FnOnce() -> T) -> T {
+    let prev = AUTOCAST.with(|a| a.replace(kind));
+    let out = f();
+    AUTOCAST.with(|a| a.set(prev));
+    out
+}
+
+/// Counts the multiply-accumulates of conv and linear layers run inside `f`.
+pub fn count_macs(f: impl FnOnce()) -> u64 {
+    let prev = MACS.with(|m| m.replace(Some(0)));
+    f();
+    MACS.with(|m| m.replace(prev)).unwrap_or(0)
+}
+
+fn add_macs(n: u64) {
+    MACS.with(|m| {
+        if let Some(v) = m.get() {
+            m.set(Some(v + n));
+        }
+    });
+}
+
+fn cast(t: &Tensor) -> Tensor {
+    match AUTOCAST.with(Cell::get) {
+        Some(k) if t.kind() != k => t.to_kind(k),
+        _ => t.shallow_clone(),
+    }
+}
+
+/// PyTorch's default init for conv and linear weights and biases: `kaiming_uniform_(a=sqrt(5))`,
+/// i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn torch_default(fan_in: i64) -> Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform { lo: -bound, up: bound }
+}
+
+/// `nn.Conv2d`: weight `(out, in / groups, k, k)`, optional bias `(out,)`.
+#[derive(Debug)]
+pub struct Conv2d {
+    /// Kernel.
+    pub weight: Tensor,
+    /// Bias, when the layer has one.
+    pub bias: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+}
+
+/// Conv options: stride, padding, groups and bias.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvOpts {
+    /// Stride.
+    pub stride: i64,
+    /// Zero padding on each side.
+    pub padding: i64,
+    /// Groups (channels for depthwise).
+    pub groups: i64,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+}
+
+impl ConvOpts {
+    /// Stride 1, "same" padding for an odd kernel `k`, one group, with bias (PyTorch's default).
+    pub fn same(k: i64) -> Self {
+        ConvOpts { stride: 1, padding: k / 2, groups: 1, bias: true }
+    }
+    /// The same without bias (conv followed by BatchNorm).
+    pub fn same_no_bias(k: i64) -> Self {
+        ConvOpts { bias: false, ..Self::same(k) }
+    }
+}
+
+impl Conv2d {
+    /// A `k x k` convolution `cin -> cout` registered under `p`.
+    pub fn new(p: &Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Self {
+        let fan_in = cin / o.groups * k * k;
+        let weight = p.var("weight", &[cout, cin / o.groups, k, k], torch_default(fan_in));
+        let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
+        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups }
+    }
+}
+
+impl ModuleT for Conv2d {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        let y = cast(x).conv2d(
+            &cast(&self.weight),
+            self.bias.as_ref().map(cast).as_ref(),
+            [self.stride],
+            [self.padding],
+            [1],
+            self.groups,
+        );
+        let (_, cout, h, w) = y.size4().unwrap_or((0, 0, 0, 0));
+        let per_out = self.weight.size()[1] * self.weight.size()[2] * self.weight.size()[3];
+        add_macs((cout * h * w * per_out) as u64);
+        y
+    }
+}
+
+/// `nn.Linear`: weight `(out, in)`, bias `(out,)`.
+#[derive(Debug)]
+pub struct Linear {
+    /// Weight.
+    pub weight: Tensor,
+    /// Bias.
+    pub bias: Tensor,
+}
+
+impl Linear {
+    /// A fully connected layer `cin -> cout` registered under `p`.
+    pub fn new(p: &Path, cin: i64, cout: i64) -> Self {
+        Linear { weight: p.var("weight", &[cout, cin], torch_default(cin)), bias: p.var("bias", &[cout], torch_default(cin)) }
+    }
+}
+
+impl ModuleT for Linear {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        add_macs((self.weight.size()[0] * self.weight.size()[1]) as u64);
+        cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)))
+    }
+}
+
+/// `nn.BatchNorm2d` (also used as BatchNorm1d): affine weight and bias, running statistics and
+/// `num_batches_tracked`, with PyTorch's momentum 0.1 and eps 1e-5 by default.
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    /// Scale.
+    pub weight: Tensor,
+    /// Shift.
+    pub bias: Tensor,
+    /// Running mean (not trained).
+    pub running_mean: Tensor,
+    /// Running variance (not trained).
+    pub running_var: Tensor,
+    /// Number of training batches seen (int64 scalar, as in PyTorch).
+    pub num_batches_tracked: Tensor,
+    momentum: f64,
+    eps: f64,
+}
+
+impl BatchNorm2d {
+    /// BatchNorm over `c` channels registered under `p`.
+    pub fn new(p: &Path, c: i64) -> Self {
+        BatchNorm2d {
+            weight: p.var("weight", &[c], Init::Const(1.0)),
+            bias: p.var("bias", &[c], Init::Const(0.0)),
+            running_mean: p.zeros_no_train("running_mean", &[c]),
+            running_var: p.ones_no_train("running_var", &[c]),
+            num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+impl ModuleT for BatchNorm2d {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if train {
+            tch::no_grad(|| {
+                let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
+            });
+        }
+        // Native mixed-dtype batch norm: bf16/fp16 activations with fp32 parameters and stats.
+        Tensor::batch_norm(
+            x,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            self.momentum,
+            self.eps,
+            true,
+        )
+    }
+}
+
+/// `nn.Dropout`.
+#[derive(Debug)]
+pub struct Dropout(pub f64);
+
+impl ModuleT for Dropout {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if train && self.0 > 0.0 {
+            x.dropout(self.0, true)
+        } else {
+            x.shallow_clone()
+        }
+    }
+}
+
+/// `conv -> BatchNorm -> ReLU`, the unit of VGG-style networks. Registers `<p>.conv.*` and
+/// `<p>.bn.*` unless `flat` names are given by the caller.
+pub fn conv_bn_relu(conv_p: &Path, bn_p: &Path, cin: i64, cout: i64, bias: bool) -> impl ModuleT {
+    let opts = ConvOpts { bias, ..ConvOpts::same(3) };
+    let conv = Conv2d::new(conv_p, cin, cout, 3, opts);
+    let bn = BatchNorm2d::new(bn_p, cout);
+    tch::nn::func_t(move |x, train| bn.forward_t(&conv.forward_t(x, train), train).relu())
+}

@@ -1,0 +1,100 @@
+//! Model zoo: shared layers, one file per architecture, and the registry (one table).
+
+pub mod improved_cnn;
+pub mod layers;
+pub mod resnet;
+pub mod simple_cnn;
+pub mod vgg;
+
+use tch::nn::{ModuleT, Path, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::config_err;
+use crate::error::Result;
+
+/// What every architecture is built from: the task's shape.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelArgs {
+    /// Output classes.
+    pub num_classes: i64,
+    /// Input channels (3 for RGB).
+    pub in_channels: i64,
+    /// Side of the square input in pixels.
+    pub input_size: i64,
+    /// Dropout probability, for architectures that have dropout.
+    pub dropout: f64,
+}
+
+impl Default for ModelArgs {
+    fn default() -> Self {
+        ModelArgs { num_classes: 10, in_channels: 3, input_size: 32, dropout: 0.5 }
+    }
+}
+
+/// A registered architecture.
+pub struct ModelEntry {
+    /// Config name.
+    pub name: &'static str,
+    /// Registers the parameters under a path and returns the network.
+    pub build: fn(&Path, &ModelArgs) -> Box<dyn ModuleT>,
+    /// One line for `microvision models`.
+    pub about: &'static str,
+}
+
+/// The registry: name -> constructor. A model is tested by being listed here.
+pub const MODELS: &[ModelEntry] = &[
+    ModelEntry { name: "simple_cnn", build: simple_cnn::build, about: "3 conv blocks + MLP head (foundation spec)" },
+    ModelEntry { name: "improved_cnn", build: improved_cnn::build, about: "VGG-style 7 convs, global max-pool" },
+    ModelEntry { name: "resnet18", build: resnet::resnet18, about: "He et al. 2016, CIFAR stem" },
+    ModelEntry { name: "resnet34", build: resnet::resnet34, about: "He et al. 2016, CIFAR stem" },
+    ModelEntry { name: "vgg11", build: vgg::vgg11, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg13", build: vgg::vgg13, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg16", build: vgg::vgg16, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg19", build: vgg::vgg19, about: "Simonyan & Zisserman 2015, with BN" },
+];
+
+/// Looks an architecture up; an unknown name lists the valid ones.
+pub fn lookup(name: &str) -> Result<&'static ModelEntry> {
+    MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
+        let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+        config_err!("unknown model {name:?}; valid models: {}", names.join(", "))
+    })
+}
+
+/// A built network with its parameters.
+pub struct Model {
+    /// Owns the parameters and buffers (PyTorch `state_dict` names).
+    pub vs: VarStore,
+    /// The network.
+    pub net: Box<dyn ModuleT>,
+    /// Registry name.
+    pub name: String,
+}
+
+impl Model {
+    /// Builds `name` on `device`, initialised from LibTorch's global generator.
+    pub fn new(name: &str, args: &ModelArgs, device: Device) -> Result<Model> {
+        let entry = lookup(name)?;
+        let vs = VarStore::new(device);
+        let net = (entry.build)(&vs.root(), args);
+        Ok(Model { vs, net, name: name.to_string() })
+    }
+
+    /// Number of trainable parameters.
+    pub fn num_params(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
+    }
+
+    /// Forward pass.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(x, train)
+    }
+
+    /// Multiply-accumulates for one image (conv and linear layers), via a counted forward pass.
+    pub fn macs_per_image(&self, args: &ModelArgs) -> u64 {
+        let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
+        layers::count_macs(|| {
+            let _ = tch::no_grad(|| self.net.forward_t(&x, false));
+        })
+    }
+}

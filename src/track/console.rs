@@ -1,0 +1,99 @@
+//! Console output: a progress bar per epoch (loss, accuracy, images/s, ETA) and a summary table.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::metrics::EvalResult;
+use crate::train::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
+
+/// Draws progress bars on stderr and prints one line per epoch and a final table.
+pub struct ConsoleLogger {
+    bar: Option<ProgressBar>,
+    batches: u64,
+    epochs: i64,
+    show_bars: bool,
+    rows: Vec<(i64, f64, f64, f64, f64, f64, f64)>,
+}
+
+impl ConsoleLogger {
+    /// `show_bars = false` prints only the per-epoch lines (for logs and CI).
+    pub fn new(show_bars: bool) -> Self {
+        ConsoleLogger { bar: None, batches: 0, epochs: 0, show_bars, rows: Vec::new() }
+    }
+}
+
+impl Callback for ConsoleLogger {
+    fn fit_start(&mut self, info: &FitInfo) {
+        self.batches = info.batches_per_epoch as u64;
+        self.epochs = info.config.train.epochs;
+    }
+
+    fn epoch_start(&mut self, epoch: i64) {
+        if !self.show_bars {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(self.batches), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:25}] {pos}/{len} {msg} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        self.bar = Some(bar);
+    }
+
+    fn batch_end(&mut self, s: &StepInfo) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("loss {:.3} acc {:.3} {:.0} img/s", s.loss, s.acc, s.img_per_s));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_end(&mut self, e: &EpochInfo) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!(
+            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}{}  lr {:.2e}  {:.0} img/s  {:.1}s",
+            e.epoch,
+            self.epochs,
+            e.train_loss,
+            e.train_acc,
+            e.val.loss,
+            e.val.acc,
+            if e.is_best { " *" } else { "  " },
+            e.lr,
+            e.img_per_s,
+            e.epoch_secs
+        );
+        self.rows.push((e.epoch, e.train_loss, e.train_acc, e.val.loss, e.val.acc, e.img_per_s, e.epoch_secs));
+    }
+
+    fn fit_end(&mut self, test: &EvalResult) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let total: f64 = self.rows.iter().map(|r| r.6).sum();
+        let best = self.rows.iter().map(|r| r.4).fold(0.0, f64::max);
+        let median_ips = median(self.rows.iter().map(|r| r.5).collect());
+        eprintln!("\n| epochs run | train time | best val acc | test acc | test loss | median img/s |");
+        eprintln!("|-----------:|-----------:|-------------:|---------:|----------:|-------------:|");
+        eprintln!(
+            "| {:>10} | {:>9.1}s | {:>11.2}% | {:>7.2}% | {:>9.4} | {:>12.0} |",
+            self.rows.len(),
+            total,
+            best * 100.0,
+            test.acc * 100.0,
+            test.loss,
+            median_ips
+        );
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}

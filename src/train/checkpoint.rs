@@ -1,0 +1,176 @@
+//! Checkpoints: `<tag>.safetensors` (model weights, PyTorch `state_dict` names),
+//! `<tag>.optim.safetensors` (optimizer buffers) and `<tag>.state.json` (epoch, step, best
+//! accuracy, seed, and CRC32C checksums of both tensor files).
+//!
+//! Writes are atomic: each file goes to a temporary name, is fsynced, then renamed; the state file
+//! is renamed last and names the checksums of the tensor files it belongs to, so a crash at any
+//! point leaves either the previous checkpoint or the new one, and a mixed or corrupt set is
+//! detected on load instead of being loaded silently.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use crate::ckpt_err;
+use crate::error::{Error, Result};
+
+/// Where a run stands; saved beside the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Completed epochs.
+    pub epoch: i64,
+    /// Completed optimizer steps.
+    pub step: i64,
+    /// Best validation accuracy so far.
+    pub best_acc: f64,
+    /// Epoch that reached it.
+    pub best_epoch: i64,
+    /// The run's seed (shuffling, augmentation and dropout of epoch `e` derive from it and `e`).
+    pub seed: u64,
+    /// Model registry name.
+    pub model: String,
+    /// Classes the head predicts.
+    pub num_classes: i64,
+    /// Seconds spent training so far.
+    pub train_secs: f64,
+    /// CRC32C of the weights file.
+    pub weights_crc32c: u32,
+    /// CRC32C of the optimizer file.
+    pub optim_crc32c: u32,
+}
+
+/// The three paths of checkpoint `tag` in `dir`.
+pub fn paths(dir: &Path, tag: &str) -> [PathBuf; 3] {
+    [dir.join(format!("{tag}.safetensors")), dir.join(format!("{tag}.optim.safetensors")), dir.join(format!("{tag}.state.json"))]
+}
+
+/// Writes checkpoint `tag` atomically.
+pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], state: &TrainState) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create checkpoint directory", dir, e))?;
+    let [w, o, s] = paths(dir, tag);
+    let mut weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    let w_tmp = tmp_path(&w);
+    let o_tmp = tmp_path(&o);
+    write_tensors(&w_tmp, &weights)?;
+    write_tensors(&o_tmp, optim)?;
+    let mut state = state.clone();
+    state.weights_crc32c = crc_file(&w_tmp)?;
+    state.optim_crc32c = crc_file(&o_tmp)?;
+    let s_tmp = tmp_path(&s);
+    let json = serde_json::to_vec_pretty(&state).expect("state serialises");
+    write_synced(&s_tmp, &json)?;
+    for (tmp, dst) in [(&w_tmp, &w), (&o_tmp, &o), (&s_tmp, &s)] {
+        std::fs::rename(tmp, dst).map_err(|e| Error::io("cannot rename checkpoint to", dst, e))?;
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+fn tmp_path(p: &Path) -> PathBuf {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt");
+    p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
+    Tensor::write_safetensors(&cpu, path).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        ckpt_err!("cannot write checkpoint {}: {e}", path.display())
+    })?;
+    File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::io("cannot write", path, e)
+    })
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the renames durable; not supported everywhere, hence best effort.
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+fn crc_file(path: &Path) -> Result<u32> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    Ok(crc32c::crc32c(&bytes))
+}
+
+/// A loaded, verified checkpoint.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Model tensors by name.
+    pub weights: Vec<(String, Tensor)>,
+    /// Optimizer tensors by name.
+    pub optim: Vec<(String, Tensor)>,
+    /// Metadata.
+    pub state: TrainState,
+}
+
+/// Reads checkpoint `tag` and verifies its checksums.
+pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
+    let [w, o, s] = paths(dir, tag);
+    let text = std::fs::read_to_string(&s).map_err(|e| ckpt_err!("cannot read checkpoint {}: {e}", s.display()))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| ckpt_err!("checkpoint {} is corrupt: {e}", s.display()))?;
+    for (path, want) in [(&w, state.weights_crc32c), (&o, state.optim_crc32c)] {
+        let got = crc_file(path).map_err(|_| ckpt_err!("checkpoint file {} is missing", path.display()))?;
+        if got != want {
+            return Err(ckpt_err!(
+                "checkpoint file {} is corrupt or incomplete (CRC32C {got:08x}, expected {want:08x})",
+                path.display()
+            ));
+        }
+    }
+    let read = |p: &Path| Tensor::read_safetensors(p).map_err(|e| ckpt_err!("cannot read {}: {e}", p.display()));
+    Ok(Loaded { weights: read(&w)?, optim: read(&o)?, state })
+}
+
+/// Copies `weights` into the variables of `vs`. Every variable must be present with its shape and
+/// no extra tensor may be left over: a checkpoint of another model or class count is reported
+/// tensor by tensor, never partially loaded.
+pub fn load_weights(vs: &VarStore, weights: &[(String, Tensor)], origin: &Path) -> Result<()> {
+    let vars = vs.variables();
+    let given: HashMap<&str, &Tensor> = weights.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut problems = Vec::new();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in &names {
+        match given.get(name.as_str()) {
+            None => problems.push(format!("missing {name}")),
+            Some(t) if t.size() != vars[*name].size() => {
+                problems.push(format!("{name}: shape {:?} in file, model expects {:?}", t.size(), vars[*name].size()))
+            }
+            _ => {}
+        }
+    }
+    let mut extra: Vec<&&str> = given.keys().filter(|n| !vars.contains_key(**n)).collect();
+    extra.sort();
+    problems.extend(extra.iter().map(|n| format!("unexpected {n}")));
+    if !problems.is_empty() {
+        let shown: Vec<String> = problems.iter().take(12).cloned().collect();
+        let more = problems.len().saturating_sub(shown.len());
+        let tail = if more > 0 { format!("\n  ... and {more} more") } else { String::new() };
+        return Err(ckpt_err!(
+            "{} does not fit this model ({} mismatched tensors):\n  {}{tail}",
+            origin.display(),
+            problems.len(),
+            shown.join("\n  ")
+        ));
+    }
+    tch::no_grad(|| {
+        for name in names {
+            vars[name].shallow_clone().copy_(given[name.as_str()]);
+        }
+    });
+    Ok(())
+}

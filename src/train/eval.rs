@@ -1,0 +1,34 @@
+//! Evaluation: loss, top-1, per-class accuracy and confusion matrix over a loader.
+
+use std::time::Instant;
+use tch::{Kind, Reduction, Tensor};
+
+use crate::data::loader::Loader;
+use crate::metrics::{Confusion, EvalResult};
+use crate::models::layers::autocast;
+use crate::models::Model;
+
+/// Evaluates `model` (in eval mode) on every batch of `loader`, computing conv/linear in
+/// `compute` (None = fp32).
+pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize) -> EvalResult {
+    let start = Instant::now();
+    let _guard = tch::no_grad_guard();
+    let mut confusion = Confusion::new(num_classes);
+    let mut loss_sum = 0.0;
+    for batch in loader.epoch(0) {
+        let logits = autocast(compute, || model.forward(&batch.images, false)).to_kind(Kind::Float);
+        let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
+        loss_sum += loss.double_value(&[]);
+        let preds = Vec::<i64>::try_from(logits.argmax(1, false).to_device(tch::Device::Cpu)).unwrap_or_default();
+        let labels = Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
+        confusion.add(&labels, &preds);
+    }
+    let n = confusion.total().max(1) as f64;
+    EvalResult {
+        loss: loss_sum / n,
+        acc: confusion.accuracy(),
+        per_class_acc: confusion.per_class_accuracy(),
+        confusion,
+        secs: start.elapsed().as_secs_f64(),
+    }
+}

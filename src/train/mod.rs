@@ -1,0 +1,11 @@
+//! Training: the loop, optimizers, schedules, checkpoints, evaluation and the run directory.
+
+pub mod callbacks;
+pub mod checkpoint;
+pub mod eval;
+pub mod optim;
+pub mod run_dir;
+pub mod schedule;
+pub mod trainer;
+
+pub use trainer::Trainer;

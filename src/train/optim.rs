@@ -1,0 +1,199 @@
+//! Optimizers written on tensor ops so their whole state can be checkpointed and restored exactly:
+//! SGD (momentum, Nesterov, coupled or decoupled weight decay) and AdamW. The update rules are
+//! PyTorch's `torch.optim.SGD` and `torch.optim.AdamW` (single-tensor path).
+
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use crate::config::OptimConfig;
+
+/// A trainable parameter with its `state_dict` name.
+#[derive(Debug)]
+pub struct Param {
+    /// Name, e.g. `layer1.0.conv1.weight`.
+    pub name: String,
+    /// The parameter tensor (requires grad).
+    pub tensor: Tensor,
+    /// Whether weight decay applies to it.
+    pub decay: bool,
+}
+
+/// Optimizer hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// SGD with momentum.
+    Sgd {
+        /// Momentum factor (0 = plain SGD).
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// Decoupled weight decay (`p -= lr * wd * p`) instead of L2 in the gradient.
+        decoupled: bool,
+    },
+    /// Adam with decoupled weight decay.
+    AdamW {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator epsilon.
+        eps: f64,
+    },
+}
+
+/// An optimizer over a fixed list of parameters; `state` holds one or two buffers per parameter.
+#[derive(Debug)]
+pub struct Optimizer {
+    /// The update rule.
+    pub rule: Rule,
+    /// Weight-decay coefficient.
+    pub weight_decay: f64,
+    /// Parameters, sorted by name.
+    pub params: Vec<Param>,
+    /// Per-parameter buffers: `[momentum]` for SGD, `[exp_avg, exp_avg_sq]` for AdamW.
+    pub state: Vec<Vec<Tensor>>,
+    /// Number of steps taken (AdamW bias correction).
+    pub steps: i64,
+}
+
+impl Optimizer {
+    /// An optimizer for every trainable variable of `vs`.
+    pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
+        let rule = match cfg.name.as_str() {
+            "adamw" => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
+            _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
+        };
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<Param> = vars
+            .into_iter()
+            .map(|(name, tensor)| {
+                // Biases and normalisation scales are 1-d: excluded from decay when asked.
+                let decay = !(cfg.wd_exclude_bn_bias && tensor.dim() <= 1);
+                Param { name, tensor, decay }
+            })
+            .collect();
+        let buffers = if matches!(rule, Rule::AdamW { .. }) { 2 } else { 1 };
+        let state = params.iter().map(|p| (0..buffers).map(|_| p.tensor.zeros_like()).collect()).collect();
+        Optimizer { rule, weight_decay: cfg.weight_decay, params, state, steps: 0 }
+    }
+
+    /// Clears all gradients.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    /// One update with learning rate `lr`, using the gradients in `.grad()`.
+    pub fn step(&mut self, lr: f64) {
+        self.steps += 1;
+        let _guard = tch::no_grad_guard();
+        for (p, state) in self.params.iter_mut().zip(&mut self.state) {
+            let g = p.tensor.grad();
+            if !g.defined() {
+                continue;
+            }
+            let wd = if p.decay { self.weight_decay } else { 0.0 };
+            match self.rule {
+                Rule::Sgd { momentum, nesterov, decoupled } => {
+                    sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, decoupled)
+                }
+                Rule::AdamW { beta1, beta2, eps } => {
+                    let (m, v) = state.split_at_mut(1);
+                    adamw_update(&mut p.tensor, &g, &mut m[0], &mut v[0], lr, wd, (beta1, beta2, eps), self.steps)
+                }
+            }
+        }
+    }
+
+    /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        let _guard = tch::no_grad_guard();
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
+        let total = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
+        let coef = max_norm / (total + 1e-6);
+        if coef < 1.0 {
+            for mut g in grads {
+                let _ = g.g_mul_scalar_(coef);
+            }
+        }
+        total
+    }
+
+    /// Named state tensors for checkpointing: `<param>.momentum_buffer` or `.exp_avg`/`.exp_avg_sq`.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let names: &[&str] = match self.rule {
+            Rule::Sgd { .. } => &["momentum_buffer"],
+            Rule::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+        };
+        let mut out = Vec::new();
+        for (p, bufs) in self.params.iter().zip(&self.state) {
+            for (n, b) in names.iter().zip(bufs) {
+                out.push((format!("{}.{n}", p.name), b.shallow_clone()));
+            }
+        }
+        out.push(("__steps__".into(), Tensor::from(self.steps)));
+        out
+    }
+
+    /// Restores the state written by [`Optimizer::state_tensors`]; names and shapes must match.
+    pub fn load_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
+        let expected = self.state_tensors();
+        let map: std::collections::HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut problems = Vec::new();
+        for (name, dst) in &expected {
+            match map.get(name.as_str()) {
+                Some(src) if src.size() == dst.size() => {}
+                Some(src) => problems.push(format!("{name}: shape {:?}, expected {:?}", src.size(), dst.size())),
+                None => problems.push(format!("{name}: missing")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let _guard = tch::no_grad_guard();
+        for (name, dst) in expected {
+            let src = map[name.as_str()];
+            if name == "__steps__" {
+                self.steps = src.int64_value(&[]);
+            } else {
+                dst.shallow_clone().copy_(src);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sgd_update(p: &mut Tensor, g: &Tensor, buf: &mut Tensor, lr: f64, wd: f64, mom: f64, nesterov: bool, decoupled: bool) {
+    let mut d = if wd != 0.0 && !decoupled { g + &*p * wd } else { g.shallow_clone() };
+    if mom != 0.0 {
+        // buf = mom * buf + d  (zero-initialised buf makes the first step buf = d, as in PyTorch)
+        let _ = buf.g_mul_scalar_(mom).g_add_(&d);
+        d = if nesterov { d + &*buf * mom } else { buf.shallow_clone() };
+    }
+    if wd != 0.0 && decoupled {
+        let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    }
+    let _ = p.g_sub_(&(d * lr));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn adamw_update(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, lr: f64, wd: f64, h: (f64, f64, f64), t: i64) {
+    let (b1, b2, eps) = h;
+    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    let _ = m.g_mul_scalar_(b1).g_add_(&(g * (1.0 - b1)));
+    let _ = v.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
+    let bc1 = 1.0 - b1.powi(t as i32);
+    let bc2 = 1.0 - b2.powi(t as i32);
+    let denom = v.sqrt() / bc2.sqrt() + eps;
+    let _ = p.g_sub_(&(&*m / denom * (lr / bc1)));
+}

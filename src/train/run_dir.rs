@@ -1,0 +1,133 @@
+//! The run directory: `runs/<name>-<timestamp>/` with `config.toml`, `env.json`, `metrics.jsonl`,
+//! `checkpoints/` and `eval.json`. Creation is atomic (`create_dir` fails if the directory exists),
+//! so two runs started in the same second get distinct directories and nothing is overwritten.
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Creates a fresh run directory under `cfg.output.runs_dir`.
+pub fn create(cfg: &Config) -> Result<PathBuf> {
+    let parent = &cfg.output.runs_dir;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create runs directory", parent, e))?;
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    for n in 1..1000 {
+        let name = if n == 1 { format!("{}-{stamp}", cfg.name) } else { format!("{}-{stamp}-{n}", cfg.name) };
+        let dir = parent.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("cannot create run directory", &dir, e)),
+        }
+    }
+    Err(Error::Runtime(format!("too many runs named {} in {}", cfg.name, parent.display())))
+}
+
+/// Writes `bytes` to `dir/name` atomically (temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_file_name(format!(".tmp-{}-{}", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("f")));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write", path, e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename to", path, e))
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec_pretty(value).expect("serialisable"))
+}
+
+/// Reads the resolved config of a run directory.
+pub fn read_config(run: &Path) -> Result<Config> {
+    let path = run.join("config.toml");
+    if !run.is_dir() {
+        return Err(Error::Checkpoint(format!("run directory {} does not exist", run.display())));
+    }
+    Config::from_toml_str(
+        &std::fs::read_to_string(&path)
+            .map_err(|e| Error::Checkpoint(format!("{} is not a run directory: cannot read {}: {e}", run.display(), path.display())))?,
+        &path.display().to_string(),
+        &[],
+    )
+}
+
+/// Provenance written to `env.json`.
+#[derive(Debug, Serialize)]
+pub struct Provenance {
+    /// `git rev-parse HEAD` of the working directory ("unknown" outside a checkout).
+    pub git_commit: String,
+    /// microvision's version.
+    pub microvision_version: &'static str,
+    /// tch crate version.
+    pub tch_version: &'static str,
+    /// LibTorch version the binary was built against.
+    pub libtorch_version: &'static str,
+    /// "cpu" or "cuda:N".
+    pub device: String,
+    /// fp32 / bf16 / fp16.
+    pub precision: String,
+    /// CPU model.
+    pub cpu_model: String,
+    /// Relevant CPU feature flags.
+    pub cpu_flags: Vec<String>,
+    /// Intra-op threads.
+    pub threads: i64,
+    /// Data directory and MD5 of each file.
+    pub data_dir: PathBuf,
+    /// MD5 sums (file, hex).
+    pub data_md5: Vec<(String, String)>,
+    /// Seed.
+    pub seed: u64,
+    /// Trainable parameters.
+    pub num_params: i64,
+    /// Multiply-accumulates per image.
+    pub macs_per_image: u64,
+    /// Peak resident memory of the process in bytes (filled at the end of training).
+    pub peak_rss_bytes: u64,
+}
+
+/// The git commit of the current directory, or "unknown".
+pub fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Drops the `metrics.jsonl` lines of epochs after `epoch` (written by a run that was interrupted
+/// before its next checkpoint), so a resumed run's log has no duplicates. Rewrites atomically.
+pub fn truncate_metrics_after(path: &Path, epoch: i64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("epoch").and_then(serde_json::Value::as_i64))
+                .is_some_and(|e| e <= epoch)
+        })
+        .collect();
+    let mut out = keep.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}

@@ -1,0 +1,325 @@
+//! The training loop. It reads top to bottom:
+//! `fit` -> for each epoch: `train_epoch` (train steps) -> `evaluate` -> `checkpoint` -> callbacks.
+//!
+//! Reproducibility: the model is initialised from `seed`; the shuffle order, augmentation draws and
+//! dropout of epoch `e` derive from `(seed, e)` alone, and checkpoints are taken at epoch ends, so a
+//! resumed run computes exactly what an uninterrupted one would (bit for bit on CPU).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
+use super::checkpoint::{self, TrainState};
+use super::eval::evaluate;
+use super::optim::Optimizer;
+use super::run_dir;
+use super::schedule::Schedule;
+use crate::config::Config;
+use crate::data::loader::{mix, Loader, LoaderSpec};
+use crate::data::{self, DataSplits, Dataset};
+use crate::device::{self, Precision};
+use crate::error::{Error, Result};
+use crate::metrics::EvalResult;
+use crate::models::layers::autocast;
+use crate::models::{Model, ModelArgs};
+
+/// Owns everything a run needs: config, data, model, optimizer, state and callbacks.
+pub struct Trainer {
+    /// The resolved config (as written to `config.toml`).
+    pub cfg: Config,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Compute device.
+    pub device: Device,
+    /// Matmul precision.
+    pub precision: Precision,
+    /// The network and its parameters.
+    pub model: Model,
+    /// Where the run stands.
+    pub state: TrainState,
+    optim: Optimizer,
+    schedule: Schedule,
+    data: DataSplits,
+    train_loader: Loader,
+    callbacks: Vec<Box<dyn Callback>>,
+}
+
+impl Trainer {
+    /// A new run: creates `runs/<name>-<timestamp>/` and writes `config.toml` and `env.json`.
+    pub fn new(cfg: Config) -> Result<Trainer> {
+        let (device, precision) = device::resolve(&cfg.train)?;
+        device::set_threads(cfg.train.threads);
+        let data = data::load(&cfg.data, cfg.train.seed)?;
+        crate::models::lookup(&cfg.model.name)?;
+        let run_dir = run_dir::create(&cfg)?;
+        run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
+        trainer.write_provenance()?;
+        Ok(trainer)
+    }
+
+    /// Continues the run in `run`, from its last valid checkpoint (falling back to `best` with a
+    /// warning when `last` is corrupt).
+    pub fn resume(run: &Path) -> Result<Trainer> {
+        let cfg = run_dir::read_config(run)?;
+        let (device, precision) = device::resolve(&cfg.train)?;
+        device::set_threads(cfg.train.threads);
+        let data = data::load(&cfg.data, cfg.train.seed)?;
+        let mut t = Trainer::assemble(cfg, run.to_path_buf(), device, precision, data)?;
+        let dir = t.checkpoint_dir();
+        let loaded = match checkpoint::load(&dir, "last") {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("warning: {e}; falling back to the best checkpoint");
+                checkpoint::load(&dir, "best")?
+            }
+        };
+        checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, "last")[0])?;
+        t.optim.load_state(&loaded.optim).map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
+        t.state = loaded.state;
+        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.epoch)?;
+        Ok(t)
+    }
+
+    fn assemble(cfg: Config, run_dir: PathBuf, device: Device, precision: Precision, data: DataSplits) -> Result<Trainer> {
+        device::seed_everything(cfg.train.seed);
+        let args = model_args(&cfg);
+        let model = Model::new(&cfg.model.name, &args, device)?;
+        let optim = Optimizer::new(&model.vs, &cfg.optim);
+        let train = data.train.to_device(device);
+        let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
+        let schedule = Schedule::from_config(&cfg.schedule, train_loader.num_batches() as u64);
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            best_acc: -1.0,
+            best_epoch: 0,
+            seed: cfg.train.seed,
+            model: cfg.model.name.clone(),
+            num_classes: cfg.data.num_classes,
+            train_secs: 0.0,
+            weights_crc32c: 0,
+            optim_crc32c: 0,
+        };
+        Ok(Trainer { cfg, run_dir, device, precision, model, state, optim, schedule, data, train_loader, callbacks: Vec::new() })
+    }
+
+    /// Registers a callback (logger, early stopping...).
+    pub fn add_callback(&mut self, cb: Box<dyn Callback>) {
+        self.callbacks.push(cb);
+    }
+
+    /// The directory holding `last.*` and `best.*`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.run_dir.join(&self.cfg.output.checkpoint_dir)
+    }
+
+    /// Trains the remaining epochs, then evaluates on the test split and writes `eval.json`.
+    pub fn fit(&mut self) -> Result<EvalResult> {
+        let info = FitInfo {
+            config: &self.cfg,
+            start_epoch: self.state.epoch + 1,
+            batches_per_epoch: self.train_loader.num_batches(),
+            batch_size: self.cfg.data.batch_size,
+        };
+        self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
+        let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        let mut last_val = None;
+        for epoch in self.state.epoch + 1..=self.cfg.train.epochs {
+            self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
+            let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
+            let val = evaluate(&self.model, &val_loader, self.compute_kind(), self.data.val.classes.len());
+            let is_best = self.checkpoint(epoch, &val, secs)?;
+            let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
+            let record = EpochInfo {
+                epoch,
+                step: self.state.step,
+                train_loss,
+                train_acc,
+                lr: self.lr_at(self.state.step.saturating_sub(1) as u64),
+                img_per_s: images / secs.max(1e-9),
+                epoch_secs: secs,
+                val: val.clone(),
+                is_best,
+            };
+            self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
+            last_val = Some(val);
+        }
+        let test = match last_val {
+            Some(val) if self.cfg.data.val_split == 0.0 => val, // validation ran on the test split
+            _ => self.evaluate(&self.data.test)?,
+        };
+        run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
+        self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
+        self.update_peak_memory()?;
+        Ok(test)
+    }
+
+    fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64)> {
+        // Dropout (LibTorch's global generator) is reseeded per epoch, so resume needs no RNG state.
+        tch::manual_seed(mix(self.cfg.train.seed, epoch as u64) as i64 & i64::MAX);
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
+        for batch in self.train_loader.epoch(epoch as u64) {
+            let (loss, n_correct) = self.train_step(&batch.images, &batch.labels)?;
+            let b = batch.labels.size()[0];
+            loss_sum += loss * b as f64;
+            correct += n_correct;
+            seen += b;
+            let step = StepInfo {
+                epoch,
+                step: self.state.step,
+                loss,
+                acc: n_correct / b as f64,
+                lr: self.lr_at(self.state.step as u64 - 1),
+                img_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            };
+            self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs))
+    }
+
+    /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
+    pub fn train_step(&mut self, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+        let logits = autocast(self.compute_kind(), || self.model.forward(images, true)).to_kind(Kind::Float);
+        let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, self.cfg.train.label_smoothing);
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(Error::Runtime(format!(
+                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. \
+                 Lower optim.lr or set train.grad_clip, then resume from the last checkpoint with --resume {}",
+                self.state.step + 1,
+                self.state.epoch + 1,
+                self.run_dir.display()
+            )));
+        }
+        self.optim.zero_grad();
+        loss.backward();
+        if self.cfg.train.grad_clip > 0.0 {
+            self.optim.clip_grad_norm(self.cfg.train.grad_clip);
+        }
+        let lr = self.lr_at(self.state.step as u64);
+        self.optim.step(lr);
+        self.state.step += 1;
+        let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
+        Ok((loss_value, correct))
+    }
+
+    /// Evaluates the current weights on a split.
+    pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
+        let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        Ok(evaluate(&self.model, &loader, self.compute_kind(), split.classes.len()))
+    }
+
+    fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
+        self.state.epoch = epoch;
+        self.state.train_secs += secs;
+        let is_best = val.acc > self.state.best_acc;
+        if is_best {
+            self.state.best_acc = val.acc;
+            self.state.best_epoch = epoch;
+        }
+        let dir = self.checkpoint_dir();
+        let optim = self.optim.state_tensors();
+        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
+        if is_best {
+            checkpoint::save(&dir, "best", &self.model.vs, &optim, &self.state)?;
+        }
+        Ok(is_best)
+    }
+
+    fn lr_at(&self, step: u64) -> f64 {
+        let total = self.train_loader.num_batches() as u64 * self.cfg.train.epochs as u64;
+        self.schedule.lr(self.cfg.optim.lr, step, total)
+    }
+
+    fn compute_kind(&self) -> Option<Kind> {
+        (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
+    }
+
+    fn write_provenance(&self) -> Result<()> {
+        let spec = crate::data::cifar::spec(&self.cfg.data.dataset).expect("validated dataset");
+        let prov = run_dir::Provenance {
+            git_commit: run_dir::git_commit(),
+            microvision_version: env!("CARGO_PKG_VERSION"),
+            tch_version: "0.24.0",
+            libtorch_version: env!("MICROVISION_LIBTORCH_VERSION"),
+            device: format!("{:?}", self.device).to_lowercase(),
+            precision: self.precision.name().into(),
+            cpu_model: device::cpu_model(),
+            cpu_flags: device::cpu_flags(),
+            threads: tch::get_num_threads() as i64,
+            data_dir: self.data.dir.clone(),
+            data_md5: spec.md5s(&self.data.dir)?,
+            seed: self.cfg.train.seed,
+            num_params: self.model.num_params(),
+            macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
+            peak_rss_bytes: run_dir::peak_rss_bytes(),
+        };
+        run_dir::write_json(&self.run_dir.join("env.json"), &prov)
+    }
+
+    fn update_peak_memory(&self) -> Result<()> {
+        let path = self.run_dir.join("env.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+        v["peak_rss_bytes"] = run_dir::peak_rss_bytes().into();
+        run_dir::write_json(&path, &v)
+    }
+}
+
+/// The architecture arguments implied by a config.
+pub fn model_args(cfg: &Config) -> ModelArgs {
+    ModelArgs { num_classes: cfg.data.num_classes, in_channels: 3, input_size: cfg.data.input_size, dropout: cfg.model.dropout }
+}
+
+/// Loader settings for training (`train = true`: shuffled, augmented, drop_last) or evaluation.
+pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
+    LoaderSpec {
+        batch_size: if train { cfg.data.batch_size } else { cfg.data.eval_batch_size },
+        shuffle: train,
+        augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
+        drop_last: train,
+        mean: data.mean,
+        std: data.std,
+        channels_last: cfg.train.channels_last,
+        prefetch: cfg.data.workers as usize,
+        seed: cfg.train.seed,
+    }
+}
+
+/// `eval.json`: final test metrics.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct EvalFile {
+    /// Which checkpoint was evaluated.
+    pub checkpoint: String,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Mean loss.
+    pub loss: f64,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Per-class accuracy.
+    pub per_class_accuracy: Vec<f64>,
+    /// Confusion matrix, rows = true class.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Evaluation wall time.
+    pub eval_secs: f64,
+}
+
+impl EvalFile {
+    /// Packs an evaluation for `eval.json`.
+    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str) -> Self {
+        EvalFile {
+            checkpoint: checkpoint.into(),
+            accuracy: r.acc,
+            loss: r.loss,
+            classes: classes.to_vec(),
+            per_class_accuracy: r.per_class_acc.clone(),
+            confusion_matrix: r.confusion.counts.clone(),
+            eval_secs: r.secs,
+        }
+    }
+}
