@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what microvision needs to build and run, idempotently:
 #   - a Python venv holding the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python API,
-#     used by the build and by the PyTorch-oracle tests), numpy and tensorboard;
+#     used by the build and by the PyTorch-oracle tests), numpy and safetensors;
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
@@ -14,16 +14,18 @@ PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
-stamp="$venv/.microvision-ready"
+packages="torch==$TORCH_VERSION numpy safetensors"
+# The stamp names the package list, so adding a package re-runs the (idempotent) install.
+stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
 
 if [ ! -f "$stamp" ]; then
   echo "setup: installing torch==$TORCH_VERSION into $venv (one time, about 4 GB)" >&2
   mkdir -p "$cache"
-  "$PY" -m venv "$venv"
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   # The PyPI wheel is the CUDA build; its nvidia-* dependencies are what libtorch_cuda.so loads,
   # so the same binary runs on CPU-only machines and uses a GPU where one is visible.
   "$venv/bin/pip" install --disable-pip-version-check --progress-bar off \
-    "torch==$TORCH_VERSION" numpy >&2
+    $packages >&2
   touch "$stamp"
 fi
 

@@ -11,7 +11,7 @@ pub mod models;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub mod cli;
 pub mod metrics;
 pub mod track;
 pub mod train;
-pub mod cli;

@@ -75,10 +75,21 @@ pub enum DataAction {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
-        Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
+        Command::Train {
+            config,
+            overrides,
+            resume,
+        } => commands::train(config, &overrides, resume),
+        Command::Eval {
+            run_dir,
+            checkpoint,
+        } => commands::eval(&run_dir, &checkpoint),
         Command::Models => commands::models(),
-        Command::Data { action: DataAction::Download { dataset, root } } => commands::data_download(&dataset, root),
-        Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
+        Command::Data {
+            action: DataAction::Download { dataset, root },
+        } => commands::data_download(&dataset, root),
+        Command::Data {
+            action: DataAction::Info { dataset, root },
+        } => commands::data_info(&dataset, root),
     }
 }

@@ -193,7 +193,10 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { name: "simple_cnn".into(), dropout: 0.5 }
+        ModelConfig {
+            name: "simple_cnn".into(),
+            dropout: 0.5,
+        }
     }
 }
 
@@ -247,7 +250,10 @@ impl Default for TrainConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { runs_dir: PathBuf::from("runs"), checkpoint_dir: PathBuf::from("checkpoints") }
+        OutputConfig {
+            runs_dir: PathBuf::from("runs"),
+            checkpoint_dir: PathBuf::from("checkpoints"),
+        }
     }
 }
 
@@ -255,7 +261,11 @@ impl Config {
     /// Reads a TOML file, applies `--set` overrides (`section.key=value`) and the
     /// `MICROVISION_DATA` environment variable, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        load::load_file(path, overrides, std::env::var_os("MICROVISION_DATA").map(PathBuf::from))
+        load::load_file(
+            path,
+            overrides,
+            std::env::var_os("MICROVISION_DATA").map(PathBuf::from),
+        )
     }
 
     /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.

@@ -40,7 +40,11 @@ impl Dataset {
 
     /// Moves images and labels to `device`.
     pub fn to_device(&self, device: Device) -> Dataset {
-        Dataset { images: self.images.to_device(device), labels: self.labels.to_device(device), classes: self.classes.clone() }
+        Dataset {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+            classes: self.classes.clone(),
+        }
     }
 
     /// Splits off the last `fraction` of a seeded permutation as a validation set. The same seed
@@ -55,12 +59,17 @@ impl Dataset {
             labels: self.labels.index_select(0, idx),
             classes: self.classes.clone(),
         };
-        (take(&perm.narrow(0, 0, n - n_val)), take(&perm.narrow(0, n - n_val, n_val)))
+        (
+            take(&perm.narrow(0, 0, n - n_val)),
+            take(&perm.narrow(0, n - n_val, n_val)),
+        )
     }
 
     /// Number of images per class.
     pub fn class_counts(&self) -> Vec<i64> {
-        let counts = self.labels.bincount::<Tensor>(None, self.classes.len() as i64);
+        let counts = self
+            .labels
+            .bincount::<Tensor>(None, self.classes.len() as i64);
         Vec::<i64>::try_from(&counts).unwrap_or_default()
     }
 
@@ -70,7 +79,10 @@ impl Dataset {
         let dims: &[i64] = &[0, 2, 3];
         let mean = x.mean_dim(dims, false, Kind::Double);
         let std = x.std_correction(dims, 0, false);
-        (Vec::<f64>::try_from(&mean).unwrap_or_default(), Vec::<f64>::try_from(&std).unwrap_or_default())
+        (
+            Vec::<f64>::try_from(&mean).unwrap_or_default(),
+            Vec::<f64>::try_from(&std).unwrap_or_default(),
+        )
     }
 }
 
@@ -97,7 +109,8 @@ pub struct DataSplits {
 /// Finds (or downloads) the configured dataset and reads both splits into memory.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let dir = locate_or_download(cfg)?;
-    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    let spec =
+        cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
     if cfg.verify_md5 {
         spec.verify(&dir)?;
     }
@@ -106,15 +119,27 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let (train, val) = if cfg.val_split > 0.0 {
         full_train.split(cfg.val_split, seed)
     } else {
-        let val = Dataset { images: test.images.shallow_clone(), labels: test.labels.shallow_clone(), classes: test.classes.clone() };
+        let val = Dataset {
+            images: test.images.shallow_clone(),
+            labels: test.labels.shallow_clone(),
+            classes: test.classes.clone(),
+        };
         (full_train, val)
     };
-    Ok(DataSplits { train, val, test, mean: spec.mean, std: spec.std, dir })
+    Ok(DataSplits {
+        train,
+        val,
+        test,
+        mean: spec.mean,
+        std: spec.std,
+        dir,
+    })
 }
 
 /// The dataset directory under `data.root`, downloading the official archive when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
-    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    let spec =
+        cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
     if let Some(dir) = spec.locate(&cfg.root) {
         return Ok(dir);
     }
@@ -122,10 +147,18 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
         return Err(missing(spec, &cfg.root, "data.download = false"));
     }
     download::fetch_and_extract(spec, &cfg.root).map_err(|e| match e {
-        crate::error::Error::Data(msg) => data_err!("{msg}\n{}", missing(spec, &cfg.root, "download failed")),
+        crate::error::Error::Data(msg) => {
+            data_err!("{msg}\n{}", missing(spec, &cfg.root, "download failed"))
+        }
         other => other,
     })?;
-    spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "the archive did not contain the expected files"))
+    spec.locate(&cfg.root).ok_or_else(|| {
+        missing(
+            spec,
+            &cfg.root,
+            "the archive did not contain the expected files",
+        )
+    })
 }
 
 fn missing(spec: &cifar::CifarSpec, root: &Path, why: &str) -> crate::error::Error {

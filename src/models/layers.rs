@@ -6,13 +6,23 @@
 //! differentiable, so gradients reach the fp32 master weights) and [`BatchNorm2d`] keeps fp32
 //! parameters and statistics whatever the activation dtype.
 
-use std::cell::Cell;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::cell::{Cell, RefCell};
 use tch::nn::{Init, ModuleT, Path};
 use tch::{Kind, Tensor};
 
 thread_local! {
     static AUTOCAST: Cell<Option<Kind>> = const { Cell::new(None) };
     static MACS: Cell<Option<u64>> = const { Cell::new(None) };
+    static DROPOUT_RNG: RefCell<Pcg64> = RefCell::new(Pcg64::seed_from_u64(0));
+}
+
+/// Reseeds this thread's dropout generator. Dropout masks come from it rather than LibTorch's
+/// process-global generator, so a run's masks depend only on its own seed (the trainer reseeds
+/// per epoch), even when other threads use LibTorch's generator meanwhile.
+pub fn seed_dropout(seed: u64) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = Pcg64::seed_from_u64(seed));
 }
 
 /// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32).
@@ -49,7 +59,10 @@ fn cast(t: &Tensor) -> Tensor {
 /// i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn torch_default(fan_in: i64) -> Init {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    Init::Uniform { lo: -bound, up: bound }
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
 }
 
 /// `nn.Conv2d`: weight `(out, in / groups, k, k)`, optional bias `(out,)`.
@@ -80,11 +93,19 @@ pub struct ConvOpts {
 impl ConvOpts {
     /// Stride 1, "same" padding for an odd kernel `k`, one group, with bias (PyTorch's default).
     pub fn same(k: i64) -> Self {
-        ConvOpts { stride: 1, padding: k / 2, groups: 1, bias: true }
+        ConvOpts {
+            stride: 1,
+            padding: k / 2,
+            groups: 1,
+            bias: true,
+        }
     }
     /// The same without bias (conv followed by BatchNorm).
     pub fn same_no_bias(k: i64) -> Self {
-        ConvOpts { bias: false, ..Self::same(k) }
+        ConvOpts {
+            bias: false,
+            ..Self::same(k)
+        }
     }
 }
 
@@ -92,9 +113,21 @@ impl Conv2d {
     /// A `k x k` convolution `cin -> cout` registered under `p`.
     pub fn new(p: &Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Self {
         let fan_in = cin / o.groups * k * k;
-        let weight = p.var("weight", &[cout, cin / o.groups, k, k], torch_default(fan_in));
-        let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
-        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups }
+        let weight = p.var(
+            "weight",
+            &[cout, cin / o.groups, k, k],
+            torch_default(fan_in),
+        );
+        let bias = o
+            .bias
+            .then(|| p.var("bias", &[cout], torch_default(fan_in)));
+        Conv2d {
+            weight,
+            bias,
+            stride: o.stride,
+            padding: o.padding,
+            groups: o.groups,
+        }
     }
 }
 
@@ -127,7 +160,10 @@ pub struct Linear {
 impl Linear {
     /// A fully connected layer `cin -> cout` registered under `p`.
     pub fn new(p: &Path, cin: i64, cout: i64) -> Self {
-        Linear { weight: p.var("weight", &[cout, cin], torch_default(cin)), bias: p.var("bias", &[cout], torch_default(cin)) }
+        Linear {
+            weight: p.var("weight", &[cout, cin], torch_default(cin)),
+            bias: p.var("bias", &[cout], torch_default(cin)),
+        }
     }
 }
 
@@ -164,7 +200,11 @@ impl BatchNorm2d {
             bias: p.var("bias", &[c], Init::Const(0.0)),
             running_mean: p.zeros_no_train("running_mean", &[c]),
             running_var: p.ones_no_train("running_var", &[c]),
-            num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
+            num_batches_tracked: p.add(
+                "num_batches_tracked",
+                Tensor::zeros([], (Kind::Int64, p.device())),
+                false,
+            ),
             momentum: 0.1,
             eps: 1e-5,
         }
@@ -200,7 +240,15 @@ pub struct Dropout(pub f64);
 impl ModuleT for Dropout {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         if train && self.0 > 0.0 {
-            x.dropout(self.0, true)
+            // Inverted dropout, as nn.Dropout: keep with probability 1 - p, scale by 1 / (1 - p).
+            let keep: Vec<bool> = DROPOUT_RNG.with(|r| {
+                let mut r = r.borrow_mut();
+                (0..x.numel()).map(|_| r.gen::<f64>() >= self.0).collect()
+            });
+            let mask = Tensor::from_slice(&keep)
+                .view(x.size().as_slice())
+                .to_device(x.device());
+            x * mask.to_kind(x.kind()) * (1.0 / (1.0 - self.0))
         } else {
             x.shallow_clone()
         }
@@ -210,7 +258,10 @@ impl ModuleT for Dropout {
 /// `conv -> BatchNorm -> ReLU`, the unit of VGG-style networks. Registers `<p>.conv.*` and
 /// `<p>.bn.*` unless `flat` names are given by the caller.
 pub fn conv_bn_relu(conv_p: &Path, bn_p: &Path, cin: i64, cout: i64, bias: bool) -> impl ModuleT {
-    let opts = ConvOpts { bias, ..ConvOpts::same(3) };
+    let opts = ConvOpts {
+        bias,
+        ..ConvOpts::same(3)
+    };
     let conv = Conv2d::new(conv_p, cin, cout, 3, opts);
     let bn = BatchNorm2d::new(bn_p, cout);
     tch::nn::func_t(move |x, train| bn.forward_t(&conv.forward_t(x, train), train).relu())

@@ -27,15 +27,80 @@ enum L {
 }
 use L::{C, M};
 
-const VGG11: &[L] = &[C(64), M, C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
-const VGG13: &[L] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+const VGG11: &[L] = &[
+    C(64),
+    M,
+    C(128),
+    M,
+    C(256),
+    C(256),
+    M,
+    C(512),
+    C(512),
+    M,
+    C(512),
+    C(512),
+    M,
+];
+const VGG13: &[L] = &[
+    C(64),
+    C(64),
+    M,
+    C(128),
+    C(128),
+    M,
+    C(256),
+    C(256),
+    M,
+    C(512),
+    C(512),
+    M,
+    C(512),
+    C(512),
+    M,
+];
 const VGG16: &[L] = &[
-    C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), M,
-    C(512), C(512), C(512), M, C(512), C(512), C(512), M,
+    C(64),
+    C(64),
+    M,
+    C(128),
+    C(128),
+    M,
+    C(256),
+    C(256),
+    C(256),
+    M,
+    C(512),
+    C(512),
+    C(512),
+    M,
+    C(512),
+    C(512),
+    C(512),
+    M,
 ];
 const VGG19: &[L] = &[
-    C(64), C(64), M, C(128), C(128), M, C(256), C(256), C(256), C(256), M,
-    C(512), C(512), C(512), C(512), M, C(512), C(512), C(512), C(512), M,
+    C(64),
+    C(64),
+    M,
+    C(128),
+    C(128),
+    M,
+    C(256),
+    C(256),
+    C(256),
+    C(256),
+    M,
+    C(512),
+    C(512),
+    C(512),
+    C(512),
+    M,
+    C(512),
+    C(512),
+    C(512),
+    C(512),
+    M,
 ];
 
 #[derive(Debug)]
@@ -67,7 +132,10 @@ fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn ModuleT> {
             }
         }
     }
-    Box::new(Vgg { layers, classifier: Linear::new(&(p / "classifier"), cin, args.num_classes) })
+    Box::new(Vgg {
+        layers,
+        classifier: Linear::new(&(p / "classifier"), cin, args.num_classes),
+    })
 }
 
 /// VGG-11 with BatchNorm.

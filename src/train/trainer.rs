@@ -38,6 +38,9 @@ pub struct Trainer {
     pub model: Model,
     /// Where the run stands.
     pub state: TrainState,
+    /// Stop after this epoch (its checkpoint written) as if interrupted; `fit` then returns that
+    /// epoch's validation result and skips the final test evaluation. For time-boxed runs and tests.
+    pub stop_after: Option<i64>,
     optim: Optimizer,
     schedule: Schedule,
     data: DataSplits,
@@ -75,17 +78,28 @@ impl Trainer {
                 checkpoint::load(&dir, "best")?
             }
         };
-        checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, "last")[0])?;
-        t.optim.load_state(&loaded.optim).map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
+        checkpoint::load_weights(
+            &t.model.vs,
+            &loaded.weights,
+            &checkpoint::paths(&dir, "last")[0],
+        )?;
+        t.optim
+            .load_state(&loaded.optim)
+            .map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
         t.state = loaded.state;
         run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.epoch)?;
         Ok(t)
     }
 
-    fn assemble(cfg: Config, run_dir: PathBuf, device: Device, precision: Precision, data: DataSplits) -> Result<Trainer> {
-        device::seed_everything(cfg.train.seed);
+    fn assemble(
+        cfg: Config,
+        run_dir: PathBuf,
+        device: Device,
+        precision: Precision,
+        data: DataSplits,
+    ) -> Result<Trainer> {
         let args = model_args(&cfg);
-        let model = Model::new(&cfg.model.name, &args, device)?;
+        let model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
         let optim = Optimizer::new(&model.vs, &cfg.optim);
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
@@ -102,7 +116,20 @@ impl Trainer {
             weights_crc32c: 0,
             optim_crc32c: 0,
         };
-        Ok(Trainer { cfg, run_dir, device, precision, model, state, optim, schedule, data, train_loader, callbacks: Vec::new() })
+        Ok(Trainer {
+            cfg,
+            run_dir,
+            device,
+            precision,
+            model,
+            state,
+            stop_after: None,
+            optim,
+            schedule,
+            data,
+            train_loader,
+            callbacks: Vec::new(),
+        })
     }
 
     /// Registers a callback (logger, early stopping...).
@@ -124,12 +151,20 @@ impl Trainer {
             batch_size: self.cfg.data.batch_size,
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
-        let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        let val_loader = Loader::new(
+            &self.data.val.to_device(self.device),
+            loader_spec(&self.cfg, &self.data, false),
+        );
         let mut last_val = None;
         for epoch in self.state.epoch + 1..=self.cfg.train.epochs {
             self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
             let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
-            let val = evaluate(&self.model, &val_loader, self.compute_kind(), self.data.val.classes.len());
+            let val = evaluate(
+                &self.model,
+                &val_loader,
+                self.compute_kind(),
+                self.data.val.classes.len(),
+            );
             let is_best = self.checkpoint(epoch, &val, secs)?;
             let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
             let record = EpochInfo {
@@ -144,21 +179,27 @@ impl Trainer {
                 is_best,
             };
             self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
+            if self.stop_after == Some(epoch) && epoch < self.cfg.train.epochs {
+                return Ok(val);
+            }
             last_val = Some(val);
         }
         let test = match last_val {
             Some(val) if self.cfg.data.val_split == 0.0 => val, // validation ran on the test split
             _ => self.evaluate(&self.data.test)?,
         };
-        run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
+        run_dir::write_json(
+            &self.run_dir.join("eval.json"),
+            &EvalFile::new(&test, &self.data.test.classes, "last"),
+        )?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
         self.update_peak_memory()?;
         Ok(test)
     }
 
     fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64)> {
-        // Dropout (LibTorch's global generator) is reseeded per epoch, so resume needs no RNG state.
-        tch::manual_seed(mix(self.cfg.train.seed, epoch as u64) as i64 & i64::MAX);
+        // Dropout is reseeded per epoch, so resuming needs no generator state.
+        crate::models::layers::seed_dropout(mix(self.cfg.train.seed, epoch as u64));
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
         for batch in self.train_loader.epoch(epoch as u64) {
@@ -178,13 +219,24 @@ impl Trainer {
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs))
+        Ok((
+            loss_sum / seen.max(1) as f64,
+            correct / seen.max(1) as f64,
+            secs,
+        ))
     }
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
     pub fn train_step(&mut self, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
-        let logits = autocast(self.compute_kind(), || self.model.forward(images, true)).to_kind(Kind::Float);
-        let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, self.cfg.train.label_smoothing);
+        let logits =
+            autocast(self.compute_kind(), || self.model.forward(images, true)).to_kind(Kind::Float);
+        let loss = logits.cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            Reduction::Mean,
+            -100,
+            self.cfg.train.label_smoothing,
+        );
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(Error::Runtime(format!(
@@ -203,14 +255,28 @@ impl Trainer {
         let lr = self.lr_at(self.state.step as u64);
         self.optim.step(lr);
         self.state.step += 1;
-        let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
+        let correct = tch::no_grad(|| {
+            logits
+                .argmax(1, false)
+                .eq_tensor(labels)
+                .sum(Kind::Float)
+                .double_value(&[])
+        });
         Ok((loss_value, correct))
     }
 
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
-        let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        Ok(evaluate(&self.model, &loader, self.compute_kind(), split.classes.len()))
+        let loader = Loader::new(
+            &split.to_device(self.device),
+            loader_spec(&self.cfg, &self.data, false),
+        );
+        Ok(evaluate(
+            &self.model,
+            &loader,
+            self.compute_kind(),
+            split.classes.len(),
+        ))
     }
 
     fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
@@ -263,8 +329,12 @@ impl Trainer {
 
     fn update_peak_memory(&self) -> Result<()> {
         let path = self.run_dir.join("env.json");
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            return Ok(());
+        };
         v["peak_rss_bytes"] = run_dir::peak_rss_bytes().into();
         run_dir::write_json(&path, &v)
     }
@@ -272,13 +342,22 @@ impl Trainer {
 
 /// The architecture arguments implied by a config.
 pub fn model_args(cfg: &Config) -> ModelArgs {
-    ModelArgs { num_classes: cfg.data.num_classes, in_channels: 3, input_size: cfg.data.input_size, dropout: cfg.model.dropout }
+    ModelArgs {
+        num_classes: cfg.data.num_classes,
+        in_channels: 3,
+        input_size: cfg.data.input_size,
+        dropout: cfg.model.dropout,
+    }
 }
 
 /// Loader settings for training (`train = true`: shuffled, augmented, drop_last) or evaluation.
 pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
     LoaderSpec {
-        batch_size: if train { cfg.data.batch_size } else { cfg.data.eval_batch_size },
+        batch_size: if train {
+            cfg.data.batch_size
+        } else {
+            cfg.data.eval_batch_size
+        },
         shuffle: train,
         augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
         drop_last: train,

@@ -1,0 +1,136 @@
+"""PyTorch transcriptions of microvision's registered models, used as oracles.
+
+Each builder returns an `nn.Module` whose `state_dict` has exactly the key names and shapes of
+the Rust model, so weights move between the two with `load_state_dict(strict=True)`.
+"""
+import torch
+from torch import nn
+
+
+def simple_cnn(num_classes=10, in_channels=3, dropout=0.5):
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
+    class SimpleCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*block(in_channels, 32), *block(32, 64), *block(64, 128))
+            self.classifier = nn.Sequential(
+                nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(dropout), nn.Linear(512, num_classes)
+            )
+
+        def forward(self, x):
+            return self.classifier(self.features(x).flatten(1))
+
+    return SimpleCNN()
+
+
+class _Unit(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class ImprovedCNN(nn.Module):
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        plan = [(64, 2), (128, 2), (256, 2), (512, 1)]
+        cin = in_channels
+        for s, (width, units) in enumerate(plan):
+            layers = []
+            for _ in range(units):
+                layers.append(_Unit(cin, width))
+                cin = width
+            setattr(self, f"stage{s}", nn.Sequential(*layers))
+        self.head = nn.Linear(cin, num_classes)
+        self.n_stages = len(plan)
+
+    def forward(self, x):
+        for s in range(self.n_stages):
+            x = getattr(self, f"stage{s}")(x)
+            if s < self.n_stages - 1:
+                x = nn.functional.max_pool2d(x, 2)
+        return self.head(x.amax(dim=(2, 3)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet with the CIFAR stem: 3x3 stride-1 conv1, no max-pool."""
+
+    def __init__(self, depths, num_classes=10, in_channels=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        cin = 64
+        for s, (depth, width) in enumerate(zip(depths, [64, 128, 256, 512])):
+            blocks = []
+            for b in range(depth):
+                blocks.append(BasicBlock(cin, width, 2 if s > 0 and b == 0 else 1))
+                cin = width
+            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+VGG_PLANS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    def __init__(self, plan, num_classes=10, in_channels=3):
+        super().__init__()
+        layers, cin = [], in_channels
+        for v in plan:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]
+                cin = v
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def build(name, num_classes=10, in_channels=3):
+    if name == "simple_cnn":
+        return simple_cnn(num_classes, in_channels)
+    if name == "improved_cnn":
+        return ImprovedCNN(num_classes, in_channels)
+    if name == "resnet18":
+        return ResNet([2, 2, 2, 2], num_classes, in_channels)
+    if name == "resnet34":
+        return ResNet([3, 4, 6, 3], num_classes, in_channels)
+    if name in VGG_PLANS:
+        return VGG(VGG_PLANS[name], num_classes, in_channels)
+    raise SystemExit(f"unknown model {name}")

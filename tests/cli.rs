@@ -1,0 +1,171 @@
+//! The `microvision` binary end to end on synthetic data: success paths, and user mistakes that
+//! must end in a clear message and the documented exit code, never a panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mv(args: &[&str], data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(args)
+        .env("MICROVISION_DATA", data)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_user_error(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(
+        !err.contains("panicked"),
+        "user mistakes must not panic: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let runs = dir.join("runs");
+    let path = dir.join("tiny.toml");
+    let text = format!(
+        "name = \"cli\"\n[data]\nbatch_size = 32\n[train]\nepochs = 2\nthreads = 1\n[output]\nruns_dir = \"{}\"\n",
+        runs.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn train_eval_and_resume_a_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let cfg = write_config(tmp.path());
+    let out = mv(
+        &[
+            "train",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--set",
+            "optim.lr=0.01",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test accuracy"));
+    let run = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("lr = 0.01"),
+        "the resolved config is saved: {saved}"
+    );
+
+    let out = mv(
+        &["eval", run.to_str().unwrap(), "--checkpoint", "last"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run.join("eval-last.json").exists());
+
+    let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
+    let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        before,
+        std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(),
+        "finished run untouched"
+    );
+}
+
+#[test]
+fn models_lists_the_registry() {
+    let out = mv(&["models"], Path::new("."));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["simple_cnn", "improved_cnn", "resnet18", "vgg11"] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert!(
+        text.contains("1147914"),
+        "SimpleCNN parameter count: {text}"
+    );
+}
+
+#[test]
+fn config_mistakes_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let cfg = write_config(tmp.path());
+    let c = cfg.to_str().unwrap();
+    assert_user_error(
+        &mv(&["train", "-c", c, "--set", "optim.lrr=1"], tmp.path()),
+        2,
+        &["optim.lrr", "did you mean `optim.lr`"],
+    );
+    assert_user_error(
+        &mv(
+            &["train", "-c", c, "--set", "model.name=resnet19"],
+            tmp.path(),
+        ),
+        2,
+        &["resnet19", "resnet18"],
+    );
+    assert_user_error(
+        &mv(&["train", "-c", "/no/such.toml"], tmp.path()),
+        2,
+        &["/no/such.toml"],
+    );
+    assert_user_error(
+        &mv(
+            &["train", "-c", c, "--set", "train.device=cuda"],
+            tmp.path(),
+        ),
+        2,
+        &["cuda"],
+    );
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "no run directory for a rejected config"
+    );
+}
+
+#[test]
+fn missing_data_exits_3_and_says_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let out = mv(
+        &[
+            "train",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--set",
+            "data.download=false",
+        ],
+        &tmp.path().join("nothing"),
+    );
+    assert_user_error(&out, 3, &["cifar10 not found", "MICROVISION_DATA"]);
+}
+
+#[test]
+fn bad_run_directory_exits_4() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_user_error(
+        &mv(&["eval", tmp.path().to_str().unwrap()], tmp.path()),
+        4,
+        &["not a run directory"],
+    );
+    assert_user_error(
+        &mv(&["train", "--resume", "/no/such/run"], tmp.path()),
+        4,
+        &["does not exist"],
+    );
+}

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: synthetic datasets in the real binary layout, and the
+//! PyTorch oracle interpreter.
+#![allow(dead_code)]
+
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+
+/// Record size of CIFAR-10's binary layout.
+pub const RECORD: usize = 1 + 3072;
+
+/// Writes `n` CIFAR-10 records (label byte + 3,072 pixels) to `path`. The pixels carry a weak
+/// class signal (the label shifts the mean of the red plane) so short trainings can learn.
+pub fn write_cifar_file(path: &Path, n: usize, seed: u64) {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut bytes = Vec::with_capacity(n * RECORD);
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        bytes.push(label);
+        for p in 0..3072 {
+            let base: u8 = rng.gen_range(0..128);
+            let signal = if p < 1024 { label * 12 } else { 0 };
+            bytes.push(base + signal);
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Writes a small synthetic CIFAR-10 directory (`root/cifar-10-batches-bin/`): five training files
+/// of `per_file` records, a test file of `test` records, and the class-name file.
+pub fn synthetic_cifar10(root: &Path, per_file: usize, test: usize) -> PathBuf {
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 1..=5 {
+        write_cifar_file(&dir.join(format!("data_batch_{i}.bin")), per_file, i as u64);
+    }
+    write_cifar_file(&dir.join("test_batch.bin"), test, 99);
+    let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+    std::fs::write(dir.join("batches.meta.txt"), names).unwrap();
+    dir
+}
+
+/// The project's venv interpreter with torch, or `None` (the caller prints why it skips).
+pub fn venv_python() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.exists()
+        && std::process::Command::new(&py)
+            .args(["-c", "import torch, safetensors"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        Some(py)
+    } else {
+        eprintln!("SKIP: PyTorch oracle unavailable ({} with torch and safetensors not found; run scripts/setup.sh)", py.display());
+        None
+    }
+}
+
+/// Path to a file under the repository root.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A small config for fast end-to-end runs on a synthetic dataset under `root`.
+pub fn tiny_config(root: &Path, runs: &Path) -> microvision::Config {
+    let text = format!(
+        r#"
+name = "tiny"
+[data]
+root = "{}"
+batch_size = 32
+eval_batch_size = 64
+download = false
+[model]
+name = "simple_cnn"
+[optim]
+lr = 0.02
+[train]
+epochs = 2
+seed = 7
+threads = 1
+progress = false
+log_every = 2
+[output]
+runs_dir = "{}"
+"#,
+        root.display(),
+        runs.display()
+    );
+    microvision::Config::from_toml_str(&text, "tiny", &[]).unwrap()
+}

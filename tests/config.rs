@@ -1,0 +1,182 @@
+//! Config parsing, overrides and every validation error.
+
+use microvision::{Config, Error};
+
+fn load(text: &str, overrides: &[&str]) -> Result<Config, Error> {
+    let ov: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::from_toml_str(text, "test.toml", &ov)
+}
+
+fn err(text: &str, overrides: &[&str]) -> String {
+    match load(text, overrides) {
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "config errors exit with 2: {e}");
+            e.to_string()
+        }
+        Ok(_) => panic!("expected an error for {text:?} {overrides:?}"),
+    }
+}
+
+#[test]
+fn empty_file_is_the_default_config() {
+    assert_eq!(load("", &[]).unwrap(), Config::default());
+}
+
+#[test]
+fn shipped_configs_parse() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/configs")).unwrap() {
+        let path = entry.unwrap().path();
+        Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn values_are_read() {
+    let c = load(
+        "name = \"x\"\n[optim]\nlr = 0.3\nnesterov = false\nmomentum = 0.8\n[train]\nepochs = 3",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.name.as_str(),
+            c.optim.lr,
+            c.optim.nesterov,
+            c.train.epochs
+        ),
+        ("x", 0.3, false, 3)
+    );
+}
+
+#[test]
+fn overrides_win_and_parse_types() {
+    let c = load(
+        "[optim]\nlr = 0.3",
+        &[
+            "optim.lr=0.01",
+            "model.name=resnet18",
+            "data.augment=false",
+            "optim.betas=[0.8, 0.9]",
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.optim.lr, 0.01);
+    assert_eq!(c.model.name, "resnet18");
+    assert!(!c.data.augment);
+    assert_eq!(c.optim.betas, [0.8, 0.9]);
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    let e = err("[optim]\nlrr = 0.1", &[]);
+    assert!(
+        e.contains("test.toml") && e.contains("optim.lrr") && e.contains("did you mean `optim.lr`"),
+        "{e}"
+    );
+    let e = err("", &["optim.momentun=0.9"]);
+    assert!(
+        e.contains("optim.momentun") && e.contains("optim.momentum"),
+        "{e}"
+    );
+    let e = err("[trian]\nepochs = 1", &[]);
+    assert!(e.contains("trian") && e.contains("`train`"), "{e}");
+}
+
+#[test]
+fn unknown_key_without_close_match_lists_valid_keys() {
+    let e = err("[schedule]\nzzzzzzzzzz = 1", &[]);
+    assert!(
+        e.contains("valid keys here") && e.contains("pct_start"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_names_key() {
+    let e = err("[data]\nbatch_size = \"big\"", &[]);
+    assert!(e.contains("batch_size") && e.contains("test.toml"), "{e}");
+}
+
+#[test]
+fn section_given_as_value_is_explained() {
+    let e = err("optim = 3", &[]);
+    assert!(e.contains("`optim` is a section"), "{e}");
+}
+
+#[test]
+fn invalid_toml_is_reported() {
+    let e = err("[optim\nlr = 1", &[]);
+    assert!(e.contains("invalid TOML"), "{e}");
+}
+
+#[test]
+fn override_without_equals_is_explained() {
+    let e = err("", &["optim.lr"]);
+    assert!(e.contains("section.key=value"), "{e}");
+}
+
+#[test]
+fn range_errors_name_key_value_and_expectation() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("data.batch_size=0", "data.batch_size", "positive integer"),
+        ("optim.lr=-1", "optim.lr", "positive number"),
+        ("optim.momentum=1.5", "optim.momentum", "[0, 0.9999]"),
+        (
+            "train.label_smoothing=1.0",
+            "train.label_smoothing",
+            "[0, 0.99]",
+        ),
+        ("data.val_split=0.95", "data.val_split", "[0, 0.9]"),
+        ("train.epochs=0", "train.epochs", "positive integer"),
+        ("data.workers=-1", "data.workers", "0 or more"),
+        ("schedule.div_factor=0.5", "schedule.div_factor", ">= 1"),
+        ("train.grad_clip=-2", "train.grad_clip", "[0,"),
+    ];
+    for (ov, key, expect) in cases {
+        let e = err("", &[ov]);
+        assert!(e.contains(key) && e.contains(expect), "{ov}: {e}");
+    }
+}
+
+#[test]
+fn enum_errors_list_choices_and_suggest() {
+    let e = err("", &["optim.name=sdg"]);
+    assert!(
+        e.contains("optim.name") && e.contains("sgd, adamw") && e.contains("did you mean \"sgd\""),
+        "{e}"
+    );
+    let e = err("", &["train.precision=fp8"]);
+    assert!(e.contains("train.precision") && e.contains("bf16"), "{e}");
+    let e = err("", &["schedule.name=linear"]);
+    assert!(e.contains("onecycle"), "{e}");
+}
+
+#[test]
+fn conflicting_options_are_errors() {
+    let e = err("", &["optim.momentum=0", "optim.nesterov=true"]);
+    assert!(e.contains("nesterov") && e.contains("momentum"), "{e}");
+    let e = err("", &["data.num_classes=100"]);
+    assert!(e.contains("num_classes") && e.contains("10 classes"), "{e}");
+    let e = err("", &["data.crop_padding=40"]);
+    assert!(e.contains("crop_padding"), "{e}");
+}
+
+#[test]
+fn bad_run_name_is_rejected() {
+    let e = err("name = \"../evil\"", &[]);
+    assert!(e.contains("`name`"), "{e}");
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = Config::load(std::path::Path::new("/nonexistent/x.toml"), &[]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
+}
+
+#[test]
+fn resolved_config_round_trips_through_toml() {
+    let c = load("", &["optim.lr=0.123", "model.name=vgg11"]).unwrap();
+    let again = Config::from_toml_str(&c.to_toml(), "again", &[]).unwrap();
+    assert_eq!(c, again);
+}

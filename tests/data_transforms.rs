@@ -1,0 +1,148 @@
+//! Batched transforms against a naive per-image reference, and seeded determinism of the loader.
+
+mod common;
+
+use microvision::data::loader::{Loader, LoaderSpec};
+use microvision::data::transforms::{
+    channels_last, crop_flip, hflip, normalize, random_crop, AugmentParams,
+};
+use microvision::data::Dataset;
+use tch::{Device, Kind, Tensor};
+
+fn batch(b: i64) -> Tensor {
+    Tensor::randint(256, [b, 3, 8, 8], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8)
+}
+
+/// The textbook per-image crop: pad with zeros, then slice one window.
+fn naive_crop(img: &Tensor, pad: i64, dy: i64, dx: i64) -> Tensor {
+    let (_, h, w) = img.size3().unwrap();
+    let padded = Tensor::zeros([3, h + 2 * pad, w + 2 * pad], (img.kind(), Device::Cpu));
+    padded.narrow(1, pad, h).narrow(2, pad, w).copy_(img);
+    padded.narrow(1, dy, h).narrow(2, dx, w)
+}
+
+#[test]
+fn crop_and_flip_equal_the_naive_reference() {
+    tch::manual_seed(3);
+    let x = batch(6);
+    let dy = [0i64, 1, 4, 8, 2, 7];
+    let dx = [8i64, 0, 4, 3, 6, 1];
+    let flip = [true, false, true, false, false, true];
+    let p = AugmentParams::new(&dy, &dx, &flip, Device::Cpu);
+    let got = crop_flip(&x, 4, &p);
+    assert_eq!(got.size(), x.size());
+    for b in 0..6 {
+        let mut want = naive_crop(&x.get(b), 4, dy[b as usize], dx[b as usize]);
+        if flip[b as usize] {
+            want = want.flip([2]);
+        }
+        assert!(got.get(b).equal(&want), "image {b}");
+    }
+}
+
+#[test]
+fn zero_offsets_at_pad_are_identity_and_flip_twice_is_identity() {
+    let x = batch(3);
+    let pad = Tensor::from_slice(&[4i64, 4, 4]);
+    assert!(random_crop(&x, 4, &pad, &pad).equal(&x));
+    let all = Tensor::from_slice(&[true, true, true]);
+    assert!(hflip(&hflip(&x, &all), &all).equal(&x));
+}
+
+#[test]
+fn normalize_matches_the_formula() {
+    let x = Tensor::from_slice(&[0u8, 255, 128, 64])
+        .view([1, 1, 2, 2])
+        .repeat([1, 3, 1, 1]);
+    let mean = [0.5, 0.25, 0.0];
+    let std = [0.5, 0.25, 1.0];
+    let y = normalize(&x, &mean, &std);
+    for c in 0..3usize {
+        for (i, v) in [0.0, 255.0, 128.0, 64.0].iter().enumerate() {
+            let want = (v / 255.0 - mean[c]) / std[c];
+            let got = y.double_value(&[0, c as i64, (i / 2) as i64, (i % 2) as i64]);
+            assert!((got - want).abs() < 1e-5, "c{c} i{i}: {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn channels_last_keeps_values_and_changes_strides() {
+    let x = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
+    let y = channels_last(&x);
+    assert!(y.equal(&x));
+    assert_eq!(y.stride(), [60, 1, 15, 3]);
+}
+
+fn dataset(n: i64) -> Dataset {
+    tch::manual_seed(0);
+    Dataset {
+        images: Tensor::randint(256, [n, 3, 32, 32], (Kind::Int64, Device::Cpu))
+            .to_kind(Kind::Uint8),
+        labels: Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(10),
+        classes: (0..10).map(|i| i.to_string()).collect(),
+    }
+}
+
+fn spec(prefetch: usize, seed: u64) -> LoaderSpec {
+    LoaderSpec {
+        batch_size: 16,
+        shuffle: true,
+        augment_pad: Some(4),
+        drop_last: true,
+        mean: [0.5; 3],
+        std: [0.25; 3],
+        channels_last: true,
+        prefetch,
+        seed,
+    }
+}
+
+#[test]
+fn loader_is_seeded_and_prefetch_does_not_change_batches() {
+    let data = dataset(100);
+    let a: Vec<_> = Loader::new(&data, spec(0, 1)).epoch(3).collect();
+    let b: Vec<_> = Loader::new(&data, spec(2, 1)).epoch(3).collect();
+    assert_eq!(a.len(), 6, "100 images / 16 with drop_last");
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.images.equal(&y.images) && x.labels.equal(&y.labels));
+        assert_eq!(x.images.size(), [16, 3, 32, 32]);
+    }
+    let other_epoch: Vec<_> = Loader::new(&data, spec(0, 1)).epoch(4).collect();
+    assert!(
+        !a[0].labels.equal(&other_epoch[0].labels),
+        "epochs shuffle differently"
+    );
+    let other_seed: Vec<_> = Loader::new(&data, spec(0, 2)).epoch(3).collect();
+    assert!(!a[0].images.equal(&other_seed[0].images), "seeds differ");
+}
+
+#[test]
+fn eval_loader_keeps_order_and_last_partial_batch() {
+    let data = dataset(50);
+    let s = LoaderSpec {
+        shuffle: false,
+        augment_pad: None,
+        drop_last: false,
+        ..spec(1, 0)
+    };
+    let batches: Vec<_> = Loader::new(&data, s).epoch(0).collect();
+    assert_eq!(batches.len(), 4);
+    assert_eq!(batches[3].labels.size(), [2]);
+    let labels = Tensor::cat(
+        &batches
+            .iter()
+            .map(|b| b.labels.shallow_clone())
+            .collect::<Vec<_>>(),
+        0,
+    );
+    assert!(labels.equal(&data.labels));
+}
+
+#[test]
+fn epoch_loop_may_stop_early() {
+    let data = dataset(100);
+    let loader = Loader::new(&data, spec(2, 0));
+    let first = loader.epoch(0).next();
+    assert!(first.is_some()); // dropping the iterator stops the producer thread without hanging
+}

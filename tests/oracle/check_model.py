@@ -1,0 +1,33 @@
+"""Oracle for tests/models.rs: loads Rust-written weights into the PyTorch model (strict), runs the
+same input in eval mode and in train mode + backward, and writes outputs and gradients.
+
+usage: check_model.py MODEL NUM_CLASSES WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
+"""
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/bench")
+import models  # noqa: E402
+
+name, num_classes, weights, inputs, out = sys.argv[1:6]
+torch.manual_seed(0)
+model = models.build(name, int(num_classes))
+state = load_file(weights)
+model.load_state_dict(state, strict=True)
+x = load_file(inputs)["x"]
+result = {"n_params": torch.tensor(sum(p.numel() for p in model.parameters()))}
+model.eval()
+with torch.no_grad():
+    result["eval_out"] = model(x)
+# Train mode without dropout randomness: the Rust side uses the same p=0 override.
+for m in model.modules():
+    if isinstance(m, torch.nn.Dropout):
+        m.p = 0.0
+model.train()
+y = model(x)
+(y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+for n, p in model.named_parameters():
+    result["grad." + n] = p.grad
+save_file({k: v.contiguous() for k, v in result.items()}, out)

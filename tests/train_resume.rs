@@ -1,0 +1,167 @@
+//! Checkpoint round trip and resume equivalence: 2 epochs straight equal 1 epoch + resume + 1
+//! epoch, bit for bit, on CPU.
+
+mod common;
+
+use microvision::train::checkpoint;
+use microvision::train::Trainer;
+use std::collections::HashMap;
+use tch::Tensor;
+
+fn weights(run: &std::path::Path, tag: &str) -> HashMap<String, Tensor> {
+    checkpoint::load(&run.join("checkpoints"), tag)
+        .unwrap()
+        .weights
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn resume_equals_uninterrupted_run_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 40);
+    let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+
+    let mut straight = Trainer::new(cfg.clone()).unwrap();
+    straight.fit().unwrap();
+
+    let mut first = Trainer::new(cfg).unwrap();
+    assert_ne!(
+        first.run_dir, straight.run_dir,
+        "runs never share a directory"
+    );
+    first.stop_after = Some(1);
+    first.fit().unwrap();
+    assert_eq!(first.state.epoch, 1);
+    assert!(
+        !first.run_dir.join("eval.json").exists(),
+        "interrupted run has no final eval"
+    );
+    let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+    assert_eq!(resumed.state.epoch, 1);
+    resumed.fit().unwrap();
+
+    let a = weights(&straight.run_dir, "last");
+    let b = weights(&resumed.run_dir, "last");
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resume");
+    }
+    let sa = checkpoint::load(&straight.run_dir.join("checkpoints"), "last").unwrap();
+    let sb = checkpoint::load(&resumed.run_dir.join("checkpoints"), "last").unwrap();
+    assert_eq!(
+        (sa.state.step, sa.state.epoch),
+        (sb.state.step, sb.state.epoch)
+    );
+    for ((na, ta), (nb, tb)) in sa.optim.iter().zip(&sb.optim) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "optimizer state {na} differs");
+    }
+}
+
+#[test]
+fn run_directory_holds_every_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    for cb in microvision::track::standard(&t.run_dir, &t.cfg) {
+        t.add_callback(cb);
+    }
+    let test = t.fit().unwrap();
+    let run = &t.run_dir;
+    for f in [
+        "config.toml",
+        "env.json",
+        "metrics.jsonl",
+        "eval.json",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.state.json",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 10);
+    assert!((eval["accuracy"].as_f64().unwrap() - test.acc).abs() < 1e-12);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let val_epochs: Vec<i64> = lines
+        .iter()
+        .filter(|l| l["split"] == "val")
+        .map(|l| l["epoch"].as_i64().unwrap())
+        .collect();
+    assert_eq!(val_epochs, vec![1, 2]);
+    assert!(
+        lines.iter().any(|l| l["kind"] == "step"),
+        "step lines are logged"
+    );
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
+    assert_eq!(env["num_params"].as_i64().unwrap(), t.model.num_params());
+    assert!(env["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(env["data_md5"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn corrupt_last_checkpoint_falls_back_to_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 3;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.stop_after = Some(2);
+    t.fit().unwrap();
+    let ckpt = t.run_dir.join("checkpoints");
+    let w = ckpt.join("last.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&w, bytes).unwrap();
+    let err = checkpoint::load(&ckpt, "last").unwrap_err().to_string();
+    assert!(
+        err.contains("last.safetensors") && err.contains("corrupt"),
+        "{err}"
+    );
+    let best = checkpoint::load(&ckpt, "best").unwrap().state.epoch;
+    let resumed = Trainer::resume(&t.run_dir).unwrap();
+    assert_eq!(resumed.state.epoch, best);
+}
+
+#[test]
+fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    let loaded = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();
+    let args = microvision::models::ModelArgs {
+        num_classes: 5,
+        ..Default::default()
+    };
+    let other = microvision::models::Model::new("simple_cnn", &args, tch::Device::Cpu).unwrap();
+    let err = checkpoint::load_weights(
+        &other.vs,
+        &loaded.weights,
+        std::path::Path::new("x.safetensors"),
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 4);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("classifier.3.weight") && msg.contains("[5, 512]"),
+        "{msg}"
+    );
+    let vgg =
+        microvision::models::Model::new("vgg11", &Default::default(), tch::Device::Cpu).unwrap();
+    let msg = checkpoint::load_weights(&vgg.vs, &loaded.weights, std::path::Path::new("x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("missing") && msg.contains("unexpected"),
+        "{msg}"
+    );
+}
