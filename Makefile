@@ -37,4 +37,4 @@ lint: setup
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
 bench-pytorch: setup
-	.venv/bin/python bench/throughput.py --model simple_cnn --batch 128 --precision bf16
+	./scripts/compare_throughput.sh simple_cnn 128 bf16

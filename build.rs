@@ -15,10 +15,7 @@ fn main() {
     // Keep CUDA support: the linker's default --as-needed would drop libtorch_cuda.so, since no
     // symbol of it is referenced directly, and LibTorch would then see no CUDA device.
     if lib.join("libtorch_cuda.so").exists() {
-        println!(
-            "cargo:rustc-link-arg=-Wl,--no-as-needed,-L{},-ltorch_cuda,--as-needed",
-            lib.display()
-        );
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-L{},-ltorch_cuda,--as-needed", lib.display());
     }
     // The LibTorch version, for provenance (env.json): torch/version.py of the wheel.
     let version = std::fs::read_to_string(lib.join("../version.py")).unwrap_or_default();

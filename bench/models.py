@@ -134,3 +134,75 @@ def build(name, num_classes=10, in_channels=3):
     if name in VGG_PLANS:
         return VGG(VGG_PLANS[name], num_classes, in_channels)
     raise SystemExit(f"unknown model {name}")
+
+
+class _ConvBn(nn.Sequential):
+    def __init__(self, cin, cout, k, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.SiLU())
+        super().__init__(*layers)
+
+
+class _SE(nn.Module):
+    def __init__(self, ch, squeeze):
+        super().__init__()
+        self.fc1 = nn.Conv2d(ch, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, ch, 1)
+
+    def forward(self, x):
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(nn.functional.silu(self.fc1(s))))
+
+
+class _MBConv(nn.Module):
+    def __init__(self, cin, cout, expand, k, stride, drop):
+        super().__init__()
+        mid = cin * expand
+        layers = [] if expand == 1 else [_ConvBn(cin, mid, 1)]
+        layers += [_ConvBn(mid, mid, k, stride, groups=mid), _SE(mid, max(1, cin // 4)), _ConvBn(mid, cout, 1, act=False)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+        self.drop = drop
+
+    def forward(self, x):
+        y = self.block(x)
+        if not self.residual:
+            return y
+        if self.training and self.drop > 0:
+            keep = (torch.rand(y.shape[0], 1, 1, 1) >= self.drop).to(y.dtype)
+            y = y * keep / (1 - self.drop)
+        return y + x
+
+
+class EfficientNetB0(nn.Module):
+    """torchvision's efficientnet_b0 layout, with stride 1 in the stem and in stage 2 (32x32 inputs)."""
+
+    STAGES = [(1, 3, 1, 16, 1), (6, 3, 1, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+              (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+
+    def __init__(self, num_classes=10, in_channels=3, stochastic_depth=0.2):
+        super().__init__()
+        feats = [_ConvBn(in_channels, 32, 3, 1)]
+        total, idx, cin = sum(s[4] for s in self.STAGES), 0, 32
+        for expand, k, stride, cout, reps in self.STAGES:
+            blocks = []
+            for r in range(reps):
+                blocks.append(_MBConv(cin, cout, expand, k, stride if r == 0 else 1, stochastic_depth * idx / total))
+                cin, idx = cout, idx + 1
+            feats.append(nn.Sequential(*blocks))
+        feats.append(_ConvBn(cin, 1280, 1))
+        self.features = nn.Sequential(*feats)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+_build_base = build
+
+
+def build(name, num_classes=10, in_channels=3):  # noqa: F811
+    if name == "efficientnet_b0":
+        return EfficientNetB0(num_classes, in_channels)
+    return _build_base(name, num_classes, in_channels)

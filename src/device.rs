@@ -43,9 +43,7 @@ pub fn select_device(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => Err(config_err!(
-            "`train.device` = \"cuda\": no CUDA device is visible; use \"auto\" or \"cpu\""
-        )),
+        "cuda" => Err(config_err!("`train.device` = \"cuda\": no CUDA device is visible; use \"auto\" or \"cpu\"")),
         _ => Ok(Device::cuda_if_available()),
     }
 }
@@ -58,7 +56,9 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
         "fp32" => Ok(Precision::Fp32),
         "bf16" => Ok(Precision::Bf16),
         "fp16" if device.is_cuda() => Ok(Precision::Fp16),
-        "fp16" => Err(config_err!("`train.precision` = \"fp16\": fp16 needs a CUDA device; on CPU use \"bf16\" or \"auto\"")),
+        "fp16" => {
+            Err(config_err!("`train.precision` = \"fp16\": fp16 needs a CUDA device; on CPU use \"bf16\" or \"auto\""))
+        }
         _ if device.is_cuda() || cpu_has_native_bf16() => Ok(Precision::Bf16),
         _ => Ok(Precision::Fp32),
     }
@@ -66,39 +66,22 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
 
 /// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16).
 pub fn cpu_has_native_bf16() -> bool {
-    cpu_flags()
-        .iter()
-        .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+    cpu_flags().iter().any(|f| f == "avx512_bf16" || f == "amx_bf16")
 }
 
 /// The CPU feature flags relevant to training speed (from /proc/cpuinfo; empty elsewhere).
 pub fn cpu_flags() -> Vec<String> {
-    const INTERESTING: &[&str] = &[
-        "avx2",
-        "fma",
-        "avx512f",
-        "avx512_bf16",
-        "avx512_vnni",
-        "amx_bf16",
-        "amx_tile",
-    ];
+    const INTERESTING: &[&str] = &["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"];
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-    flags
-        .split_whitespace()
-        .filter(|f| INTERESTING.contains(f))
-        .map(String::from)
-        .collect()
+    flags.split_whitespace().filter(|f| INTERESTING.contains(f)).map(String::from).collect()
 }
 
 /// The CPU model name, for provenance.
 pub fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     info.lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
+        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
         .unwrap_or_else(|| "unknown".into())
 }
 

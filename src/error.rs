@@ -47,11 +47,7 @@ impl Error {
 
     /// Wraps an `std::io::Error` with the action and path it happened on.
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io { action, path: path.to_path_buf(), source }
     }
 }
 

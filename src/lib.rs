@@ -11,6 +11,7 @@ pub mod models;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod track;

@@ -12,9 +12,7 @@ pub struct Confusion {
 impl Confusion {
     /// An all-zero matrix for `n` classes.
     pub fn new(n: usize) -> Self {
-        Confusion {
-            counts: vec![vec![0; n]; n],
-        }
+        Confusion { counts: vec![vec![0; n]; n] }
     }
 
     /// Adds predictions; labels or predictions outside `0..n` are a caller bug.
@@ -37,11 +35,7 @@ impl Confusion {
 
     /// Per-class recall: diagonal / row sum (0 for a class with no samples).
     pub fn per_class_accuracy(&self) -> Vec<f64> {
-        self.counts
-            .iter()
-            .enumerate()
-            .map(|(i, row)| ratio(row[i], row.iter().sum()))
-            .collect()
+        self.counts.iter().enumerate().map(|(i, row)| ratio(row[i], row.iter().sum())).collect()
     }
 }
 

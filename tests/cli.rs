@@ -7,11 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn mv(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microvision"))
-        .args(args)
-        .env("MICROVISION_DATA", data)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_microvision")).args(args).env("MICROVISION_DATA", data).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -21,10 +17,7 @@ fn stderr(o: &Output) -> String {
 fn assert_user_error(o: &Output, code: i32, needles: &[&str]) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(code), "{err}");
-    assert!(
-        !err.contains("panicked"),
-        "user mistakes must not panic: {err}"
-    );
+    assert!(!err.contains("panicked"), "user mistakes must not panic: {err}");
     for n in needles {
         assert!(err.contains(n), "expected {n:?} in: {err}");
     }
@@ -46,45 +39,21 @@ fn train_eval_and_resume_a_finished_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let cfg = write_config(tmp.path());
-    let out = mv(
-        &[
-            "train",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--set",
-            "optim.lr=0.01",
-        ],
-        tmp.path(),
-    );
+    let out = mv(&["train", "-c", cfg.to_str().unwrap(), "--set", "optim.lr=0.01"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("test accuracy"));
-    let run = std::fs::read_dir(tmp.path().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = std::fs::read_dir(tmp.path().join("runs")).unwrap().next().unwrap().unwrap().path();
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(
-        saved.contains("lr = 0.01"),
-        "the resolved config is saved: {saved}"
-    );
+    assert!(saved.contains("lr = 0.01"), "the resolved config is saved: {saved}");
 
-    let out = mv(
-        &["eval", run.to_str().unwrap(), "--checkpoint", "last"],
-        tmp.path(),
-    );
+    let out = mv(&["eval", run.to_str().unwrap(), "--checkpoint", "last"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run.join("eval-last.json").exists());
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        before,
-        std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(),
-        "finished run untouched"
-    );
+    assert_eq!(before, std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(), "finished run untouched");
 }
 
 #[test]
@@ -94,10 +63,7 @@ fn models_lists_the_registry() {
     for name in ["simple_cnn", "improved_cnn", "resnet18", "vgg11"] {
         assert!(text.contains(name), "{text}");
     }
-    assert!(
-        text.contains("1147914"),
-        "SimpleCNN parameter count: {text}"
-    );
+    assert!(text.contains("1147914"), "SimpleCNN parameter count: {text}");
 }
 
 #[test]
@@ -112,60 +78,26 @@ fn config_mistakes_exit_2() {
         &["optim.lrr", "did you mean `optim.lr`"],
     );
     assert_user_error(
-        &mv(
-            &["train", "-c", c, "--set", "model.name=resnet19"],
-            tmp.path(),
-        ),
+        &mv(&["train", "-c", c, "--set", "model.name=resnet19"], tmp.path()),
         2,
         &["resnet19", "resnet18"],
     );
-    assert_user_error(
-        &mv(&["train", "-c", "/no/such.toml"], tmp.path()),
-        2,
-        &["/no/such.toml"],
-    );
-    assert_user_error(
-        &mv(
-            &["train", "-c", c, "--set", "train.device=cuda"],
-            tmp.path(),
-        ),
-        2,
-        &["cuda"],
-    );
-    assert!(
-        !tmp.path().join("runs").exists(),
-        "no run directory for a rejected config"
-    );
+    assert_user_error(&mv(&["train", "-c", "/no/such.toml"], tmp.path()), 2, &["/no/such.toml"]);
+    assert_user_error(&mv(&["train", "-c", c, "--set", "train.device=cuda"], tmp.path()), 2, &["cuda"]);
+    assert!(!tmp.path().join("runs").exists(), "no run directory for a rejected config");
 }
 
 #[test]
 fn missing_data_exits_3_and_says_where() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path());
-    let out = mv(
-        &[
-            "train",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--set",
-            "data.download=false",
-        ],
-        &tmp.path().join("nothing"),
-    );
+    let out = mv(&["train", "-c", cfg.to_str().unwrap(), "--set", "data.download=false"], &tmp.path().join("nothing"));
     assert_user_error(&out, 3, &["cifar10 not found", "MICROVISION_DATA"]);
 }
 
 #[test]
 fn bad_run_directory_exits_4() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_user_error(
-        &mv(&["eval", tmp.path().to_str().unwrap()], tmp.path()),
-        4,
-        &["not a run directory"],
-    );
-    assert_user_error(
-        &mv(&["train", "--resume", "/no/such/run"], tmp.path()),
-        4,
-        &["does not exist"],
-    );
+    assert_user_error(&mv(&["eval", tmp.path().to_str().unwrap()], tmp.path()), 4, &["not a run directory"]);
+    assert_user_error(&mv(&["train", "--resume", "/no/such/run"], tmp.path()), 4, &["does not exist"]);
 }

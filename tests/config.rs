@@ -32,32 +32,16 @@ fn shipped_configs_parse() {
 
 #[test]
 fn values_are_read() {
-    let c = load(
-        "name = \"x\"\n[optim]\nlr = 0.3\nnesterov = false\nmomentum = 0.8\n[train]\nepochs = 3",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(
-        (
-            c.name.as_str(),
-            c.optim.lr,
-            c.optim.nesterov,
-            c.train.epochs
-        ),
-        ("x", 0.3, false, 3)
-    );
+    let c =
+        load("name = \"x\"\n[optim]\nlr = 0.3\nnesterov = false\nmomentum = 0.8\n[train]\nepochs = 3", &[]).unwrap();
+    assert_eq!((c.name.as_str(), c.optim.lr, c.optim.nesterov, c.train.epochs), ("x", 0.3, false, 3));
 }
 
 #[test]
 fn overrides_win_and_parse_types() {
     let c = load(
         "[optim]\nlr = 0.3",
-        &[
-            "optim.lr=0.01",
-            "model.name=resnet18",
-            "data.augment=false",
-            "optim.betas=[0.8, 0.9]",
-        ],
+        &["optim.lr=0.01", "model.name=resnet18", "data.augment=false", "optim.betas=[0.8, 0.9]"],
     )
     .unwrap();
     assert_eq!(c.optim.lr, 0.01);
@@ -69,15 +53,9 @@ fn overrides_win_and_parse_types() {
 #[test]
 fn unknown_key_suggests_the_closest() {
     let e = err("[optim]\nlrr = 0.1", &[]);
-    assert!(
-        e.contains("test.toml") && e.contains("optim.lrr") && e.contains("did you mean `optim.lr`"),
-        "{e}"
-    );
+    assert!(e.contains("test.toml") && e.contains("optim.lrr") && e.contains("did you mean `optim.lr`"), "{e}");
     let e = err("", &["optim.momentun=0.9"]);
-    assert!(
-        e.contains("optim.momentun") && e.contains("optim.momentum"),
-        "{e}"
-    );
+    assert!(e.contains("optim.momentun") && e.contains("optim.momentum"), "{e}");
     let e = err("[trian]\nepochs = 1", &[]);
     assert!(e.contains("trian") && e.contains("`train`"), "{e}");
 }
@@ -85,10 +63,7 @@ fn unknown_key_suggests_the_closest() {
 #[test]
 fn unknown_key_without_close_match_lists_valid_keys() {
     let e = err("[schedule]\nzzzzzzzzzz = 1", &[]);
-    assert!(
-        e.contains("valid keys here") && e.contains("pct_start"),
-        "{e}"
-    );
+    assert!(e.contains("valid keys here") && e.contains("pct_start"), "{e}");
 }
 
 #[test]
@@ -121,11 +96,7 @@ fn range_errors_name_key_value_and_expectation() {
         ("data.batch_size=0", "data.batch_size", "positive integer"),
         ("optim.lr=-1", "optim.lr", "positive number"),
         ("optim.momentum=1.5", "optim.momentum", "[0, 0.9999]"),
-        (
-            "train.label_smoothing=1.0",
-            "train.label_smoothing",
-            "[0, 0.99]",
-        ),
+        ("train.label_smoothing=1.0", "train.label_smoothing", "[0, 0.99]"),
         ("data.val_split=0.95", "data.val_split", "[0, 0.9]"),
         ("train.epochs=0", "train.epochs", "positive integer"),
         ("data.workers=-1", "data.workers", "0 or more"),
@@ -141,10 +112,7 @@ fn range_errors_name_key_value_and_expectation() {
 #[test]
 fn enum_errors_list_choices_and_suggest() {
     let e = err("", &["optim.name=sdg"]);
-    assert!(
-        e.contains("optim.name") && e.contains("sgd, adamw") && e.contains("did you mean \"sgd\""),
-        "{e}"
-    );
+    assert!(e.contains("optim.name") && e.contains("sgd, adamw") && e.contains("did you mean \"sgd\""), "{e}");
     let e = err("", &["train.precision=fp8"]);
     assert!(e.contains("train.precision") && e.contains("bf16"), "{e}");
     let e = err("", &["schedule.name=linear"]);

@@ -6,11 +6,7 @@ use microvision::config::DataConfig;
 use microvision::data::{self, cifar};
 
 fn cfg(root: &std::path::Path) -> DataConfig {
-    DataConfig {
-        root: root.to_path_buf(),
-        download: false,
-        ..DataConfig::default()
-    }
+    DataConfig { root: root.to_path_buf(), download: false, ..DataConfig::default() }
 }
 
 #[test]
@@ -24,19 +20,10 @@ fn reads_good_files_in_layout_order() {
     // First record of data_batch_1: label 0, then its first red byte.
     let bytes = std::fs::read(dir.join("data_batch_1.bin")).unwrap();
     assert_eq!(splits.train.labels.int64_value(&[0]), bytes[0] as i64);
-    assert_eq!(
-        splits.train.images.int64_value(&[0, 0, 0, 0]),
-        bytes[1] as i64
-    );
+    assert_eq!(splits.train.images.int64_value(&[0, 0, 0, 0]), bytes[1] as i64);
     // Plane order: byte 1 + 1024 is the first green pixel; byte 1 + 32 is row 1 of red.
-    assert_eq!(
-        splits.train.images.int64_value(&[0, 1, 0, 0]),
-        bytes[1 + 1024] as i64
-    );
-    assert_eq!(
-        splits.train.images.int64_value(&[0, 0, 1, 0]),
-        bytes[1 + 32] as i64
-    );
+    assert_eq!(splits.train.images.int64_value(&[0, 1, 0, 0]), bytes[1 + 1024] as i64);
+    assert_eq!(splits.train.images.int64_value(&[0, 0, 1, 0]), bytes[1 + 32] as i64);
     assert_eq!(splits.train.class_counts(), vec![10; 10]);
 }
 
@@ -57,10 +44,7 @@ fn truncated_file_is_named() {
     let e = data::load(&cfg(tmp.path()), 0).unwrap_err();
     assert_eq!(e.exit_code(), 3);
     let msg = e.to_string();
-    assert!(
-        msg.contains("data_batch_3.bin") && msg.contains("truncated"),
-        "{msg}"
-    );
+    assert!(msg.contains("data_batch_3.bin") && msg.contains("truncated"), "{msg}");
 }
 
 #[test]
@@ -72,26 +56,16 @@ fn label_out_of_range_is_corrupt() {
     bytes[common::RECORD * 4] = 42;
     std::fs::write(&f, bytes).unwrap();
     let msg = data::load(&cfg(tmp.path()), 0).unwrap_err().to_string();
-    assert!(
-        msg.contains("test_batch.bin") && msg.contains("record 4") && msg.contains("label 42"),
-        "{msg}"
-    );
+    assert!(msg.contains("test_batch.bin") && msg.contains("record 4") && msg.contains("label 42"), "{msg}");
 }
 
 #[test]
 fn python_pickle_version_is_recognised() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::synthetic_cifar10(tmp.path(), 10, 10);
-    std::fs::write(
-        dir.join("data_batch_1.bin"),
-        [0x80u8, 0x02, 0x7d, 0x71, 0x00],
-    )
-    .unwrap();
+    std::fs::write(dir.join("data_batch_1.bin"), [0x80u8, 0x02, 0x7d, 0x71, 0x00]).unwrap();
     let msg = data::load(&cfg(tmp.path()), 0).unwrap_err().to_string();
-    assert!(
-        msg.contains("pickle") && msg.contains("binary version"),
-        "{msg}"
-    );
+    assert!(msg.contains("pickle") && msg.contains("binary version"), "{msg}");
 }
 
 #[test]
@@ -110,9 +84,7 @@ fn missing_dataset_offline_says_where_to_put_it() {
     assert_eq!(e.exit_code(), 3);
     let msg = e.to_string();
     assert!(
-        msg.contains("cifar-10-binary.tar.gz")
-            && msg.contains("MICROVISION_DATA")
-            && msg.contains("c32a1d4a"),
+        msg.contains("cifar-10-binary.tar.gz") && msg.contains("MICROVISION_DATA") && msg.contains("c32a1d4a"),
         "{msg}"
     );
 }
@@ -121,34 +93,22 @@ fn missing_dataset_offline_says_where_to_put_it() {
 fn md5_mismatch_is_reported_when_verifying() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 10, 10);
-    let c = DataConfig {
-        verify_md5: true,
-        ..cfg(tmp.path())
-    };
+    let c = DataConfig { verify_md5: true, ..cfg(tmp.path()) };
     let msg = data::load(&c, 0).unwrap_err().to_string();
-    assert!(
-        msg.contains("MD5") && msg.contains("does not match the official"),
-        "{msg}"
-    );
+    assert!(msg.contains("MD5") && msg.contains("does not match the official"), "{msg}");
 }
 
 #[test]
 fn validation_split_is_deterministic_and_disjoint() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 10);
-    let c = DataConfig {
-        val_split: 0.2,
-        ..cfg(tmp.path())
-    };
+    let c = DataConfig { val_split: 0.2, ..cfg(tmp.path()) };
     let a = data::load(&c, 5).unwrap();
     let b = data::load(&c, 5).unwrap();
     assert_eq!((a.train.len(), a.val.len()), (80, 20));
     assert!(a.val.images.equal(&b.val.images) && a.train.labels.equal(&b.train.labels));
     let other = data::load(&c, 6).unwrap();
-    assert!(
-        !a.val.images.equal(&other.val.images),
-        "another seed gives another split"
-    );
+    assert!(!a.val.images.equal(&other.val.images), "another seed gives another split");
 }
 
 #[test]
@@ -165,11 +125,7 @@ fn cifar100_layout_reads_fine_labels() {
         }
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-    let c = DataConfig {
-        dataset: "cifar100".into(),
-        num_classes: 100,
-        ..cfg(tmp.path())
-    };
+    let c = DataConfig { dataset: "cifar100".into(), num_classes: 100, ..cfg(tmp.path()) };
     let splits = data::load(&c, 0).unwrap();
     assert_eq!(splits.train.len(), 30);
     assert_eq!(splits.train.labels.int64_value(&[1]), 51);

@@ -9,12 +9,7 @@ fn real() -> Option<data::DataSplits> {
         eprintln!("SKIP: MICROVISION_DATA is not set");
         return None;
     };
-    let cfg = DataConfig {
-        root: root.into(),
-        download: false,
-        verify_md5: true,
-        ..DataConfig::default()
-    };
+    let cfg = DataConfig { root: root.into(), download: false, verify_md5: true, ..DataConfig::default() };
     Some(data::load(&cfg, 0).expect("real CIFAR-10 loads and matches the official MD5s"))
 }
 
@@ -24,18 +19,8 @@ fn mean_and_std_constants_match_the_training_set() {
     let Some(d) = real() else { return };
     let (mean, std) = d.train.mean_std();
     for c in 0..3 {
-        assert!(
-            (mean[c] - cifar::CIFAR10.mean[c]).abs() < 1e-6,
-            "mean {c}: {} vs {}",
-            mean[c],
-            cifar::CIFAR10.mean[c]
-        );
-        assert!(
-            (std[c] - cifar::CIFAR10.std[c]).abs() < 1e-6,
-            "std {c}: {} vs {}",
-            std[c],
-            cifar::CIFAR10.std[c]
-        );
+        assert!((mean[c] - cifar::CIFAR10.mean[c]).abs() < 1e-6, "mean {c}: {} vs {}", mean[c], cifar::CIFAR10.mean[c]);
+        assert!((std[c] - cifar::CIFAR10.std[c]).abs() < 1e-6, "std {c}: {} vs {}", std[c], cifar::CIFAR10.std[c]);
     }
 }
 
@@ -46,32 +31,16 @@ fn counts_and_first_images_match_the_dataset_facts() {
     assert_eq!((d.train.len(), d.test.len()), (50_000, 10_000));
     assert_eq!(d.train.class_counts(), vec![5000; 10]);
     assert_eq!(d.test.class_counts(), vec![1000; 10]);
-    let first_batch = d
-        .train
-        .labels
-        .narrow(0, 0, 10_000)
-        .bincount::<tch::Tensor>(None, 10);
+    let first_batch = d.train.labels.narrow(0, 0, 10_000).bincount::<tch::Tensor>(None, 10);
     assert_eq!(
         Vec::<i64>::try_from(first_batch).unwrap(),
         vec![1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
     );
-    assert_eq!(
-        d.train.labels.int64_value(&[0]),
-        6,
-        "first training image is a frog"
-    );
-    let red: Vec<i64> = (0..3)
-        .map(|i| d.train.images.int64_value(&[0, 0, 0, i]))
-        .collect();
+    assert_eq!(d.train.labels.int64_value(&[0]), 6, "first training image is a frog");
+    let red: Vec<i64> = (0..3).map(|i| d.train.images.int64_value(&[0, 0, 0, i])).collect();
     assert_eq!(red, vec![59, 43, 50]);
-    assert_eq!(
-        d.test.labels.int64_value(&[0]),
-        3,
-        "first test image is a cat"
-    );
-    let red: Vec<i64> = (0..3)
-        .map(|i| d.test.images.int64_value(&[0, 0, 0, i]))
-        .collect();
+    assert_eq!(d.test.labels.int64_value(&[0]), 3, "first test image is a cat");
+    let red: Vec<i64> = (0..3).map(|i| d.test.images.int64_value(&[0, 0, 0, i])).collect();
     assert_eq!(red, vec![158, 159, 165]);
     assert_eq!(d.train.classes[3], "cat");
 }

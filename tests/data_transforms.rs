@@ -3,9 +3,7 @@
 mod common;
 
 use microvision::data::loader::{Loader, LoaderSpec};
-use microvision::data::transforms::{
-    channels_last, crop_flip, hflip, normalize, random_crop, AugmentParams,
-};
+use microvision::data::transforms::{channels_last, crop_flip, hflip, normalize, random_crop, AugmentParams};
 use microvision::data::Dataset;
 use tch::{Device, Kind, Tensor};
 
@@ -51,9 +49,7 @@ fn zero_offsets_at_pad_are_identity_and_flip_twice_is_identity() {
 
 #[test]
 fn normalize_matches_the_formula() {
-    let x = Tensor::from_slice(&[0u8, 255, 128, 64])
-        .view([1, 1, 2, 2])
-        .repeat([1, 3, 1, 1]);
+    let x = Tensor::from_slice(&[0u8, 255, 128, 64]).view([1, 1, 2, 2]).repeat([1, 3, 1, 1]);
     let mean = [0.5, 0.25, 0.0];
     let std = [0.5, 0.25, 1.0];
     let y = normalize(&x, &mean, &std);
@@ -77,8 +73,7 @@ fn channels_last_keeps_values_and_changes_strides() {
 fn dataset(n: i64) -> Dataset {
     tch::manual_seed(0);
     Dataset {
-        images: Tensor::randint(256, [n, 3, 32, 32], (Kind::Int64, Device::Cpu))
-            .to_kind(Kind::Uint8),
+        images: Tensor::randint(256, [n, 3, 32, 32], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8),
         labels: Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(10),
         classes: (0..10).map(|i| i.to_string()).collect(),
     }
@@ -109,10 +104,7 @@ fn loader_is_seeded_and_prefetch_does_not_change_batches() {
         assert_eq!(x.images.size(), [16, 3, 32, 32]);
     }
     let other_epoch: Vec<_> = Loader::new(&data, spec(0, 1)).epoch(4).collect();
-    assert!(
-        !a[0].labels.equal(&other_epoch[0].labels),
-        "epochs shuffle differently"
-    );
+    assert!(!a[0].labels.equal(&other_epoch[0].labels), "epochs shuffle differently");
     let other_seed: Vec<_> = Loader::new(&data, spec(0, 2)).epoch(3).collect();
     assert!(!a[0].images.equal(&other_seed[0].images), "seeds differ");
 }
@@ -120,22 +112,11 @@ fn loader_is_seeded_and_prefetch_does_not_change_batches() {
 #[test]
 fn eval_loader_keeps_order_and_last_partial_batch() {
     let data = dataset(50);
-    let s = LoaderSpec {
-        shuffle: false,
-        augment_pad: None,
-        drop_last: false,
-        ..spec(1, 0)
-    };
+    let s = LoaderSpec { shuffle: false, augment_pad: None, drop_last: false, ..spec(1, 0) };
     let batches: Vec<_> = Loader::new(&data, s).epoch(0).collect();
     assert_eq!(batches.len(), 4);
     assert_eq!(batches[3].labels.size(), [2]);
-    let labels = Tensor::cat(
-        &batches
-            .iter()
-            .map(|b| b.labels.shallow_clone())
-            .collect::<Vec<_>>(),
-        0,
-    );
+    let labels = Tensor::cat(&batches.iter().map(|b| b.labels.shallow_clone()).collect::<Vec<_>>(), 0);
     assert!(labels.equal(&data.labels));
 }
 

@@ -10,10 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 fn args() -> ModelArgs {
     // Dropout off so train-mode outputs are deterministic and comparable with PyTorch.
-    ModelArgs {
-        dropout: 0.0,
-        ..ModelArgs::default()
-    }
+    ModelArgs { dropout: 0.0, ..ModelArgs::default() }
 }
 
 /// Forward in eval and train mode, then backward of a fixed weighting of the outputs.
@@ -38,20 +35,12 @@ fn every_registered_model_runs_forward_and_backward() {
         let (eval, train) = run(&model, &x);
         assert_eq!(eval.size(), [2, 10], "{}: eval output shape", entry.name);
         assert_eq!(train.size(), [2, 10], "{}: train output shape", entry.name);
-        assert!(
-            bool::try_from(eval.isfinite().all()).unwrap(),
-            "{}: non-finite output",
-            entry.name
-        );
+        assert!(bool::try_from(eval.isfinite().all()).unwrap(), "{}: non-finite output", entry.name);
         for (name, p) in model.vs.variables() {
             if p.requires_grad() {
                 let g = p.grad();
                 assert!(g.defined(), "{}: {name} got no gradient", entry.name);
-                assert!(
-                    bool::try_from(g.isfinite().all()).unwrap(),
-                    "{}: {name} gradient not finite",
-                    entry.name
-                );
+                assert!(bool::try_from(g.isfinite().all()).unwrap(), "{}: {name} gradient not finite", entry.name);
             }
         }
     }
@@ -60,31 +49,17 @@ fn every_registered_model_runs_forward_and_backward() {
 #[test]
 fn models_follow_num_classes() {
     for entry in MODELS {
-        let a = ModelArgs {
-            num_classes: 7,
-            ..args()
-        };
+        let a = ModelArgs { num_classes: 7, ..args() };
         let model = Model::new(entry.name, &a, Device::Cpu).unwrap();
-        let y = tch::no_grad(|| {
-            model.forward(
-                &Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)),
-                false,
-            )
-        });
+        let y = tch::no_grad(|| model.forward(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false));
         assert_eq!(y.size(), [1, 7], "{}", entry.name);
     }
 }
 
 #[test]
 fn unknown_model_lists_valid_names() {
-    let err = lookup("resnet19")
-        .err()
-        .expect("unknown name must fail")
-        .to_string();
-    assert!(
-        err.contains("resnet19") && err.contains("resnet18") && err.contains("simple_cnn"),
-        "{err}"
-    );
+    let err = lookup("resnet19").err().expect("unknown name must fail").to_string();
+    assert!(err.contains("resnet19") && err.contains("resnet18") && err.contains("simple_cnn"), "{err}");
 }
 
 #[test]
@@ -108,22 +83,11 @@ fn models_equal_pytorch() {
             .args([&weights, &input, &out])
             .status()
             .unwrap();
-        assert!(
-            status.success(),
-            "{}: PyTorch could not load our weights strictly",
-            entry.name
-        );
+        assert!(status.success(), "{}: PyTorch could not load our weights strictly", entry.name);
         let (eval, _) = run(&model, &x);
-        let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
-            .unwrap()
-            .into_iter()
-            .collect();
-        assert_eq!(
-            reference["n_params"].int64_value(&[]),
-            model.num_params(),
-            "{}: parameter count",
-            entry.name
-        );
+        let reference: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(&out).unwrap().into_iter().collect();
+        assert_eq!(reference["n_params"].int64_value(&[]), model.num_params(), "{}: parameter count", entry.name);
         let d = max_abs_diff(&eval, &reference["eval_out"]);
         assert!(d < 1e-5, "{}: eval outputs differ by {d}", entry.name);
         for (name, p) in model.vs.variables() {
@@ -133,11 +97,7 @@ fn models_equal_pytorch() {
             let r = &reference[&format!("grad.{name}")];
             let scale = r.abs().max().double_value(&[]).max(1e-3);
             let d = max_abs_diff(&p.grad(), r) / scale;
-            assert!(
-                d < 1e-4,
-                "{}: gradient of {name} differs (relative {d})",
-                entry.name
-            );
+            assert!(d < 1e-4, "{}: gradient of {name} differs (relative {d})", entry.name);
         }
     }
 }

@@ -14,11 +14,7 @@ fn close(a: f64, b: f64) -> bool {
 fn onecycle_endpoints_match_pytorch() {
     // PyTorch OneCycleLR(max_lr=0.1, total_steps=100, pct_start=0.25, div_factor=25,
     // final_div_factor=1e4): step 0 = 0.004, step 24 = 0.1 (peak), step 99 = 4e-7.
-    let s = Schedule::OneCycle {
-        pct_start: 0.25,
-        div: 25.0,
-        final_div: 1e4,
-    };
+    let s = Schedule::OneCycle { pct_start: 0.25, div: 25.0, final_div: 1e4 };
     assert!(close(s.lr(0.1, 0, 100), 0.004));
     assert!(close(s.lr(0.1, 24, 100), 0.1));
     assert!(close(s.lr(0.1, 99, 100), 4e-7));
@@ -28,10 +24,7 @@ fn onecycle_endpoints_match_pytorch() {
 
 #[test]
 fn cosine_with_warmup_endpoints() {
-    let s = Schedule::Cosine {
-        warmup: 10,
-        min_ratio: 0.1,
-    };
+    let s = Schedule::Cosine { warmup: 10, min_ratio: 0.1 };
     assert!(close(s.lr(1.0, 0, 110), 0.1)); // (0 + 1) / 10
     assert!(close(s.lr(1.0, 9, 110), 1.0));
     assert!(close(s.lr(1.0, 10, 110), 1.0));
@@ -41,11 +34,7 @@ fn cosine_with_warmup_endpoints() {
 
 #[test]
 fn step_and_constant() {
-    let s = Schedule::Step {
-        warmup: 0,
-        every: 10,
-        gamma: 0.5,
-    };
+    let s = Schedule::Step { warmup: 0, every: 10, gamma: 0.5 };
     assert!(close(s.lr(0.8, 0, 100), 0.8));
     assert!(close(s.lr(0.8, 9, 100), 0.8));
     assert!(close(s.lr(0.8, 10, 100), 0.4));
@@ -57,30 +46,15 @@ fn step_and_constant() {
 
 #[test]
 fn schedule_from_config_converts_epochs_to_steps() {
-    let c = ScheduleConfig {
-        name: "step".into(),
-        step_epochs: 2.0,
-        gamma: 0.1,
-        ..ScheduleConfig::default()
-    };
-    assert_eq!(
-        Schedule::from_config(&c, 50),
-        Schedule::Step {
-            warmup: 0,
-            every: 100,
-            gamma: 0.1
-        }
-    );
+    let c = ScheduleConfig { name: "step".into(), step_epochs: 2.0, gamma: 0.1, ..ScheduleConfig::default() };
+    assert_eq!(Schedule::from_config(&c, 50), Schedule::Step { warmup: 0, every: 100, gamma: 0.1 });
 }
 
 /// A var store with one 2-vector parameter `w = [1, -2]` whose gradient is set to `g`.
 fn one_param(g: [f32; 2]) -> (VarStore, Tensor) {
     let vs = VarStore::new(Device::Cpu);
     let w = vs.root().var("w", &[2], Init::Const(0.0));
-    tch::no_grad(|| {
-        w.shallow_clone()
-            .copy_(&Tensor::from_slice(&[1.0f32, -2.0]))
-    });
+    tch::no_grad(|| w.shallow_clone().copy_(&Tensor::from_slice(&[1.0f32, -2.0])));
     let grad = Tensor::from_slice(&g);
     (w * &grad).sum(Kind::Float).backward(); // d/dw = g
     let w = vs.variables()["w"].shallow_clone();
@@ -94,56 +68,33 @@ fn values(t: &Tensor) -> Vec<f64> {
 #[test]
 fn sgd_nesterov_with_l2_two_steps_by_hand() {
     let (vs, w) = one_param([0.5, 0.25]);
-    let cfg = OptimConfig {
-        lr: 0.1,
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 0.01,
-        ..OptimConfig::default()
-    };
+    let cfg = OptimConfig { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01, ..OptimConfig::default() };
     let mut opt = Optimizer::new(&vs, &cfg);
     opt.step(0.1);
     // d = g + wd*w = [0.51, 0.23]; buf = d; update = d + 0.9*buf = 1.9*d; w -= 0.1*update
     let want = [1.0 - 0.1 * 1.9 * 0.51, -2.0 - 0.1 * 1.9 * 0.23];
     let got = values(&w);
-    assert!(
-        got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
-        "{got:?} vs {want:?}"
-    );
+    assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?} vs {want:?}");
     // Second step with the same gradient: d2 = g + wd*w1; buf2 = 0.9*buf + d2; w2 = w1 - 0.1*(d2 + 0.9*buf2)
     opt.step(0.1);
     let d2 = [0.5 + 0.01 * want[0], 0.25 + 0.01 * want[1]];
     let buf2 = [0.9 * 0.51 + d2[0], 0.9 * 0.23 + d2[1]];
-    let want2 = [
-        want[0] - 0.1 * (d2[0] + 0.9 * buf2[0]),
-        want[1] - 0.1 * (d2[1] + 0.9 * buf2[1]),
-    ];
+    let want2 = [want[0] - 0.1 * (d2[0] + 0.9 * buf2[0]), want[1] - 0.1 * (d2[1] + 0.9 * buf2[1])];
     let got = values(&w);
-    assert!(
-        got.iter().zip(want2).all(|(a, b)| (a - b).abs() < 1e-6),
-        "{got:?} vs {want2:?}"
-    );
+    assert!(got.iter().zip(want2).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?} vs {want2:?}");
 }
 
 #[test]
 fn sgd_decoupled_weight_decay_by_hand() {
     let (vs, w) = one_param([0.5, 0.25]);
-    let cfg = OptimConfig {
-        momentum: 0.0,
-        nesterov: false,
-        weight_decay: 0.1,
-        decoupled_wd: true,
-        ..OptimConfig::default()
-    };
+    let cfg =
+        OptimConfig { momentum: 0.0, nesterov: false, weight_decay: 0.1, decoupled_wd: true, ..OptimConfig::default() };
     let mut opt = Optimizer::new(&vs, &cfg);
     opt.step(0.5);
     // w = w * (1 - lr*wd) - lr*g
     let want = [1.0 * 0.95 - 0.25, -2.0 * 0.95 - 0.125];
     let got = values(&w);
-    assert!(
-        got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
-        "{got:?}"
-    );
+    assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?}");
 }
 
 #[test]
@@ -162,10 +113,7 @@ fn adamw_first_step_by_hand() {
     // after decoupled decay w *= 1 - lr*wd.
     let want = [1.0 * (1.0 - 0.001) - 0.01, -2.0 * (1.0 - 0.001) + 0.01];
     let got = values(&w);
-    assert!(
-        got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
-        "{got:?} vs {want:?}"
-    );
+    assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?} vs {want:?}");
 }
 
 #[test]
@@ -175,10 +123,7 @@ fn grad_norm_clipping_scales_to_max() {
     let norm = opt.clip_grad_norm(1.0);
     assert!((norm - 5.0).abs() < 1e-6);
     let g = values(&w.grad());
-    assert!(
-        (g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5,
-        "{g:?}"
-    );
+    assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5, "{g:?}");
 }
 
 #[test]
@@ -191,10 +136,7 @@ fn optimizer_state_round_trips() {
     b.load_state(&saved).unwrap();
     assert_eq!(b.steps, 1);
     assert!(b.state[0][0].equal(&a.state[0][0]));
-    let adam = OptimConfig {
-        name: "adamw".into(),
-        ..OptimConfig::default()
-    };
+    let adam = OptimConfig { name: "adamw".into(), ..OptimConfig::default() };
     let err = Optimizer::new(&vs, &adam).load_state(&saved).unwrap_err();
     assert!(err.contains("exp_avg"), "{err}");
 }

@@ -9,11 +9,7 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 fn weights(run: &std::path::Path, tag: &str) -> HashMap<String, Tensor> {
-    checkpoint::load(&run.join("checkpoints"), tag)
-        .unwrap()
-        .weights
-        .into_iter()
-        .collect()
+    checkpoint::load(&run.join("checkpoints"), tag).unwrap().weights.into_iter().collect()
 }
 
 #[test]
@@ -26,17 +22,11 @@ fn resume_equals_uninterrupted_run_bit_for_bit() {
     straight.fit().unwrap();
 
     let mut first = Trainer::new(cfg).unwrap();
-    assert_ne!(
-        first.run_dir, straight.run_dir,
-        "runs never share a directory"
-    );
+    assert_ne!(first.run_dir, straight.run_dir, "runs never share a directory");
     first.stop_after = Some(1);
     first.fit().unwrap();
     assert_eq!(first.state.epoch, 1);
-    assert!(
-        !first.run_dir.join("eval.json").exists(),
-        "interrupted run has no final eval"
-    );
+    assert!(!first.run_dir.join("eval.json").exists(), "interrupted run has no final eval");
     let mut resumed = Trainer::resume(&first.run_dir).unwrap();
     assert_eq!(resumed.state.epoch, 1);
     resumed.fit().unwrap();
@@ -49,10 +39,7 @@ fn resume_equals_uninterrupted_run_bit_for_bit() {
     }
     let sa = checkpoint::load(&straight.run_dir.join("checkpoints"), "last").unwrap();
     let sb = checkpoint::load(&resumed.run_dir.join("checkpoints"), "last").unwrap();
-    assert_eq!(
-        (sa.state.step, sa.state.epoch),
-        (sb.state.step, sb.state.epoch)
-    );
+    assert_eq!((sa.state.step, sa.state.epoch), (sb.state.step, sb.state.epoch));
     for ((na, ta), (nb, tb)) in sa.optim.iter().zip(&sb.optim) {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "optimizer state {na} differs");
@@ -88,18 +75,11 @@ fn run_directory_holds_every_artifact() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let val_epochs: Vec<i64> = lines
-        .iter()
-        .filter(|l| l["split"] == "val")
-        .map(|l| l["epoch"].as_i64().unwrap())
-        .collect();
+    let val_epochs: Vec<i64> =
+        lines.iter().filter(|l| l["split"] == "val").map(|l| l["epoch"].as_i64().unwrap()).collect();
     assert_eq!(val_epochs, vec![1, 2]);
-    assert!(
-        lines.iter().any(|l| l["kind"] == "step"),
-        "step lines are logged"
-    );
-    let env: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
+    assert!(lines.iter().any(|l| l["kind"] == "step"), "step lines are logged");
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
     assert_eq!(env["num_params"].as_i64().unwrap(), t.model.num_params());
     assert!(env["peak_rss_bytes"].as_u64().unwrap() > 0);
     assert_eq!(env["data_md5"].as_array().unwrap().len(), 6);
@@ -121,10 +101,7 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
     bytes[n - 10] ^= 0xff;
     std::fs::write(&w, bytes).unwrap();
     let err = checkpoint::load(&ckpt, "last").unwrap_err().to_string();
-    assert!(
-        err.contains("last.safetensors") && err.contains("corrupt"),
-        "{err}"
-    );
+    assert!(err.contains("last.safetensors") && err.contains("corrupt"), "{err}");
     let best = checkpoint::load(&ckpt, "best").unwrap().state.epoch;
     let resumed = Trainer::resume(&t.run_dir).unwrap();
     assert_eq!(resumed.state.epoch, best);
@@ -138,30 +115,13 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
     t.stop_after = Some(1);
     t.fit().unwrap();
     let loaded = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();
-    let args = microvision::models::ModelArgs {
-        num_classes: 5,
-        ..Default::default()
-    };
+    let args = microvision::models::ModelArgs { num_classes: 5, ..Default::default() };
     let other = microvision::models::Model::new("simple_cnn", &args, tch::Device::Cpu).unwrap();
-    let err = checkpoint::load_weights(
-        &other.vs,
-        &loaded.weights,
-        std::path::Path::new("x.safetensors"),
-    )
-    .unwrap_err();
+    let err = checkpoint::load_weights(&other.vs, &loaded.weights, std::path::Path::new("x.safetensors")).unwrap_err();
     assert_eq!(err.exit_code(), 4);
     let msg = err.to_string();
-    assert!(
-        msg.contains("classifier.3.weight") && msg.contains("[5, 512]"),
-        "{msg}"
-    );
-    let vgg =
-        microvision::models::Model::new("vgg11", &Default::default(), tch::Device::Cpu).unwrap();
-    let msg = checkpoint::load_weights(&vgg.vs, &loaded.weights, std::path::Path::new("x"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("missing") && msg.contains("unexpected"),
-        "{msg}"
-    );
+    assert!(msg.contains("classifier.3.weight") && msg.contains("[5, 512]"), "{msg}");
+    let vgg = microvision::models::Model::new("vgg11", &Default::default(), tch::Device::Cpu).unwrap();
+    let msg = checkpoint::load_weights(&vgg.vs, &loaded.weights, std::path::Path::new("x")).unwrap_err().to_string();
+    assert!(msg.contains("missing") && msg.contains("unexpected"), "{msg}");
 }

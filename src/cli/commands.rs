@@ -30,11 +30,7 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         trainer.precision.name()
     );
     let test = trainer.fit()?;
-    println!(
-        "test accuracy {:.2}%  (run directory: {})",
-        test.acc * 100.0,
-        trainer.run_dir.display()
-    );
+    println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
     Ok(())
 }
 
@@ -45,15 +41,8 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
     let model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
     let dir = run.join(&cfg.output.checkpoint_dir);
     let loaded = checkpoint::load(&dir, which)?;
-    checkpoint::load_weights(
-        &model.vs,
-        &loaded.weights,
-        &checkpoint::paths(&dir, which)[0],
-    )?;
-    let loader = crate::data::loader::Loader::new(
-        &data.test.to_device(device),
-        loader_spec(&cfg, &data, false),
-    );
+    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
+    let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
     let result = evaluate(&model, &loader, kind, data.test.classes.len());
     let out = run.join(format!("eval-{which}.json"));
@@ -78,28 +67,16 @@ pub fn models() -> Result<()> {
         let model = Model::new(entry.name, &args, tch::Device::Cpu)?;
         // FLOPs = 2 x multiply-accumulates (forward pass, one 32x32 image).
         let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
-        println!(
-            "{:<14} {:>12} {:>10.1}  {}",
-            entry.name,
-            model.num_params(),
-            mflops,
-            entry.about
-        );
+        println!("{:<14} {:>12} {:>10.1}  {}", entry.name, model.num_params(), mflops, entry.about);
     }
     Ok(())
 }
 
 fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
-    cifar::spec(dataset)
-        .ok_or_else(|| data_err!("unknown dataset {dataset:?}; expected cifar10 or cifar100"))?;
-    let root = root
-        .or_else(|| std::env::var_os("MICROVISION_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| "data".into());
-    Ok(DataConfig {
-        dataset: dataset.into(),
-        root,
-        ..DataConfig::default()
-    })
+    cifar::spec(dataset).ok_or_else(|| data_err!("unknown dataset {dataset:?}; expected cifar10 or cifar100"))?;
+    let root =
+        root.or_else(|| std::env::var_os("MICROVISION_DATA").map(PathBuf::from)).unwrap_or_else(|| "data".into());
+    Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
 }
 
 pub fn data_download(dataset: &str, root: Option<PathBuf>) -> Result<()> {
@@ -112,29 +89,47 @@ pub fn data_download(dataset: &str, root: Option<PathBuf>) -> Result<()> {
 
 pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
     let cfg = data_config(dataset, root)?;
-    let splits = data::load(
-        &DataConfig {
-            download: false,
-            ..cfg
-        },
-        0,
-    )?;
+    let splits = data::load(&DataConfig { download: false, ..cfg }, 0)?;
     println!("{dataset} in {}", splits.dir.display());
     for (name, split) in [("train", &splits.train), ("test", &splits.test)] {
         let (mean, std) = split.mean_std();
         let size = split.images.size();
-        println!(
-            "{name}: {} images of {}x{}x{}",
-            split.len(),
-            size[1],
-            size[2],
-            size[3]
-        );
+        println!("{name}: {} images of {}x{}x{}", split.len(), size[1], size[2], size[3]);
         println!("  mean {:.4?}  std {:.4?}", mean, std);
         let counts = split.class_counts();
         for (c, n) in split.classes.iter().zip(counts) {
             println!("  {c:<12} {n}");
         }
     }
+    Ok(())
+}
+
+pub fn bench_throughput(
+    model: &str,
+    batch: i64,
+    precision: &str,
+    device: &str,
+    steps: usize,
+    repeats: usize,
+    threads: i64,
+) -> Result<()> {
+    use crate::bench::throughput::{load_average, measure, ThroughputSpec};
+    crate::models::lookup(model)?;
+    crate::device::set_threads(threads);
+    let device = crate::device::select_device(device)?;
+    let precision = crate::device::select_precision(precision, device)?;
+    let spec = ThroughputSpec { model: model.into(), batch, precision, device, warmup: 3, steps, repeats };
+    let load_before = load_average();
+    let r = measure(&spec)?;
+    println!(
+        "{model} batch {batch} {} on {device:?} ({} threads): train {:.0} img/s, inference {:.0} img/s \
+         (median of {repeats} x {steps} steps; load average {load_before:.2} -> {:.2})",
+        precision.name(),
+        tch::get_num_threads(),
+        r.train_median,
+        r.infer_median,
+        load_average()
+    );
+    println!("{}", serde_json::to_string(&r).expect("serialisable"));
     Ok(())
 }

@@ -41,11 +41,46 @@ pub enum Command {
     },
     /// List the registered models with parameters and MFLOPs per image.
     Models,
+    /// Benchmarks.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Dataset tools.
     Data {
         /// What to do.
         #[command(subcommand)]
         action: DataAction,
+    },
+}
+
+/// `microvision bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Training and inference images/s of a model on synthetic batches (median of repeats).
+    Throughput {
+        /// Registry name.
+        #[arg(long, default_value = "simple_cnn")]
+        model: String,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        /// auto, fp32, bf16 or fp16.
+        #[arg(long, default_value = "auto")]
+        precision: String,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Steps per timed repeat.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Timed repeats.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Intra-op threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: i64,
     },
 }
 
@@ -75,21 +110,13 @@ pub enum DataAction {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train {
-            config,
-            overrides,
-            resume,
-        } => commands::train(config, &overrides, resume),
-        Command::Eval {
-            run_dir,
-            checkpoint,
-        } => commands::eval(&run_dir, &checkpoint),
+        Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
+        Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
         Command::Models => commands::models(),
-        Command::Data {
-            action: DataAction::Download { dataset, root },
-        } => commands::data_download(&dataset, root),
-        Command::Data {
-            action: DataAction::Info { dataset, root },
-        } => commands::data_info(&dataset, root),
+        Command::Bench { what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads } } => {
+            commands::bench_throughput(&model, batch, &precision, &device, steps, repeats, threads)
+        }
+        Command::Data { action: DataAction::Download { dataset, root } } => commands::data_download(&dataset, root),
+        Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
     }
 }

@@ -8,11 +8,7 @@ use super::Config;
 use crate::config_err;
 use crate::error::{Error, Result};
 
-pub(super) fn load_file(
-    path: &Path,
-    overrides: &[String],
-    env_root: Option<PathBuf>,
-) -> Result<Config> {
+pub(super) fn load_file(path: &Path, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         config_err!(
             "cannot read config file {}: {e} (expected a TOML file, e.g. configs/simple_cnn.toml)",
@@ -22,29 +18,17 @@ pub(super) fn load_file(
     load_str(&text, &path.display().to_string(), overrides, env_root)
 }
 
-pub(super) fn load_str(
-    text: &str,
-    origin: &str,
-    overrides: &[String],
-    env_root: Option<PathBuf>,
-) -> Result<Config> {
-    let mut value: Value =
-        toml::from_str(text).map_err(|e| config_err!("config {origin}: invalid TOML: {e}"))?;
+pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
+    let mut value: Value = toml::from_str(text).map_err(|e| config_err!("config {origin}: invalid TOML: {e}"))?;
     check_keys(&value, &schema(), "", origin)?;
     if let Some(root) = env_root {
         // The environment points at the data unless the command line says otherwise.
-        set_path(
-            &mut value,
-            "data.root",
-            Value::String(root.display().to_string()),
-        );
+        set_path(&mut value, "data.root", Value::String(root.display().to_string()));
     }
     for ov in overrides {
         apply_override(&mut value, ov)?;
     }
-    let cfg: Config = value
-        .try_into()
-        .map_err(|e: toml::de::Error| config_err!("config {origin}: {}", e.message()))?;
+    let cfg: Config = value.try_into().map_err(|e: toml::de::Error| config_err!("config {origin}: {}", e.message()))?;
     cfg.validate().map_err(|e| match e {
         Error::Config(msg) => config_err!("config {origin}: {msg}"),
         other => other,
@@ -60,9 +44,9 @@ fn schema() -> Value {
 /// Applies one `section.key=value` override. The value is parsed as TOML (`0.1`, `true`, `[1, 2]`,
 /// `"text"`), falling back to a bare string so `--set model.name=resnet18` works unquoted.
 pub fn apply_override(value: &mut Value, ov: &str) -> Result<()> {
-    let (key, raw) = ov.split_once('=').ok_or_else(|| {
-        config_err!("--set {ov:?}: expected section.key=value, e.g. --set optim.lr=0.1")
-    })?;
+    let (key, raw) = ov
+        .split_once('=')
+        .ok_or_else(|| config_err!("--set {ov:?}: expected section.key=value, e.g. --set optim.lr=0.1"))?;
     let key = key.trim();
     let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
@@ -79,12 +63,8 @@ fn set_path(value: &mut Value, dotted: &str, new: Value) {
     let mut cur = value;
     let parts: Vec<&str> = dotted.split('.').collect();
     for part in &parts[..parts.len() - 1] {
-        let table = cur
-            .as_table_mut()
-            .expect("parents are tables after check_keys");
-        cur = table
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Table(Default::default()));
+        let table = cur.as_table_mut().expect("parents are tables after check_keys");
+        cur = table.entry(part.to_string()).or_insert_with(|| Value::Table(Default::default()));
         if !cur.is_table() {
             *cur = Value::Table(Default::default());
         }
@@ -99,16 +79,10 @@ fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Resu
         return Ok(());
     };
     for (key, sub) in table {
-        let full = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         match known.get(key) {
             Some(sub_schema) if sub_schema.is_table() && !sub.is_table() => {
-                return Err(config_err!(
-                    "config {origin}: `{full}` is a section; expected a table like [{full}]"
-                ));
+                return Err(config_err!("config {origin}: `{full}` is a section; expected a table like [{full}]"));
             }
             Some(sub_schema) if !same_type(sub, sub_schema) => {
                 return Err(config_err!(

@@ -73,6 +73,8 @@ pub struct ModelConfig {
     pub name: String,
     /// Dropout probability where the architecture has dropout.
     pub dropout: f64,
+    /// Stochastic-depth rate of the last residual block, rising linearly from 0 (EfficientNet).
+    pub drop_path: f64,
 }
 
 /// `[optim]`: optimizer choice and hyper-parameters.
@@ -193,10 +195,7 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig {
-            name: "simple_cnn".into(),
-            dropout: 0.5,
-        }
+        ModelConfig { name: "simple_cnn".into(), dropout: 0.5, drop_path: 0.0 }
     }
 }
 
@@ -250,10 +249,7 @@ impl Default for TrainConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig {
-            runs_dir: PathBuf::from("runs"),
-            checkpoint_dir: PathBuf::from("checkpoints"),
-        }
+        OutputConfig { runs_dir: PathBuf::from("runs"), checkpoint_dir: PathBuf::from("checkpoints") }
     }
 }
 
@@ -261,11 +257,7 @@ impl Config {
     /// Reads a TOML file, applies `--set` overrides (`section.key=value`) and the
     /// `MICROVISION_DATA` environment variable, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        load::load_file(
-            path,
-            overrides,
-            std::env::var_os("MICROVISION_DATA").map(PathBuf::from),
-        )
+        load::load_file(path, overrides, std::env::var_os("MICROVISION_DATA").map(PathBuf::from))
     }
 
     /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.

@@ -22,10 +22,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("train.device", &c.train.device, DEVICES)?;
     one_of("train.precision", &c.train.precision, PRECISIONS)?;
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
-        return Err(config_err!(
-            "`name` = {:?}: expected a non-empty run name without '/' or a leading '.'",
-            c.name
-        ));
+        return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
     }
     positive_i("data.num_classes", c.data.num_classes)?;
     positive_i("data.input_size", c.data.input_size)?;
@@ -38,28 +35,20 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     non_negative_i("train.log_every", c.train.log_every)?;
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
     in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
+    in_range("model.drop_path", c.model.drop_path, 0.0, 0.99)?;
     positive_f("optim.lr", c.optim.lr)?;
     in_range("optim.momentum", c.optim.momentum, 0.0, 0.9999)?;
     in_range("optim.weight_decay", c.optim.weight_decay, 0.0, 1.0)?;
     in_range("optim.betas[0]", c.optim.betas[0], 0.0, 0.9999)?;
     in_range("optim.betas[1]", c.optim.betas[1], 0.0, 0.99999)?;
     positive_f("optim.eps", c.optim.eps)?;
-    in_range(
-        "schedule.warmup_epochs",
-        c.schedule.warmup_epochs,
-        0.0,
-        c.train.epochs as f64,
-    )?;
+    in_range("schedule.warmup_epochs", c.schedule.warmup_epochs, 0.0, c.train.epochs as f64)?;
     positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
     in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;
     in_range("schedule.min_lr_ratio", c.schedule.min_lr_ratio, 0.0, 1.0)?;
     in_range("schedule.pct_start", c.schedule.pct_start, 0.0, 1.0)?;
     at_least("schedule.div_factor", c.schedule.div_factor, 1.0)?;
-    at_least(
-        "schedule.final_div_factor",
-        c.schedule.final_div_factor,
-        1.0,
-    )?;
+    at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
     in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
     consistency(c)
@@ -67,21 +56,13 @@ pub(super) fn validate(c: &Config) -> Result<()> {
 
 fn consistency(c: &Config) -> Result<()> {
     if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
-        return Err(config_err!(
-            "`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"
-        ));
+        return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
     }
     if c.data.dataset == "cifar10" && c.data.num_classes != 10 {
-        return Err(config_err!(
-            "`data.num_classes` = {}: cifar10 has 10 classes",
-            c.data.num_classes
-        ));
+        return Err(config_err!("`data.num_classes` = {}: cifar10 has 10 classes", c.data.num_classes));
     }
     if c.data.dataset == "cifar100" && c.data.num_classes != 100 {
-        return Err(config_err!(
-            "`data.num_classes` = {}: cifar100 has 100 classes",
-            c.data.num_classes
-        ));
+        return Err(config_err!("`data.num_classes` = {}: cifar100 has 100 classes", c.data.num_classes));
     }
     if c.data.input_size != 32 {
         return Err(config_err!(
@@ -107,10 +88,7 @@ fn one_of(key: &str, value: &str, valid: &[&str]) -> Result<()> {
         Some(s) => format!(" (did you mean {s:?}?)"),
         None => String::new(),
     };
-    Err(config_err!(
-        "`{key}` = {value:?}: expected one of {}{hint}",
-        valid.join(", ")
-    ))
+    Err(config_err!("`{key}` = {value:?}: expected one of {}{hint}", valid.join(", ")))
 }
 
 fn positive_i(key: &str, v: i64) -> Result<()> {
@@ -149,8 +127,6 @@ fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if v >= lo && v <= hi && v.is_finite() {
         Ok(())
     } else {
-        Err(config_err!(
-            "`{key}` = {v}: expected a number in [{lo}, {hi}]"
-        ))
+        Err(config_err!("`{key}` = {v}: expected a number in [{lo}, {hi}]"))
     }
 }

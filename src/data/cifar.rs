@@ -96,9 +96,7 @@ impl CifarSpec {
     /// The directory holding the files: `root/<dir>` or `root` itself when it holds them.
     pub fn locate(&self, root: &Path) -> Option<PathBuf> {
         let first = self.train_files[0].0;
-        [root.join(self.dir), root.to_path_buf()]
-            .into_iter()
-            .find(|d| d.join(first).is_file())
+        [root.join(self.dir), root.to_path_buf()].into_iter().find(|d| d.join(first).is_file())
     }
 
     fn record_bytes(&self) -> usize {
@@ -107,11 +105,8 @@ impl CifarSpec {
 
     /// Reads the training (`train = true`) or test split from `dir`.
     pub fn read_split(&self, dir: &Path, train: bool) -> Result<Dataset> {
-        let (files, per_file) = if train {
-            (self.train_files, self.records.0)
-        } else {
-            (self.test_files, self.records.1)
-        };
+        let (files, per_file) =
+            if train { (self.train_files, self.records.0) } else { (self.test_files, self.records.1) };
         let capacity = files.len() * per_file;
         let mut pixels = Vec::with_capacity(capacity * IMAGE_BYTES);
         let mut labels = Vec::with_capacity(capacity);
@@ -119,26 +114,12 @@ impl CifarSpec {
             self.read_file(&dir.join(name), per_file, &mut pixels, &mut labels)?;
         }
         let images = Tensor::from_slice(&pixels).view([labels.len() as i64, 3, 32, 32]);
-        Ok(Dataset {
-            images,
-            labels: Tensor::from_slice(&labels),
-            classes: self.class_names(dir),
-        })
+        Ok(Dataset { images, labels: Tensor::from_slice(&labels), classes: self.class_names(dir) })
     }
 
-    fn read_file(
-        &self,
-        path: &Path,
-        records: usize,
-        pixels: &mut Vec<u8>,
-        labels: &mut Vec<i64>,
-    ) -> Result<()> {
+    fn read_file(&self, path: &Path, records: usize, pixels: &mut Vec<u8>, labels: &mut Vec<i64>) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| {
-            data_err!(
-                "cannot read {}: {e}; expected the {} binary file here",
-                path.display(),
-                self.name
-            )
+            data_err!("cannot read {}: {e}; expected the {} binary file here", path.display(), self.name)
         })?;
         // The official files hold `records` records; smaller whole files (subsets, test fixtures)
         // are accepted, a partial record never is.
@@ -172,12 +153,7 @@ impl CifarSpec {
     /// Class names from the names file, or "0", "1", ... when it is absent.
     pub fn class_names(&self, dir: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(dir.join(self.names_file)).unwrap_or_default();
-        let names: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect();
+        let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
         if names.len() == self.num_classes {
             names
         } else {

@@ -16,8 +16,7 @@ const ATTEMPTS: usize = 3;
 
 /// Downloads `spec.url` into `root`, verifies the MD5 and extracts `spec.dir` atomically.
 pub fn fetch_and_extract(spec: &CifarSpec, root: &Path) -> Result<()> {
-    std::fs::create_dir_all(root)
-        .map_err(|e| Error::io("cannot create data directory", root, e))?;
+    std::fs::create_dir_all(root).map_err(|e| Error::io("cannot create data directory", root, e))?;
     let archive = root.join(format!("{}.tar.gz", spec.dir));
     let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
     if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
@@ -48,17 +47,13 @@ fn md5_matches(path: &Path, want: &str) -> Result<bool> {
 }
 
 fn download(url: &str, dest: &Path, want_md5: &str) -> Result<()> {
-    let resp = ureq::get(url)
-        .call()
-        .map_err(|e| data_err!("cannot download {url}: {e}"))?;
+    let resp = ureq::get(url).call().map_err(|e| data_err!("cannot download {url}: {e}"))?;
     let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
     let bar = ProgressBar::new(total.unwrap_or(0));
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_message("downloading");
     let file = File::create(dest).map_err(|e| Error::io("cannot create", dest, e))?;
@@ -67,15 +62,12 @@ fn download(url: &str, dest: &Path, want_md5: &str) -> Result<()> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| data_err!("download of {url} interrupted: {e}"))?;
+        let n = reader.read(&mut buf).map_err(|e| data_err!("download of {url} interrupted: {e}"))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("cannot write", dest, e))?;
+        out.write_all(&buf[..n]).map_err(|e| Error::io("cannot write", dest, e))?;
         bar.inc(n as u64);
     }
     out.into_inner()
@@ -85,9 +77,7 @@ fn download(url: &str, dest: &Path, want_md5: &str) -> Result<()> {
     bar.finish_and_clear();
     let got = format!("{:x}", hasher.finalize());
     if got != want_md5 {
-        return Err(data_err!(
-            "downloaded {url} has MD5 {got}, expected {want_md5}: corrupted in transit"
-        ));
+        return Err(data_err!("downloaded {url} has MD5 {got}, expected {want_md5}: corrupted in transit"));
     }
     Ok(())
 }
@@ -98,23 +88,14 @@ fn extract(archive: &Path, root: &Path, dir: &str) -> Result<()> {
     let file = File::open(archive).map_err(|e| Error::io("cannot open", archive, e))?;
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(&tmp)
-        .map_err(|e| {
-            data_err!(
-                "cannot extract {}: {e}; delete it to download again",
-                archive.display()
-            )
-        })?;
+        .map_err(|e| data_err!("cannot extract {}: {e}; delete it to download again", archive.display()))?;
     let inner = tmp.join(dir);
     if !inner.is_dir() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(data_err!(
-            "{} does not contain a {dir}/ directory",
-            archive.display()
-        ));
+        return Err(data_err!("{} does not contain a {dir}/ directory", archive.display()));
     }
     let target = root.join(dir);
-    std::fs::rename(&inner, &target)
-        .map_err(|e| Error::io("cannot move extracted data to", &target, e))?;
+    std::fs::rename(&inner, &target).map_err(|e| Error::io("cannot move extracted data to", &target, e))?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }

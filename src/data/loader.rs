@@ -65,11 +65,7 @@ struct Plan {
 impl Loader {
     /// A loader over `data`, whose tensors should already be on the compute device.
     pub fn new(data: &Dataset, spec: LoaderSpec) -> Self {
-        Loader {
-            images: data.images.shallow_clone(),
-            labels: data.labels.shallow_clone(),
-            spec,
-        }
+        Loader { images: data.images.shallow_clone(), labels: data.labels.shallow_clone(), spec }
     }
 
     /// Number of images.
@@ -101,12 +97,7 @@ impl Loader {
             spec: self.spec.clone(),
         };
         if self.spec.prefetch == 0 {
-            return BatchIter {
-                inner: Inner::Inline {
-                    maker,
-                    plans: plans.into_iter(),
-                },
-            };
+            return BatchIter { inner: Inner::Inline { maker, plans: plans.into_iter() } };
         }
         let (tx, rx) = sync_channel(self.spec.prefetch);
         let handle = std::thread::spawn(move || {
@@ -117,22 +108,13 @@ impl Loader {
                 }
             }
         });
-        BatchIter {
-            inner: Inner::Prefetch {
-                rx,
-                handle: Some(handle),
-            },
-        }
+        BatchIter { inner: Inner::Prefetch { rx, handle: Some(handle) } }
     }
 
     fn plan(&self, epoch: u64) -> Vec<Plan> {
         let n = self.len();
         let mut rng = Pcg64::seed_from_u64(mix(self.spec.seed, epoch));
-        let order: Vec<i64> = if self.spec.shuffle {
-            permutation_with(n, &mut rng)
-        } else {
-            (0..n as i64).collect()
-        };
+        let order: Vec<i64> = if self.spec.shuffle { permutation_with(n, &mut rng) } else { (0..n as i64).collect() };
         let b = self.spec.batch_size as usize;
         let chunks = order.chunks(b).take(self.num_batches());
         chunks
@@ -143,10 +125,7 @@ impl Loader {
                     let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5)).collect();
                     (dy, dx, flip)
                 });
-                Plan {
-                    idx: idx.to_vec(),
-                    aug,
-                }
+                Plan { idx: idx.to_vec(), aug }
             })
             .collect()
     }
@@ -171,10 +150,7 @@ impl BatchMaker {
         if self.spec.channels_last {
             x = super::transforms::channels_last(&x);
         }
-        Batch {
-            images: x,
-            labels: self.labels.index_select(0, &idx).to_kind(Kind::Int64),
-        }
+        Batch { images: x, labels: self.labels.index_select(0, &idx).to_kind(Kind::Int64) }
     }
 }
 
@@ -184,14 +160,8 @@ pub struct BatchIter {
 }
 
 enum Inner {
-    Inline {
-        maker: BatchMaker,
-        plans: std::vec::IntoIter<Plan>,
-    },
-    Prefetch {
-        rx: Receiver<Batch>,
-        handle: Option<JoinHandle<()>>,
-    },
+    Inline { maker: BatchMaker, plans: std::vec::IntoIter<Plan> },
+    Prefetch { rx: Receiver<Batch>, handle: Option<JoinHandle<()>> },
 }
 
 impl Iterator for BatchIter {

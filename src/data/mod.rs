@@ -59,17 +59,12 @@ impl Dataset {
             labels: self.labels.index_select(0, idx),
             classes: self.classes.clone(),
         };
-        (
-            take(&perm.narrow(0, 0, n - n_val)),
-            take(&perm.narrow(0, n - n_val, n_val)),
-        )
+        (take(&perm.narrow(0, 0, n - n_val)), take(&perm.narrow(0, n - n_val, n_val)))
     }
 
     /// Number of images per class.
     pub fn class_counts(&self) -> Vec<i64> {
-        let counts = self
-            .labels
-            .bincount::<Tensor>(None, self.classes.len() as i64);
+        let counts = self.labels.bincount::<Tensor>(None, self.classes.len() as i64);
         Vec::<i64>::try_from(&counts).unwrap_or_default()
     }
 
@@ -79,10 +74,7 @@ impl Dataset {
         let dims: &[i64] = &[0, 2, 3];
         let mean = x.mean_dim(dims, false, Kind::Double);
         let std = x.std_correction(dims, 0, false);
-        (
-            Vec::<f64>::try_from(&mean).unwrap_or_default(),
-            Vec::<f64>::try_from(&std).unwrap_or_default(),
-        )
+        (Vec::<f64>::try_from(&mean).unwrap_or_default(), Vec::<f64>::try_from(&std).unwrap_or_default())
     }
 }
 
@@ -109,8 +101,7 @@ pub struct DataSplits {
 /// Finds (or downloads) the configured dataset and reads both splits into memory.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let dir = locate_or_download(cfg)?;
-    let spec =
-        cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
     if cfg.verify_md5 {
         spec.verify(&dir)?;
     }
@@ -126,20 +117,12 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
         };
         (full_train, val)
     };
-    Ok(DataSplits {
-        train,
-        val,
-        test,
-        mean: spec.mean,
-        std: spec.std,
-        dir,
-    })
+    Ok(DataSplits { train, val, test, mean: spec.mean, std: spec.std, dir })
 }
 
 /// The dataset directory under `data.root`, downloading the official archive when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
-    let spec =
-        cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
     if let Some(dir) = spec.locate(&cfg.root) {
         return Ok(dir);
     }
@@ -152,13 +135,7 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
         }
         other => other,
     })?;
-    spec.locate(&cfg.root).ok_or_else(|| {
-        missing(
-            spec,
-            &cfg.root,
-            "the archive did not contain the expected files",
-        )
-    })
+    spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "the archive did not contain the expected files"))
 }
 
 fn missing(spec: &cifar::CifarSpec, root: &Path, why: &str) -> crate::error::Error {

@@ -18,12 +18,7 @@ pub fn random_crop(x: &Tensor, pad: i64, dy: &Tensor, dx: &Tensor) -> Tensor {
     let cols = dx.unsqueeze(1) + Tensor::arange(w, (Kind::Int64, dev)); // (B, W)
     let bi = Tensor::arange(b, (Kind::Int64, dev)).view([b, 1, 1, 1]);
     let ci = Tensor::arange(c, (Kind::Int64, dev)).view([1, c, 1, 1]);
-    padded.index(&[
-        Some(bi),
-        Some(ci),
-        Some(rows.view([b, 1, h, 1])),
-        Some(cols.view([b, 1, 1, w])),
-    ])
+    padded.index(&[Some(bi), Some(ci), Some(rows.view([b, 1, h, 1])), Some(cols.view([b, 1, 1, w]))])
 }
 
 /// Horizontal flip of the images whose entry in `mask` (bool `(B,)`) is true.

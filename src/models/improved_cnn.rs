@@ -57,10 +57,7 @@ pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
             .collect();
         stages.push(stage);
     }
-    Box::new(ImprovedCnn {
-        stages,
-        head: Linear::new(&(p / "head"), cin, args.num_classes),
-    })
+    Box::new(ImprovedCnn { stages, head: Linear::new(&(p / "head"), cin, args.num_classes) })
 }
 
 impl ModuleT for ImprovedCnn {

@@ -59,10 +59,7 @@ fn cast(t: &Tensor) -> Tensor {
 /// i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn torch_default(fan_in: i64) -> Init {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    Init::Uniform {
-        lo: -bound,
-        up: bound,
-    }
+    Init::Uniform { lo: -bound, up: bound }
 }
 
 /// `nn.Conv2d`: weight `(out, in / groups, k, k)`, optional bias `(out,)`.
@@ -93,19 +90,11 @@ pub struct ConvOpts {
 impl ConvOpts {
     /// Stride 1, "same" padding for an odd kernel `k`, one group, with bias (PyTorch's default).
     pub fn same(k: i64) -> Self {
-        ConvOpts {
-            stride: 1,
-            padding: k / 2,
-            groups: 1,
-            bias: true,
-        }
+        ConvOpts { stride: 1, padding: k / 2, groups: 1, bias: true }
     }
     /// The same without bias (conv followed by BatchNorm).
     pub fn same_no_bias(k: i64) -> Self {
-        ConvOpts {
-            bias: false,
-            ..Self::same(k)
-        }
+        ConvOpts { bias: false, ..Self::same(k) }
     }
 }
 
@@ -113,21 +102,9 @@ impl Conv2d {
     /// A `k x k` convolution `cin -> cout` registered under `p`.
     pub fn new(p: &Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Self {
         let fan_in = cin / o.groups * k * k;
-        let weight = p.var(
-            "weight",
-            &[cout, cin / o.groups, k, k],
-            torch_default(fan_in),
-        );
-        let bias = o
-            .bias
-            .then(|| p.var("bias", &[cout], torch_default(fan_in)));
-        Conv2d {
-            weight,
-            bias,
-            stride: o.stride,
-            padding: o.padding,
-            groups: o.groups,
-        }
+        let weight = p.var("weight", &[cout, cin / o.groups, k, k], torch_default(fan_in));
+        let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
+        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups }
     }
 }
 
@@ -200,11 +177,7 @@ impl BatchNorm2d {
             bias: p.var("bias", &[c], Init::Const(0.0)),
             running_mean: p.zeros_no_train("running_mean", &[c]),
             running_var: p.ones_no_train("running_var", &[c]),
-            num_batches_tracked: p.add(
-                "num_batches_tracked",
-                Tensor::zeros([], (Kind::Int64, p.device())),
-                false,
-            ),
+            num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
             momentum: 0.1,
             eps: 1e-5,
         }
@@ -233,6 +206,11 @@ impl ModuleT for BatchNorm2d {
     }
 }
 
+/// Runs `f` with this thread's dropout generator (for other stochastic layers).
+pub fn with_dropout_rng<T>(f: impl FnOnce(&mut Pcg64) -> T) -> T {
+    DROPOUT_RNG.with(|r| f(&mut r.borrow_mut()))
+}
+
 /// `nn.Dropout`.
 #[derive(Debug)]
 pub struct Dropout(pub f64);
@@ -241,13 +219,8 @@ impl ModuleT for Dropout {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         if train && self.0 > 0.0 {
             // Inverted dropout, as nn.Dropout: keep with probability 1 - p, scale by 1 / (1 - p).
-            let keep: Vec<bool> = DROPOUT_RNG.with(|r| {
-                let mut r = r.borrow_mut();
-                (0..x.numel()).map(|_| r.gen::<f64>() >= self.0).collect()
-            });
-            let mask = Tensor::from_slice(&keep)
-                .view(x.size().as_slice())
-                .to_device(x.device());
+            let keep: Vec<bool> = with_dropout_rng(|r| (0..x.numel()).map(|_| r.gen::<f64>() >= self.0).collect());
+            let mask = Tensor::from_slice(&keep).view(x.size().as_slice()).to_device(x.device());
             x * mask.to_kind(x.kind()) * (1.0 / (1.0 - self.0))
         } else {
             x.shallow_clone()
@@ -258,10 +231,7 @@ impl ModuleT for Dropout {
 /// `conv -> BatchNorm -> ReLU`, the unit of VGG-style networks. Registers `<p>.conv.*` and
 /// `<p>.bn.*` unless `flat` names are given by the caller.
 pub fn conv_bn_relu(conv_p: &Path, bn_p: &Path, cin: i64, cout: i64, bias: bool) -> impl ModuleT {
-    let opts = ConvOpts {
-        bias,
-        ..ConvOpts::same(3)
-    };
+    let opts = ConvOpts { bias, ..ConvOpts::same(3) };
     let conv = Conv2d::new(conv_p, cin, cout, 3, opts);
     let bn = BatchNorm2d::new(bn_p, cout);
     tch::nn::func_t(move |x, train| bn.forward_t(&conv.forward_t(x, train), train).relu())

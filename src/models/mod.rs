@@ -1,5 +1,6 @@
 //! Model zoo: shared layers, one file per architecture, and the registry (one table).
 
+pub mod efficientnet;
 pub mod improved_cnn;
 pub mod layers;
 pub mod resnet;
@@ -23,16 +24,13 @@ pub struct ModelArgs {
     pub input_size: i64,
     /// Dropout probability, for architectures that have dropout.
     pub dropout: f64,
+    /// Stochastic-depth rate (last block), for architectures that have it.
+    pub drop_path: f64,
 }
 
 impl Default for ModelArgs {
     fn default() -> Self {
-        ModelArgs {
-            num_classes: 10,
-            in_channels: 3,
-            input_size: 32,
-            dropout: 0.5,
-        }
+        ModelArgs { num_classes: 10, in_channels: 3, input_size: 32, dropout: 0.5, drop_path: 0.0 }
     }
 }
 
@@ -48,46 +46,19 @@ pub struct ModelEntry {
 
 /// The registry: name -> constructor. A model is tested by being listed here.
 pub const MODELS: &[ModelEntry] = &[
+    ModelEntry { name: "simple_cnn", build: simple_cnn::build, about: "3 conv blocks + MLP head (foundation spec)" },
+    ModelEntry { name: "improved_cnn", build: improved_cnn::build, about: "VGG-style 7 convs, global max-pool" },
+    ModelEntry { name: "resnet18", build: resnet::resnet18, about: "He et al. 2016, CIFAR stem" },
+    ModelEntry { name: "resnet34", build: resnet::resnet34, about: "He et al. 2016, CIFAR stem" },
     ModelEntry {
-        name: "simple_cnn",
-        build: simple_cnn::build,
-        about: "3 conv blocks + MLP head (foundation spec)",
+        name: "efficientnet_b0",
+        build: efficientnet::efficientnet_b0,
+        about: "Tan & Le 2019, total stride 8 for 32x32",
     },
-    ModelEntry {
-        name: "improved_cnn",
-        build: improved_cnn::build,
-        about: "VGG-style 7 convs, global max-pool",
-    },
-    ModelEntry {
-        name: "resnet18",
-        build: resnet::resnet18,
-        about: "He et al. 2016, CIFAR stem",
-    },
-    ModelEntry {
-        name: "resnet34",
-        build: resnet::resnet34,
-        about: "He et al. 2016, CIFAR stem",
-    },
-    ModelEntry {
-        name: "vgg11",
-        build: vgg::vgg11,
-        about: "Simonyan & Zisserman 2015, with BN",
-    },
-    ModelEntry {
-        name: "vgg13",
-        build: vgg::vgg13,
-        about: "Simonyan & Zisserman 2015, with BN",
-    },
-    ModelEntry {
-        name: "vgg16",
-        build: vgg::vgg16,
-        about: "Simonyan & Zisserman 2015, with BN",
-    },
-    ModelEntry {
-        name: "vgg19",
-        build: vgg::vgg19,
-        about: "Simonyan & Zisserman 2015, with BN",
-    },
+    ModelEntry { name: "vgg11", build: vgg::vgg11, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg13", build: vgg::vgg13, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg16", build: vgg::vgg16, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry { name: "vgg19", build: vgg::vgg19, about: "Simonyan & Zisserman 2015, with BN" },
 ];
 
 /// Looks an architecture up; an unknown name lists the valid ones.
@@ -114,11 +85,7 @@ impl Model {
         let entry = lookup(name)?;
         let vs = VarStore::new(device);
         let net = (entry.build)(&vs.root(), args);
-        Ok(Model {
-            vs,
-            net,
-            name: name.to_string(),
-        })
+        Ok(Model { vs, net, name: name.to_string() })
     }
 
     /// Builds `name` initialised from `seed`. LibTorch's initialisation generator is
@@ -126,20 +93,14 @@ impl Model {
     /// threads cannot interleave and change this model's initial weights.
     pub fn new_seeded(name: &str, args: &ModelArgs, device: Device, seed: u64) -> Result<Model> {
         static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = INIT_LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = INIT_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         tch::manual_seed(seed as i64 & i64::MAX);
         Model::new(name, args, device)
     }
 
     /// Number of trainable parameters.
     pub fn num_params(&self) -> i64 {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(Tensor::numel)
-            .sum::<usize>() as i64
+        self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
     }
 
     /// Forward pass.
@@ -149,10 +110,7 @@ impl Model {
 
     /// Multiply-accumulates for one image (conv and linear layers), via a counted forward pass.
     pub fn macs_per_image(&self, args: &ModelArgs) -> u64 {
-        let x = Tensor::zeros(
-            [1, args.in_channels, args.input_size, args.input_size],
-            (Kind::Float, self.vs.device()),
-        );
+        let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
         layers::count_macs(|| {
             let _ = tch::no_grad(|| self.net.forward_t(&x, false));
         })

@@ -36,22 +36,11 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(p: &Path, cin: i64, cout: i64, stride: i64) -> Self {
-        let opts = ConvOpts {
-            stride,
-            ..ConvOpts::same_no_bias(3)
-        };
+        let opts = ConvOpts { stride, ..ConvOpts::same_no_bias(3) };
         let downsample = (stride != 1 || cin != cout).then(|| {
             let d = p / "downsample";
-            let o = ConvOpts {
-                stride,
-                padding: 0,
-                groups: 1,
-                bias: false,
-            };
-            (
-                Conv2d::new(&(&d / 0), cin, cout, 1, o),
-                BatchNorm2d::new(&(&d / 1), cout),
-            )
+            let o = ConvOpts { stride, padding: 0, groups: 1, bias: false };
+            (Conv2d::new(&(&d / 0), cin, cout, 1, o), BatchNorm2d::new(&(&d / 1), cout))
         });
         BasicBlock {
             conv1: Conv2d::new(&(p / "conv1"), cin, cout, 3, opts),
@@ -65,10 +54,7 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = self
-            .bn1
-            .forward_t(&self.conv1.forward_t(x, train), train)
-            .relu();
+        let y = self.bn1.forward_t(&self.conv1.forward_t(x, train), train).relu();
         let y = self.bn2.forward_t(&self.conv2.forward_t(&y, train), train);
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward_t(x, train), train),
@@ -99,13 +85,7 @@ fn resnet(p: &Path, args: &ModelArgs, depths: [usize; 4]) -> Box<dyn ModuleT> {
         }
     }
     Box::new(ResNet {
-        conv1: Conv2d::new(
-            &(p / "conv1"),
-            args.in_channels,
-            64,
-            3,
-            ConvOpts::same_no_bias(3),
-        ),
+        conv1: Conv2d::new(&(p / "conv1"), args.in_channels, 64, 3, ConvOpts::same_no_bias(3)),
         bn1: BatchNorm2d::new(&(p / "bn1"), 64),
         blocks,
         fc: Linear::new(&(p / "fc"), 512, args.num_classes),
@@ -124,10 +104,7 @@ pub fn resnet34(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = self
-            .bn1
-            .forward_t(&self.conv1.forward_t(x, train), train)
-            .relu();
+        let mut x = self.bn1.forward_t(&self.conv1.forward_t(x, train), train).relu();
         for block in &self.blocks {
             x = block.forward_t(&x, train);
         }

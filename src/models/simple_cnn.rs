@@ -32,13 +32,7 @@ pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
     let widths = [args.in_channels, 32, 64, 128];
     let blocks = (0..3)
         .map(|i| {
-            let conv = Conv2d::new(
-                &(&f / (4 * i)),
-                widths[i],
-                widths[i + 1],
-                3,
-                ConvOpts::same(3),
-            );
+            let conv = Conv2d::new(&(&f / (4 * i)), widths[i], widths[i + 1], 3, ConvOpts::same(3));
             let bn = BatchNorm2d::new(&(&f / (4 * i + 1)), widths[i + 1]);
             (conv, bn)
         })
@@ -57,13 +51,9 @@ impl ModuleT for SimpleCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = x.shallow_clone();
         for (conv, bn) in &self.blocks {
-            x = bn
-                .forward_t(&conv.forward_t(&x, train), train)
-                .relu()
-                .max_pool2d_default(2);
+            x = bn.forward_t(&conv.forward_t(&x, train), train).relu().max_pool2d_default(2);
         }
         let x = self.fc1.forward_t(&x.flatten(1, -1), train).relu();
-        self.fc2
-            .forward_t(&self.dropout.forward_t(&x, train), train)
+        self.fc2.forward_t(&self.dropout.forward_t(&x, train), train)
     }
 }

@@ -27,38 +27,8 @@ enum L {
 }
 use L::{C, M};
 
-const VGG11: &[L] = &[
-    C(64),
-    M,
-    C(128),
-    M,
-    C(256),
-    C(256),
-    M,
-    C(512),
-    C(512),
-    M,
-    C(512),
-    C(512),
-    M,
-];
-const VGG13: &[L] = &[
-    C(64),
-    C(64),
-    M,
-    C(128),
-    C(128),
-    M,
-    C(256),
-    C(256),
-    M,
-    C(512),
-    C(512),
-    M,
-    C(512),
-    C(512),
-    M,
-];
+const VGG11: &[L] = &[C(64), M, C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
+const VGG13: &[L] = &[C(64), C(64), M, C(128), C(128), M, C(256), C(256), M, C(512), C(512), M, C(512), C(512), M];
 const VGG16: &[L] = &[
     C(64),
     C(64),
@@ -132,10 +102,7 @@ fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn ModuleT> {
             }
         }
     }
-    Box::new(Vgg {
-        layers,
-        classifier: Linear::new(&(p / "classifier"), cin, args.num_classes),
-    })
+    Box::new(Vgg { layers, classifier: Linear::new(&(p / "classifier"), cin, args.num_classes) })
 }
 
 /// VGG-11 with BatchNorm.

@@ -17,13 +17,7 @@ pub struct ConsoleLogger {
 impl ConsoleLogger {
     /// `show_bars = false` prints only the per-epoch lines (for logs and CI).
     pub fn new(show_bars: bool) -> Self {
-        ConsoleLogger {
-            bar: None,
-            batches: 0,
-            epochs: 0,
-            show_bars,
-            rows: Vec::new(),
-        }
+        ConsoleLogger { bar: None, batches: 0, epochs: 0, show_bars, rows: Vec::new() }
     }
 }
 
@@ -49,10 +43,7 @@ impl Callback for ConsoleLogger {
 
     fn batch_end(&mut self, s: &StepInfo) {
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "loss {:.3} acc {:.3} {:.0} img/s",
-                s.loss, s.acc, s.img_per_s
-            ));
+            bar.set_message(format!("loss {:.3} acc {:.3} {:.0} img/s", s.loss, s.acc, s.img_per_s));
             bar.inc(1);
         }
     }
@@ -74,15 +65,7 @@ impl Callback for ConsoleLogger {
             e.img_per_s,
             e.epoch_secs
         );
-        self.rows.push((
-            e.epoch,
-            e.train_loss,
-            e.train_acc,
-            e.val.loss,
-            e.val.acc,
-            e.img_per_s,
-            e.epoch_secs,
-        ));
+        self.rows.push((e.epoch, e.train_loss, e.train_acc, e.val.loss, e.val.acc, e.img_per_s, e.epoch_secs));
     }
 
     fn fit_end(&mut self, test: &EvalResult) {
@@ -92,12 +75,8 @@ impl Callback for ConsoleLogger {
         let total: f64 = self.rows.iter().map(|r| r.6).sum();
         let best = self.rows.iter().map(|r| r.4).fold(0.0, f64::max);
         let median_ips = median(self.rows.iter().map(|r| r.5).collect());
-        eprintln!(
-            "\n| epochs run | train time | best val acc | test acc | test loss | median img/s |"
-        );
-        eprintln!(
-            "|-----------:|-----------:|-------------:|---------:|----------:|-------------:|"
-        );
+        eprintln!("\n| epochs run | train time | best val acc | test acc | test loss | median img/s |");
+        eprintln!("|-----------:|-----------:|-------------:|---------:|----------:|-------------:|");
         eprintln!(
             "| {:>10} | {:>9.1}s | {:>11.2}% | {:>7.2}% | {:>9.4} | {:>12.0} |",
             self.rows.len(),

@@ -20,16 +20,9 @@ impl JsonlLogger {
     pub fn new(path: &Path, log_every: i64) -> Self {
         let file = OpenOptions::new().create(true).append(true).open(path);
         if let Err(e) = &file {
-            eprintln!(
-                "warning: cannot open {}: {e}; metrics will not be logged there",
-                path.display()
-            );
+            eprintln!("warning: cannot open {}: {e}; metrics will not be logged there", path.display());
         }
-        JsonlLogger {
-            path: path.to_path_buf(),
-            file: file.ok(),
-            log_every,
-        }
+        JsonlLogger { path: path.to_path_buf(), file: file.ok(), log_every }
     }
 
     fn write(&mut self, value: serde_json::Value) {
@@ -44,19 +37,15 @@ impl JsonlLogger {
 impl Callback for JsonlLogger {
     fn batch_end(&mut self, s: &StepInfo) {
         if self.log_every > 0 && s.step % self.log_every == 0 {
-            self.write(
-                json!({"kind": "step", "epoch": s.epoch, "step": s.step, "split": "train",
-                "loss": s.loss, "acc": s.acc, "lr": s.lr, "img_per_s": s.img_per_s}),
-            );
+            self.write(json!({"kind": "step", "epoch": s.epoch, "step": s.step, "split": "train",
+                "loss": s.loss, "acc": s.acc, "lr": s.lr, "img_per_s": s.img_per_s}));
         }
     }
 
     fn epoch_end(&mut self, e: &EpochInfo) {
         self.write(json!({"kind": "epoch", "epoch": e.epoch, "step": e.step, "split": "train",
             "loss": e.train_loss, "acc": e.train_acc, "lr": e.lr, "img_per_s": e.img_per_s, "epoch_secs": e.epoch_secs}));
-        self.write(
-            json!({"kind": "epoch", "epoch": e.epoch, "step": e.step, "split": "val",
-            "loss": e.val.loss, "acc": e.val.acc, "eval_secs": e.val.secs, "is_best": e.is_best}),
-        );
+        self.write(json!({"kind": "epoch", "epoch": e.epoch, "step": e.step, "split": "val",
+            "loss": e.val.loss, "acc": e.val.acc, "eval_secs": e.val.secs, "is_best": e.is_best}));
     }
 }

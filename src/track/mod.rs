@@ -14,10 +14,7 @@ use crate::train::callbacks::Callback;
 pub fn standard(run_dir: &Path, cfg: &Config) -> Vec<Box<dyn Callback>> {
     let bars = cfg.train.progress && std::io::stderr().is_terminal();
     vec![
-        Box::new(jsonl::JsonlLogger::new(
-            &run_dir.join("metrics.jsonl"),
-            cfg.train.log_every,
-        )),
+        Box::new(jsonl::JsonlLogger::new(&run_dir.join("metrics.jsonl"), cfg.train.log_every)),
         Box::new(console::ConsoleLogger::new(bars)),
     ]
 }

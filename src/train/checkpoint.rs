@@ -52,15 +52,8 @@ pub fn paths(dir: &Path, tag: &str) -> [PathBuf; 3] {
 }
 
 /// Writes checkpoint `tag` atomically.
-pub fn save(
-    dir: &Path,
-    tag: &str,
-    vs: &VarStore,
-    optim: &[(String, Tensor)],
-    state: &TrainState,
-) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io("cannot create checkpoint directory", dir, e))?;
+pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], state: &TrainState) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create checkpoint directory", dir, e))?;
     let [w, o, s] = paths(dir, tag);
     let mut weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));
@@ -87,17 +80,13 @@ fn tmp_path(p: &Path) -> PathBuf {
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let cpu: Vec<(String, Tensor)> = tensors
-        .iter()
-        .map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous()))
-        .collect();
+    let cpu: Vec<(String, Tensor)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
     Tensor::write_safetensors(&cpu, path).map_err(|e| {
         let _ = std::fs::remove_file(path);
         ckpt_err!("cannot write checkpoint {}: {e}", path.display())
     })?;
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("cannot sync", path, e))
+    File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -135,13 +124,11 @@ pub struct Loaded {
 /// Reads checkpoint `tag` and verifies its checksums.
 pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
     let [w, o, s] = paths(dir, tag);
-    let text = std::fs::read_to_string(&s)
-        .map_err(|e| ckpt_err!("cannot read checkpoint {}: {e}", s.display()))?;
-    let state: TrainState = serde_json::from_str(&text)
-        .map_err(|e| ckpt_err!("checkpoint {} is corrupt: {e}", s.display()))?;
+    let text = std::fs::read_to_string(&s).map_err(|e| ckpt_err!("cannot read checkpoint {}: {e}", s.display()))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| ckpt_err!("checkpoint {} is corrupt: {e}", s.display()))?;
     for (path, want) in [(&w, state.weights_crc32c), (&o, state.optim_crc32c)] {
-        let got = crc_file(path)
-            .map_err(|_| ckpt_err!("checkpoint file {} is missing", path.display()))?;
+        let got = crc_file(path).map_err(|_| ckpt_err!("checkpoint file {} is missing", path.display()))?;
         if got != want {
             return Err(ckpt_err!(
                 "checkpoint file {} is corrupt or incomplete (CRC32C {got:08x}, expected {want:08x})",
@@ -150,16 +137,11 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
         }
     }
     let read = |p: &Path| {
-        let mut t = Tensor::read_safetensors(p)
-            .map_err(|e| ckpt_err!("cannot read {}: {e}", p.display()))?;
+        let mut t = Tensor::read_safetensors(p).map_err(|e| ckpt_err!("cannot read {}: {e}", p.display()))?;
         t.sort_by(|a, b| a.0.cmp(&b.0));
         Ok::<_, Error>(t)
     };
-    Ok(Loaded {
-        weights: read(&w)?,
-        optim: read(&o)?,
-        state,
-    })
+    Ok(Loaded { weights: read(&w)?, optim: read(&o)?, state })
 }
 
 /// Copies `weights` into the variables of `vs`. Every variable must be present with its shape and
@@ -174,45 +156,24 @@ pub fn load_weights(vs: &VarStore, weights: &[(String, Tensor)], origin: &Path) 
     for name in &names {
         match given.get(name.as_str()) {
             None => missing.push(format!("missing {name}")),
-            Some(t) if t.size() != vars[*name].size() => shapes.push(format!(
-                "{name}: shape {:?} in file, model expects {:?}",
-                t.size(),
-                vars[*name].size()
-            )),
+            Some(t) if t.size() != vars[*name].size() => {
+                shapes.push(format!("{name}: shape {:?} in file, model expects {:?}", t.size(), vars[*name].size()))
+            }
             _ => {}
         }
     }
-    let mut extra: Vec<String> = given
-        .keys()
-        .filter(|n| !vars.contains_key(**n))
-        .map(|n| format!("unexpected {n}"))
-        .collect();
+    let mut extra: Vec<String> =
+        given.keys().filter(|n| !vars.contains_key(**n)).map(|n| format!("unexpected {n}")).collect();
     extra.sort();
     if !(missing.is_empty() && shapes.is_empty() && extra.is_empty()) {
-        let summary = format!(
-            "{} missing, {} unexpected, {} of another shape",
-            missing.len(),
-            extra.len(),
-            shapes.len()
-        );
+        let summary =
+            format!("{} missing, {} unexpected, {} of another shape", missing.len(), extra.len(), shapes.len());
         // Shape mismatches first: they are the usual cause (another class count).
         let all: Vec<String> = shapes.into_iter().chain(missing).chain(extra).collect();
-        let shown = all
-            .iter()
-            .take(12)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n  ");
+        let shown = all.iter().take(12).cloned().collect::<Vec<_>>().join("\n  ");
         let more = all.len().saturating_sub(12);
-        let tail = if more > 0 {
-            format!("\n  ... and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(ckpt_err!(
-            "{} does not fit this model ({summary}):\n  {shown}{tail}",
-            origin.display()
-        ));
+        let tail = if more > 0 { format!("\n  ... and {more} more") } else { String::new() };
+        return Err(ckpt_err!("{} does not fit this model ({summary}):\n  {shown}{tail}", origin.display()));
     }
     tch::no_grad(|| {
         for name in names {

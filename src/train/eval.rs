@@ -10,25 +10,17 @@ use crate::models::Model;
 
 /// Evaluates `model` (in eval mode) on every batch of `loader`, computing conv/linear in
 /// `compute` (None = fp32).
-pub fn evaluate(
-    model: &Model,
-    loader: &Loader,
-    compute: Option<Kind>,
-    num_classes: usize,
-) -> EvalResult {
+pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize) -> EvalResult {
     let start = Instant::now();
     let _guard = tch::no_grad_guard();
     let mut confusion = Confusion::new(num_classes);
     let mut loss_sum = 0.0;
     for batch in loader.epoch(0) {
         let logits = autocast(compute, || model.forward(&batch.images, false)).to_kind(Kind::Float);
-        let loss =
-            logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
+        let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
         loss_sum += loss.double_value(&[]);
-        let preds = Vec::<i64>::try_from(logits.argmax(1, false).to_device(tch::Device::Cpu))
-            .unwrap_or_default();
-        let labels =
-            Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
+        let preds = Vec::<i64>::try_from(logits.argmax(1, false).to_device(tch::Device::Cpu)).unwrap_or_default();
+        let labels = Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
         confusion.add(&labels, &preds);
     }
     let n = confusion.total().max(1) as f64;

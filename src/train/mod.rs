@@ -6,6 +6,7 @@ pub mod eval;
 pub mod optim;
 pub mod run_dir;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use trainer::Trainer;

@@ -60,51 +60,22 @@ impl Optimizer {
     /// An optimizer for every trainable variable of `vs`.
     pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
         let rule = match cfg.name.as_str() {
-            "adamw" => Rule::AdamW {
-                beta1: cfg.betas[0],
-                beta2: cfg.betas[1],
-                eps: cfg.eps,
-            },
-            _ => Rule::Sgd {
-                momentum: cfg.momentum,
-                nesterov: cfg.nesterov,
-                decoupled: cfg.decoupled_wd,
-            },
+            "adamw" => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
+            _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
         };
-        let mut vars: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<Param> = vars
             .into_iter()
             .map(|(name, tensor)| {
                 // Biases and normalisation scales are 1-d: excluded from decay when asked.
                 let decay = !(cfg.wd_exclude_bn_bias && tensor.dim() <= 1);
-                Param {
-                    name,
-                    tensor,
-                    decay,
-                }
+                Param { name, tensor, decay }
             })
             .collect();
-        let buffers = if matches!(rule, Rule::AdamW { .. }) {
-            2
-        } else {
-            1
-        };
-        let state = params
-            .iter()
-            .map(|p| (0..buffers).map(|_| p.tensor.zeros_like()).collect())
-            .collect();
-        Optimizer {
-            rule,
-            weight_decay: cfg.weight_decay,
-            params,
-            state,
-            steps: 0,
-        }
+        let buffers = if matches!(rule, Rule::AdamW { .. }) { 2 } else { 1 };
+        let state = params.iter().map(|p| (0..buffers).map(|_| p.tensor.zeros_like()).collect()).collect();
+        Optimizer { rule, weight_decay: cfg.weight_decay, params, state, steps: 0 }
     }
 
     /// Clears all gradients.
@@ -128,32 +99,12 @@ impl Optimizer {
             }
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             match self.rule {
-                Rule::Sgd {
-                    momentum,
-                    nesterov,
-                    decoupled,
-                } => sgd_update(
-                    &mut p.tensor,
-                    &g,
-                    &mut state[0],
-                    lr,
-                    wd,
-                    momentum,
-                    nesterov,
-                    decoupled,
-                ),
+                Rule::Sgd { momentum, nesterov, decoupled } => {
+                    sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, decoupled)
+                }
                 Rule::AdamW { beta1, beta2, eps } => {
                     let (m, v) = state.split_at_mut(1);
-                    adamw_update(
-                        &mut p.tensor,
-                        &g,
-                        &mut m[0],
-                        &mut v[0],
-                        lr,
-                        wd,
-                        (beta1, beta2, eps),
-                        self.steps,
-                    )
+                    adamw_update(&mut p.tensor, &g, &mut m[0], &mut v[0], lr, wd, (beta1, beta2, eps), self.steps)
                 }
             }
         }
@@ -162,23 +113,12 @@ impl Optimizer {
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| p.tensor.grad())
-            .filter(Tensor::defined)
-            .collect();
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
         if grads.is_empty() {
             return 0.0;
         }
-        let sq: Vec<Tensor> = grads
-            .iter()
-            .map(|g| g.square().sum(tch::Kind::Float))
-            .collect();
-        let total = Tensor::stack(&sq, 0)
-            .sum(tch::Kind::Float)
-            .sqrt()
-            .double_value(&[]);
+        let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
+        let total = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
         let coef = max_norm / (total + 1e-6);
         if coef < 1.0 {
             for mut g in grads {
@@ -207,17 +147,12 @@ impl Optimizer {
     /// Restores the state written by [`Optimizer::state_tensors`]; names and shapes must match.
     pub fn load_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
         let expected = self.state_tensors();
-        let map: std::collections::HashMap<&str, &Tensor> =
-            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let map: std::collections::HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         let mut problems = Vec::new();
         for (name, dst) in &expected {
             match map.get(name.as_str()) {
                 Some(src) if src.size() == dst.size() => {}
-                Some(src) => problems.push(format!(
-                    "{name}: shape {:?}, expected {:?}",
-                    src.size(),
-                    dst.size()
-                )),
+                Some(src) => problems.push(format!("{name}: shape {:?}, expected {:?}", src.size(), dst.size())),
                 None => problems.push(format!("{name}: missing")),
             }
         }
@@ -248,19 +183,11 @@ fn sgd_update(
     nesterov: bool,
     decoupled: bool,
 ) {
-    let mut d = if wd != 0.0 && !decoupled {
-        g + &*p * wd
-    } else {
-        g.shallow_clone()
-    };
+    let mut d = if wd != 0.0 && !decoupled { g + &*p * wd } else { g.shallow_clone() };
     if mom != 0.0 {
         // buf = mom * buf + d  (zero-initialised buf makes the first step buf = d, as in PyTorch)
         let _ = buf.g_mul_scalar_(mom).g_add_(&d);
-        d = if nesterov {
-            d + &*buf * mom
-        } else {
-            buf.shallow_clone()
-        };
+        d = if nesterov { d + &*buf * mom } else { buf.shallow_clone() };
     }
     if wd != 0.0 && decoupled {
         let _ = p.g_mul_scalar_(1.0 - lr * wd);

@@ -11,15 +11,10 @@ use crate::error::{Error, Result};
 /// Creates a fresh run directory under `cfg.output.runs_dir`.
 pub fn create(cfg: &Config) -> Result<PathBuf> {
     let parent = &cfg.output.runs_dir;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| Error::io("cannot create runs directory", parent, e))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create runs directory", parent, e))?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     for n in 1..1000 {
-        let name = if n == 1 {
-            format!("{}-{stamp}", cfg.name)
-        } else {
-            format!("{}-{stamp}-{n}", cfg.name)
-        };
+        let name = if n == 1 { format!("{}-{stamp}", cfg.name) } else { format!("{}-{stamp}-{n}", cfg.name) };
         let dir = parent.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -27,11 +22,7 @@ pub fn create(cfg: &Config) -> Result<PathBuf> {
             Err(e) => return Err(Error::io("cannot create run directory", &dir, e)),
         }
     }
-    Err(Error::Runtime(format!(
-        "too many runs named {} in {}",
-        cfg.name,
-        parent.display()
-    )))
+    Err(Error::Runtime(format!("too many runs named {} in {}", cfg.name, parent.display())))
 }
 
 /// Writes `bytes` to `dir/name` atomically (temporary file, fsync, rename).
@@ -52,28 +43,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes a value as pretty JSON, atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(
-        path,
-        &serde_json::to_vec_pretty(value).expect("serialisable"),
-    )
+    write_atomic(path, &serde_json::to_vec_pretty(value).expect("serialisable"))
 }
 
 /// Reads the resolved config of a run directory.
 pub fn read_config(run: &Path) -> Result<Config> {
     let path = run.join("config.toml");
     if !run.is_dir() {
-        return Err(Error::Checkpoint(format!(
-            "run directory {} does not exist",
-            run.display()
-        )));
+        return Err(Error::Checkpoint(format!("run directory {} does not exist", run.display())));
     }
     Config::from_toml_str(
         &std::fs::read_to_string(&path).map_err(|e| {
-            Error::Checkpoint(format!(
-                "{} is not a run directory: cannot read {}: {e}",
-                run.display(),
-                path.display()
-            ))
+            Error::Checkpoint(format!("{} is not a run directory: cannot read {}: {e}", run.display(), path.display()))
         })?,
         &path.display().to_string(),
         &[],

@@ -43,23 +43,12 @@ impl Schedule {
     pub fn from_config(c: &ScheduleConfig, steps_per_epoch: u64) -> Schedule {
         let steps = |epochs: f64| (epochs * steps_per_epoch as f64).round() as u64;
         match c.name.as_str() {
-            "constant" => Schedule::Constant {
-                warmup: steps(c.warmup_epochs),
-            },
-            "step" => Schedule::Step {
-                warmup: steps(c.warmup_epochs),
-                every: steps(c.step_epochs).max(1),
-                gamma: c.gamma,
-            },
-            "cosine" => Schedule::Cosine {
-                warmup: steps(c.warmup_epochs),
-                min_ratio: c.min_lr_ratio,
-            },
-            _ => Schedule::OneCycle {
-                pct_start: c.pct_start,
-                div: c.div_factor,
-                final_div: c.final_div_factor,
-            },
+            "constant" => Schedule::Constant { warmup: steps(c.warmup_epochs) },
+            "step" => {
+                Schedule::Step { warmup: steps(c.warmup_epochs), every: steps(c.step_epochs).max(1), gamma: c.gamma }
+            }
+            "cosine" => Schedule::Cosine { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
+            _ => Schedule::OneCycle { pct_start: c.pct_start, div: c.div_factor, final_div: c.final_div_factor },
         }
     }
 
@@ -74,23 +63,14 @@ impl Schedule {
         };
         match *self {
             Schedule::Constant { warmup } => warm(warmup).unwrap_or(base),
-            Schedule::Step {
-                warmup,
-                every,
-                gamma,
-            } => {
+            Schedule::Step { warmup, every, gamma } => {
                 warm(warmup).unwrap_or_else(|| base * gamma.powi(((step - warmup) / every) as i32))
             }
             Schedule::Cosine { warmup, min_ratio } => warm(warmup).unwrap_or_else(|| {
                 let t = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
-                base * (min_ratio
-                    + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+                base * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
             }),
-            Schedule::OneCycle {
-                pct_start,
-                div,
-                final_div,
-            } => {
+            Schedule::OneCycle { pct_start, div, final_div } => {
                 let (initial, min) = (base / div, base / div / final_div);
                 let peak = (pct_start * total as f64 - 1.0).max(0.0);
                 let last = (total as f64 - 1.0).max(peak + 1.0);

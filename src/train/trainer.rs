@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
@@ -15,13 +15,13 @@ use super::eval::evaluate;
 use super::optim::Optimizer;
 use super::run_dir;
 use super::schedule::Schedule;
+use super::step;
 use crate::config::Config;
 use crate::data::loader::{mix, Loader, LoaderSpec};
 use crate::data::{self, DataSplits, Dataset};
 use crate::device::{self, Precision};
 use crate::error::{Error, Result};
 use crate::metrics::EvalResult;
-use crate::models::layers::autocast;
 use crate::models::{Model, ModelArgs};
 
 /// Owns everything a run needs: config, data, model, optimizer, state and callbacks.
@@ -78,11 +78,7 @@ impl Trainer {
                 checkpoint::load(&dir, "best")?
             }
         };
-        checkpoint::load_weights(
-            &t.model.vs,
-            &loaded.weights,
-            &checkpoint::paths(&dir, "last")[0],
-        )?;
+        checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, "last")[0])?;
         t.optim
             .load_state(&loaded.optim)
             .map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
@@ -151,20 +147,12 @@ impl Trainer {
             batch_size: self.cfg.data.batch_size,
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
-        let val_loader = Loader::new(
-            &self.data.val.to_device(self.device),
-            loader_spec(&self.cfg, &self.data, false),
-        );
+        let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
         let mut last_val = None;
         for epoch in self.state.epoch + 1..=self.cfg.train.epochs {
             self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
             let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
-            let val = evaluate(
-                &self.model,
-                &val_loader,
-                self.compute_kind(),
-                self.data.val.classes.len(),
-            );
+            let val = evaluate(&self.model, &val_loader, self.compute_kind(), self.data.val.classes.len());
             let is_best = self.checkpoint(epoch, &val, secs)?;
             let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
             let record = EpochInfo {
@@ -188,10 +176,7 @@ impl Trainer {
             Some(val) if self.cfg.data.val_split == 0.0 => val, // validation ran on the test split
             _ => self.evaluate(&self.data.test)?,
         };
-        run_dir::write_json(
-            &self.run_dir.join("eval.json"),
-            &EvalFile::new(&test, &self.data.test.classes, "last"),
-        )?;
+        run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
         self.update_peak_memory()?;
         Ok(test)
@@ -219,24 +204,13 @@ impl Trainer {
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok((
-            loss_sum / seen.max(1) as f64,
-            correct / seen.max(1) as f64,
-            secs,
-        ))
+        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs))
     }
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
     pub fn train_step(&mut self, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
-        let logits =
-            autocast(self.compute_kind(), || self.model.forward(images, true)).to_kind(Kind::Float);
-        let loss = logits.cross_entropy_loss::<Tensor>(
-            labels,
-            None,
-            Reduction::Mean,
-            -100,
-            self.cfg.train.label_smoothing,
-        );
+        let smoothing = self.cfg.train.label_smoothing;
+        let (loss, logits) = step::forward_loss(&self.model, images, labels, self.compute_kind(), smoothing);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(Error::Runtime(format!(
@@ -247,36 +221,17 @@ impl Trainer {
                 self.run_dir.display()
             )));
         }
-        self.optim.zero_grad();
-        loss.backward();
-        if self.cfg.train.grad_clip > 0.0 {
-            self.optim.clip_grad_norm(self.cfg.train.grad_clip);
-        }
         let lr = self.lr_at(self.state.step as u64);
-        self.optim.step(lr);
+        step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr);
         self.state.step += 1;
-        let correct = tch::no_grad(|| {
-            logits
-                .argmax(1, false)
-                .eq_tensor(labels)
-                .sum(Kind::Float)
-                .double_value(&[])
-        });
+        let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
         Ok((loss_value, correct))
     }
 
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
-        let loader = Loader::new(
-            &split.to_device(self.device),
-            loader_spec(&self.cfg, &self.data, false),
-        );
-        Ok(evaluate(
-            &self.model,
-            &loader,
-            self.compute_kind(),
-            split.classes.len(),
-        ))
+        let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        Ok(evaluate(&self.model, &loader, self.compute_kind(), split.classes.len()))
     }
 
     fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
@@ -347,17 +302,14 @@ pub fn model_args(cfg: &Config) -> ModelArgs {
         in_channels: 3,
         input_size: cfg.data.input_size,
         dropout: cfg.model.dropout,
+        drop_path: cfg.model.drop_path,
     }
 }
 
 /// Loader settings for training (`train = true`: shuffled, augmented, drop_last) or evaluation.
 pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
     LoaderSpec {
-        batch_size: if train {
-            cfg.data.batch_size
-        } else {
-            cfg.data.eval_batch_size
-        },
+        batch_size: if train { cfg.data.batch_size } else { cfg.data.eval_batch_size },
         shuffle: train,
         augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
         drop_last: train,

@@ -50,7 +50,10 @@ pub fn venv_python() -> Option<PathBuf> {
     if ok {
         Some(py)
     } else {
-        eprintln!("SKIP: PyTorch oracle unavailable ({} with torch and safetensors not found; run scripts/setup.sh)", py.display());
+        eprintln!(
+            "SKIP: PyTorch oracle unavailable ({} with torch and safetensors not found; run scripts/setup.sh)",
+            py.display()
+        );
         None
     }
 }

@@ -25,6 +25,8 @@ with torch.no_grad():
 for m in model.modules():
     if isinstance(m, torch.nn.Dropout):
         m.p = 0.0
+    if hasattr(m, "drop"):
+        m.drop = 0.0  # stochastic depth
 model.train()
 y = model(x)
 (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()

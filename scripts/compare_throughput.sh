@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Alternates microvision and the PyTorch eager reference on the same model, batch and precision,
+# ROUNDS times each, and prints both medians and their ratio (training images/s).
+# usage: scripts/compare_throughput.sh MODEL BATCH PRECISION [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-simple_cnn} batch=${2:-128} precision=${3:-bf16} rounds=${4:-3}
+ours=() ref=()
+for _ in $(seq "$rounds"); do
+  ours+=("$(target/release/microvision bench throughput --model "$model" --batch "$batch" --precision "$precision" | tail -n 1)")
+  ref+=("$(cd bench && ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" | tail -n 1)")
+done
+printf '%s\n' "${ours[@]}" > /tmp/mv_ours.jsonl
+printf '%s\n' "${ref[@]}" > /tmp/mv_ref.jsonl
+.venv/bin/python - "$model" "$batch" "$precision" <<'PY'
+import json, statistics, sys
+model, batch, precision = sys.argv[1:4]
+def med(path, key):
+    vals = [v for line in open(path) for v in json.loads(line)[key]]
+    return statistics.median(vals), len(vals)
+for key in ("train", "infer"):
+    (o, n), (r, _) = med("/tmp/mv_ours.jsonl", key), med("/tmp/mv_ref.jsonl", key)
+    print(f"{model} batch {batch} {precision} {key}: microvision {o:.0f} img/s, pytorch eager {r:.0f} img/s, "
+          f"ratio {o / r:.2f} (medians of {n} timings each, alternating)")
+PY

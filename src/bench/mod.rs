@@ -1,0 +1,4 @@
+//! Benchmarks run from the CLI (`microvision bench ...`). Speed targets live here and in
+//! `benches/`, never in timed unit tests.
+
+pub mod throughput;
