@@ -29,6 +29,9 @@ pub enum Error {
     /// An error raised inside LibTorch (shape mismatch, out of memory...).
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Stopped by a signal or a stop request; the message says how to resume.
+    #[error("{0}")]
+    Interrupted(String),
     /// Training diverged or another runtime condition stopped the run.
     #[error("{0}")]
     Runtime(String),
@@ -41,6 +44,7 @@ impl Error {
             Error::Config(_) => 2,
             Error::Data(_) => 3,
             Error::Checkpoint(_) => 4,
+            Error::Interrupted(_) => 130,
             Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) => 1,
         }
     }

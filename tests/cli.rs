@@ -50,6 +50,27 @@ fn train_eval_and_resume_a_finished_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run.join("eval-last.json").exists());
 
+    let out = mv(&["export", run.to_str().unwrap(), "--format", "safetensors"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("export/model.json")).unwrap()).unwrap();
+    assert_eq!(meta["model"], "simple_cnn");
+    assert_eq!(meta["args"]["num_classes"], 10);
+    if let Some(py) = common::venv_python() {
+        // The README's three lines: PyTorch loads the export strictly.
+        let script = "import sys; sys.path.insert(0, sys.argv[1]); import models\n\
+                      from safetensors.torch import load_file\n\
+                      m = models.build('simple_cnn', num_classes=10)\n\
+                      m.load_state_dict(load_file(sys.argv[2]), strict=True)";
+        let status = Command::new(py)
+            .args(["-c", script])
+            .arg(common::repo("bench"))
+            .arg(run.join("export/model.safetensors"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "PyTorch loads the exported weights");
+    }
+
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -100,4 +121,36 @@ fn bad_run_directory_exits_4() {
     let tmp = tempfile::tempdir().unwrap();
     assert_user_error(&mv(&["eval", tmp.path().to_str().unwrap()], tmp.path()), 4, &["not a run directory"]);
     assert_user_error(&mv(&["train", "--resume", "/no/such/run"], tmp.path()), 4, &["does not exist"]);
+}
+
+#[test]
+fn sigint_saves_a_checkpoint_and_prints_the_resume_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 20);
+    let cfg = write_config(tmp.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["train", "-c", cfg.to_str().unwrap(), "--set", "train.epochs=200", "--set", "train.log_every=1"])
+        .env("MICROVISION_DATA", tmp.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way (a step line is logged), then interrupt it.
+    let runs = tmp.path().join("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let metrics = loop {
+        let found =
+            std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path().join("metrics.jsonl"));
+        if let Some(m) = found.filter(|m| std::fs::read_to_string(m).is_ok_and(|t| t.contains("\"step\""))) {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_user_error(&out, 130, &["Resume with: microvision train --resume"]);
+    let run = metrics.parent().unwrap();
+    assert!(microvision::train::checkpoint::load(&run.join("checkpoints"), "last").is_ok());
+    let out = mv(&["train", "--resume", run.to_str().unwrap(), "--set", "x=1"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "--resume takes no overrides: {}", stderr(&out));
 }

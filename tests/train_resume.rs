@@ -125,3 +125,39 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
     let msg = checkpoint::load_weights(&vgg.vs, &loaded.weights, std::path::Path::new("x")).unwrap_err().to_string();
     assert!(msg.contains("missing") && msg.contains("unexpected"), "{msg}");
 }
+
+/// Requests a stop after optimizer step `at`, like a SIGINT arriving during that step.
+struct StopAt(i64, std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl microvision::train::callbacks::Callback for StopAt {
+    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
+        if s.step == self.0 {
+            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 40); // 200 images / 32 = 6 steps per epoch
+    let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    let mut straight = Trainer::new(cfg.clone()).unwrap();
+    straight.fit().unwrap();
+
+    let mut first = Trainer::new(cfg).unwrap();
+    let flag = first.stop.clone();
+    first.add_callback(Box::new(StopAt(8, flag)));
+    let err = first.fit().unwrap_err();
+    assert_eq!(err.exit_code(), 130);
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+    assert_eq!((resumed.state.epoch, resumed.state.step), (1, 8));
+    resumed.fit().unwrap();
+
+    let a = weights(&straight.run_dir, "last");
+    let b = weights(&resumed.run_dir, "last");
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after a mid-epoch resume");
+    }
+}

@@ -18,6 +18,10 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         (None, Some(path)) => Trainer::new(Config::load(&path, overrides)?)?,
         (None, None) => unreachable!("clap requires --config or --resume"),
     };
+    // SIGINT/SIGTERM: finish the current step, save `last`, exit 130 with the resume command.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, trainer.stop.clone());
+    }
     for cb in crate::track::standard(&trainer.run_dir, &trainer.cfg) {
         trainer.add_callback(cb);
     }
@@ -131,5 +135,30 @@ pub fn bench_throughput(
         load_average()
     );
     println!("{}", serde_json::to_string(&r).expect("serialisable"));
+    Ok(())
+}
+
+pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
+    let cfg = run_dir::read_config(run)?;
+    let dir = run.join(&cfg.output.checkpoint_dir);
+    let loaded = checkpoint::load(&dir, which)?; // verifies the checksums
+    let out = out.unwrap_or_else(|| run.join("export"));
+    std::fs::create_dir_all(&out).map_err(|e| crate::Error::io("cannot create", &out, e))?;
+    let weights = out.join("model.safetensors");
+    let bytes =
+        std::fs::read(&checkpoint::paths(&dir, which)[0]).map_err(|e| crate::Error::io("cannot read", &dir, e))?;
+    run_dir::write_atomic(&weights, &bytes)?;
+    let spec = cifar::spec(&cfg.data.dataset).expect("validated dataset");
+    let meta = serde_json::json!({
+        "model": cfg.model.name,
+        "args": model_args(&cfg),
+        "checkpoint": which,
+        "epoch": loaded.state.epoch,
+        "best_val_acc": loaded.state.best_acc,
+        "input": {"channels": 3, "size": cfg.data.input_size, "mean": spec.mean, "std": spec.std, "layout": "NCHW float32"},
+        "classes": spec.class_names(&cfg.data.root.join(spec.dir)),
+    });
+    run_dir::write_json(&out.join("model.json"), &meta)?;
+    println!("wrote {} and {}", weights.display(), out.join("model.json").display());
     Ok(())
 }

@@ -39,6 +39,20 @@ pub enum Command {
         #[arg(long, default_value = "best", value_parser = ["best", "last"])]
         checkpoint: String,
     },
+    /// Export a run's weights (PyTorch state_dict names) with a JSON describing the model.
+    Export {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Output format (safetensors).
+        #[arg(long, default_value = "safetensors", value_parser = ["safetensors"])]
+        format: String,
+        /// Which checkpoint.
+        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        checkpoint: String,
+        /// Output directory (default: RUN_DIR/export).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the registered models with parameters and MFLOPs per image.
     Models,
     /// Benchmarks.
@@ -112,6 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
         Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
+        Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
         Command::Models => commands::models(),
         Command::Bench { what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads } } => {
             commands::bench_throughput(&model, batch, &precision, &device, steps, repeats, threads)

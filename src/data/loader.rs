@@ -90,7 +90,14 @@ impl Loader {
 
     /// The batches of epoch `epoch`, prepared ahead on a background thread when `prefetch > 0`.
     pub fn epoch(&self, epoch: u64) -> BatchIter {
-        let plans = self.plan(epoch);
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` after the first `skip` (to resume mid-epoch): the same batches
+    /// `epoch` yields from position `skip` on.
+    pub fn epoch_from(&self, epoch: u64, skip: usize) -> BatchIter {
+        let mut plans = self.plan(epoch);
+        plans.drain(..skip.min(plans.len()));
         let maker = BatchMaker {
             images: self.images.shallow_clone(),
             labels: self.labels.shallow_clone(),

@@ -117,9 +117,9 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Drops the `metrics.jsonl` lines of epochs after `epoch` (written by a run that was interrupted
-/// before its next checkpoint), so a resumed run's log has no duplicates. Rewrites atomically.
-pub fn truncate_metrics_after(path: &Path, epoch: i64) -> Result<()> {
+/// Drops the `metrics.jsonl` lines logged after optimizer step `step` (written by a run that was
+/// interrupted after its last checkpoint), so a resumed run's log has no duplicates. Atomic.
+pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
@@ -128,8 +128,8 @@ pub fn truncate_metrics_after(path: &Path, epoch: i64) -> Result<()> {
         .filter(|line| {
             serde_json::from_str::<serde_json::Value>(line)
                 .ok()
-                .and_then(|v| v.get("epoch").and_then(serde_json::Value::as_i64))
-                .is_some_and(|e| e <= epoch)
+                .and_then(|v| v.get("step").and_then(serde_json::Value::as_i64))
+                .is_some_and(|s| s <= step)
         })
         .collect();
     let mut out = keep.join("\n");

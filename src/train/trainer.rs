@@ -6,6 +6,8 @@
 //! resumed run computes exactly what an uninterrupted one would (bit for bit on CPU).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -24,6 +26,9 @@ use crate::error::{Error, Result};
 use crate::metrics::EvalResult;
 use crate::models::{Model, ModelArgs};
 
+/// Mixed into the seed for dropout so its stream differs from the data order's.
+const DROPOUT_SALT: u64 = 0xd50_0001;
+
 /// Owns everything a run needs: config, data, model, optimizer, state and callbacks.
 pub struct Trainer {
     /// The resolved config (as written to `config.toml`).
@@ -41,6 +46,9 @@ pub struct Trainer {
     /// Stop after this epoch (its checkpoint written) as if interrupted; `fit` then returns that
     /// epoch's validation result and skips the final test evaluation. For time-boxed runs and tests.
     pub stop_after: Option<i64>,
+    /// Set (e.g. by a SIGINT/SIGTERM handler) to stop after the current step: the trainer then
+    /// writes `last` and returns [`Error::Interrupted`] with the command that resumes the run.
+    pub stop: Arc<AtomicBool>,
     optim: Optimizer,
     schedule: Schedule,
     data: DataSplits,
@@ -83,7 +91,7 @@ impl Trainer {
             .load_state(&loaded.optim)
             .map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
         t.state = loaded.state;
-        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.epoch)?;
+        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
         Ok(t)
     }
 
@@ -120,6 +128,7 @@ impl Trainer {
             model,
             state,
             stop_after: None,
+            stop: Arc::new(AtomicBool::new(false)),
             optim,
             schedule,
             data,
@@ -183,11 +192,14 @@ impl Trainer {
     }
 
     fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64)> {
-        // Dropout is reseeded per epoch, so resuming needs no generator state.
-        crate::models::layers::seed_dropout(mix(self.cfg.train.seed, epoch as u64));
+        // Batches of this epoch already trained before an interruption (0 unless resuming mid-epoch).
+        let per_epoch = self.train_loader.num_batches() as i64;
+        let done = (self.state.step - (epoch - 1) * per_epoch).clamp(0, per_epoch) as usize;
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
-        for batch in self.train_loader.epoch(epoch as u64) {
+        for batch in self.train_loader.epoch_from(epoch as u64, done) {
+            // Dropout masks derive from (seed, step): resuming at any step needs no generator state.
+            crate::models::layers::seed_dropout(mix(self.cfg.train.seed ^ DROPOUT_SALT, self.state.step as u64));
             let (loss, n_correct) = self.train_step(&batch.images, &batch.labels)?;
             let b = batch.labels.size()[0];
             loss_sum += loss * b as f64;
@@ -202,9 +214,33 @@ impl Trainer {
                 img_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
             };
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(self.interrupt(start.elapsed().as_secs_f64()));
+            }
         }
         let secs = start.elapsed().as_secs_f64();
         Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs))
+    }
+
+    /// Saves `last` mid-epoch after a stop request and builds the error that tells how to resume.
+    fn interrupt(&mut self, secs: f64) -> Error {
+        self.state.train_secs += secs;
+        let saved =
+            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.optim.state_tensors(), &self.state);
+        match saved {
+            Ok(()) => Error::Interrupted(format!(
+                "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",
+                self.state.step,
+                self.state.epoch + 1,
+                self.run_dir.display()
+            )),
+            Err(e) => Error::Interrupted(format!(
+                "interrupted after step {}; the checkpoint could not be written ({e}); the previous one is intact. \
+                 Resume with: microvision train --resume {}",
+                self.state.step,
+                self.run_dir.display()
+            )),
+        }
     }
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
