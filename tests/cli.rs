@@ -128,7 +128,7 @@ fn sigint_saves_a_checkpoint_and_prints_the_resume_command() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 40, 20);
     let cfg = write_config(tmp.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_microvision"))
+    let child = Command::new(env!("CARGO_BIN_EXE_microvision"))
         .args(["train", "-c", cfg.to_str().unwrap(), "--set", "train.epochs=200", "--set", "train.log_every=1"])
         .env("MICROVISION_DATA", tmp.path())
         .stderr(std::process::Stdio::piped())
