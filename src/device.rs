@@ -1,6 +1,6 @@
 //! Device, thread-count and precision detection, and seeding.
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
 use crate::config_err;
@@ -97,4 +97,11 @@ pub fn resolve(train: &TrainConfig) -> Result<(Device, Precision)> {
     let device = select_device(&train.device)?;
     let precision = select_precision(&train.precision, device)?;
     Ok((device, precision))
+}
+
+/// The same `(B, C, H, W)` tensor laid out channels-last (NHWC strides), which oneDNN and cuDNN
+/// convolutions run fastest on; they keep that layout for their outputs. (tch does not expose
+/// `torch.channels_last`; a permute-contiguous-permute yields exactly those strides.)
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

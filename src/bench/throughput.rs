@@ -49,7 +49,8 @@ pub struct Throughput {
 /// Times training steps (forward, loss, backward, SGD update) and inference forwards.
 pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let args = ModelArgs::default();
-    let model = Model::new_seeded(&spec.model, &args, spec.device, 0)?;
+    let mut model = Model::new_seeded(&spec.model, &args, spec.device, 0)?;
+    model.to_channels_last();
     let mut optim = Optimizer::new(&model.vs, &OptimConfig::default());
     let x = channels_last(&Tensor::randn([spec.batch, 3, 32, 32], (Kind::Float, spec.device)));
     let y = Tensor::randint(10, [spec.batch], (Kind::Int64, spec.device));

@@ -64,9 +64,4 @@ pub fn crop_flip(x: &Tensor, pad: i64, p: &AugmentParams) -> Tensor {
     hflip(&random_crop(x, pad, &p.dy, &p.dx), &p.flip)
 }
 
-/// The same `(B, C, H, W)` tensor laid out channels-last (NHWC strides), which oneDNN and cuDNN
-/// convolutions run fastest on; they keep that layout for their outputs. (tch does not expose
-/// `torch.channels_last`; a permute-contiguous-permute yields exactly those strides.)
-pub fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-}
+pub use crate::device::channels_last;

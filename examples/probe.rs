@@ -1,0 +1,43 @@
+use microvision::device::channels_last;
+use microvision::models::{layers::autocast, Model, ModelArgs};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+fn bench(name: &str, mut f: impl FnMut()) {
+    for _ in 0..5 {
+        f();
+    }
+    let mut v = vec![];
+    for _ in 0..7 {
+        let t = Instant::now();
+        for _ in 0..20 {
+            f();
+        }
+        v.push(128.0 * 20.0 / t.elapsed().as_secs_f64());
+    }
+    v.sort_by(f64::total_cmp);
+    println!("{name}: {:.0} img/s", v[3]);
+}
+
+fn main() {
+    let name = std::env::args().nth(1).unwrap_or("simple_cnn".into());
+    let mut m = Model::new(&name, &ModelArgs::default(), Device::Cpu).unwrap();
+    m.to_channels_last();
+    let x = channels_last(&Tensor::randn([128, 3, 32, 32], (Kind::Float, Device::Cpu)));
+    {
+        let _g = tch::no_grad_guard();
+        bench("eval fp32", || {
+            let _ = m.forward(&x, false).double_value(&[0, 0]);
+        });
+        bench("eval bf16", || {
+            let _ = autocast(Some(Kind::BFloat16), || m.forward(&x, false)).double_value(&[0, 0]);
+        });
+    }
+    let y = Tensor::randint(10, [128], (Kind::Int64, Device::Cpu));
+    bench("train fwd+bwd bf16", || {
+        let out = autocast(Some(Kind::BFloat16), || m.forward(&x, true)).to_kind(Kind::Float);
+        let loss = out.cross_entropy_for_logits(&y);
+        loss.backward();
+        let _ = loss.double_value(&[]);
+    });
+}
