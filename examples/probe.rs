@@ -20,6 +20,9 @@ fn bench(name: &str, mut f: impl FnMut()) {
 }
 
 fn main() {
+    if std::env::var("PROBE_CUDA").is_ok() {
+        println!("cuda available: {}", tch::Cuda::is_available());
+    }
     let name = std::env::args().nth(1).unwrap_or("simple_cnn".into());
     let mut m = Model::new(&name, &ModelArgs::default(), Device::Cpu).unwrap();
     m.to_channels_last();
@@ -34,6 +37,24 @@ fn main() {
         });
     }
     let y = Tensor::randint(10, [128], (Kind::Int64, Device::Cpu));
+    let mut opt = microvision::train::optim::Optimizer::new(&m.vs, &microvision::config::OptimConfig::default());
+    {
+        let out = m.forward(&x, true).sum(Kind::Float);
+        out.backward();
+    }
+    bench("optimizer step (x128 imgs)", || opt.step(0.01));
+    bench("zero_grad (x128 imgs)", || opt.zero_grad());
+    bench("full step", || {
+        let (loss, _) = microvision::train::step::forward_loss(&m, &x, &y, Some(Kind::BFloat16), 0.0);
+        microvision::train::step::backward_update(&mut opt, &loss, 0.0, 0.01);
+        let _ = loss.double_value(&[]);
+    });
+    bench("step without update", || {
+        let (loss, _) = microvision::train::step::forward_loss(&m, &x, &y, Some(Kind::BFloat16), 0.0);
+        opt.zero_grad();
+        loss.backward();
+        let _ = loss.double_value(&[]);
+    });
     bench("train fwd+bwd bf16", || {
         let out = autocast(Some(Kind::BFloat16), || m.forward(&x, true)).to_kind(Kind::Float);
         let loss = out.cross_entropy_for_logits(&y);
@@ -41,3 +62,6 @@ fn main() {
         let _ = loss.double_value(&[]);
     });
 }
+
+#[allow(dead_code)]
+fn unused() {}

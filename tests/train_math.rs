@@ -140,3 +140,40 @@ fn optimizer_state_round_trips() {
     let err = Optimizer::new(&vs, &adam).load_state(&saved).unwrap_err();
     assert!(err.contains("exp_avg"), "{err}");
 }
+
+fn tiny_model_step(scaler: Option<&mut microvision::train::step::LossScaler>) -> (bool, Vec<f64>) {
+    use microvision::models::{Model, ModelArgs};
+    let model =
+        Model::new_seeded("simple_cnn", &ModelArgs { dropout: 0.0, ..Default::default() }, Device::Cpu, 3).unwrap();
+    let mut opt = Optimizer::new(&model.vs, &OptimConfig::default());
+    // A fixed input (not LibTorch's global generator, which parallel tests share).
+    let x = Tensor::arange(4 * 3 * 32 * 32, (Kind::Float, Device::Cpu)).sin().view([4, 3, 32, 32]);
+    let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
+    let (loss, _) = microvision::train::step::forward_loss(&model, &x, &y, None, 0.0);
+    let applied = microvision::train::step::backward_update(&mut opt, &loss, 0.0, 0.1, scaler);
+    (applied, values(&model.vs.variables()["classifier.3.weight"].flatten(0, -1)))
+}
+
+#[test]
+fn loss_scaling_does_not_change_the_update() {
+    let (_, plain) = tiny_model_step(None);
+    let mut scaler = microvision::train::step::LossScaler::default();
+    let (applied, scaled) = tiny_model_step(Some(&mut scaler));
+    assert!(applied);
+    let max_diff = plain.iter().zip(&scaled).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(max_diff < 1e-9, "scaled and plain updates differ by {max_diff}");
+    assert_eq!(scaler.good_steps, 1);
+}
+
+#[test]
+fn loss_scaler_skips_overflowing_steps_and_halves() {
+    let (_, before) = {
+        let mut s = microvision::train::step::LossScaler { scale: 1e300, good_steps: 5 };
+        let r = tiny_model_step(Some(&mut s));
+        assert_eq!((s.scale, s.good_steps), (5e299, 0));
+        r
+    };
+    let (applied, _) = tiny_model_step(Some(&mut microvision::train::step::LossScaler { scale: 1e300, good_steps: 0 }));
+    assert!(!applied, "an overflowing step is skipped");
+    assert!(before.iter().all(|v| v.is_finite()), "weights stay finite");
+}

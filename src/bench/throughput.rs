@@ -57,7 +57,7 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let compute = (spec.precision != Precision::Fp32).then(|| spec.precision.compute_kind());
     let train_step = |optim: &mut Optimizer| {
         let (loss, _) = forward_loss(&model, &x, &y, compute, 0.0);
-        backward_update(optim, &loss, 0.0, 0.01);
+        backward_update(optim, &loss, 0.0, 0.01, None);
         let _ = loss.double_value(&[]); // synchronise (CUDA) like a real loop reading the loss
     };
     let infer_step = || {

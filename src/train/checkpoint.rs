@@ -36,6 +36,9 @@ pub struct TrainState {
     pub num_classes: i64,
     /// Seconds spent training so far.
     pub train_secs: f64,
+    /// fp16 loss-scaler state (unused in fp32/bf16).
+    #[serde(default)]
+    pub loss_scaler: super::step::LossScaler,
     /// CRC32C of the weights file.
     pub weights_crc32c: u32,
     /// CRC32C of the optimizer file.

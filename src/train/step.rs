@@ -1,5 +1,7 @@
-//! The two halves of a training step, shared by the trainer and the throughput benchmark.
+//! The two halves of a training step, shared by the trainer and the throughput benchmark, and the
+//! dynamic loss scaler that fp16 training needs.
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use super::optim::Optimizer;
@@ -21,11 +23,75 @@ pub fn forward_loss(
 }
 
 /// Backward pass, optional gradient-norm clipping (`grad_clip > 0`) and one optimizer update.
-pub fn backward_update(optim: &mut Optimizer, loss: &Tensor, grad_clip: f64, lr: f64) {
+/// With a loss scaler (fp16), the loss is scaled before backward and the gradients unscaled
+/// after; a step whose gradients overflowed is skipped. Returns whether the update was applied.
+pub fn backward_update(
+    optim: &mut Optimizer,
+    loss: &Tensor,
+    grad_clip: f64,
+    lr: f64,
+    scaler: Option<&mut LossScaler>,
+) -> bool {
     optim.zero_grad();
-    loss.backward();
+    match scaler {
+        None => loss.backward(),
+        Some(s) => {
+            (loss * s.scale).backward();
+            if !s.unscale(optim) {
+                return false;
+            }
+        }
+    }
     if grad_clip > 0.0 {
         optim.clip_grad_norm(grad_clip);
     }
     optim.step(lr);
+    true
+}
+
+/// Dynamic loss scaling for fp16 (as `torch.amp.GradScaler`): gradients of `loss * scale` stay
+/// above fp16's underflow; on overflow the step is skipped and the scale halved, and after
+/// `GROWTH_INTERVAL` clean steps it doubles. Powers of two keep the unscaling itself exact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossScaler {
+    /// Current scale.
+    pub scale: f64,
+    /// Clean steps since the last change.
+    pub good_steps: u32,
+}
+
+/// Clean steps before the scale doubles (PyTorch's default).
+pub const GROWTH_INTERVAL: u32 = 2000;
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        LossScaler { scale: 65536.0, good_steps: 0 }
+    }
+}
+
+impl LossScaler {
+    /// Divides the gradients by the scale; returns false (and adapts the scale) on inf/NaN.
+    pub fn unscale(&mut self, optim: &mut Optimizer) -> bool {
+        let _guard = tch::no_grad_guard();
+        let mut finite = true;
+        for p in &optim.params {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.g_mul_scalar_(1.0 / self.scale);
+                finite &= bool::try_from(g.isfinite().all()).unwrap_or(false);
+            }
+        }
+        if finite {
+            self.good_steps += 1;
+            if self.good_steps >= GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.good_steps = 0;
+            optim.zero_grad();
+        }
+        finite
+    }
 }

@@ -120,6 +120,7 @@ impl Trainer {
             model: cfg.model.name.clone(),
             num_classes: cfg.data.num_classes,
             train_secs: 0.0,
+            loss_scaler: Default::default(),
             weights_crc32c: 0,
             optim_crc32c: 0,
         };
@@ -261,7 +262,8 @@ impl Trainer {
             )));
         }
         let lr = self.lr_at(self.state.step as u64);
-        step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr);
+        let scaler = (self.precision == Precision::Fp16).then_some(&mut self.state.loss_scaler);
+        step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr, scaler);
         self.state.step += 1;
         let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
         Ok((loss_value, correct))
