@@ -32,7 +32,10 @@ pub enum Error {
     /// Stopped by a signal or a stop request; the message says how to resume.
     #[error("{0}")]
     Interrupted(String),
-    /// Training diverged or another runtime condition stopped the run.
+    /// The loss became NaN or infinite.
+    #[error("{0}")]
+    Diverged(String),
+    /// Another runtime condition stopped the run.
     #[error("{0}")]
     Runtime(String),
 }
@@ -45,7 +48,7 @@ impl Error {
             Error::Data(_) => 3,
             Error::Checkpoint(_) => 4,
             Error::Interrupted(_) => 130,
-            Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) => 1,
+            Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) | Error::Diverged(_) => 1,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod failpoint;
 pub mod models;
 
 pub use config::Config;

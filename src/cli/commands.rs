@@ -83,8 +83,8 @@ fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
     Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
 }
 
-pub fn data_download(dataset: &str, root: Option<PathBuf>) -> Result<()> {
-    let cfg = data_config(dataset, root)?;
+pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
+    let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
     let dir = data::locate_or_download(&cfg)?;
     cifar::spec(dataset).expect("checked").verify(&dir)?;
     println!("{dataset} is ready in {} (MD5 verified)", dir.display());

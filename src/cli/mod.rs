@@ -109,6 +109,9 @@ pub enum DataAction {
         /// Parent directory (default: $MICROVISION_DATA or ./data).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Download from this URL instead of the official one (a mirror); the MD5 is still checked.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Print counts per class, image size and mean/std.
     Info {
@@ -131,7 +134,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads } } => {
             commands::bench_throughput(&model, batch, &precision, &device, steps, repeats, threads)
         }
-        Command::Data { action: DataAction::Download { dataset, root } } => commands::data_download(&dataset, root),
+        Command::Data { action: DataAction::Download { dataset, root, url } } => {
+            commands::data_download(&dataset, root, url)
+        }
         Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
     }
 }

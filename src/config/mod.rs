@@ -45,6 +45,9 @@ pub struct DataConfig {
     pub root: PathBuf,
     /// Download the official archive when the files are missing.
     pub download: bool,
+    /// Where to download the archive from (empty = the official URL); for mirrors and proxies.
+    /// The official MD5 is checked whatever the source.
+    pub url: String,
     /// Check every file against the official MD5 sums before training.
     pub verify_md5: bool,
     /// Number of classes the model predicts.
@@ -148,6 +151,11 @@ pub struct TrainConfig {
     pub log_every: i64,
     /// Show progress bars on the console.
     pub progress: bool,
+    /// On a NaN/Inf loss: "stop" (exit with the step named) or "restore" (reload the newest
+    /// checkpoint and lower the learning rate; at most 3 times).
+    pub on_nan: String,
+    /// Factor applied to the learning rate at each divergence restore.
+    pub nan_lr_factor: f64,
 }
 
 /// `[output]`: where a run writes.
@@ -180,6 +188,7 @@ impl Default for DataConfig {
             dataset: "cifar10".into(),
             root: PathBuf::from("data"),
             download: true,
+            url: String::new(),
             verify_md5: false,
             num_classes: 10,
             input_size: 32,
@@ -243,6 +252,8 @@ impl Default for TrainConfig {
             grad_clip: 0.0,
             log_every: 50,
             progress: true,
+            on_nan: "stop".into(),
+            nan_lr_factor: 0.5,
         }
     }
 }

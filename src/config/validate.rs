@@ -21,6 +21,8 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("schedule.name", &c.schedule.name, SCHEDULES)?;
     one_of("train.device", &c.train.device, DEVICES)?;
     one_of("train.precision", &c.train.precision, PRECISIONS)?;
+    one_of("train.on_nan", &c.train.on_nan, &["stop", "restore"])?;
+    in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
     }

@@ -14,15 +14,16 @@ use crate::error::{Error, Result};
 
 const ATTEMPTS: usize = 3;
 
-/// Downloads `spec.url` into `root`, verifies the MD5 and extracts `spec.dir` atomically.
-pub fn fetch_and_extract(spec: &CifarSpec, root: &Path) -> Result<()> {
+/// Downloads `url` (normally `spec.url`) into `root`, verifies the official MD5 and extracts
+/// `spec.dir` atomically.
+pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()> {
     std::fs::create_dir_all(root).map_err(|e| Error::io("cannot create data directory", root, e))?;
     let archive = root.join(format!("{}.tar.gz", spec.dir));
     let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
     if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
         let mut last_err = None;
         for attempt in 1..=ATTEMPTS {
-            match download(spec.url, &partial, spec.archive_md5) {
+            match download(url, &partial, spec.archive_md5) {
                 Ok(()) => {
                     last_err = None;
                     break;

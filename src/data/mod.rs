@@ -129,7 +129,8 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
     if !cfg.download {
         return Err(missing(spec, &cfg.root, "data.download = false"));
     }
-    download::fetch_and_extract(spec, &cfg.root).map_err(|e| match e {
+    let url = if cfg.url.is_empty() { spec.url } else { cfg.url.as_str() };
+    download::fetch_and_extract(spec, url, &cfg.root).map_err(|e| match e {
         crate::error::Error::Data(msg) => {
             data_err!("{msg}\n{}", missing(spec, &cfg.root, "download failed"))
         }

@@ -36,6 +36,9 @@ pub struct TrainState {
     pub num_classes: i64,
     /// Seconds spent training so far.
     pub train_secs: f64,
+    /// Factor on the scheduled learning rate (lowered by divergence restores).
+    #[serde(default = "one")]
+    pub lr_scale: f64,
     /// fp16 loss-scaler state (unused in fp32/bf16).
     #[serde(default)]
     pub loss_scaler: super::step::LossScaler,
@@ -43,6 +46,10 @@ pub struct TrainState {
     pub weights_crc32c: u32,
     /// CRC32C of the optimizer file.
     pub optim_crc32c: u32,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The three paths of checkpoint `tag` in `dir`.
@@ -63,14 +70,23 @@ pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], st
     let w_tmp = tmp_path(&w);
     let o_tmp = tmp_path(&o);
     write_tensors(&w_tmp, &weights)?;
-    write_tensors(&o_tmp, optim)?;
+    write_tensors(&o_tmp, optim).inspect_err(|_| {
+        let _ = std::fs::remove_file(&w_tmp);
+    })?;
     let mut state = state.clone();
     state.weights_crc32c = crc_file(&w_tmp)?;
     state.optim_crc32c = crc_file(&o_tmp)?;
     let s_tmp = tmp_path(&s);
     let json = serde_json::to_vec_pretty(&state).expect("state serialises");
-    write_synced(&s_tmp, &json)?;
-    for (tmp, dst) in [(&w_tmp, &w), (&o_tmp, &o), (&s_tmp, &s)] {
+    write_synced(&s_tmp, &json).inspect_err(|_| {
+        let _ = std::fs::remove_file(&w_tmp);
+        let _ = std::fs::remove_file(&o_tmp);
+    })?;
+    crate::failpoint::hit("checkpoint.before_rename");
+    for (i, (tmp, dst)) in [(&w_tmp, &w), (&o_tmp, &o), (&s_tmp, &s)].into_iter().enumerate() {
+        if i == 1 {
+            crate::failpoint::hit("checkpoint.mid_rename");
+        }
         std::fs::rename(tmp, dst).map_err(|e| Error::io("cannot rename checkpoint to", dst, e))?;
     }
     sync_dir(dir);
@@ -145,6 +161,35 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
         Ok::<_, Error>(t)
     };
     Ok(Loaded { weights: read(&w)?, optim: read(&o)?, state })
+}
+
+/// The newest checkpoint of `dir` that passes verification (`last` or `best`, by step), with its
+/// tag. Corrupt ones are reported as warnings; `None` when there is no usable checkpoint (the run
+/// then starts over, which reproduces the same trajectory). Stale temporary files of a write that
+/// was killed are removed.
+pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
+    remove_stale_temporaries(dir);
+    let mut best: Option<(&'static str, Loaded)> = None;
+    for tag in ["last", "best"] {
+        if !paths(dir, tag)[2].exists() {
+            continue;
+        }
+        match load(dir, tag) {
+            Ok(l) if best.as_ref().is_none_or(|(_, b)| l.state.step > b.state.step) => best = Some((tag, l)),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e}; ignoring checkpoint `{tag}`"),
+        }
+    }
+    best
+}
+
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Copies `weights` into the variables of `vs`. Every variable must be present with its shape and

@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 use crate::metrics::EvalResult;
 use crate::models::{Model, ModelArgs};
 
+/// Divergence restores allowed per `fit` with `train.on_nan = "restore"`.
+const MAX_RESTORES: u32 = 3;
+
 /// Mixed into the seed for dropout so its stream differs from the data order's.
 const DROPOUT_SALT: u64 = 0xd50_0001;
 
@@ -79,18 +82,20 @@ impl Trainer {
         let data = data::load(&cfg.data, cfg.train.seed)?;
         let mut t = Trainer::assemble(cfg, run.to_path_buf(), device, precision, data)?;
         let dir = t.checkpoint_dir();
-        let loaded = match checkpoint::load(&dir, "last") {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("warning: {e}; falling back to the best checkpoint");
-                checkpoint::load(&dir, "best")?
+        match checkpoint::load_newest_valid(&dir) {
+            Some((tag, loaded)) => {
+                if tag != "last" {
+                    eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
+                }
+                checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+                t.optim.load_state(&loaded.optim).map_err(|e| {
+                    Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
+                })?;
+                t.state = loaded.state;
             }
-        };
-        checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, "last")[0])?;
-        t.optim
-            .load_state(&loaded.optim)
-            .map_err(|e| Error::Checkpoint(format!("optimizer state does not fit: {e}")))?;
-        t.state = loaded.state;
+            // Killed before its first checkpoint: start over (the same seed gives the same run).
+            None => eprintln!("note: {} has no usable checkpoint; training from the start", run.display()),
+        }
         run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
         Ok(t)
     }
@@ -121,6 +126,7 @@ impl Trainer {
             num_classes: cfg.data.num_classes,
             train_secs: 0.0,
             loss_scaler: Default::default(),
+            lr_scale: 1.0,
             weights_crc32c: 0,
             optim_crc32c: 0,
         };
@@ -161,25 +167,17 @@ impl Trainer {
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
         let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        let mut last_val = None;
-        for epoch in self.state.epoch + 1..=self.cfg.train.epochs {
-            self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
-            let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
-            let val = evaluate(&self.model, &val_loader, self.compute_kind(), self.data.val.classes.len());
-            let is_best = self.checkpoint(epoch, &val, secs)?;
-            let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
-            let record = EpochInfo {
-                epoch,
-                step: self.state.step,
-                train_loss,
-                train_acc,
-                lr: self.lr_at(self.state.step.saturating_sub(1) as u64),
-                img_per_s: images / secs.max(1e-9),
-                epoch_secs: secs,
-                val: val.clone(),
-                is_best,
+        let (mut last_val, mut restores) = (None, 0);
+        while self.state.epoch < self.cfg.train.epochs {
+            let epoch = self.state.epoch + 1;
+            let val = match self.run_epoch(epoch, &val_loader) {
+                Err(Error::Diverged(msg)) if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES => {
+                    restores += 1;
+                    self.restore_after_divergence(&msg)?;
+                    continue;
+                }
+                other => other?,
             };
-            self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
             if self.stop_after == Some(epoch) && epoch < self.cfg.train.epochs {
                 return Ok(val);
             }
@@ -193,6 +191,47 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
         self.update_peak_memory()?;
         Ok(test)
+    }
+
+    /// One epoch: train steps, evaluation, checkpoint, callbacks. Returns the validation result.
+    fn run_epoch(&mut self, epoch: i64, val_loader: &Loader) -> Result<EvalResult> {
+        self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
+        let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
+        crate::failpoint::hit("eval");
+        let val = evaluate(&self.model, val_loader, self.compute_kind(), self.data.val.classes.len());
+        let is_best = self.checkpoint(epoch, &val, secs)?;
+        let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
+        let record = EpochInfo {
+            epoch,
+            step: self.state.step,
+            train_loss,
+            train_acc,
+            lr: self.lr_at(self.state.step.saturating_sub(1) as u64),
+            img_per_s: images / secs.max(1e-9),
+            epoch_secs: secs,
+            val: val.clone(),
+            is_best,
+        };
+        self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
+        Ok(val)
+    }
+
+    /// `train.on_nan = "restore"`: reload the newest valid checkpoint and scale the learning rate
+    /// by `train.nan_lr_factor` (cumulatively), then carry on.
+    fn restore_after_divergence(&mut self, why: &str) -> Result<()> {
+        let dir = self.checkpoint_dir();
+        let Some((tag, loaded)) = checkpoint::load_newest_valid(&dir) else {
+            return Err(Error::Diverged(format!("{why}; no checkpoint to restore yet")));
+        };
+        checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+        self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
+        let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
+        self.state = TrainState { lr_scale, ..loaded.state };
+        eprintln!(
+            "warning: {why}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
+            self.state.step
+        );
+        Ok(())
     }
 
     fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64)> {
@@ -253,11 +292,12 @@ impl Trainer {
         let (loss, logits) = step::forward_loss(&self.model, images, labels, self.compute_kind(), smoothing);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
-            return Err(Error::Runtime(format!(
-                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. \
-                 Lower optim.lr or set train.grad_clip, then resume from the last checkpoint with --resume {}",
+            return Err(Error::Diverged(format!(
+                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. Lower optim.lr \
+                 or set train.grad_clip or train.on_nan = \"restore\" in {}/config.toml, then resume with --resume {}",
                 self.state.step + 1,
                 self.state.epoch + 1,
+                self.run_dir.display(),
                 self.run_dir.display()
             )));
         }
@@ -294,7 +334,7 @@ impl Trainer {
 
     fn lr_at(&self, step: u64) -> f64 {
         let total = self.train_loader.num_batches() as u64 * self.cfg.train.epochs as u64;
-        self.schedule.lr(self.cfg.optim.lr, step, total)
+        self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
     }
 
     fn compute_kind(&self) -> Option<Kind> {

@@ -1,0 +1,96 @@
+//! Fault matrix, part 1: `kill -9` at 10 points (during steps, during a checkpoint write, during
+//! evaluation). After each, `train --resume` finishes and the final weights equal, bit for bit,
+//! those of a run that was never interrupted.
+
+mod common;
+
+use microvision::train::checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("cfg.toml");
+    let text = format!(
+        "name = \"k\"\n[data]\nroot = \"{}\"\nbatch_size = 32\ndownload = false\n[train]\nepochs = 3\nthreads = 1\nlog_every = 1\nprogress = false\n",
+        dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn train(cfg: &Path, runs: &Path, failpoint: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvision"));
+    cmd.args(["train", "-c", cfg.to_str().unwrap(), "--set"]).arg(format!("output.runs_dir=\"{}\"", runs.display()));
+    if let Some(fp) = failpoint {
+        cmd.env("MICROVISION_FAILPOINT", fp);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn run_dir(runs: &Path) -> PathBuf {
+    std::fs::read_dir(runs).unwrap().next().unwrap().unwrap().path()
+}
+
+fn step_lines(runs: &Path) -> usize {
+    let Some(Ok(entry)) = std::fs::read_dir(runs).ok().and_then(|mut d| d.next()) else { return 0 };
+    std::fs::read_to_string(entry.path().join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"step\"").count())
+}
+
+fn final_weights(run: &Path) -> Vec<(String, tch::Tensor)> {
+    checkpoint::load(&run.join("checkpoints"), "last").unwrap().weights
+}
+
+fn resume(run: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_microvision")).args(["train", "--resume"]).arg(run).output().unwrap();
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn assert_same(reference: &[(String, tch::Tensor)], run: &Path, case: &str) {
+    let got = final_weights(run);
+    assert_eq!(reference.len(), got.len(), "{case}");
+    for ((na, a), (nb, b)) in reference.iter().zip(&got) {
+        assert_eq!(na, nb, "{case}");
+        assert!(a.equal(b), "{case}: {na} differs from the uninterrupted run");
+    }
+}
+
+#[test]
+fn kill_9_anywhere_then_resume_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 40); // 6 steps per epoch, 18 in all
+    let cfg = config(tmp.path());
+    let reference_runs = tmp.path().join("reference");
+    let status = train(&cfg, &reference_runs, None).wait().unwrap();
+    assert!(status.success());
+    let reference = final_weights(&run_dir(&reference_runs));
+
+    // Points the process reaches itself and aborts at: inside a checkpoint write and evaluation.
+    for fp in ["checkpoint.before_rename", "checkpoint.mid_rename", "eval"] {
+        let runs = tmp.path().join(fp);
+        let out = train(&cfg, &runs, Some(fp)).wait_with_output().unwrap();
+        assert!(!out.status.success(), "{fp}: the failpoint must abort the run");
+        resume(&run_dir(&runs));
+        assert_same(&reference, &run_dir(&runs), fp);
+    }
+    // SIGKILL from outside after a given number of logged steps (during training steps).
+    for after_steps in [1, 3, 5, 6, 8, 11, 13] {
+        let runs = tmp.path().join(format!("kill-{after_steps}"));
+        let mut child = train(&cfg, &runs, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while step_lines(&runs) < after_steps && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "training did not progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        resume(&run_dir(&runs));
+        assert_same(&reference, &run_dir(&runs), &format!("kill after {after_steps} steps"));
+        let leftovers: Vec<_> = std::fs::read_dir(run_dir(&runs).join("checkpoints"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary checkpoint files are cleaned up");
+    }
+}
