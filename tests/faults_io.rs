@@ -1,0 +1,176 @@
+//! Fault matrix, part 2: a full disk, a read-only file system, NaN losses, simultaneous runs with
+//! one name, and corrupt or interrupted downloads. Each ends in a clear error (or a recovery) and
+//! leaves what was already written intact.
+
+mod common;
+
+use microvision::train::{checkpoint, run_dir, Trainer};
+use microvision::Error;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted for the test's lifetime (needs root; `None` when mounting is not allowed).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Some(Tmpfs(dir.to_path_buf()))
+        } else {
+            eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+            None
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_reports_the_path_and_keeps_the_previous_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    // Room for the first epoch's `last` and `best` (about 9.3 MB each), not for a third copy.
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "size=22m") else { return };
+    let mut cfg = common::tiny_config(tmp.path(), &disk.0);
+    cfg.train.epochs = 3;
+    let mut t = Trainer::new(cfg).unwrap();
+    let err = t.fit().unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 4, "{msg}");
+    assert!(msg.contains("No space left") && msg.contains("checkpoints"), "{msg}");
+    let ckpt = t.run_dir.join("checkpoints");
+    let last = checkpoint::load(&ckpt, "last").expect("the previous checkpoint is intact");
+    assert_eq!(last.state.epoch, 1);
+    let temporaries = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp"))
+        .count();
+    assert_eq!(temporaries, 0, "a failed write leaves no temporary files");
+}
+
+#[test]
+fn read_only_file_system_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let Some(ro) = Tmpfs::mount(&tmp.path().join("ro"), "size=1m,ro") else { return };
+    let err = Trainer::new(common::tiny_config(tmp.path(), &ro.0.join("runs"))).err().expect("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("Read-only file system") && msg.contains("runs"), "{msg}");
+}
+
+fn poisoned_after_one_epoch(on_nan: &str) -> (tempfile::TempDir, Trainer) {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 10);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 3;
+    cfg.train.on_nan = on_nan.into();
+    let mut t = Trainer::new(cfg).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    t.stop_after = None;
+    tch::no_grad(|| {
+        let _ = t.model.vs.variables()["classifier.3.weight"].shallow_clone().fill_(f64::NAN);
+    });
+    (tmp, t)
+}
+
+#[test]
+fn nan_loss_stops_naming_the_step_and_writes_no_nan_checkpoint() {
+    let (_tmp, mut t) = poisoned_after_one_epoch("stop");
+    let err = t.fit().unwrap_err();
+    assert!(matches!(err, Error::Diverged(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("loss became NaN at step 4 (epoch 2)") && msg.contains("--resume"), "{msg}");
+    let last = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();
+    assert_eq!(last.state.epoch, 1);
+    assert!(last.weights.iter().all(|(_, w)| !w.is_floating_point() || bool::try_from(w.isfinite().all()).unwrap()));
+}
+
+#[test]
+fn nan_loss_with_restore_policy_recovers_at_a_lower_learning_rate() {
+    let (_tmp, mut t) = poisoned_after_one_epoch("restore");
+    let test = t.fit().unwrap();
+    assert!(test.loss.is_finite());
+    assert_eq!(t.state.epoch, 3);
+    assert_eq!(t.state.lr_scale, 0.5);
+}
+
+#[test]
+fn runs_started_together_with_one_name_get_distinct_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    let dirs: Vec<PathBuf> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| run_dir::create(&cfg).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let unique: std::collections::HashSet<_> = dirs.iter().collect();
+    assert_eq!(unique.len(), 6, "{dirs:?}");
+}
+
+/// Serves `body` (claiming `length` bytes) to each of `connections` requests on a loopback port.
+fn serve(body: Vec<u8>, length: usize, connections: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}/cifar-10-binary.tar.gz")
+}
+
+fn download(url: &str, root: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["data", "download", "cifar10", "--url", url, "--root"])
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
+fn assert_nothing_became_the_dataset(root: &Path) {
+    let names: Vec<String> = std::fs::read_dir(root)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(names.is_empty(), "nothing is left behind: {names:?}");
+}
+
+#[test]
+fn corrupt_download_is_detected_by_md5_and_never_becomes_the_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = serve(vec![7u8; 5000], 5000, 3);
+    let out = download(&url, &tmp.path().join("data"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("MD5") && err.contains("c32a1d4ab5d03f1284b67883e8d87530") && err.contains("attempt 3/3"),
+        "{err}"
+    );
+    assert_nothing_became_the_dataset(&tmp.path().join("data"));
+}
+
+#[test]
+fn interrupted_download_is_reported_and_cleaned_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = serve(vec![1u8; 1000], 50_000, 3); // the connection closes 49,000 bytes early
+    let out = download(&url, &tmp.path().join("data"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_nothing_became_the_dataset(&tmp.path().join("data"));
+}
