@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::models::layers::autocast;
 use crate::models::{Model, ModelArgs};
 use crate::train::optim::Optimizer;
-use crate::train::step::{backward_update, forward_loss};
+use crate::train::step::{backward_update, forward_backward_checkpointed, forward_loss, update};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct ThroughputSpec {
     pub steps: usize,
     /// Timed repeats (the median is reported).
     pub repeats: usize,
+    /// Train with gradient checkpointing.
+    pub checkpointing: bool,
 }
 
 /// Measured images/s: every repeat, and the medians.
@@ -55,9 +57,20 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let x = channels_last(&Tensor::randn([spec.batch, 3, 32, 32], (Kind::Float, spec.device)));
     let y = Tensor::randint(10, [spec.batch], (Kind::Int64, spec.device));
     let compute = (spec.precision != Precision::Fp32).then(|| spec.precision.compute_kind());
+    if spec.checkpointing && model.net.segments().is_none() {
+        return Err(crate::config_err!("model {} does not support gradient checkpointing", spec.model));
+    }
     let train_step = |optim: &mut Optimizer| {
-        let (loss, _) = forward_loss(&model, &x, &y, compute, 0.0);
-        backward_update(optim, &loss, 0.0, 0.01, None);
+        let loss = if spec.checkpointing {
+            optim.zero_grad();
+            let (loss, _) = forward_backward_checkpointed(&model, &x, &y, compute, 0.0, 1.0).expect("segmented model");
+            update(optim, 0.0, 0.01, None);
+            loss
+        } else {
+            let (loss, _) = forward_loss(&model, &x, &y, compute, 0.0);
+            backward_update(optim, &loss, 0.0, 0.01, None);
+            loss
+        };
         let _ = loss.double_value(&[]); // synchronise (CUDA) like a real loop reading the loss
     };
     let infer_step = || {

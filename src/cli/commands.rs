@@ -64,15 +64,46 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn models() -> Result<()> {
+pub fn models(memory: bool) -> Result<()> {
+    use crate::bench::memory::step_bytes_at_128;
     let args = ModelArgs::default();
-    println!("{:<14} {:>12} {:>10}  about", "name", "params", "MFLOPs");
+    if !memory {
+        println!("{:<16} {:>11} {:>9}  about", "name", "params", "MFLOPs");
+    } else {
+        println!("{:<16} {:>11} {:>9} {:>11} {:>11}  about", "name", "params", "MFLOPs", "step MB", "ckpt MB");
+    }
     for entry in MODELS {
         let model = Model::new(entry.name, &args, tch::Device::Cpu)?;
         // FLOPs = 2 x multiply-accumulates (forward pass, one 32x32 image).
         let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
-        println!("{:<14} {:>12} {:>10.1}  {}", entry.name, model.num_params(), mflops, entry.about);
+        if !memory {
+            println!("{:<16} {:>11} {:>9.1}  {}", entry.name, model.num_params(), mflops, entry.about);
+            continue;
+        }
+        let mb = |b: u64| format!("{:.0}", b as f64 / (1024.0 * 1024.0));
+        let plain = mb(step_bytes_at_128(entry.name, &args, false)?);
+        let ckpt = match model.net.segments() {
+            Some(_) => mb(step_bytes_at_128(entry.name, &args, true)?),
+            None => "-".into(),
+        };
+        println!(
+            "{:<16} {:>11} {:>9.1} {:>11} {:>11}  {}",
+            entry.name,
+            model.num_params(),
+            mflops,
+            plain,
+            ckpt,
+            entry.about
+        );
     }
+    if !memory {
+        println!(
+            "\n(--memory adds the measured memory of a training step at batch 128, with and without checkpointing)"
+        );
+        return Ok(());
+    }
+    println!("\nstep MB: memory of one fp32 training step (activations + temporaries) at batch 128 on CPU,");
+    println!("measured at batch 8 and 16 and extrapolated; ckpt MB: the same with train.grad_checkpointing.");
     Ok(())
 }
 
@@ -108,21 +139,32 @@ pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-pub fn bench_throughput(
-    model: &str,
-    batch: i64,
-    precision: &str,
-    device: &str,
-    steps: usize,
-    repeats: usize,
-    threads: i64,
-) -> Result<()> {
+/// `bench throughput` options.
+pub struct ThroughputOpts {
+    pub batch: i64,
+    pub steps: usize,
+    pub repeats: usize,
+    pub threads: i64,
+    pub checkpointing: bool,
+}
+
+pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &ThroughputOpts) -> Result<()> {
     use crate::bench::throughput::{load_average, measure, ThroughputSpec};
     crate::models::lookup(model)?;
-    crate::device::set_threads(threads);
+    crate::device::set_threads(o.threads);
     let device = crate::device::select_device(device)?;
     let precision = crate::device::select_precision(precision, device)?;
-    let spec = ThroughputSpec { model: model.into(), batch, precision, device, warmup: 3, steps, repeats };
+    let (batch, steps, repeats) = (o.batch, o.steps, o.repeats);
+    let spec = ThroughputSpec {
+        model: model.into(),
+        batch,
+        precision,
+        device,
+        warmup: 3,
+        steps,
+        repeats,
+        checkpointing: o.checkpointing,
+    };
     let load_before = load_average();
     let r = measure(&spec)?;
     println!(

@@ -54,7 +54,11 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// List the registered models with parameters and MFLOPs per image.
-    Models,
+    Models {
+        /// Also measure the memory of a training step at batch 128 (takes a minute or more).
+        #[arg(long)]
+        memory: bool,
+    },
     /// Benchmarks.
     Bench {
         /// Which benchmark.
@@ -95,6 +99,9 @@ pub enum BenchWhat {
         /// Intra-op threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
         threads: i64,
+        /// Train with gradient checkpointing (segmented models only).
+        #[arg(long)]
+        checkpointing: bool,
     },
 }
 
@@ -130,9 +137,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
         Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
-        Command::Models => commands::models(),
-        Command::Bench { what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads } } => {
-            commands::bench_throughput(&model, batch, &precision, &device, steps, repeats, threads)
+        Command::Models { memory } => commands::models(memory),
+        Command::Bench {
+            what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing },
+        } => {
+            let opts = commands::ThroughputOpts { batch, steps, repeats, threads, checkpointing };
+            commands::bench_throughput(&model, &precision, &device, &opts)
         }
         Command::Data { action: DataAction::Download { dataset, root, url } } => {
             commands::data_download(&dataset, root, url)

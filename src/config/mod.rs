@@ -147,6 +147,9 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this value (0 = off).
     pub grad_clip: f64,
+    /// Gradient checkpointing: keep only block inputs in the forward pass and recompute block
+    /// activations during backward (less memory, about one more forward of time).
+    pub grad_checkpointing: bool,
     /// Write a step line to metrics.jsonl every this many steps (0 = never).
     pub log_every: i64,
     /// Show progress bars on the console.
@@ -250,6 +253,7 @@ impl Default for TrainConfig {
             threads: 0,
             label_smoothing: 0.0,
             grad_clip: 0.0,
+            grad_checkpointing: false,
             log_every: 50,
             progress: true,
             on_nan: "stop".into(),

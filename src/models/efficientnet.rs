@@ -31,8 +31,8 @@ use rand::Rng;
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{self, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear};
-use super::ModelArgs;
+use super::layers::{self, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::{run_segments, ModelArgs, Network};
 
 /// (expand ratio, kernel, stride on 32x32, output channels, repeats) per stage.
 const STAGES: [(i64, i64, i64, i64, usize); 7] = [
@@ -145,17 +145,34 @@ fn stochastic_depth(y: &Tensor, p: f64) -> Tensor {
     y * mask * (1.0 / (1.0 - p))
 }
 
+impl ModuleT for ConvBn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward(x, train)
+    }
+}
+
+/// Head conv to 1280 channels, global average pool, dropout, classifier.
+#[derive(Debug)]
+struct Head {
+    conv: ConvBn,
+    pool_fc: PoolLinear,
+}
+
+impl ModuleT for Head {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.pool_fc.forward_t(&self.conv.forward(x, train), train)
+    }
+}
+
 #[derive(Debug)]
 struct EfficientNet {
     stem: ConvBn,
     blocks: Vec<MbConv>,
-    head: ConvBn,
-    dropout: Dropout,
-    classifier: Linear,
+    head: Head,
 }
 
 /// EfficientNet-B0 for 32x32 inputs.
-pub fn efficientnet_b0(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn efficientnet_b0(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
     let f = p / "features";
     let stem = ConvBn::new(&(&f / 0), args.in_channels, 32, 3, 1, 1, true);
     let total: usize = STAGES.iter().map(|s| s.4).sum();
@@ -168,19 +185,28 @@ pub fn efficientnet_b0(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
             (cin, id) = (cout, id + 1);
         }
     }
-    let head = ConvBn::new(&(&f / 8), cin, 1280, 1, 1, 1, true);
-    let classifier = Linear::new(&(p / "classifier" / 1), 1280, args.num_classes);
-    Box::new(EfficientNet { stem, blocks, head, dropout: Dropout(args.dropout), classifier })
+    let head = Head {
+        conv: ConvBn::new(&(&f / 8), cin, 1280, 1, 1, 1, true),
+        pool_fc: PoolLinear {
+            dropout: Dropout(args.dropout),
+            fc: Linear::new(&(p / "classifier" / 1), 1280, args.num_classes),
+        },
+    };
+    Box::new(EfficientNet { stem, blocks, head })
+}
+
+impl Network for EfficientNet {
+    /// Stem, each MBConv block, head.
+    fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
+        let mut s: Vec<&dyn ModuleT> = vec![&self.stem];
+        s.extend(self.blocks.iter().map(|b| b as &dyn ModuleT));
+        s.push(&self.head);
+        Some(s)
+    }
 }
 
 impl ModuleT for EfficientNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = self.stem.forward(x, train);
-        for block in &self.blocks {
-            x = block.forward_t(&x, train);
-        }
-        let x = self.head.forward(&x, train);
-        let x = x.mean_dim([2i64, 3].as_slice(), false, x.kind()); // (B, 1280)
-        self.classifier.forward_t(&self.dropout.forward_t(&x, train), train)
+        run_segments(&self.segments().expect("EfficientNet is segmented"), x, train)
     }
 }

@@ -23,7 +23,7 @@ use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::ModelArgs;
+use super::{ModelArgs, Network};
 
 #[derive(Debug)]
 struct Unit {
@@ -38,7 +38,7 @@ struct ImprovedCnn {
 }
 
 /// Builds ImprovedCNN.
-pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
     let plan: [(i64, usize); 4] = [(64, 2), (128, 2), (256, 2), (512, 1)];
     let mut cin = args.in_channels;
     let mut stages = Vec::new();
@@ -59,6 +59,8 @@ pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
     }
     Box::new(ImprovedCnn { stages, head: Linear::new(&(p / "head"), cin, args.num_classes) })
 }
+
+impl Network for ImprovedCnn {}
 
 impl ModuleT for ImprovedCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {

@@ -16,6 +16,26 @@ thread_local! {
     static AUTOCAST: Cell<Option<Kind>> = const { Cell::new(None) };
     static MACS: Cell<Option<u64>> = const { Cell::new(None) };
     static DROPOUT_RNG: RefCell<Pcg64> = RefCell::new(Pcg64::seed_from_u64(0));
+    static RECOMPUTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` as a gradient-checkpointing recomputation: BatchNorm uses batch statistics as in
+/// training but leaves its running statistics alone (they were updated by the first pass).
+pub fn recomputing<T>(f: impl FnOnce() -> T) -> T {
+    let prev = RECOMPUTING.with(|r| r.replace(true));
+    let out = f();
+    RECOMPUTING.with(|r| r.set(prev));
+    out
+}
+
+/// The dropout generator's state, to replay the same masks in a recomputation.
+pub fn dropout_rng_state() -> Pcg64 {
+    DROPOUT_RNG.with(|r| r.borrow().clone())
+}
+
+/// Restores a state taken by [`dropout_rng_state`].
+pub fn set_dropout_rng_state(state: Pcg64) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = state);
 }
 
 /// Reseeds this thread's dropout generator. Dropout masks come from it rather than LibTorch's
@@ -186,6 +206,10 @@ impl BatchNorm2d {
 
 impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if train && RECOMPUTING.with(Cell::get) {
+            let (w, b) = (Some(&self.weight), Some(&self.bias));
+            return Tensor::batch_norm(x, w, b, None::<&Tensor>, None::<&Tensor>, true, self.momentum, self.eps, true);
+        }
         if train {
             tch::no_grad(|| {
                 let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
@@ -225,6 +249,22 @@ impl ModuleT for Dropout {
         } else {
             x.shallow_clone()
         }
+    }
+}
+
+/// Global average pool, dropout, linear: the classification head of ResNet, VGG and EfficientNet.
+#[derive(Debug)]
+pub struct PoolLinear {
+    /// Dropout before the linear layer (0 = none).
+    pub dropout: Dropout,
+    /// The classifier.
+    pub fc: Linear,
+}
+
+impl ModuleT for PoolLinear {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = x.mean_dim([2i64, 3].as_slice(), false, x.kind()); // (B, C)
+        self.fc.forward_t(&self.dropout.forward_t(&x, train), train)
     }
 }
 

@@ -34,12 +34,26 @@ impl Default for ModelArgs {
     }
 }
 
+/// A network: its forward pass and, for the deep models, the chain of segments that gradient
+/// checkpointing recomputes. Running the segments in order is the forward pass.
+pub trait Network: ModuleT {
+    /// The network as consecutive segments (`None`: no gradient checkpointing for this model).
+    fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
+        None
+    }
+}
+
+/// Runs segments one after the other: the forward pass of a segmented network.
+pub fn run_segments(segments: &[&dyn ModuleT], x: &Tensor, train: bool) -> Tensor {
+    segments.iter().fold(x.shallow_clone(), |x, s| s.forward_t(&x, train))
+}
+
 /// A registered architecture.
 pub struct ModelEntry {
     /// Config name.
     pub name: &'static str,
     /// Registers the parameters under a path and returns the network.
-    pub build: fn(&Path, &ModelArgs) -> Box<dyn ModuleT>,
+    pub build: fn(&Path, &ModelArgs) -> Box<dyn Network>,
     /// One line for `microvision models`.
     pub about: &'static str,
 }
@@ -74,7 +88,7 @@ pub struct Model {
     /// Owns the parameters and buffers (PyTorch `state_dict` names).
     pub vs: VarStore,
     /// The network.
-    pub net: Box<dyn ModuleT>,
+    pub net: Box<dyn Network>,
     /// Registry name.
     pub name: String,
 }

@@ -21,8 +21,8 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::ModelArgs;
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::{run_segments, ModelArgs, Network};
 
 /// Two 3x3 convs with an identity (or 1x1-conv projection) shortcut.
 #[derive(Debug)]
@@ -64,15 +64,27 @@ impl ModuleT for BasicBlock {
     }
 }
 
+/// `conv1 -> bn1 -> ReLU`.
 #[derive(Debug)]
-struct ResNet {
+struct Stem {
     conv1: Conv2d,
     bn1: BatchNorm2d,
-    blocks: Vec<BasicBlock>,
-    fc: Linear,
 }
 
-fn resnet(p: &Path, args: &ModelArgs, depths: [usize; 4]) -> Box<dyn ModuleT> {
+impl ModuleT for Stem {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn1.forward_t(&self.conv1.forward_t(x, train), train).relu()
+    }
+}
+
+#[derive(Debug)]
+struct ResNet {
+    stem: Stem,
+    blocks: Vec<BasicBlock>,
+    head: PoolLinear,
+}
+
+fn resnet(p: &Path, args: &ModelArgs, depths: [usize; 4]) -> Box<dyn Network> {
     let widths = [64, 128, 256, 512];
     let mut blocks = Vec::new();
     let mut cin = 64;
@@ -84,31 +96,36 @@ fn resnet(p: &Path, args: &ModelArgs, depths: [usize; 4]) -> Box<dyn ModuleT> {
             cin = width;
         }
     }
-    Box::new(ResNet {
+    let stem = Stem {
         conv1: Conv2d::new(&(p / "conv1"), args.in_channels, 64, 3, ConvOpts::same_no_bias(3)),
         bn1: BatchNorm2d::new(&(p / "bn1"), 64),
-        blocks,
-        fc: Linear::new(&(p / "fc"), 512, args.num_classes),
-    })
+    };
+    let head = PoolLinear { dropout: Dropout(0.0), fc: Linear::new(&(p / "fc"), 512, args.num_classes) };
+    Box::new(ResNet { stem, blocks, head })
 }
 
 /// ResNet-18: BasicBlocks [2, 2, 2, 2].
-pub fn resnet18(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn resnet18(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
     resnet(p, args, [2, 2, 2, 2])
 }
 
 /// ResNet-34: BasicBlocks [3, 4, 6, 3].
-pub fn resnet34(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn resnet34(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
     resnet(p, args, [3, 4, 6, 3])
+}
+
+impl Network for ResNet {
+    /// Stem, each BasicBlock, head.
+    fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
+        let mut s: Vec<&dyn ModuleT> = vec![&self.stem];
+        s.extend(self.blocks.iter().map(|b| b as &dyn ModuleT));
+        s.push(&self.head);
+        Some(s)
+    }
 }
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = self.bn1.forward_t(&self.conv1.forward_t(x, train), train).relu();
-        for block in &self.blocks {
-            x = block.forward_t(&x, train);
-        }
-        let x = x.mean_dim([2i64, 3].as_slice(), false, x.kind()); // (B, 512)
-        self.fc.forward_t(&x, train)
+        run_segments(&self.segments().expect("ResNet is segmented"), x, train)
     }
 }

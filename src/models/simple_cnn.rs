@@ -16,7 +16,7 @@ use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear};
-use super::ModelArgs;
+use super::{ModelArgs, Network};
 
 #[derive(Debug)]
 struct SimpleCnn {
@@ -27,7 +27,7 @@ struct SimpleCnn {
 }
 
 /// Builds SimpleCNN for `args.input_size`-pixel square inputs.
-pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
     let f = p / "features";
     let widths = [args.in_channels, 32, 64, 128];
     let blocks = (0..3)
@@ -46,6 +46,8 @@ pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn ModuleT> {
         fc2: Linear::new(&(&c / 3), 512, args.num_classes),
     })
 }
+
+impl Network for SimpleCnn {}
 
 impl ModuleT for SimpleCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {

@@ -16,8 +16,8 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::ModelArgs;
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::{run_segments, ModelArgs, Network};
 
 /// A layer list entry: a conv of this width, or a max-pool.
 #[derive(Debug, Clone, Copy)]
@@ -79,13 +79,22 @@ enum Layer {
     Pool,
 }
 
+impl ModuleT for Layer {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Layer::Conv(conv, bn) => bn.forward_t(&conv.forward_t(x, train), train).relu(),
+            Layer::Pool => x.max_pool2d_default(2),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Vgg {
     layers: Vec<Layer>,
-    classifier: Linear,
+    head: PoolLinear,
 }
 
-fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn ModuleT> {
+fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn Network> {
     let f = p / "features";
     let (mut idx, mut cin) = (0, args.in_channels);
     let mut layers = Vec::new();
@@ -102,37 +111,39 @@ fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn ModuleT> {
             }
         }
     }
-    Box::new(Vgg { layers, classifier: Linear::new(&(p / "classifier"), cin, args.num_classes) })
+    let head = PoolLinear { dropout: Dropout(0.0), fc: Linear::new(&(p / "classifier"), cin, args.num_classes) };
+    Box::new(Vgg { layers, head })
 }
 
 /// VGG-11 with BatchNorm.
-pub fn vgg11(p: &Path, a: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn vgg11(p: &Path, a: &ModelArgs) -> Box<dyn Network> {
     vgg(p, a, VGG11)
 }
 /// VGG-13 with BatchNorm.
-pub fn vgg13(p: &Path, a: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn vgg13(p: &Path, a: &ModelArgs) -> Box<dyn Network> {
     vgg(p, a, VGG13)
 }
 /// VGG-16 with BatchNorm.
-pub fn vgg16(p: &Path, a: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn vgg16(p: &Path, a: &ModelArgs) -> Box<dyn Network> {
     vgg(p, a, VGG16)
 }
 /// VGG-19 with BatchNorm.
-pub fn vgg19(p: &Path, a: &ModelArgs) -> Box<dyn ModuleT> {
+pub fn vgg19(p: &Path, a: &ModelArgs) -> Box<dyn Network> {
     vgg(p, a, VGG19)
+}
+
+impl Network for Vgg {
+    /// Each conv unit and pool, then the head. (Any spatial extent left after the pools, for
+    /// inputs larger than 32x32, is averaged away by the head.)
+    fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
+        let mut s: Vec<&dyn ModuleT> = self.layers.iter().map(|l| l as &dyn ModuleT).collect();
+        s.push(&self.head);
+        Some(s)
+    }
 }
 
 impl ModuleT for Vgg {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = x.shallow_clone();
-        for layer in &self.layers {
-            x = match layer {
-                Layer::Conv(conv, bn) => bn.forward_t(&conv.forward_t(&x, train), train).relu(),
-                Layer::Pool => x.max_pool2d_default(2),
-            };
-        }
-        // Any remaining spatial extent (inputs larger than 32x32) is averaged away.
-        let x = x.mean_dim([2i64, 3].as_slice(), false, x.kind()); // (B, 512)
-        self.classifier.forward_t(&x, train)
+        run_segments(&self.segments().expect("VGG is segmented"), x, train)
     }
 }

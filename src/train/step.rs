@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use super::optim::Optimizer;
-use crate::models::layers::autocast;
+use crate::models::layers::{self, autocast};
 use crate::models::Model;
 
 /// Forward pass in training mode (conv/linear in `compute`, None = fp32) and the mean
@@ -33,13 +33,19 @@ pub fn backward_update(
     scaler: Option<&mut LossScaler>,
 ) -> bool {
     optim.zero_grad();
-    match scaler {
+    match &scaler {
+        Some(s) => (loss * s.scale).backward(),
         None => loss.backward(),
-        Some(s) => {
-            (loss * s.scale).backward();
-            if !s.unscale(optim) {
-                return false;
-            }
+    }
+    update(optim, grad_clip, lr, scaler)
+}
+
+/// The update half alone, for gradients already in `.grad()` (computed with the loss scaled by
+/// `scaler.scale` when there is a scaler): unscale, clip, step. Returns whether it was applied.
+pub fn update(optim: &mut Optimizer, grad_clip: f64, lr: f64, scaler: Option<&mut LossScaler>) -> bool {
+    if let Some(s) = scaler {
+        if !s.unscale(optim) {
+            return false;
         }
     }
     if grad_clip > 0.0 {
@@ -47,6 +53,54 @@ pub fn backward_update(
     }
     optim.step(lr);
     true
+}
+
+/// Forward and backward with gradient checkpointing: a first pass without autograd keeps only
+/// each segment's input; the backward pass then recomputes one segment at a time (with the same
+/// dropout masks, and BatchNorm statistics not updated twice) and backpropagates through it, so
+/// only one segment's activations live at a time. Gradients accumulate into the parameters as
+/// with `loss.backward()` (the loss scaled by `loss_scale`). Returns `None` for models without
+/// segments, else `(loss, logits)`.
+pub fn forward_backward_checkpointed(
+    model: &Model,
+    images: &Tensor,
+    labels: &Tensor,
+    compute: Option<Kind>,
+    smoothing: f64,
+    loss_scale: f64,
+) -> Option<(Tensor, Tensor)> {
+    let segments = model.net.segments()?;
+    let mut inputs = Vec::with_capacity(segments.len());
+    let mut x = images.shallow_clone();
+    tch::no_grad(|| {
+        for s in &segments {
+            inputs.push((x.shallow_clone(), layers::dropout_rng_state()));
+            x = autocast(compute, || s.forward_t(&x, true));
+        }
+    });
+    let after_forward = layers::dropout_rng_state();
+    let (mut result, mut grad) = (None, None::<Tensor>);
+    for (i, s) in segments.iter().enumerate().rev() {
+        let (x, rng) = &inputs[i];
+        let x = x.detach().set_requires_grad(i > 0);
+        layers::set_dropout_rng_state(rng.clone());
+        let y = layers::recomputing(|| autocast(compute, || s.forward_t(&x, true)));
+        match grad.take() {
+            None => {
+                let logits = y.to_kind(Kind::Float);
+                let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, smoothing);
+                (&loss * loss_scale).backward();
+                result = Some((loss.detach(), logits.detach()));
+            }
+            // d(sum(y * g))/dy = g: backpropagates the output gradient through this segment.
+            Some(g) => (y * g).sum(Kind::Float).backward(),
+        }
+        if i > 0 {
+            grad = Some(x.grad());
+        }
+    }
+    layers::set_dropout_rng_state(after_forward);
+    result
 }
 
 /// Dynamic loss scaling for fp16 (as `torch.amp.GradScaler`): gradients of `loss * scale` stay

@@ -109,6 +109,12 @@ impl Trainer {
     ) -> Result<Trainer> {
         let args = model_args(&cfg);
         let mut model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
+        if cfg.train.grad_checkpointing && model.net.segments().is_none() {
+            return Err(Error::Config(format!(
+                "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
+                cfg.model.name
+            )));
+        }
         if cfg.train.channels_last {
             model.to_channels_last();
         }
@@ -288,8 +294,18 @@ impl Trainer {
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
     pub fn train_step(&mut self, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
-        let smoothing = self.cfg.train.label_smoothing;
-        let (loss, logits) = step::forward_loss(&self.model, images, labels, self.compute_kind(), smoothing);
+        let (smoothing, compute) = (self.cfg.train.label_smoothing, self.compute_kind());
+        let checkpointed = if self.cfg.train.grad_checkpointing {
+            self.optim.zero_grad();
+            let scale = if self.precision == Precision::Fp16 { self.state.loss_scaler.scale } else { 1.0 };
+            step::forward_backward_checkpointed(&self.model, images, labels, compute, smoothing, scale)
+        } else {
+            None
+        };
+        let (loss, logits) = match &checkpointed {
+            Some((loss, logits)) => (loss.shallow_clone(), logits.shallow_clone()),
+            None => step::forward_loss(&self.model, images, labels, compute, smoothing),
+        };
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(Error::Diverged(format!(
@@ -303,7 +319,11 @@ impl Trainer {
         }
         let lr = self.lr_at(self.state.step as u64);
         let scaler = (self.precision == Precision::Fp16).then_some(&mut self.state.loss_scaler);
-        step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr, scaler);
+        if checkpointed.is_some() {
+            step::update(&mut self.optim, self.cfg.train.grad_clip, lr, scaler);
+        } else {
+            step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr, scaler);
+        }
         self.state.step += 1;
         let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
         Ok((loss_value, correct))
