@@ -6,7 +6,7 @@
 //! differentiable, so gradients reach the fp32 master weights) and [`BatchNorm2d`] keeps fp32
 //! parameters and statistics whatever the activation dtype.
 
-use rand::{Rng, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_pcg::Pcg64;
 use std::cell::{Cell, RefCell};
 use tch::nn::{Init, ModuleT, Path};
@@ -243,9 +243,13 @@ impl ModuleT for Dropout {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         if train && self.0 > 0.0 {
             // Inverted dropout, as nn.Dropout: keep with probability 1 - p, scale by 1 / (1 - p).
-            let keep: Vec<bool> = with_dropout_rng(|r| (0..x.numel()).map(|_| r.gen::<f64>() >= self.0).collect());
-            let mask = Tensor::from_slice(&keep).view(x.size().as_slice()).to_device(x.device());
-            x * mask.to_kind(x.kind()) * (1.0 / (1.0 - self.0))
+            // The mask holds the scale already, so applying it is one multiply.
+            let (threshold, scale) = ((self.0 * u32::MAX as f64) as u32, (1.0 / (1.0 - self.0)) as f32);
+            let mask: Vec<f32> = with_dropout_rng(|r| {
+                (0..x.numel()).map(|_| if r.next_u32() >= threshold { scale } else { 0.0 }).collect()
+            });
+            let mask = Tensor::from_slice(&mask).view(x.size().as_slice()).to_device(x.device()).to_kind(x.kind());
+            x * mask
         } else {
             x.shallow_clone()
         }
