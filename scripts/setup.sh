@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what microvision needs to build and run, idempotently:
 #   - a Python venv holding the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python API,
-#     used by the build and by the PyTorch-oracle tests), numpy and safetensors;
+#     used by the build and by the PyTorch-oracle tests), numpy, safetensors and tensorboard
+#     (the oracle that reads our event files);
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
@@ -14,7 +15,7 @@ PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
-packages="torch==$TORCH_VERSION numpy safetensors"
+packages="torch==$TORCH_VERSION numpy safetensors tensorboard"
 # The stamp names the package list, so adding a package re-runs the (idempotent) install.
 stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
 

@@ -1,0 +1,76 @@
+//! TensorBoard event files: the record framing against known values, and a real run read back by
+//! the `tensorboard` package, which must see exactly the values in metrics.jsonl.
+
+mod common;
+
+use microvision::track::tensorboard::{frame, masked_crc32c};
+use microvision::train::Trainer;
+
+#[test]
+fn masked_crc_matches_tensorflow() {
+    // Values from tensorboard.compat.tensorflow_stub.pywrap_tensorflow.masked_crc32c.
+    assert_eq!(masked_crc32c(b"123456789"), 0xc78a_b0e5);
+    assert_eq!(masked_crc32c(b""), 0xa282_ead8);
+}
+
+#[test]
+fn records_are_framed_with_length_and_crcs() {
+    let rec = frame(b"hello");
+    assert_eq!(rec.len(), 8 + 4 + 5 + 4);
+    assert_eq!(&rec[..8], &5u64.to_le_bytes());
+    assert_eq!(&rec[8..12], &masked_crc32c(&5u64.to_le_bytes()).to_le_bytes());
+    assert_eq!(&rec[12..17], b"hello");
+    assert_eq!(&rec[17..], &masked_crc32c(b"hello").to_le_bytes());
+}
+
+#[test]
+fn tensorboard_reads_back_the_metrics_of_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    for cb in microvision::track::standard(&t.run_dir, &t.cfg) {
+        t.add_callback(cb);
+    }
+    t.fit().unwrap();
+    let events: Vec<_> = std::fs::read_dir(&t.run_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents."))
+        .collect();
+    assert_eq!(events.len(), 1, "one event file per run");
+    let Some(py) = common::venv_python() else { return };
+    let out = std::process::Command::new(py)
+        .arg(common::repo("tests/oracle/read_events.py"))
+        .arg(&t.run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tb: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(t.run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &serde_json::Value| l["kind"] == "epoch")
+        .collect();
+    for (tag, split, key) in
+        [("val/acc", "val", "acc"), ("val/loss", "val", "loss"), ("train/loss", "train", "loss"), ("lr", "train", "lr")]
+    {
+        let want: Vec<(i64, f64)> = lines
+            .iter()
+            .filter(|l| l["split"] == split)
+            .map(|l| (l["step"].as_i64().unwrap(), l[key].as_f64().unwrap()))
+            .collect();
+        let got: Vec<(i64, f64)> = tb["scalars"][tag]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        assert_eq!(want.len(), got.len(), "{tag}");
+        for ((ws, wv), (gs, gv)) in want.iter().zip(&got) {
+            assert_eq!(ws, gs, "{tag} step");
+            assert_eq!(*wv as f32, *gv as f32, "{tag} at step {ws}: TensorBoard stores f32");
+        }
+    }
+    assert!(tb["text"]["config"].as_str().unwrap().contains("name = \"tiny\""), "{}", tb["text"]);
+}
