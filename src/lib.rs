@@ -12,6 +12,7 @@ pub mod models;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod metrics;

@@ -204,3 +204,10 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     println!("wrote {} and {}", weights.display(), out.join("model.json").display());
     Ok(())
 }
+
+pub fn compare(runs: &[PathBuf], csv: bool) -> Result<()> {
+    use crate::analysis::compare::{group, summarize, table};
+    let summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
+    print!("{}", table(&group(summaries), csv));
+    Ok(())
+}

@@ -53,6 +53,15 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compare finished runs in one table (runs differing only in seed are grouped: mean +- std).
+    Compare {
+        /// Run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "csv"])]
+        format: String,
+    },
     /// List the registered models with parameters and MFLOPs per image.
     Models {
         /// Also measure the memory of a training step at batch 128 (takes a minute or more).
@@ -138,6 +147,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
         Command::Models { memory } => commands::models(memory),
+        Command::Compare { runs, format } => commands::compare(&runs, format == "csv"),
         Command::Bench {
             what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing },
         } => {

@@ -1,0 +1,129 @@
+//! `microvision compare`: one table over finished runs (model, parameters, epochs, best and final
+//! accuracy, training time, images/s), as Markdown or CSV. Runs whose configs differ only in the
+//! seed are grouped, their numbers shown as mean +- std.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::train::run_dir;
+
+/// The numbers of one run, read from its directory.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Run directory.
+    pub dir: PathBuf,
+    /// Resolved config.
+    pub config: Config,
+    /// Trainable parameters (env.json).
+    pub params: i64,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Best validation accuracy.
+    pub best_acc: f64,
+    /// Final test accuracy (eval.json), or the last validation accuracy if the run is unfinished.
+    pub final_acc: f64,
+    /// Training seconds (sum of epoch times).
+    pub train_secs: f64,
+    /// Median training images/s over epochs.
+    pub img_per_s: f64,
+}
+
+/// Reads a run directory.
+pub fn summarize(dir: &Path) -> Result<RunSummary> {
+    let config = run_dir::read_config(dir)?;
+    let read_json =
+        |name: &str| -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok() };
+    let params = read_json("env.json").and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .map_err(|e| Error::Checkpoint(format!("{}: cannot read metrics.jsonl: {e}", dir.display())))?;
+    let epochs: Vec<Value> =
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v["kind"] == "epoch").collect();
+    let field = |split: &str, key: &str| -> Vec<f64> {
+        epochs.iter().filter(|v| v["split"] == split).filter_map(|v| v[key].as_f64()).collect()
+    };
+    let val_acc = field("val", "acc");
+    let mut ips = field("train", "img_per_s");
+    ips.sort_by(f64::total_cmp);
+    let final_acc =
+        read_json("eval.json").and_then(|v| v["accuracy"].as_f64()).or_else(|| val_acc.last().copied()).unwrap_or(0.0);
+    Ok(RunSummary {
+        dir: dir.to_path_buf(),
+        params,
+        epochs: val_acc.len(),
+        best_acc: val_acc.iter().copied().fold(0.0, f64::max),
+        final_acc,
+        train_secs: field("train", "epoch_secs").iter().sum(),
+        img_per_s: ips.get(ips.len() / 2).copied().unwrap_or(0.0),
+        config,
+    })
+}
+
+/// Mean and (sample) standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n.max(1.0);
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Groups runs whose configs are equal apart from the seed and the run name.
+pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
+    let key = |r: &RunSummary| {
+        let mut c = r.config.clone();
+        c.train.seed = 0;
+        c.name.clear();
+        c.to_toml()
+    };
+    let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();
+    for r in runs {
+        let k = key(&r);
+        match groups.iter_mut().find(|(gk, _)| *gk == k) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((k, vec![r])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+fn cell(values: &[f64], scale: f64, decimals: usize) -> String {
+    let (m, s) = mean_std(values);
+    if values.len() > 1 {
+        format!("{:.*} +- {:.*}", decimals, m * scale, decimals, s * scale)
+    } else {
+        format!("{:.*}", decimals, m * scale)
+    }
+}
+
+/// The comparison table, `csv = false` for Markdown.
+pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
+    let header = ["run", "model", "params", "seeds", "epochs", "best val acc %", "final acc %", "train s", "img/s"];
+    let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    for g in groups {
+        let col = |f: fn(&RunSummary) -> f64| g.iter().map(f).collect::<Vec<_>>();
+        let first = &g[0];
+        rows.push(vec![
+            first.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            first.config.model.name.clone(),
+            first.params.to_string(),
+            g.len().to_string(),
+            first.epochs.to_string(),
+            cell(&col(|r| r.best_acc), 100.0, 2),
+            cell(&col(|r| r.final_acc), 100.0, 2),
+            cell(&col(|r| r.train_secs), 1.0, 0),
+            cell(&col(|r| r.img_per_s), 1.0, 0),
+        ]);
+    }
+    if csv {
+        return rows.iter().map(|r| r.join(",")).collect::<Vec<_>>().join("\n") + "\n";
+    }
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        out += &format!("| {} |\n", r.join(" | "));
+        if i == 0 {
+            out += &format!("|{}\n", "---|".repeat(r.len()));
+        }
+    }
+    out
+}

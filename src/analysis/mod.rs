@@ -1,0 +1,3 @@
+//! Analysis of finished runs (reads run directories; never trains).
+
+pub mod compare;
