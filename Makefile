@@ -20,7 +20,7 @@ build: setup
 # The main job: a short SimpleCNN training on real CIFAR-10, then evaluation of the best checkpoint.
 demo: build
 	$(BIN) train -c configs/demo.toml
-	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint best
+	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint last
 
 # The whole default test suite (unit, integration, PyTorch oracles, CLI end to end on synthetic data).
 test: setup

@@ -105,6 +105,14 @@ fn config_mistakes_exit_2() {
     );
     assert_user_error(&mv(&["train", "-c", "/no/such.toml"], tmp.path()), 2, &["/no/such.toml"]);
     assert_user_error(&mv(&["train", "-c", c, "--set", "train.device=cuda"], tmp.path()), 2, &["cuda"]);
+    assert_user_error(
+        &mv(&["train", "-c", c, "--set", "data.batch_size=5000"], tmp.path()),
+        2,
+        &["data.batch_size", "50 images"],
+    );
+    let ckpt = ["train", "-c", c, "--set", "train.grad_checkpointing=true"];
+    assert_user_error(&mv(&ckpt, tmp.path()), 2, &["grad_checkpointing", "simple_cnn", "resnet"]);
+    assert_user_error(&mv(&["train", "-c", c, "--set", "optim.betas=[0.9]"], tmp.path()), 2, &["optim.betas"]);
     assert!(!tmp.path().join("runs").exists(), "no run directory for a rejected config");
 }
 
@@ -153,4 +161,18 @@ fn sigint_saves_a_checkpoint_and_prints_the_resume_command() {
     assert!(microvision::train::checkpoint::load(&run.join("checkpoints"), "last").is_ok());
     let out = mv(&["train", "--resume", run.to_str().unwrap(), "--set", "x=1"], tmp.path());
     assert_eq!(out.status.code(), Some(2), "--resume takes no overrides: {}", stderr(&out));
+}
+
+#[test]
+fn libtorch_panics_are_recognised_and_others_are_not() {
+    // What tch panics with when LibTorch throws (see tch's `unwrap()` on a `TchError::Torch`).
+    let torch: Box<dyn std::any::Any + Send> = Box::new(String::from(
+        "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\\nException raised from malloc\")",
+    ));
+    assert_eq!(
+        microvision::cli::torch_message(torch.as_ref()).as_deref(),
+        Some("CUDA out of memory. Tried to allocate 2.00 GiB")
+    );
+    let bug: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+    assert_eq!(microvision::cli::torch_message(bug.as_ref()), None);
 }

@@ -198,7 +198,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
         "epoch": loaded.state.epoch,
         "best_val_acc": loaded.state.best_acc,
         "input": {"channels": 3, "size": cfg.data.input_size, "mean": spec.mean, "std": spec.std, "layout": "NCHW float32"},
-        "classes": spec.class_names(&cfg.data.root.join(spec.dir)),
+        "classes": spec.locate(&cfg.data.root).map_or_else(|| spec.class_names(&cfg.data.root), |d| spec.class_names(&d)),
     });
     run_dir::write_json(&out.join("model.json"), &meta)?;
     println!("wrote {} and {}", weights.display(), out.join("model.json").display());

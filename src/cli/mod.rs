@@ -35,8 +35,9 @@ pub enum Command {
     Eval {
         /// Run directory.
         run_dir: PathBuf,
-        /// Which checkpoint.
-        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        /// Which checkpoint (`best` is chosen on the validation split, which is the test split
+        /// unless `data.val_split` > 0).
+        #[arg(long, default_value = "last", value_parser = ["best", "last"])]
         checkpoint: String,
     },
     /// Export a run's weights (PyTorch state_dict names) with a JSON describing the model.
@@ -47,7 +48,7 @@ pub enum Command {
         #[arg(long, default_value = "safetensors", value_parser = ["safetensors"])]
         format: String,
         /// Which checkpoint.
-        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        #[arg(long, default_value = "last", value_parser = ["best", "last"])]
         checkpoint: String,
         /// Output directory (default: RUN_DIR/export).
         #[arg(long)]
@@ -159,4 +160,14 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
     }
+}
+
+/// The first line of a LibTorch error carried by a tch panic (tch unwraps LibTorch exceptions:
+/// `... Err value: Torch("message\nException raised from ...")`), if the panic is one.
+pub fn torch_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    let text =
+        payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())?;
+    let start = text.find("Torch(\"")? + "Torch(\"".len();
+    let msg = text[start..].split("\\n").next().unwrap_or("").trim_end_matches(['"', ')']);
+    Some(msg.to_string())
 }

@@ -28,7 +28,9 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
     for ov in overrides {
         apply_override(&mut value, ov)?;
     }
-    let cfg: Config = value.try_into().map_err(|e: toml::de::Error| config_err!("config {origin}: {}", e.message()))?;
+    let cfg: Config = value.try_into().map_err(|e: toml::de::Error| {
+        config_err!("config {origin}: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+    })?;
     cfg.validate().map_err(|e| match e {
         Error::Config(msg) => config_err!("config {origin}: {msg}"),
         other => other,

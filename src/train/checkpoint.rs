@@ -147,7 +147,7 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
     let state: TrainState =
         serde_json::from_str(&text).map_err(|e| ckpt_err!("checkpoint {} is corrupt: {e}", s.display()))?;
     for (path, want) in [(&w, state.weights_crc32c), (&o, state.optim_crc32c)] {
-        let got = crc_file(path).map_err(|_| ckpt_err!("checkpoint file {} is missing", path.display()))?;
+        let got = crc_file(path).map_err(|e| ckpt_err!("cannot read checkpoint file {}: {e}", path.display()))?;
         if got != want {
             return Err(ckpt_err!(
                 "checkpoint file {} is corrupt or incomplete (CRC32C {got:08x}, expected {want:08x})",

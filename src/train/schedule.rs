@@ -26,8 +26,9 @@ pub enum Schedule {
         /// Final rate as a fraction of the base.
         min_ratio: f64,
     },
-    /// PyTorch's `OneCycleLR` (cosine annealing, two phases): from `base / div` up to `base` at
-    /// step `pct_start * total - 1`, then down to `base / div / final_div` at step `total - 1`.
+    /// PyTorch's `OneCycleLR` (cosine annealing, two phases, `cycle_momentum=False`: only the
+    /// learning rate cycles): from `base / div` up to `base` at step `pct_start * total - 1`,
+    /// then down to `base / div / final_div` at step `total - 1`.
     OneCycle {
         /// Fraction of steps spent rising.
         pct_start: f64,

@@ -64,8 +64,16 @@ impl Trainer {
     pub fn new(cfg: Config) -> Result<Trainer> {
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
+        check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
         let data = data::load(&cfg.data, cfg.train.seed)?;
-        crate::models::lookup(&cfg.model.name)?;
+        let train_images = data.train.len();
+        if train_images < cfg.data.batch_size {
+            return Err(Error::Config(format!(
+                "`data.batch_size` = {}: the training split has only {train_images} images, so an epoch would have no \
+                 full batch; expected at most {train_images}",
+                cfg.data.batch_size
+            )));
+        }
         let run_dir = run_dir::create(&cfg)?;
         run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
@@ -109,12 +117,6 @@ impl Trainer {
     ) -> Result<Trainer> {
         let args = model_args(&cfg);
         let mut model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
-        if cfg.train.grad_checkpointing && model.net.segments().is_none() {
-            return Err(Error::Config(format!(
-                "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
-                cfg.model.name
-            )));
-        }
         if cfg.train.channels_last {
             model.to_channels_last();
         }
@@ -202,18 +204,17 @@ impl Trainer {
     /// One epoch: train steps, evaluation, checkpoint, callbacks. Returns the validation result.
     fn run_epoch(&mut self, epoch: i64, val_loader: &Loader) -> Result<EvalResult> {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
-        let (train_loss, train_acc, secs) = self.train_epoch(epoch)?;
+        let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
         crate::failpoint::hit("eval");
         let val = evaluate(&self.model, val_loader, self.compute_kind(), self.data.val.classes.len());
         let is_best = self.checkpoint(epoch, &val, secs)?;
-        let images = (self.train_loader.num_batches() as i64 * self.cfg.data.batch_size) as f64;
         let record = EpochInfo {
             epoch,
             step: self.state.step,
             train_loss,
             train_acc,
             lr: self.lr_at(self.state.step.saturating_sub(1) as u64),
-            img_per_s: images / secs.max(1e-9),
+            img_per_s: seen as f64 / secs.max(1e-9),
             epoch_secs: secs,
             val: val.clone(),
             is_best,
@@ -240,7 +241,8 @@ impl Trainer {
         Ok(())
     }
 
-    fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64)> {
+    /// Trains the (rest of the) epoch; returns mean loss, accuracy, seconds and images seen.
+    fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64, i64)> {
         // Batches of this epoch already trained before an interruption (0 unless resuming mid-epoch).
         let per_epoch = self.train_loader.num_batches() as i64;
         let done = (self.state.step - (epoch - 1) * per_epoch).clamp(0, per_epoch) as usize;
@@ -268,7 +270,7 @@ impl Trainer {
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs))
+        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs, seen))
     }
 
     /// Saves `last` mid-epoch after a stop request and builds the error that tells how to resume.
@@ -343,13 +345,30 @@ impl Trainer {
             self.state.best_acc = val.acc;
             self.state.best_epoch = epoch;
         }
+        if !val.loss.is_finite() || !self.weights_finite() {
+            return Err(Error::Diverged(format!(
+                "the weights became non-finite during epoch {epoch} (validation loss {}); no checkpoint was written \
+                 for it. Lower optim.lr or set train.grad_clip in {}/config.toml, then resume with --resume {}",
+                val.loss,
+                self.run_dir.display(),
+                self.run_dir.display()
+            )));
+        }
         let dir = self.checkpoint_dir();
         let optim = self.optim.state_tensors();
-        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
+        // `best` first: a crash between the two saves then leaves `best` newer than `last`, and
+        // resume (which takes the newest valid checkpoint) loses nothing.
         if is_best {
             checkpoint::save(&dir, "best", &self.model.vs, &optim, &self.state)?;
         }
+        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
         Ok(is_best)
+    }
+
+    fn weights_finite(&self) -> bool {
+        tch::no_grad(|| {
+            self.model.vs.trainable_variables().iter().all(|t| bool::try_from(t.isfinite().all()).unwrap_or(false))
+        })
     }
 
     fn lr_at(&self, step: u64) -> f64 {
@@ -394,6 +413,21 @@ impl Trainer {
         v["peak_rss_bytes"] = run_dir::peak_rss_bytes().into();
         run_dir::write_json(&path, &v)
     }
+}
+
+/// Checks that the model exists and supports what the config asks of it.
+fn check_model(cfg: &Config) -> Result<()> {
+    crate::models::lookup(&cfg.model.name)?;
+    if cfg.train.grad_checkpointing {
+        let probe = Model::new(&cfg.model.name, &model_args(cfg), Device::Cpu)?;
+        if probe.net.segments().is_none() {
+            return Err(Error::Config(format!(
+                "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
+                cfg.model.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The architecture arguments implied by a config.
