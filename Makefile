@@ -17,7 +17,7 @@ setup:
 build: setup
 	$(CARGO) build --release
 
-# The main job: a short SimpleCNN training on real CIFAR-10, then evaluation of the best checkpoint.
+# The main job: a short SimpleCNN training on real CIFAR-10, then evaluation of its final checkpoint.
 demo: build
 	$(BIN) train -c configs/demo.toml
 	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint last
