@@ -21,6 +21,8 @@ fn config(dir: &Path) -> PathBuf {
 
 fn train(cfg: &Path, runs: &Path, failpoint: Option<&str>) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvision"));
+    // The config names the synthetic data; MICROVISION_DATA (set by `make`) would override it.
+    cmd.env_remove("MICROVISION_DATA");
     cmd.args(["train", "-c", cfg.to_str().unwrap(), "--set"]).arg(format!("output.runs_dir=\"{}\"", runs.display()));
     if let Some(fp) = failpoint {
         cmd.env("MICROVISION_FAILPOINT", fp);
@@ -42,7 +44,12 @@ fn final_weights(run: &Path) -> Vec<(String, tch::Tensor)> {
 }
 
 fn resume(run: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_microvision")).args(["train", "--resume"]).arg(run).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .env_remove("MICROVISION_DATA")
+        .args(["train", "--resume"])
+        .arg(run)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
