@@ -32,7 +32,7 @@ use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
 use super::layers::{self, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
-use super::{run_segments, ModelArgs, Network};
+use super::{chain, run_segments, ModelArgs, Network};
 
 /// (expand ratio, kernel, stride on 32x32, output channels, repeats) per stage.
 const STAGES: [(i64, i64, i64, i64, usize); 7] = [
@@ -198,10 +198,7 @@ pub fn efficientnet_b0(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
 impl Network for EfficientNet {
     /// Stem, each MBConv block, head.
     fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
-        let mut s: Vec<&dyn ModuleT> = vec![&self.stem];
-        s.extend(self.blocks.iter().map(|b| b as &dyn ModuleT));
-        s.push(&self.head);
-        Some(s)
+        Some(chain(&self.stem, &self.blocks, &self.head))
     }
 }
 

@@ -43,6 +43,14 @@ pub trait Network: ModuleT {
     }
 }
 
+/// The segments `first, blocks..., last` (stem, residual blocks, head).
+pub fn chain<'a, B: ModuleT>(first: &'a dyn ModuleT, blocks: &'a [B], last: &'a dyn ModuleT) -> Vec<&'a dyn ModuleT> {
+    let mut s: Vec<&dyn ModuleT> = vec![first];
+    s.extend(blocks.iter().map(|b| b as &dyn ModuleT));
+    s.push(last);
+    s
+}
+
 /// Runs segments one after the other: the forward pass of a segmented network.
 pub fn run_segments(segments: &[&dyn ModuleT], x: &Tensor, train: bool) -> Tensor {
     segments.iter().fold(x.shallow_clone(), |x, s| s.forward_t(&x, train))

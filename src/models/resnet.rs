@@ -22,7 +22,7 @@ use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
-use super::{run_segments, ModelArgs, Network};
+use super::{chain, run_segments, ModelArgs, Network};
 
 /// Two 3x3 convs with an identity (or 1x1-conv projection) shortcut.
 #[derive(Debug)]
@@ -117,10 +117,7 @@ pub fn resnet34(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
 impl Network for ResNet {
     /// Stem, each BasicBlock, head.
     fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
-        let mut s: Vec<&dyn ModuleT> = vec![&self.stem];
-        s.extend(self.blocks.iter().map(|b| b as &dyn ModuleT));
-        s.push(&self.head);
-        Some(s)
+        Some(chain(&self.stem, &self.blocks, &self.head))
     }
 }
 
