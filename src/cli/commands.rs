@@ -9,7 +9,8 @@ use crate::error::Result;
 use crate::models::{Model, ModelArgs, MODELS};
 use crate::train::checkpoint;
 use crate::train::eval::evaluate;
-use crate::train::trainer::{loader_spec, model_args, EvalFile};
+use crate::train::eval::EvalFile;
+use crate::train::trainer::{loader_spec, model_args};
 use crate::train::{run_dir, Trainer};
 
 pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathBuf>) -> Result<()> {

@@ -32,3 +32,37 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
         secs: start.elapsed().as_secs_f64(),
     }
 }
+
+/// `eval.json`: final test metrics.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct EvalFile {
+    /// Which checkpoint was evaluated.
+    pub checkpoint: String,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Mean loss.
+    pub loss: f64,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Per-class accuracy.
+    pub per_class_accuracy: Vec<f64>,
+    /// Confusion matrix, rows = true class.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Evaluation wall time.
+    pub eval_secs: f64,
+}
+
+impl EvalFile {
+    /// Packs an evaluation for `eval.json`.
+    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str) -> Self {
+        EvalFile {
+            checkpoint: checkpoint.into(),
+            accuracy: r.acc,
+            loss: r.loss,
+            classes: classes.to_vec(),
+            per_class_accuracy: r.per_class_acc.clone(),
+            confusion_matrix: r.confusion.counts.clone(),
+            eval_secs: r.secs,
+        }
+    }
+}

@@ -138,3 +138,12 @@ pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
     }
     write_atomic(path, out.as_bytes())
 }
+
+/// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
+pub fn update_peak_memory(run: &Path) -> Result<()> {
+    let path = run.join("env.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+    v["peak_rss_bytes"] = peak_rss_bytes().into();
+    write_json(&path, &v)
+}

@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
-use super::eval::evaluate;
+use super::eval::{evaluate, EvalFile};
 use super::optim::Optimizer;
 use super::run_dir;
 use super::schedule::Schedule;
@@ -197,7 +197,7 @@ impl Trainer {
         };
         run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
-        self.update_peak_memory()?;
+        run_dir::update_peak_memory(&self.run_dir)?;
         Ok(test)
     }
 
@@ -401,18 +401,6 @@ impl Trainer {
         };
         run_dir::write_json(&self.run_dir.join("env.json"), &prov)
     }
-
-    fn update_peak_memory(&self) -> Result<()> {
-        let path = self.run_dir.join("env.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            return Ok(());
-        };
-        v["peak_rss_bytes"] = run_dir::peak_rss_bytes().into();
-        run_dir::write_json(&path, &v)
-    }
 }
 
 /// Checks that the model exists and supports what the config asks of it.
@@ -453,39 +441,5 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         channels_last: cfg.train.channels_last,
         prefetch: cfg.data.workers as usize,
         seed: cfg.train.seed,
-    }
-}
-
-/// `eval.json`: final test metrics.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct EvalFile {
-    /// Which checkpoint was evaluated.
-    pub checkpoint: String,
-    /// Top-1 accuracy.
-    pub accuracy: f64,
-    /// Mean loss.
-    pub loss: f64,
-    /// Class names.
-    pub classes: Vec<String>,
-    /// Per-class accuracy.
-    pub per_class_accuracy: Vec<f64>,
-    /// Confusion matrix, rows = true class.
-    pub confusion_matrix: Vec<Vec<u64>>,
-    /// Evaluation wall time.
-    pub eval_secs: f64,
-}
-
-impl EvalFile {
-    /// Packs an evaluation for `eval.json`.
-    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str) -> Self {
-        EvalFile {
-            checkpoint: checkpoint.into(),
-            accuracy: r.acc,
-            loss: r.loss,
-            classes: classes.to_vec(),
-            per_class_accuracy: r.per_class_acc.clone(),
-            confusion_matrix: r.confusion.counts.clone(),
-            eval_secs: r.secs,
-        }
     }
 }
