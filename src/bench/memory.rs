@@ -8,16 +8,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
 use crate::models::{Model, ModelArgs};
+use crate::train::run_dir::proc_status_bytes;
 use crate::train::step::{forward_backward_checkpointed, forward_loss};
-
-fn rss_field(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn force_mmap_for_large_allocations() {
     // SAFETY: mallopt only changes glibc's allocation policy for later allocations.
@@ -41,10 +33,10 @@ pub fn step_peak_bytes(name: &str, args: &ModelArgs, batch: i64, checkpointing: 
         }
     };
     step(); // warm-up: gradient buffers exist from here on
-    let base = rss_field("VmRSS:");
+    let base = proc_status_bytes("VmRSS:");
     let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset VmHWM to the current RSS
     step();
-    Ok(rss_field("VmHWM:").saturating_sub(base))
+    Ok(proc_status_bytes("VmHWM:").saturating_sub(base))
 }
 
 /// Step memory at batch 128, extrapolated linearly from measurements at batch 8 and 16 (the
