@@ -60,6 +60,10 @@ pub struct EvalResult {
     pub confusion: Confusion,
     /// Wall time of the evaluation.
     pub secs: f64,
+    /// Predicted class of each sample, in dataset order.
+    pub predictions: Vec<i64>,
+    /// Softmax probability of each prediction (the model's confidence), in dataset order.
+    pub confidences: Vec<f32>,
 }
 
 #[cfg(test)]

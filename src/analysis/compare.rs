@@ -74,6 +74,7 @@ pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
         let mut c = r.config.clone();
         c.train.seed = 0;
         c.name.clear();
+        c.track = Default::default();
         c.to_toml()
     };
     let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();

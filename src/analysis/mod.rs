@@ -1,3 +1,7 @@
-//! Analysis of finished runs (reads run directories; never trains).
+//! Analysis of finished runs (reads run directories; never trains): history, plots, the HTML
+//! report and the comparison of runs.
 
 pub mod compare;
+pub mod history;
+pub mod plots;
+pub mod report;

@@ -23,9 +23,9 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, trainer.stop.clone());
     }
-    for cb in crate::track::standard(&trainer.run_dir, &trainer.cfg) {
-        trainer.add_callback(cb);
-    }
+    let loggers = crate::track::Loggers::standard(&trainer.run_dir, &trainer.cfg);
+    trainer.add_callback(loggers.callback());
+    trainer.add_callback(crate::track::console(&trainer.cfg));
     eprintln!(
         "run {}  model {} ({} params)  device {:?}  precision {}",
         trainer.run_dir.display(),
@@ -35,6 +35,15 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         trainer.precision.name()
     );
     let test = trainer.fit()?;
+    // Plots are drawn after training (from the run directory and the test images in memory) and
+    // then handed to the loggers as artifacts; a plotting failure never fails a finished run.
+    let mut files = vec![trainer.run_dir.join("eval.json"), trainer.run_dir.join("config.toml")];
+    match crate::analysis::plots::draw_run(&trainer.run_dir, Some(trainer.test_split())) {
+        Ok(plots) => files.extend(plots.files),
+        Err(e) => eprintln!("warning: plots not drawn: {e}"),
+    }
+    loggers.log_artifacts(&trainer.run_dir, &files);
+    loggers.close();
     println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
     Ok(())
 }
@@ -62,6 +71,33 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
         println!("  {name:<12} {:.2}%", acc * 100.0);
     }
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+pub fn plot(run: &Path) -> Result<()> {
+    let cfg = run_dir::read_config(run)?;
+    let test = match data::load_test(&cfg.data) {
+        Ok(test) => Some(test),
+        Err(e) => {
+            eprintln!("warning: test images not available, prediction grids skipped: {e}");
+            None
+        }
+    };
+    let plots = crate::analysis::plots::draw_run(run, test.as_ref())?;
+    for s in &plots.skipped {
+        eprintln!("skipped: {s}");
+    }
+    println!("wrote {} files into {}", plots.files.len(), run.join("plots").display());
+    Ok(())
+}
+
+pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
+    let have_plots = ["loss", "accuracy", "model_summary"].iter().all(|s| run.join("plots").join(format!("{s}.png")).exists());
+    if !have_plots {
+        plot(run)?;
+    }
+    let path = crate::analysis::report::write(run, out.as_deref())?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

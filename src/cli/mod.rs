@@ -40,6 +40,19 @@ pub enum Command {
         #[arg(long, default_value = "last", value_parser = ["best", "last"])]
         checkpoint: String,
     },
+    /// Draw (or re-draw) a run's plots into RUN_DIR/plots (PNG and SVG).
+    Plot {
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+    /// Write RUN_DIR/report.html: config, environment, metrics, every plot, per-class table.
+    Report {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Write the report here instead of RUN_DIR/report.html.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Export a run's weights (PyTorch state_dict names) with a JSON describing the model.
     Export {
         /// Run directory.
@@ -147,6 +160,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
         Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
+        Command::Plot { run_dir } => commands::plot(&run_dir),
+        Command::Report { run_dir, out } => commands::report(&run_dir, out),
         Command::Models { memory } => commands::models(memory),
         Command::Compare { runs, format } => commands::compare(&runs, format == "csv"),
         Command::Bench {

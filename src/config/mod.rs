@@ -32,6 +32,8 @@ pub struct Config {
     pub train: TrainConfig,
     /// Where runs and checkpoints go.
     pub output: OutputConfig,
+    /// Extra experiment trackers (metrics.jsonl and TensorBoard are always written).
+    pub track: TrackConfig,
 }
 
 /// `[data]`: which dataset, where it lives and how batches are made.
@@ -171,6 +173,22 @@ pub struct OutputConfig {
     pub checkpoint_dir: PathBuf,
 }
 
+/// `[track]`: optional tracking sinks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackConfig {
+    /// MLflow tracking server, e.g. `http://127.0.0.1:5000` (empty = off).
+    pub mlflow_uri: String,
+    /// MLflow experiment name (created when missing).
+    pub mlflow_experiment: String,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        TrackConfig { mlflow_uri: String::new(), mlflow_experiment: "microvision".into() }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -181,6 +199,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             train: TrainConfig::default(),
             output: OutputConfig::default(),
+            track: TrackConfig::default(),
         }
     }
 }

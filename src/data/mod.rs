@@ -120,6 +120,14 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     Ok(DataSplits { train, val, test, mean: spec.mean, std: spec.std, dir })
 }
 
+/// The test split of a dataset that is already on disk (never downloads): for re-drawing a
+/// finished run's plots.
+pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {
+    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
+    let dir = spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "not downloaded"))?;
+    spec.read_split(&dir, false)
+}
+
 /// The dataset directory under `data.root`, downloading the official archive when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
     let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;

@@ -17,6 +17,42 @@ thread_local! {
     static MACS: Cell<Option<u64>> = const { Cell::new(None) };
     static DROPOUT_RNG: RefCell<Pcg64> = RefCell::new(Pcg64::seed_from_u64(0));
     static RECOMPUTING: Cell<bool> = const { Cell::new(false) };
+    static TRACE: RefCell<Option<Vec<LayerRecord>>> = const { RefCell::new(None) };
+}
+
+/// One layer's entry in a model summary, recorded by [`trace_layers`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRecord {
+    /// Parameter path, as in the state_dict (`layer1.0.conv1`).
+    pub name: String,
+    /// Layer type and its hyper-parameters (`Conv2d 3x3 s1`).
+    pub kind: String,
+    /// Output shape, batch dimension included.
+    pub output_shape: Vec<i64>,
+    /// Trainable parameters of this layer.
+    pub params: i64,
+    /// Multiply-accumulates per forward pass of the traced batch.
+    pub macs: u64,
+}
+
+/// Runs `f` and returns the conv, linear and batch-norm layers it ran, in call order.
+pub fn trace_layers(f: impl FnOnce()) -> Vec<LayerRecord> {
+    let prev = TRACE.with(|t| t.replace(Some(Vec::new())));
+    f();
+    TRACE.with(|t| t.replace(prev)).unwrap_or_default()
+}
+
+fn record(name: &str, kind: String, y: &Tensor, params: &[&Tensor], macs: u64) {
+    TRACE.with(|t| {
+        if let Some(records) = t.borrow_mut().as_mut() {
+            let params = params.iter().map(|p| p.numel() as i64).sum();
+            records.push(LayerRecord { name: name.to_string(), kind, output_shape: y.size(), params, macs });
+        }
+    });
+}
+
+fn path_name(p: &Path) -> String {
+    p.components().collect::<Vec<_>>().join(".")
 }
 
 /// Runs `f` as a gradient-checkpointing recomputation: BatchNorm uses batch statistics as in
@@ -92,6 +128,7 @@ pub struct Conv2d {
     stride: i64,
     padding: i64,
     groups: i64,
+    name: String,
 }
 
 /// Conv options: stride, padding, groups and bias.
@@ -124,7 +161,7 @@ impl Conv2d {
         let fan_in = cin / o.groups * k * k;
         let weight = p.var("weight", &[cout, cin / o.groups, k, k], torch_default(fan_in));
         let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
-        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups }
+        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
     }
 }
 
@@ -140,7 +177,15 @@ impl ModuleT for Conv2d {
         );
         let (_, cout, h, w) = y.size4().unwrap_or((0, 0, 0, 0));
         let per_out = self.weight.size()[1] * self.weight.size()[2] * self.weight.size()[3];
-        add_macs((cout * h * w * per_out) as u64);
+        let macs = (cout * h * w * per_out) as u64;
+        add_macs(macs);
+        let k = self.weight.size()[2];
+        let mut kind = format!("Conv2d {k}x{k} s{}", self.stride);
+        if self.groups > 1 {
+            kind += &format!(" g{}", self.groups);
+        }
+        let params: Vec<&Tensor> = std::iter::once(&self.weight).chain(self.bias.as_ref()).collect();
+        record(&self.name, kind, &y, &params, macs * y.size()[0] as u64);
         y
     }
 }
@@ -152,6 +197,7 @@ pub struct Linear {
     pub weight: Tensor,
     /// Bias.
     pub bias: Tensor,
+    name: String,
 }
 
 impl Linear {
@@ -160,14 +206,18 @@ impl Linear {
         Linear {
             weight: p.var("weight", &[cout, cin], torch_default(cin)),
             bias: p.var("bias", &[cout], torch_default(cin)),
+            name: path_name(p),
         }
     }
 }
 
 impl ModuleT for Linear {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        add_macs((self.weight.size()[0] * self.weight.size()[1]) as u64);
-        cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)))
+        let macs = (self.weight.size()[0] * self.weight.size()[1]) as u64;
+        add_macs(macs);
+        let y = cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)));
+        record(&self.name, "Linear".into(), &y, &[&self.weight, &self.bias], macs * y.size()[0] as u64);
+        y
     }
 }
 
@@ -187,6 +237,7 @@ pub struct BatchNorm2d {
     pub num_batches_tracked: Tensor,
     momentum: f64,
     eps: f64,
+    name: String,
 }
 
 impl BatchNorm2d {
@@ -200,6 +251,7 @@ impl BatchNorm2d {
             num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
             momentum: 0.1,
             eps: 1e-5,
+            name: path_name(p),
         }
     }
 }
@@ -216,7 +268,7 @@ impl ModuleT for BatchNorm2d {
             });
         }
         // Native mixed-dtype batch norm: bf16/fp16 activations with fp32 parameters and stats.
-        Tensor::batch_norm(
+        let y = Tensor::batch_norm(
             x,
             Some(&self.weight),
             Some(&self.bias),
@@ -226,7 +278,9 @@ impl ModuleT for BatchNorm2d {
             self.momentum,
             self.eps,
             true,
-        )
+        );
+        record(&self.name, "BatchNorm".into(), &y, &[&self.weight, &self.bias], 0);
+        y
     }
 }
 

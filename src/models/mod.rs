@@ -145,6 +145,15 @@ impl Model {
         self.net.forward_t(x, train)
     }
 
+    /// The conv, linear and batch-norm layers of a forward pass of one image, in call order,
+    /// with output shapes and parameters (the model summary).
+    pub fn summary(&self, args: &ModelArgs) -> Vec<layers::LayerRecord> {
+        let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
+        layers::trace_layers(|| {
+            let _ = tch::no_grad(|| self.net.forward_t(&x, false));
+        })
+    }
+
     /// Multiply-accumulates for one image (conv and linear layers), via a counted forward pass.
     pub fn macs_per_image(&self, args: &ModelArgs) -> u64 {
         let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));

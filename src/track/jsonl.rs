@@ -1,51 +1,81 @@
-//! `metrics.jsonl`: one JSON object per line: an `"epoch"` line per epoch (train and validation
-//! metrics) and a `"step"` line every `train.log_every` steps.
+//! `metrics.jsonl`: one JSON object per line: per epoch a `"train"` and a `"val"` line, a
+//! `"step"` line every `train.log_every` steps, and a `"test"` line at the end.
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::train::callbacks::{Callback, EpochInfo, StepInfo};
+use super::{Logger, MetricKind, Metrics};
+use crate::config::Config;
+use crate::error::{Error, Result};
 
 /// Appends metric lines to a file.
 pub struct JsonlLogger {
     path: PathBuf,
     file: Option<File>,
-    log_every: i64,
 }
 
 impl JsonlLogger {
-    /// Appends to `path` (created if missing); step lines every `log_every` steps (0 = none).
-    pub fn new(path: &Path, log_every: i64) -> Self {
+    /// Appends to `path` (created if missing).
+    pub fn new(path: &Path) -> Self {
         let file = OpenOptions::new().create(true).append(true).open(path);
         if let Err(e) = &file {
             eprintln!("warning: cannot open {}: {e}; metrics will not be logged there", path.display());
         }
-        JsonlLogger { path: path.to_path_buf(), file: file.ok(), log_every }
+        JsonlLogger { path: path.to_path_buf(), file: file.ok() }
     }
 
-    fn write(&mut self, value: serde_json::Value) {
-        if let Some(f) = &mut self.file {
-            if let Err(e) = writeln!(f, "{value}").and_then(|_| f.flush()) {
-                eprintln!("warning: cannot write {}: {e}", self.path.display());
-            }
+    fn write(&mut self, value: Value) -> Result<()> {
+        match &mut self.file {
+            Some(f) => writeln!(f, "{value}").and_then(|_| f.flush()).map_err(|e| Error::io("cannot write", &self.path, e)),
+            None => Ok(()),
         }
     }
 }
 
-impl Callback for JsonlLogger {
-    fn batch_end(&mut self, s: &StepInfo) {
-        if self.log_every > 0 && s.step % self.log_every == 0 {
-            self.write(json!({"kind": "step", "epoch": s.epoch, "step": s.step, "split": "train",
-                "loss": s.loss, "acc": s.acc, "lr": s.lr, "img_per_s": s.img_per_s}));
+/// One line: `{"kind", "epoch", "step", "split", <values without the split prefix>}`.
+fn line(kind: &str, split: &str, m: &Metrics, values: &[(&str, f64)]) -> Value {
+    let mut obj = Map::new();
+    obj.insert("kind".into(), json!(kind));
+    obj.insert("epoch".into(), json!(m.epoch));
+    obj.insert("step".into(), json!(m.step));
+    obj.insert("split".into(), json!(split));
+    for (name, v) in values {
+        let key = name.split_once('/').map_or(*name, |(_, k)| k);
+        let value = if key == "is_best" { json!(*v != 0.0) } else { json!(v) };
+        obj.insert(key.into(), value);
+    }
+    Value::Object(obj)
+}
+
+impl Logger for JsonlLogger {
+    fn name(&self) -> &'static str {
+        "metrics.jsonl"
+    }
+
+    fn log_params(&mut self, _cfg: &Config) -> Result<()> {
+        Ok(()) // the config is in the run's config.toml
+    }
+
+    fn log_metrics(&mut self, m: &Metrics) -> Result<()> {
+        match m.kind {
+            MetricKind::Step => self.write(line("step", "train", m, m.values)),
+            MetricKind::Test => self.write(line("test", "test", m, m.values)),
+            MetricKind::Epoch => {
+                let (val, train): (Vec<_>, Vec<_>) = m.values.iter().partition(|(n, _)| n.starts_with("val/"));
+                self.write(line("epoch", "train", m, &train))?;
+                self.write(line("epoch", "val", m, &val))
+            }
         }
     }
 
-    fn epoch_end(&mut self, e: &EpochInfo) {
-        self.write(json!({"kind": "epoch", "epoch": e.epoch, "step": e.step, "split": "train",
-            "loss": e.train_loss, "acc": e.train_acc, "lr": e.lr, "img_per_s": e.img_per_s, "epoch_secs": e.epoch_secs}));
-        self.write(json!({"kind": "epoch", "epoch": e.epoch, "step": e.step, "split": "val",
-            "loss": e.val.loss, "acc": e.val.acc, "eval_secs": e.val.secs, "is_best": e.is_best}));
+    fn log_artifact(&mut self, _path: &Path, _name: &str) -> Result<()> {
+        Ok(()) // artifacts live in the run directory already
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.file = None;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! TensorBoard event files, written without TensorFlow: the TFRecord framing (length, masked
 //! CRC32C of the length, payload, masked CRC32C of the payload) around hand-encoded protobuf
-//! `Event` messages (tensorflow/core/util/event.proto, summary.proto). Scalars and text summaries
-//! are supported; `tensorboard --logdir runs` shows them.
+//! `Event` messages (tensorflow/core/util/event.proto, summary.proto). Scalars, text and PNG image
+//! summaries are supported; `tensorboard --logdir runs` shows them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::train::callbacks::{Callback, EpochInfo, FitInfo};
+use super::{Logger, MetricKind, Metrics};
 
 /// TFRecord's masked CRC32C: rotate right by 15 and add a constant, so that CRCs of data that
 /// itself contains CRCs stay well distributed.
@@ -118,6 +118,27 @@ fn text_summary(tag: &str, text: &str) -> Pb {
     s
 }
 
+/// `Summary { value = 1: Value { tag = 1, image = 4: Image { height = 1, width = 2,
+/// colorspace = 3 (3 = RGB), encoded_image_string = 4 } } }`.
+fn image_summary(tag: &str, width: u32, height: u32, png: &[u8]) -> Pb {
+    let mut img = Pb::default();
+    img.int(1, height as i64).int(2, width as i64).int(3, 3).bytes(4, png);
+    let mut v = Pb::default();
+    v.bytes(1, tag.as_bytes()).message(4, &img);
+    let mut s = Pb::default();
+    s.message(1, &v);
+    s
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> Option<(u32, u32)> {
+    if png.len() < 24 || &png[..8] != b"\x89PNG\r\n\x1a\n" || &png[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
+    Some((be(16), be(20)))
+}
+
 /// Writes one `events.out.tfevents.*` file.
 pub struct EventWriter {
     path: PathBuf,
@@ -152,59 +173,64 @@ impl EventWriter {
         self.write(&event(step, Some(&text_summary(tag, text)), None))
     }
 
+    /// A PNG image (`Summary.Image`), e.g. the grid of test predictions.
+    pub fn image(&mut self, tag: &str, step: i64, png: &[u8]) -> Result<()> {
+        let (width, height) = png_size(png)
+            .ok_or_else(|| Error::Runtime(format!("TensorBoard image {tag:?}: not a PNG file")))?;
+        self.write(&event(step, Some(&image_summary(tag, width, height, png)), None))
+    }
+
     /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
     }
 }
 
-/// Logs each epoch's metrics (at the global step) and the resolved config as text.
+/// Logs metrics as scalars (epoch values under their names, step values under `batch/*`, test
+/// values under `test/*`), the config as text and PNG artifacts as images (the prediction grid
+/// and the other plots).
 pub struct TensorBoardLogger {
-    writer: Option<EventWriter>,
+    writer: EventWriter,
+    last_step: i64,
 }
 
 impl TensorBoardLogger {
-    /// A logger writing into the run directory; a failure to create the file is a warning.
-    pub fn new(run_dir: &Path) -> Self {
-        let writer =
-            EventWriter::create(run_dir).map_err(|e| eprintln!("warning: TensorBoard logging is off: {e}")).ok();
-        TensorBoardLogger { writer }
+    /// A logger writing a new event file into the run directory.
+    pub fn new(run_dir: &Path) -> Result<Self> {
+        Ok(TensorBoardLogger { writer: EventWriter::create(run_dir)?, last_step: 0 })
+    }
+}
+
+impl Logger for TensorBoardLogger {
+    fn name(&self) -> &'static str {
+        "TensorBoard"
     }
 
-    fn log(&mut self, f: impl FnOnce(&mut EventWriter) -> Result<()>) {
-        if let Some(w) = &mut self.writer {
-            if let Err(e) = f(w) {
-                eprintln!("warning: TensorBoard logging stopped: {e}");
-                self.writer = None;
+    fn log_params(&mut self, cfg: &Config) -> Result<()> {
+        self.writer.text("config", 0, &config_markdown(cfg))
+    }
+
+    fn log_metrics(&mut self, m: &Metrics) -> Result<()> {
+        self.last_step = self.last_step.max(m.step);
+        for (name, v) in m.values {
+            match m.kind {
+                MetricKind::Step => self.writer.scalar(&format!("batch/{name}"), m.step, *v)?,
+                MetricKind::Epoch | MetricKind::Test => self.writer.scalar(name, m.step, *v)?,
             }
         }
-    }
-}
-
-/// The scalars of an epoch, by TensorBoard tag (also the names checked against metrics.jsonl).
-pub fn epoch_scalars(e: &EpochInfo) -> [(&'static str, f64); 7] {
-    [
-        ("train/loss", e.train_loss),
-        ("train/acc", e.train_acc),
-        ("val/loss", e.val.loss),
-        ("val/acc", e.val.acc),
-        ("lr", e.lr),
-        ("img_per_s", e.img_per_s),
-        ("epoch_secs", e.epoch_secs),
-    ]
-}
-
-impl Callback for TensorBoardLogger {
-    fn fit_start(&mut self, info: &FitInfo) {
-        let text = config_markdown(info.config);
-        self.log(|w| w.text("config", 0, &text));
+        Ok(())
     }
 
-    fn epoch_end(&mut self, e: &EpochInfo) {
-        self.log(|w| epoch_scalars(e).iter().try_for_each(|(tag, v)| w.scalar(tag, e.step, *v)));
+    fn log_artifact(&mut self, path: &Path, name: &str) -> Result<()> {
+        let Some(tag) = name.strip_suffix(".png") else { return Ok(()) };
+        let png = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+        self.writer.image(tag, self.last_step, &png)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        Ok(()) // every record is flushed when written
     }
 }
-
 fn config_markdown(cfg: &Config) -> String {
     // Indented by four spaces: TensorBoard renders it as a code block.
     cfg.to_toml().lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")

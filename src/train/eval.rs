@@ -15,13 +15,17 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
     let _guard = tch::no_grad_guard();
     let mut confusion = Confusion::new(num_classes);
     let mut loss_sum = 0.0;
+    let (mut predictions, mut confidences) = (Vec::new(), Vec::new());
     for batch in loader.epoch(0) {
         let logits = autocast(compute, || model.forward(&batch.images, false)).to_kind(Kind::Float);
         let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
         loss_sum += loss.double_value(&[]);
-        let preds = Vec::<i64>::try_from(logits.argmax(1, false).to_device(tch::Device::Cpu)).unwrap_or_default();
+        let (conf, preds) = logits.softmax(1, Kind::Float).max_dim(1, false);
+        let preds = Vec::<i64>::try_from(preds.to_device(tch::Device::Cpu)).unwrap_or_default();
         let labels = Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
         confusion.add(&labels, &preds);
+        predictions.extend_from_slice(&preds);
+        confidences.extend(Vec::<f32>::try_from(conf.to_device(tch::Device::Cpu)).unwrap_or_default());
     }
     let n = confusion.total().max(1) as f64;
     EvalResult {
@@ -30,6 +34,8 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
         per_class_acc: confusion.per_class_accuracy(),
         confusion,
         secs: start.elapsed().as_secs_f64(),
+        predictions,
+        confidences,
     }
 }
 
@@ -50,6 +56,12 @@ pub struct EvalFile {
     pub confusion_matrix: Vec<Vec<u64>>,
     /// Evaluation wall time.
     pub eval_secs: f64,
+    /// Predicted class per test image, in dataset order (empty in files of older versions).
+    #[serde(default)]
+    pub predictions: Vec<i64>,
+    /// Softmax probability of each prediction, in dataset order.
+    #[serde(default)]
+    pub confidences: Vec<f32>,
 }
 
 impl EvalFile {
@@ -63,6 +75,8 @@ impl EvalFile {
             per_class_accuracy: r.per_class_acc.clone(),
             confusion_matrix: r.confusion.counts.clone(),
             eval_secs: r.secs,
+            predictions: r.predictions.clone(),
+            confidences: r.confidences.clone(),
         }
     }
 }

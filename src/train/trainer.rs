@@ -160,6 +160,11 @@ impl Trainer {
         self.callbacks.push(cb);
     }
 
+    /// The test split (uint8 images in memory), e.g. for drawing prediction grids.
+    pub fn test_split(&self) -> &crate::data::Dataset {
+        &self.data.test
+    }
+
     /// The directory holding `last.*` and `best.*`.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.run_dir.join(&self.cfg.output.checkpoint_dir)

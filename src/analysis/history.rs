@@ -1,0 +1,102 @@
+//! A run's recorded history, read back from `metrics.jsonl` (epoch and step lines) and
+//! `eval.json`: what the plots, the report and `compare` draw from.
+
+use serde_json::Value;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::train::eval::EvalFile;
+
+/// One epoch's train and validation numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochRow {
+    /// 1-based epoch.
+    pub epoch: i64,
+    /// Optimizer steps completed at the end of the epoch.
+    pub step: i64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy (augmented images).
+    pub train_acc: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_acc: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Training images/s.
+    pub img_per_s: f64,
+    /// Training seconds of the epoch.
+    pub epoch_secs: f64,
+}
+
+/// A logged training step (every `train.log_every` steps).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepRow {
+    /// Optimizer steps completed.
+    pub step: i64,
+    /// Batch loss.
+    pub loss: f64,
+    /// Learning rate used by the step.
+    pub lr: f64,
+}
+
+/// Everything `metrics.jsonl` and `eval.json` hold about a run.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Epoch rows in order; a resumed epoch that was logged twice keeps its last line.
+    pub epochs: Vec<EpochRow>,
+    /// Step rows in order.
+    pub steps: Vec<StepRow>,
+    /// Final test evaluation, when the run finished.
+    pub eval: Option<EvalFile>,
+}
+
+impl History {
+    /// Reads `run/metrics.jsonl` (required) and `run/eval.json` (optional). Lines that are not
+    /// JSON (a torn last line after a crash) are skipped.
+    pub fn read(run: &Path) -> Result<History> {
+        let path = run.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let mut h = History::default();
+        for v in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            let (step, epoch) = (v["step"].as_i64().unwrap_or(0), v["epoch"].as_i64().unwrap_or(0));
+            match (v["kind"].as_str(), v["split"].as_str()) {
+                (Some("step"), _) => h.steps.push(StepRow { step, loss: f("loss"), lr: f("lr") }),
+                (Some("epoch"), Some("train")) => {
+                    h.epochs.retain(|r| r.epoch < epoch);
+                    h.epochs.push(EpochRow {
+                        epoch,
+                        step,
+                        train_loss: f("loss"),
+                        train_acc: f("acc"),
+                        lr: f("lr"),
+                        img_per_s: f("img_per_s"),
+                        epoch_secs: f("epoch_secs"),
+                        val_loss: f64::NAN,
+                        val_acc: f64::NAN,
+                    });
+                }
+                (Some("epoch"), Some("val")) => {
+                    if let Some(r) = h.epochs.iter_mut().rev().find(|r| r.epoch == epoch) {
+                        (r.val_loss, r.val_acc) = (f("loss"), f("acc"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let eval_path = run.join("eval.json");
+        if let Ok(text) = std::fs::read_to_string(&eval_path) {
+            let eval = serde_json::from_str(&text)
+                .map_err(|e| Error::Checkpoint(format!("{}: not a valid eval.json: {e}", eval_path.display())))?;
+            h.eval = Some(eval);
+        }
+        Ok(h)
+    }
+
+    /// `(epoch, value)` points of one epoch column.
+    pub fn series(&self, f: impl Fn(&EpochRow) -> f64) -> Vec<(f64, f64)> {
+        self.epochs.iter().map(|r| (r.epoch as f64, f(r))).filter(|p| p.1.is_finite()).collect()
+    }
+}

@@ -1,0 +1,176 @@
+//! `report.html`: one self-contained page per run (config, environment, final metrics, every plot
+//! embedded as a data URI, the per-class table). No scripts, no external files: it opens offline
+//! and can be mailed as it is.
+
+use base64::Engine;
+use serde_json::Value;
+use std::fmt::Write;
+use std::path::Path;
+
+use super::history::History;
+use crate::error::{Error, Result};
+use crate::train::run_dir;
+
+/// The plots in report order, with captions.
+const PLOTS: &[(&str, &str)] = &[
+    ("accuracy", "Accuracy per epoch (train on augmented images, validation)"),
+    ("loss", "Loss per epoch"),
+    ("lr", "Learning-rate schedule"),
+    ("confusion", "Confusion matrix, counts (rows: true class)"),
+    ("confusion_normalized", "Confusion matrix, % of each true class"),
+    ("per_class_accuracy", "Per-class test accuracy"),
+    ("predictions", "Sample test predictions"),
+    ("confident_wrong", "Most confidently wrong test images"),
+    ("model_summary", "Model summary"),
+];
+
+/// HTML-escapes text.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Builds the report of the run in `run` from its files (plots must have been drawn).
+pub fn render(run: &Path) -> Result<String> {
+    let cfg = run_dir::read_config(run)?;
+    let h = History::read(run)?;
+    let env: Value = std::fs::read_to_string(run.join("env.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>microvision report: {}</title>\
+         <style>{CSS}</style></head><body><h1>{}</h1>",
+        escape(&name),
+        escape(&name)
+    );
+    html += &cards(&h, &env, &cfg.model.name);
+    html += "<h2>Plots</h2><div class=\"plots\">";
+    for (stem, caption) in PLOTS {
+        let path = run.join("plots").join(format!("{stem}.png"));
+        if let Ok(png) = std::fs::read(&path) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+            let _ = write!(
+                html,
+                "<figure id=\"{stem}\"><img alt=\"{}\" src=\"data:image/png;base64,{b64}\"><figcaption>{}</figcaption></figure>",
+                escape(caption),
+                escape(caption)
+            );
+        }
+    }
+    html += "</div>";
+    html += &per_class_table(&h);
+    html += &epoch_table(&h);
+    let _ = write!(html, "<h2>Config</h2><pre>{}</pre>", escape(&cfg.to_toml()));
+    html += &env_table(&env);
+    html += "<footer>Written by microvision ";
+    html += env!("CARGO_PKG_VERSION");
+    html += ".</footer></body></html>\n";
+    Ok(html)
+}
+
+/// Writes `out` (default `run/report.html`) atomically; returns its path.
+pub fn write(run: &Path, out: Option<&Path>) -> Result<std::path::PathBuf> {
+    let html = render(run)?;
+    let path = out.map_or_else(|| run.join("report.html"), Path::to_path_buf);
+    run_dir::write_atomic(&path, html.as_bytes()).map_err(|e| match e {
+        Error::Io { .. } => e,
+        other => Error::Runtime(format!("cannot write {}: {other}", path.display())),
+    })?;
+    Ok(path)
+}
+
+const CSS: &str = "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}\
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
+.cards{display:flex;flex-wrap:wrap;gap:1em}.card{background:#f3f6fa;border-radius:6px;padding:.6em 1em;min-width:9em}\
+.card b{display:block;font-size:1.4em}.plots{display:flex;flex-wrap:wrap;gap:1em}\
+figure{margin:0;border:1px solid #ddd;padding:.5em;flex:1 1 540px;max-width:100%}figure img{max-width:100%;display:block}\
+figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.9em}\
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f3f6fa}td:first-child{text-align:left}\
+pre{background:#f7f7f7;padding:1em;overflow:auto}footer{margin-top:2em;color:#888;font-size:.8em}";
+
+fn cards(h: &History, env: &Value, model: &str) -> String {
+    let best = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).fold(f64::NAN, f64::max);
+    let secs: f64 = h.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum();
+    let mut ips: Vec<f64> = h.epochs.iter().map(|r| r.img_per_s).filter(|v| v.is_finite()).collect();
+    ips.sort_by(f64::total_cmp);
+    let test = h.eval.as_ref().map_or("unfinished".to_string(), |e| format!("{:.2}%", e.accuracy * 100.0));
+    let items = [
+        ("model", model.to_string()),
+        ("test accuracy", test),
+        ("best val accuracy", format!("{:.2}%", best * 100.0)),
+        ("epochs", h.epochs.len().to_string()),
+        ("training time", format!("{secs:.0} s")),
+        ("median img/s", format!("{:.0}", ips.get(ips.len() / 2).copied().unwrap_or(f64::NAN))),
+        ("parameters", env["num_params"].as_i64().map_or("?".into(), |p| p.to_string())),
+        ("device", format!("{} {}", env["device"].as_str().unwrap_or("?"), env["precision"].as_str().unwrap_or(""))),
+    ];
+    let mut out = String::from("<div class=\"cards\">");
+    for (k, v) in items {
+        let _ = write!(out, "<div class=\"card\">{}<b>{}</b></div>", escape(k), escape(&v));
+    }
+    out + "</div>"
+}
+
+fn per_class_table(h: &History) -> String {
+    let Some(e) = &h.eval else { return String::new() };
+    let mut out = String::from(
+        "<h2>Per-class test results</h2><table id=\"per-class\"><tr><th>class</th><th>accuracy %</th>\
+         <th>correct</th><th>images</th><th>most often predicted instead</th></tr>",
+    );
+    for (i, class) in e.classes.iter().enumerate() {
+        let row = e.confusion_matrix.get(i).cloned().unwrap_or_default();
+        let total: u64 = row.iter().sum();
+        let correct = row.get(i).copied().unwrap_or(0);
+        let confused = (0..row.len()).filter(|&j| j != i).max_by_key(|&j| (row[j], std::cmp::Reverse(j)));
+        let other = confused
+            .filter(|&j| row[j] > 0)
+            .map_or("-".into(), |j| format!("{} ({})", e.classes.get(j).cloned().unwrap_or_default(), row[j]));
+        let acc = e.per_class_accuracy.get(i).copied().unwrap_or(0.0) * 100.0;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{acc:.2}</td><td>{correct}</td><td>{total}</td><td>{}</td></tr>",
+            escape(class),
+            escape(&other)
+        );
+    }
+    out + "</table>"
+}
+
+fn epoch_table(h: &History) -> String {
+    let mut out = String::from(
+        "<h2>Metrics per epoch</h2><table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>train acc %</th>\
+         <th>val loss</th><th>val acc %</th><th>lr</th><th>img/s</th><th>epoch s</th></tr>",
+    );
+    for r in &h.epochs {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.4}</td><td>{:.2}</td><td>{:.4}</td><td>{:.2}</td><td>{:.3e}</td><td>{:.0}</td><td>{:.1}</td></tr>",
+            r.epoch,
+            r.train_loss,
+            r.train_acc * 100.0,
+            r.val_loss,
+            r.val_acc * 100.0,
+            r.lr,
+            r.img_per_s,
+            r.epoch_secs
+        );
+    }
+    out + "</table>"
+}
+
+fn env_table(env: &Value) -> String {
+    let Some(obj) = env.as_object() else { return String::new() };
+    let mut out = String::from("<h2>Environment</h2><table id=\"env\">");
+    for (k, v) in obj {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", "),
+            other => other.to_string(),
+        };
+        let _ = write!(out, "<tr><td>{}</td><td style=\"text-align:left\">{}</td></tr>", escape(k), escape(&text));
+    }
+    out + "</table>"
+}
