@@ -17,13 +17,17 @@ setup:
 build: setup
 	$(CARGO) build --release
 
-# The main job: a short SimpleCNN training on real CIFAR-10, then evaluation of its final checkpoint.
+# The main job: a short SimpleCNN training on real CIFAR-10 (plots drawn at the end), evaluation of
+# its final checkpoint and the HTML report.
 demo: build
 	$(BIN) train -c configs/demo.toml
 	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint last
+	$(BIN) report "$$(ls -td runs/demo-* | head -n 1)"
 
-# The whole default test suite (unit, integration, PyTorch oracles, CLI end to end on synthetic data).
-test: setup
+# The whole default test suite (unit, integration, PyTorch oracles, TensorBoard, MLflow and Chromium
+# against our files, CLI end to end on synthetic data).
+test:
+	@./scripts/setup.sh --browser
 	$(CARGO) fmt --check
 	$(CARGO) test --release
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what microvision needs to build and run, idempotently:
 #   - a Python venv holding the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python API,
-#     used by the build and by the PyTorch-oracle tests), numpy, safetensors and tensorboard
-#     (the oracle that reads our event files);
+#     used by the build and by the PyTorch-oracle tests), numpy, safetensors, tensorboard (the
+#     oracle that reads our event files) and mlflow (the tracking server the MLflow test talks to);
+#   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
@@ -15,7 +16,7 @@ PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
-packages="torch==$TORCH_VERSION numpy safetensors tensorboard"
+packages="torch==$TORCH_VERSION numpy safetensors tensorboard mlflow"
 # The stamp names the package list, so adding a package re-runs the (idempotent) install.
 stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
 
@@ -35,3 +36,13 @@ if [ -L .venv ] || [ ! -e .venv ]; then
 fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util as u; print(os.path.dirname(u.find_spec("torch").origin))')
 ln -sfn "$torch_dir" .venv/libtorch
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium (for the HTML report test)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get install -y --no-install-recommends chromium >&2 ||
+         { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends chromium >&2; }; }; then
+    echo "setup: could not install chromium; the report test needs it (apt-get install chromium)" >&2
+  fi
+fi

@@ -22,10 +22,7 @@ fn runs_differing_only_in_seed_are_grouped() {
         cfg.train.seed = seed;
         cfg.optim.lr = lr;
         let mut t = Trainer::new(cfg).unwrap();
-        for cb in microvision::track::standard(&t.run_dir, &t.cfg) {
-            t.add_callback(cb);
-        }
-        t.fit().unwrap();
+        microvision::analysis::tracked::fit(&mut t).unwrap();
         dirs.push(t.run_dir.clone());
     }
     let summaries: Vec<_> = dirs.iter().map(|d| summarize(d).unwrap()).collect();

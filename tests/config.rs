@@ -148,3 +148,10 @@ fn resolved_config_round_trips_through_toml() {
     let again = Config::from_toml_str(&c.to_toml(), "again", &[]).unwrap();
     assert_eq!(c, again);
 }
+
+#[test]
+fn mlflow_uri_must_be_a_url() {
+    let e = err("", &["track.mlflow_uri=localhost:5000"]);
+    assert!(e.contains("track.mlflow_uri") && e.contains("localhost:5000") && e.contains("http://"), "{e}");
+    assert!(load("[track]\nmlflow_uri = \"http://127.0.0.1:5000\"\n", &[]).is_ok());
+}

@@ -3,6 +3,7 @@
 
 mod common;
 
+use md5::Digest;
 use microvision::track::tensorboard::{frame, masked_crc32c};
 use microvision::train::Trainer;
 
@@ -28,10 +29,7 @@ fn tensorboard_reads_back_the_metrics_of_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    for cb in microvision::track::standard(&t.run_dir, &t.cfg) {
-        t.add_callback(cb);
-    }
-    t.fit().unwrap();
+    microvision::analysis::tracked::fit(&mut t).unwrap();
     let events: Vec<_> = std::fs::read_dir(&t.run_dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -73,4 +71,11 @@ fn tensorboard_reads_back_the_metrics_of_a_run() {
         }
     }
     assert!(tb["text"]["config"].as_str().unwrap().contains("name = \"tiny\""), "{}", tb["text"]);
+    // The prediction grid (and the other plots) as images, the exact PNG bytes of plots/.
+    let png = std::fs::read(t.run_dir.join("plots/predictions.png")).unwrap();
+    let img = &tb["images"]["plots/predictions"];
+    let decoded = image::load_from_memory(&png).unwrap();
+    assert_eq!((img[0].as_u64().unwrap(), img[1].as_u64().unwrap()), (decoded.width() as u64, decoded.height() as u64));
+    assert_eq!(img[2].as_str().unwrap(), format!("{:x}", md5::Md5::digest(&png)));
+    assert!(tb["images"]["plots/confusion"].is_array(), "{}", tb["images"]);
 }

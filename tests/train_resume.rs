@@ -51,10 +51,7 @@ fn run_directory_holds_every_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    for cb in microvision::track::standard(&t.run_dir, &t.cfg) {
-        t.add_callback(cb);
-    }
-    let test = t.fit().unwrap();
+    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
     let run = &t.run_dir;
     for f in [
         "config.toml",

@@ -1,10 +1,12 @@
 //! `microvision compare`: one table over finished runs (model, parameters, epochs, best and final
 //! accuracy, training time, images/s), as Markdown or CSV. Runs whose configs differ only in the
-//! seed are grouped, their numbers shown as mean +- std.
+//! seed are grouped, their numbers shown as mean +- std; [`curves`] overlays their validation curves.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+use super::history::{EpochRow, History};
+use super::plots::LineChart;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::train::run_dir;
@@ -127,4 +129,33 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
         }
     }
     out
+}
+
+/// Overlaid validation curves, one line per group (the mean over its seeds): accuracy and loss.
+pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
+    let (mut acc, mut loss) = (Vec::new(), Vec::new());
+    for g in groups {
+        let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
+        let name = g[0].dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let label = if g.len() > 1 { format!("{name} (mean of {})", g.len()) } else { name };
+        let mean = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
+            let epochs = histories.iter().map(|h| h.epochs.len()).min().unwrap_or(0);
+            (0..epochs)
+                .map(|i| {
+                    let vals: Vec<f64> = histories.iter().map(|h| f(&h.epochs[i])).collect();
+                    (histories[0].epochs[i].epoch as f64, mean_std(&vals).0)
+                })
+                .collect()
+        };
+        acc.push((label.clone(), mean(|r| r.val_acc * 100.0)));
+        loss.push((label, mean(|r| r.val_loss)));
+    }
+    let chart = |title: &str, y: &str, series| LineChart {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y.into(),
+        series,
+        log_y: false,
+    };
+    Ok((chart("Validation accuracy", "top-1 accuracy (%)", acc), chart("Validation loss", "cross-entropy", loss)))
 }

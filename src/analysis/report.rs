@@ -167,7 +167,9 @@ fn env_table(env: &Value) -> String {
     for (k, v) in obj {
         let text = match v {
             Value::String(s) => s.clone(),
-            Value::Array(a) => a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", "),
+            Value::Array(a) => {
+                a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", ")
+            }
             other => other.to_string(),
         };
         let _ = write!(out, "<tr><td>{}</td><td style=\"text-align:left\">{}</td></tr>", escape(k), escape(&text));

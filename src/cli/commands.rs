@@ -23,9 +23,6 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, trainer.stop.clone());
     }
-    let loggers = crate::track::Loggers::standard(&trainer.run_dir, &trainer.cfg);
-    trainer.add_callback(loggers.callback());
-    trainer.add_callback(crate::track::console(&trainer.cfg));
     eprintln!(
         "run {}  model {} ({} params)  device {:?}  precision {}",
         trainer.run_dir.display(),
@@ -34,16 +31,7 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         trainer.device,
         trainer.precision.name()
     );
-    let test = trainer.fit()?;
-    // Plots are drawn after training (from the run directory and the test images in memory) and
-    // then handed to the loggers as artifacts; a plotting failure never fails a finished run.
-    let mut files = vec![trainer.run_dir.join("eval.json"), trainer.run_dir.join("config.toml")];
-    match crate::analysis::plots::draw_run(&trainer.run_dir, Some(trainer.test_split())) {
-        Ok(plots) => files.extend(plots.files),
-        Err(e) => eprintln!("warning: plots not drawn: {e}"),
-    }
-    loggers.log_artifacts(&trainer.run_dir, &files);
-    loggers.close();
+    let test = crate::analysis::tracked::fit(&mut trainer)?;
     println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
     Ok(())
 }
@@ -92,7 +80,8 @@ pub fn plot(run: &Path) -> Result<()> {
 }
 
 pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
-    let have_plots = ["loss", "accuracy", "model_summary"].iter().all(|s| run.join("plots").join(format!("{s}.png")).exists());
+    let have_plots =
+        ["loss", "accuracy", "model_summary"].iter().all(|s| run.join("plots").join(format!("{s}.png")).exists());
     if !have_plots {
         plot(run)?;
     }
@@ -242,9 +231,16 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-pub fn compare(runs: &[PathBuf], csv: bool) -> Result<()> {
-    use crate::analysis::compare::{group, summarize, table};
+pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<PathBuf>) -> Result<()> {
+    use crate::analysis::compare::{curves, group, summarize, table};
+    use crate::analysis::plots::save;
     let summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
-    print!("{}", table(&group(summaries), csv));
+    let groups = group(summaries);
+    print!("{}", table(&groups, csv));
+    let dir = plot_dir.unwrap_or_else(|| runs[0].parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    let (acc, loss) = curves(&groups)?;
+    save(&acc, &dir, "compare_val_acc")?;
+    save(&loss, &dir, "compare_val_loss")?;
+    eprintln!("curves: {0}/compare_val_acc.png, {0}/compare_val_loss.png (and .svg)", dir.display());
     Ok(())
 }

@@ -75,6 +75,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, default_value = "markdown", value_parser = ["markdown", "csv"])]
         format: String,
+        /// Where to draw the overlaid validation curves (default: the first run's parent
+        /// directory): compare_val_acc and compare_val_loss, PNG and SVG.
+        #[arg(long, value_name = "DIR")]
+        plot_dir: Option<PathBuf>,
     },
     /// List the registered models with parameters and MFLOPs per image.
     Models {
@@ -163,7 +167,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::Report { run_dir, out } => commands::report(&run_dir, out),
         Command::Models { memory } => commands::models(memory),
-        Command::Compare { runs, format } => commands::compare(&runs, format == "csv"),
+        Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),
         Command::Bench {
             what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing },
         } => {

@@ -26,6 +26,15 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
     }
+    let uri = &c.track.mlflow_uri;
+    if !(uri.is_empty() || uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Err(config_err!(
+            "`track.mlflow_uri` = {uri:?}: expected the URL of an MLflow tracking server, e.g. \"http://127.0.0.1:5000\" (or \"\" for none)"
+        ));
+    }
+    if c.track.mlflow_experiment.is_empty() {
+        return Err(config_err!("`track.mlflow_experiment` = \"\": expected an experiment name"));
+    }
     positive_i("data.num_classes", c.data.num_classes)?;
     positive_i("data.input_size", c.data.input_size)?;
     positive_i("data.batch_size", c.data.batch_size)?;

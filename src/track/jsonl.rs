@@ -28,7 +28,9 @@ impl JsonlLogger {
 
     fn write(&mut self, value: Value) -> Result<()> {
         match &mut self.file {
-            Some(f) => writeln!(f, "{value}").and_then(|_| f.flush()).map_err(|e| Error::io("cannot write", &self.path, e)),
+            Some(f) => {
+                writeln!(f, "{value}").and_then(|_| f.flush()).map_err(|e| Error::io("cannot write", &self.path, e))
+            }
             None => Ok(()),
         }
     }

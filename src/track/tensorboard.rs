@@ -8,9 +8,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::{Logger, MetricKind, Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use super::{Logger, MetricKind, Metrics};
 
 /// TFRecord's masked CRC32C: rotate right by 15 and add a constant, so that CRCs of data that
 /// itself contains CRCs stay well distributed.
@@ -175,8 +175,8 @@ impl EventWriter {
 
     /// A PNG image (`Summary.Image`), e.g. the grid of test predictions.
     pub fn image(&mut self, tag: &str, step: i64, png: &[u8]) -> Result<()> {
-        let (width, height) = png_size(png)
-            .ok_or_else(|| Error::Runtime(format!("TensorBoard image {tag:?}: not a PNG file")))?;
+        let (width, height) =
+            png_size(png).ok_or_else(|| Error::Runtime(format!("TensorBoard image {tag:?}: not a PNG file")))?;
         self.write(&event(step, Some(&image_summary(tag, width, height, png)), None))
     }
 

@@ -12,6 +12,7 @@ mod run;
 
 pub use charts::{Bars, Heatmap, LineChart, Table};
 pub use images::{ImageGrid, Tile};
+pub use plotters::style::RGBColor as RGB;
 pub use run::{draw_run, RunPlots};
 
 use plotters::coord::Shift;

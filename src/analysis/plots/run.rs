@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use super::{save, Bars, Heatmap, ImageGrid, LineChart, Table, Tile};
 use crate::analysis::history::History;
 use crate::config::Config;
-use crate::train::schedule::Schedule;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::models::{layers::LayerRecord, Model};
 use crate::train::eval::EvalFile;
+use crate::train::schedule::Schedule;
 use crate::train::{run_dir, trainer::model_args};
 
 /// What [`draw_run`] wrote.
@@ -42,7 +42,8 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
         series: vec![(a.0.into(), a.1), (b.0.into(), b.1)],
         log_y: false,
     };
-    let loss = curves("Loss", "cross-entropy", ("train", h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
+    let loss =
+        curves("Loss", "cross-entropy", ("train", h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
     add(&|d| save(&loss, d, "loss"))?;
     let pct = |v: f64| v * 100.0;
     let acc = curves(
@@ -77,9 +78,9 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
             add(&|d| save(&grid, d, "predictions"))?;
             add(&|d| save(&wrong, d, "confident_wrong"))?;
         }
-        Some(_) | None => out.skipped.push(
-            "predictions, confident_wrong: need the test images and per-image predictions in eval.json".into(),
-        ),
+        Some(_) | None => out
+            .skipped
+            .push("predictions, confident_wrong: need the test images and per-image predictions in eval.json".into()),
     }
     Ok(out)
 }

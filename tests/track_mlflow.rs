@@ -1,0 +1,123 @@
+//! The MLflow sink against a real MLflow server (the `mlflow` package in the project's venv, on a
+//! loopback port, its store in a temp dir): params, per-epoch metrics, plots as artifacts and the
+//! run status are read back through MLflow's REST API. A server that is down is only a warning.
+
+mod common;
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use microvision::train::Trainer;
+
+/// Kills the server when the test ends, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_server(mlflow: &Path, dir: &Path) -> (Server, String) {
+    let port = free_port();
+    let child = Command::new(mlflow)
+        .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+        .arg("--backend-store-uri")
+        .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+        .arg("--artifacts-destination")
+        .arg(dir.join("artifacts"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while ureq::get(&format!("{url}/health")).call().is_err() {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        assert!(start.elapsed() < Duration::from_secs(180), "MLflow server did not start:\n{log}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    (server, url)
+}
+
+fn get(url: &str) -> Value {
+    serde_json::from_str(&ureq::get(url).call().unwrap().into_string().unwrap()).unwrap()
+}
+
+#[test]
+fn mlflow_gets_params_metrics_plots_and_status() {
+    let Some(py) = common::venv_python() else { return };
+    let mlflow = py.with_file_name("mlflow");
+    if !mlflow.exists() {
+        eprintln!("skipped: {} not installed (scripts/setup.sh installs it)", mlflow.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&mlflow, tmp.path());
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.track.mlflow_uri = url.clone();
+    cfg.track.mlflow_experiment = "tiny-test".into();
+    let mut t = Trainer::new(cfg).unwrap();
+    microvision::analysis::tracked::fit(&mut t).unwrap();
+
+    let run_id = std::fs::read_to_string(t.run_dir.join("mlflow_run_id")).unwrap();
+    let api = format!("{url}/api/2.0/mlflow");
+    let run = get(&format!("{api}/runs/get?run_id={run_id}"))["run"].clone();
+    assert_eq!(run["info"]["status"], "FINISHED");
+    let params: Vec<(String, String)> = run["data"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["key"].as_str().unwrap().to_string(), p["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(params.contains(&("model.name".into(), "simple_cnn".into())), "{params:?}");
+    assert!(params.contains(&("train.epochs".into(), "2".into())), "{params:?}");
+
+    // Per-epoch validation accuracy equals metrics.jsonl's.
+    let history = get(&format!("{api}/metrics/get-history?run_id={run_id}&metric_key=val/acc"));
+    let got: Vec<(i64, f64)> = history["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["step"].as_i64().unwrap(), m["value"].as_f64().unwrap()))
+        .collect();
+    let h = microvision::analysis::history::History::read(&t.run_dir).unwrap();
+    let want: Vec<(i64, f64)> = h.epochs.iter().map(|r| (r.step, r.val_acc)).collect();
+    assert_eq!(got, want);
+    let test_acc = get(&format!("{api}/metrics/get-history?run_id={run_id}&metric_key=test/acc"));
+    assert_eq!(test_acc["metrics"][0]["value"].as_f64().unwrap(), h.eval.as_ref().unwrap().accuracy);
+
+    // The plots arrived as artifacts, byte for byte.
+    let listing = get(&format!("{api}/artifacts/list?run_id={run_id}&path=plots"));
+    let names: Vec<&str> = listing["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(names.contains(&"plots/accuracy.png") && names.contains(&"plots/confusion.svg"), "{names:?}");
+    let stored = tmp.path().join("artifacts").join(
+        run["info"]["artifact_uri"].as_str().unwrap().trim_start_matches("mlflow-artifacts:/").to_string()
+            + "/plots/accuracy.png",
+    );
+    assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(t.run_dir.join("plots/accuracy.png")).unwrap());
+}
+
+#[test]
+fn a_down_mlflow_server_only_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.track.mlflow_uri = format!("http://127.0.0.1:{}", free_port()); // nothing listens there
+    cfg.train.epochs = 1;
+    let mut t = Trainer::new(cfg).unwrap();
+    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
+    assert!(test.acc.is_finite());
+    assert!(t.run_dir.join("plots/accuracy.png").exists());
+    assert!(!t.run_dir.join("mlflow_run_id").exists());
+}
