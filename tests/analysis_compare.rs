@@ -2,7 +2,8 @@
 
 mod common;
 
-use microvision::analysis::compare::{group, mean_std, summarize, table};
+use microvision::analysis::compare::{curves, group, mean_std, summarize, table};
+use microvision::analysis::history::History;
 use microvision::train::Trainer;
 
 #[test]
@@ -36,6 +37,17 @@ fn runs_differing_only_in_seed_are_grouped() {
     let csv = table(&groups, true);
     assert!(csv.starts_with("run,model,params,seeds,epochs"), "{csv}");
     assert_eq!(csv.lines().count(), 3);
+    // Overlaid curves: one line per group, the seed group's line is the mean of its runs.
+    let (acc, loss) = curves(&groups).unwrap();
+    assert_eq!((acc.series.len(), loss.series.len()), (2, 2));
+    let (h1, h2) = (History::read(&dirs[0]).unwrap(), History::read(&dirs[1]).unwrap());
+    let want: Vec<f64> = h1.epochs.iter().zip(&h2.epochs).map(|(a, b)| (a.val_acc + b.val_acc) / 2.0 * 100.0).collect();
+    let got: Vec<f64> = acc.series[0].1.iter().map(|p| p.1).collect();
+    assert!(want.iter().zip(&got).all(|(w, g)| (w - g).abs() < 1e-9), "{want:?} vs {got:?}");
+    assert!(acc.series[0].0.contains("mean of 2"), "{}", acc.series[0].0);
+    let out = tmp.path().join("cmp");
+    let files = microvision::analysis::plots::save(&acc, &out, "compare_val_acc").unwrap();
+    assert!(files.iter().all(|f| std::fs::metadata(f).unwrap().len() > 1000));
 }
 
 #[test]
