@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
+mod persist;
+
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
 use super::eval::{evaluate, EvalFile};
@@ -228,24 +230,6 @@ impl Trainer {
         Ok(val)
     }
 
-    /// `train.on_nan = "restore"`: reload the newest valid checkpoint and scale the learning rate
-    /// by `train.nan_lr_factor` (cumulatively), then carry on.
-    fn restore_after_divergence(&mut self, why: &str) -> Result<()> {
-        let dir = self.checkpoint_dir();
-        let Some((tag, loaded)) = checkpoint::load_newest_valid(&dir) else {
-            return Err(Error::Diverged(format!("{why}; no checkpoint to restore yet")));
-        };
-        checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
-        self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
-        let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
-        self.state = TrainState { lr_scale, ..loaded.state };
-        eprintln!(
-            "warning: {why}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
-            self.state.step
-        );
-        Ok(())
-    }
-
     /// Trains the (rest of the) epoch; returns mean loss, accuracy, seconds and images seen.
     fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64, i64)> {
         // Batches of this epoch already trained before an interruption (0 unless resuming mid-epoch).
@@ -276,27 +260,6 @@ impl Trainer {
         }
         let secs = start.elapsed().as_secs_f64();
         Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs, seen))
-    }
-
-    /// Saves `last` mid-epoch after a stop request and builds the error that tells how to resume.
-    fn interrupt(&mut self, secs: f64) -> Error {
-        self.state.train_secs += secs;
-        let saved =
-            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.optim.state_tensors(), &self.state);
-        match saved {
-            Ok(()) => Error::Interrupted(format!(
-                "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",
-                self.state.step,
-                self.state.epoch + 1,
-                self.run_dir.display()
-            )),
-            Err(e) => Error::Interrupted(format!(
-                "interrupted after step {}; the checkpoint could not be written ({e}); the previous one is intact. \
-                 Resume with: microvision train --resume {}",
-                self.state.step,
-                self.run_dir.display()
-            )),
-        }
     }
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
@@ -342,40 +305,6 @@ impl Trainer {
         Ok(evaluate(&self.model, &loader, self.compute_kind(), split.classes.len()))
     }
 
-    fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
-        self.state.epoch = epoch;
-        self.state.train_secs += secs;
-        let is_best = val.acc > self.state.best_acc;
-        if is_best {
-            self.state.best_acc = val.acc;
-            self.state.best_epoch = epoch;
-        }
-        if !val.loss.is_finite() || !self.weights_finite() {
-            return Err(Error::Diverged(format!(
-                "the weights became non-finite during epoch {epoch} (validation loss {}); no checkpoint was written \
-                 for it. Lower optim.lr or set train.grad_clip in {}/config.toml, then resume with --resume {}",
-                val.loss,
-                self.run_dir.display(),
-                self.run_dir.display()
-            )));
-        }
-        let dir = self.checkpoint_dir();
-        let optim = self.optim.state_tensors();
-        // `best` first: a crash between the two saves then leaves `best` newer than `last`, and
-        // resume (which takes the newest valid checkpoint) loses nothing.
-        if is_best {
-            checkpoint::save(&dir, "best", &self.model.vs, &optim, &self.state)?;
-        }
-        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
-        Ok(is_best)
-    }
-
-    fn weights_finite(&self) -> bool {
-        tch::no_grad(|| {
-            self.model.vs.trainable_variables().iter().all(|t| bool::try_from(t.isfinite().all()).unwrap_or(false))
-        })
-    }
-
     fn lr_at(&self, step: u64) -> f64 {
         let total = self.train_loader.num_batches() as u64 * self.cfg.train.epochs as u64;
         self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
@@ -385,27 +314,6 @@ impl Trainer {
         (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
     }
 
-    fn write_provenance(&self) -> Result<()> {
-        let spec = crate::data::cifar::spec(&self.cfg.data.dataset).expect("validated dataset");
-        let prov = run_dir::Provenance {
-            git_commit: run_dir::git_commit(),
-            microvision_version: env!("CARGO_PKG_VERSION"),
-            tch_version: "0.24.0",
-            libtorch_version: env!("MICROVISION_LIBTORCH_VERSION"),
-            device: format!("{:?}", self.device).to_lowercase(),
-            precision: self.precision.name().into(),
-            cpu_model: device::cpu_model(),
-            cpu_flags: device::cpu_flags(),
-            threads: tch::get_num_threads() as i64,
-            data_dir: self.data.dir.clone(),
-            data_md5: spec.md5s(&self.data.dir)?,
-            seed: self.cfg.train.seed,
-            num_params: self.model.num_params(),
-            macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
-            peak_rss_bytes: run_dir::peak_rss_bytes(),
-        };
-        run_dir::write_json(&self.run_dir.join("env.json"), &prov)
-    }
 }
 
 /// Checks that the model exists and supports what the config asks of it.

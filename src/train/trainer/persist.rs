@@ -1,0 +1,101 @@
+//! The trainer's persistence: epoch checkpoints (`best` then `last`), the checkpoint written on
+//! interruption, the restore after a divergence, and the run's provenance (`env.json`).
+
+use super::*;
+
+impl Trainer {
+    pub(super) fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
+        self.state.epoch = epoch;
+        self.state.train_secs += secs;
+        let is_best = val.acc > self.state.best_acc;
+        if is_best {
+            self.state.best_acc = val.acc;
+            self.state.best_epoch = epoch;
+        }
+        if !val.loss.is_finite() || !self.weights_finite() {
+            return Err(Error::Diverged(format!(
+                "the weights became non-finite during epoch {epoch} (validation loss {}); no checkpoint was written \
+                 for it. Lower optim.lr or set train.grad_clip in {}/config.toml, then resume with --resume {}",
+                val.loss,
+                self.run_dir.display(),
+                self.run_dir.display()
+            )));
+        }
+        let dir = self.checkpoint_dir();
+        let optim = self.optim.state_tensors();
+        // `best` first: a crash between the two saves then leaves `best` newer than `last`, and
+        // resume (which takes the newest valid checkpoint) loses nothing.
+        if is_best {
+            checkpoint::save(&dir, "best", &self.model.vs, &optim, &self.state)?;
+        }
+        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
+        Ok(is_best)
+    }
+
+    pub(super) fn weights_finite(&self) -> bool {
+        tch::no_grad(|| {
+            self.model.vs.trainable_variables().iter().all(|t| bool::try_from(t.isfinite().all()).unwrap_or(false))
+        })
+    }
+
+    /// Saves `last` mid-epoch after a stop request and builds the error that tells how to resume.
+    pub(super) fn interrupt(&mut self, secs: f64) -> Error {
+        self.state.train_secs += secs;
+        let saved =
+            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.optim.state_tensors(), &self.state);
+        match saved {
+            Ok(()) => Error::Interrupted(format!(
+                "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",
+                self.state.step,
+                self.state.epoch + 1,
+                self.run_dir.display()
+            )),
+            Err(e) => Error::Interrupted(format!(
+                "interrupted after step {}; the checkpoint could not be written ({e}); the previous one is intact. \
+                 Resume with: microvision train --resume {}",
+                self.state.step,
+                self.run_dir.display()
+            )),
+        }
+    }
+
+    /// `train.on_nan = "restore"`: reload the newest valid checkpoint and scale the learning rate
+    /// by `train.nan_lr_factor` (cumulatively), then carry on.
+    pub(super) fn restore_after_divergence(&mut self, why: &str) -> Result<()> {
+        let dir = self.checkpoint_dir();
+        let Some((tag, loaded)) = checkpoint::load_newest_valid(&dir) else {
+            return Err(Error::Diverged(format!("{why}; no checkpoint to restore yet")));
+        };
+        checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+        self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
+        let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
+        self.state = TrainState { lr_scale, ..loaded.state };
+        eprintln!(
+            "warning: {why}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
+            self.state.step
+        );
+        Ok(())
+    }
+
+    pub(super) fn write_provenance(&self) -> Result<()> {
+        let spec = crate::data::cifar::spec(&self.cfg.data.dataset).expect("validated dataset");
+        let prov = run_dir::Provenance {
+            git_commit: run_dir::git_commit(),
+            microvision_version: env!("CARGO_PKG_VERSION"),
+            tch_version: "0.24.0",
+            libtorch_version: env!("MICROVISION_LIBTORCH_VERSION"),
+            device: format!("{:?}", self.device).to_lowercase(),
+            precision: self.precision.name().into(),
+            cpu_model: device::cpu_model(),
+            cpu_flags: device::cpu_flags(),
+            threads: tch::get_num_threads() as i64,
+            data_dir: self.data.dir.clone(),
+            data_md5: spec.md5s(&self.data.dir)?,
+            seed: self.cfg.train.seed,
+            num_params: self.model.num_params(),
+            macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
+            peak_rss_bytes: run_dir::peak_rss_bytes(),
+        };
+        run_dir::write_json(&self.run_dir.join("env.json"), &prov)
+    }
+}
