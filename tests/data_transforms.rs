@@ -81,6 +81,8 @@ fn dataset(n: i64) -> Dataset {
 
 fn spec(prefetch: usize, seed: u64) -> LoaderSpec {
     LoaderSpec {
+        augment: Default::default(),
+        num_classes: 10,
         batch_size: 16,
         shuffle: true,
         augment_pad: Some(4),

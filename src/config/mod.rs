@@ -22,6 +22,8 @@ pub struct Config {
     pub name: String,
     /// Dataset and input pipeline.
     pub data: DataConfig,
+    /// Recipe augmentations beyond crop and flip (all off by default).
+    pub augment: AugmentConfig,
     /// Architecture, looked up by name in the model registry.
     pub model: ModelConfig,
     /// Optimizer and its hyper-parameters.
@@ -68,6 +70,47 @@ pub struct DataConfig {
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
     pub val_split: f64,
+}
+
+/// `[augment]`: training-time augmentations, batched on the compute device and seeded by
+/// `(seed, epoch)`. Applied after crop and flip; each is off at its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Cutout square side in pixels (0 = off); DeVries & Taylor use 16 on CIFAR-10.
+    pub cutout: i64,
+    /// Cutout squares per image.
+    pub cutout_count: i64,
+    /// Random Erasing probability per image (0 = off; torchvision's scale and ratio ranges).
+    pub random_erasing: f64,
+    /// Mixup Beta(alpha, alpha) (0 = off).
+    pub mixup_alpha: f64,
+    /// CutMix Beta(alpha, alpha) (0 = off). With Mixup also on, each batch uses one of the two.
+    pub cutmix_alpha: f64,
+    /// Probability that a batch is mixed when Mixup or CutMix is on.
+    pub mix_prob: f64,
+    /// Colour jitter: brightness factor drawn from [1 - b, 1 + b] (0 = off).
+    pub brightness: f64,
+    /// Colour jitter: contrast factor range.
+    pub contrast: f64,
+    /// Colour jitter: saturation factor range.
+    pub saturation: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            cutout: 0,
+            cutout_count: 1,
+            random_erasing: 0.0,
+            mixup_alpha: 0.0,
+            cutmix_alpha: 0.0,
+            mix_prob: 1.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+        }
+    }
 }
 
 /// `[model]`: the architecture.
@@ -194,6 +237,7 @@ impl Default for Config {
         Config {
             name: "run".into(),
             data: DataConfig::default(),
+            augment: AugmentConfig::default(),
             model: ModelConfig::default(),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),

@@ -62,6 +62,16 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
     in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
+    let a = &c.augment;
+    non_negative_i("augment.cutout", a.cutout)?;
+    positive_i("augment.cutout_count", a.cutout_count)?;
+    in_range("augment.random_erasing", a.random_erasing, 0.0, 1.0)?;
+    in_range("augment.mixup_alpha", a.mixup_alpha, 0.0, 100.0)?;
+    in_range("augment.cutmix_alpha", a.cutmix_alpha, 0.0, 100.0)?;
+    in_range("augment.mix_prob", a.mix_prob, 0.0, 1.0)?;
+    in_range("augment.brightness", a.brightness, 0.0, 1.0)?;
+    in_range("augment.contrast", a.contrast, 0.0, 1.0)?;
+    in_range("augment.saturation", a.saturation, 0.0, 1.0)?;
     consistency(c)
 }
 

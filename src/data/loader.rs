@@ -13,8 +13,10 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
 
+use super::augment::{self, Draws};
 use super::transforms::{crop_flip, normalize, AugmentParams};
 use super::Dataset;
+use crate::config::AugmentConfig;
 
 /// How batches are made.
 #[derive(Debug, Clone)]
@@ -37,6 +39,11 @@ pub struct LoaderSpec {
     pub prefetch: usize,
     /// Base seed.
     pub seed: u64,
+    /// Recipe augmentations (colour jitter, Cutout, Random Erasing, Mixup, CutMix); applied only
+    /// when `augment_pad` is set (training).
+    pub augment: AugmentConfig,
+    /// Classes, for the soft targets of mixed batches.
+    pub num_classes: i64,
 }
 
 /// One training or evaluation batch, ready for the model.
@@ -46,6 +53,9 @@ pub struct Batch {
     pub images: Tensor,
     /// Labels, int64 `(B,)`.
     pub labels: Tensor,
+    /// Soft targets `(B, classes)` when the batch was mixed (Mixup/CutMix); the loss then uses
+    /// them instead of `labels`.
+    pub targets: Option<Tensor>,
 }
 
 /// Iterates a dataset in batches.
@@ -54,18 +64,22 @@ pub struct Loader {
     images: Tensor,
     labels: Tensor,
     spec: LoaderSpec,
+    height: i64,
+    width: i64,
 }
 
 /// Host-side description of one batch: which images and their augmentation draws.
 struct Plan {
     idx: Vec<i64>,
     aug: Option<(Vec<i64>, Vec<i64>, Vec<bool>)>,
+    draws: Draws,
 }
 
 impl Loader {
     /// A loader over `data`, whose tensors should already be on the compute device.
     pub fn new(data: &Dataset, spec: LoaderSpec) -> Self {
-        Loader { images: data.images.shallow_clone(), labels: data.labels.shallow_clone(), spec }
+        let (_, _, height, width) = data.images.size4().unwrap_or((0, 0, 0, 0));
+        Loader { images: data.images.shallow_clone(), labels: data.labels.shallow_clone(), spec, height, width }
     }
 
     /// Number of images.
@@ -132,7 +146,13 @@ impl Loader {
                     let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5)).collect();
                     (dy, dx, flip)
                 });
-                Plan { idx: idx.to_vec(), aug }
+                // Drawn after crop and flip from the same generator: with every recipe option off
+                // nothing is drawn, so the crop/flip stream is what it always was.
+                let draws = match self.spec.augment_pad {
+                    Some(_) => augment::draw(&self.spec.augment, idx.len(), self.height, self.width, &mut rng),
+                    None => Draws::default(),
+                };
+                Plan { idx: idx.to_vec(), aug, draws }
             })
             .collect()
     }
@@ -153,11 +173,20 @@ impl BatchMaker {
         if let (Some(pad), Some((dy, dx, flip))) = (self.spec.augment_pad, &plan.aug) {
             x = crop_flip(&x, pad, &AugmentParams::new(dy, dx, flip, device));
         }
-        let mut x = normalize(&x, &self.spec.mean, &self.spec.std);
+        let x = match &plan.draws.jitter {
+            Some(f) => {
+                let factors = Tensor::from_slice(&f.concat()).view([f.len() as i64, 3]).to_device(device);
+                let unit = augment::color_jitter(&(x.to_kind(Kind::Float) / 255.0), &factors);
+                normalize(&(unit * 255.0), &self.spec.mean, &self.spec.std)
+            }
+            None => normalize(&x, &self.spec.mean, &self.spec.std),
+        };
+        let labels = self.labels.index_select(0, &idx).to_kind(Kind::Int64);
+        let (mut x, targets) = augment::apply_normalized(x, &labels, &plan.draws, self.spec.num_classes);
         if self.spec.channels_last {
             x = super::transforms::channels_last(&x);
         }
-        Batch { images: x, labels: self.labels.index_select(0, &idx).to_kind(Kind::Int64) }
+        Batch { images: x, labels, targets }
     }
 }
 

@@ -4,6 +4,7 @@
 //! memory, moved to the compute device) -> [`loader::Loader`] (seeded permutation, gather, batched
 //! augmentation, normalisation) -> the trainer.
 
+pub mod augment;
 pub mod cifar;
 pub mod download;
 pub mod loader;

@@ -9,7 +9,9 @@ use crate::models::layers::{self, autocast};
 use crate::models::Model;
 
 /// Forward pass in training mode (conv/linear in `compute`, None = fp32) and the mean
-/// cross-entropy with label smoothing. Returns `(loss, logits)`, both fp32.
+/// cross-entropy with label smoothing. `labels` are class indices, int64 `(B,)`, or class
+/// probabilities, float `(B, classes)` (Mixup/CutMix targets; LibTorch's cross-entropy takes
+/// either). Returns `(loss, logits)`, both fp32.
 pub fn forward_loss(
     model: &Model,
     images: &Tensor,

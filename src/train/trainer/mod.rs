@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 mod persist;
 
@@ -21,7 +21,7 @@ use super::run_dir;
 use super::schedule::Schedule;
 use super::step;
 use crate::config::Config;
-use crate::data::loader::{mix, Loader, LoaderSpec};
+use crate::data::loader::{mix, Batch, Loader, LoaderSpec};
 use crate::data::{self, DataSplits, Dataset};
 use crate::device::{self, Precision};
 use crate::error::{Error, Result};
@@ -240,7 +240,7 @@ impl Trainer {
         for batch in self.train_loader.epoch_from(epoch as u64, done) {
             // Dropout masks derive from (seed, step): resuming at any step needs no generator state.
             crate::models::layers::seed_dropout(mix(self.cfg.train.seed ^ DROPOUT_SALT, self.state.step as u64));
-            let (loss, n_correct) = self.train_step(&batch.images, &batch.labels)?;
+            let (loss, n_correct) = self.train_step(&batch)?;
             let b = batch.labels.size()[0];
             loss_sum += loss * b as f64;
             correct += n_correct;
@@ -263,18 +263,22 @@ impl Trainer {
     }
 
     /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
-    pub fn train_step(&mut self, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+    /// The loss uses the batch's soft targets when it was mixed (LibTorch's cross-entropy takes
+    /// class probabilities as targets, label smoothing included), else its labels.
+    pub fn train_step(&mut self, batch: &Batch) -> Result<(f64, f64)> {
         let (smoothing, compute) = (self.cfg.train.label_smoothing, self.compute_kind());
+        let (images, labels) = (&batch.images, &batch.labels);
+        let target = batch.targets.as_ref().unwrap_or(labels);
         let checkpointed = if self.cfg.train.grad_checkpointing {
             self.optim.zero_grad();
             let scale = if self.precision == Precision::Fp16 { self.state.loss_scaler.scale } else { 1.0 };
-            step::forward_backward_checkpointed(&self.model, images, labels, compute, smoothing, scale)
+            step::forward_backward_checkpointed(&self.model, images, target, compute, smoothing, scale)
         } else {
             None
         };
         let (loss, logits) = match &checkpointed {
             Some((loss, logits)) => (loss.shallow_clone(), logits.shallow_clone()),
-            None => step::forward_loss(&self.model, images, labels, compute, smoothing),
+            None => step::forward_loss(&self.model, images, target, compute, smoothing),
         };
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
@@ -313,7 +317,6 @@ impl Trainer {
     fn compute_kind(&self) -> Option<Kind> {
         (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
     }
-
 }
 
 /// Checks that the model exists and supports what the config asks of it.
@@ -354,5 +357,7 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         channels_last: cfg.train.channels_last,
         prefetch: cfg.data.workers as usize,
         seed: cfg.train.seed,
+        augment: cfg.augment.clone(),
+        num_classes: cfg.data.num_classes,
     }
 }
