@@ -46,7 +46,7 @@ fn main() {
     bench("zero_grad (x128 imgs)", || opt.zero_grad());
     bench("full step", || {
         let (loss, _) = microvision::train::step::forward_loss(&m, &x, &y, Some(Kind::BFloat16), 0.0);
-        microvision::train::step::backward_update(&mut opt, &loss, 0.0, 0.01, None);
+        microvision::train::step::backward_update(&mut opt, &loss, Default::default(), 0.01, None);
         let _ = loss.double_value(&[]);
     });
     bench("step without update", || {

@@ -150,7 +150,7 @@ fn tiny_model_step(scaler: Option<&mut microvision::train::step::LossScaler>) ->
     let x = Tensor::arange(4 * 3 * 32 * 32, (Kind::Float, Device::Cpu)).sin().view([4, 3, 32, 32]);
     let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
     let (loss, _) = microvision::train::step::forward_loss(&model, &x, &y, None, 0.0);
-    let applied = microvision::train::step::backward_update(&mut opt, &loss, 0.0, 0.1, scaler);
+    let applied = microvision::train::step::backward_update(&mut opt, &loss, Default::default(), 0.1, scaler);
     (applied, values(&model.vs.variables()["classifier.3.weight"].flatten(0, -1)))
 }
 

@@ -64,11 +64,11 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
         let loss = if spec.checkpointing {
             optim.zero_grad();
             let (loss, _) = forward_backward_checkpointed(&model, &x, &y, compute, 0.0, 1.0).expect("segmented model");
-            update(optim, 0.0, 0.01, None);
+            update(optim, Default::default(), 0.01, None);
             loss
         } else {
             let (loss, _) = forward_loss(&model, &x, &y, compute, 0.0);
-            backward_update(optim, &loss, 0.0, 0.01, None);
+            backward_update(optim, &loss, Default::default(), 0.01, None);
             loss
         };
         let _ = loss.double_value(&[]); // synchronise (CUDA) like a real loop reading the loss

@@ -44,6 +44,10 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
     let dir = run.join(&cfg.output.checkpoint_dir);
     let loaded = checkpoint::load(&dir, which)?;
     checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
+    if let Some(avg) = crate::train::ema::weights_from_checkpoint(&loaded.optim) {
+        eprintln!("evaluating the exponential moving average of the weights (train.ema_decay)");
+        checkpoint::load_weights(&model.vs, &avg, &checkpoint::paths(&dir, which)[1])?;
+    }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
     let result = evaluate(&model, &loader, kind, data.test.classes.len());
@@ -213,14 +217,22 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| run.join("export"));
     std::fs::create_dir_all(&out).map_err(|e| crate::Error::io("cannot create", &out, e))?;
     let weights = out.join("model.safetensors");
-    let bytes =
-        std::fs::read(&checkpoint::paths(&dir, which)[0]).map_err(|e| crate::Error::io("cannot read", &dir, e))?;
-    run_dir::write_atomic(&weights, &bytes)?;
+    // With train.ema_decay > 0 the weight average is what was evaluated, so it is what ships.
+    let ema = crate::train::ema::weights_from_checkpoint(&loaded.optim);
+    match &ema {
+        Some(avg) => checkpoint::write_tensors_atomic(&weights, avg)?,
+        None => {
+            let path = &checkpoint::paths(&dir, which)[0];
+            let bytes = std::fs::read(path).map_err(|e| crate::Error::io("cannot read", path, e))?;
+            run_dir::write_atomic(&weights, &bytes)?;
+        }
+    }
     let spec = cifar::spec(&cfg.data.dataset).expect("validated dataset");
     let meta = serde_json::json!({
         "model": cfg.model.name,
         "args": model_args(&cfg),
         "checkpoint": which,
+        "weights": if ema.is_some() { "exponential moving average" } else { "trained" },
         "epoch": loaded.state.epoch,
         "best_val_acc": loaded.state.best_acc,
         "input": {"channels": 3, "size": cfg.data.input_size, "mean": spec.mean, "std": spec.std, "layout": "NCHW float32"},

@@ -154,15 +154,17 @@ pub struct OptimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
-    /// "constant", "step", "cosine" or "onecycle".
+    /// "constant", "step", "multistep", "cosine", "linear" or "onecycle".
     pub name: String,
     /// Linear warm-up length in epochs (constant, step and cosine).
     pub warmup_epochs: f64,
     /// Step schedule: multiply the lr by `gamma` every `step_epochs` epochs.
     pub step_epochs: f64,
-    /// Step schedule factor.
+    /// Step and multi-step schedule factor.
     pub gamma: f64,
-    /// Cosine: final lr as a fraction of the peak.
+    /// Multi-step schedule: epochs (may be fractional) at which the lr is multiplied by `gamma`.
+    pub milestones: Vec<f64>,
+    /// Cosine and linear: final lr as a fraction of the peak.
     pub min_lr_ratio: f64,
     /// One-cycle: fraction of training spent rising to the peak.
     pub pct_start: f64,
@@ -192,6 +194,17 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this value (0 = off).
     pub grad_clip: f64,
+    /// Clip every gradient element to [-v, v] (0 = off); applied before norm clipping.
+    pub grad_clip_value: f64,
+    /// Keep an exponential moving average of the weights with this decay and evaluate it
+    /// (0 = off; 0.999 is typical for 10k+ steps).
+    pub ema_decay: f64,
+    /// Stop when the watched validation metric has not improved for this many epochs (0 = off).
+    pub early_stop_patience: i64,
+    /// The metric early stopping watches: "val_acc" (higher is better) or "val_loss".
+    pub early_stop_metric: String,
+    /// Smallest change that counts as an improvement.
+    pub early_stop_min_delta: f64,
     /// Gradient checkpointing: keep only block inputs in the forward pass and recompute block
     /// activations during backward (less memory, about one more forward of time).
     pub grad_checkpointing: bool,
@@ -297,6 +310,7 @@ impl Default for ScheduleConfig {
             warmup_epochs: 0.0,
             step_epochs: 10.0,
             gamma: 0.1,
+            milestones: Vec::new(),
             min_lr_ratio: 0.0,
             pct_start: 0.25,
             div_factor: 25.0,
@@ -316,6 +330,11 @@ impl Default for TrainConfig {
             threads: 0,
             label_smoothing: 0.0,
             grad_clip: 0.0,
+            grad_clip_value: 0.0,
+            ema_decay: 0.0,
+            early_stop_patience: 0,
+            early_stop_metric: "val_acc".into(),
+            early_stop_min_delta: 0.0,
             grad_checkpointing: false,
             log_every: 50,
             progress: true,

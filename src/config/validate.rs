@@ -9,7 +9,7 @@ pub const DATASETS: &[&str] = &["cifar10", "cifar100"];
 /// Optimizer names.
 pub const OPTIMIZERS: &[&str] = &["sgd", "adamw"];
 /// Schedule names.
-pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
+pub const SCHEDULES: &[&str] = &["constant", "step", "multistep", "cosine", "linear", "onecycle"];
 /// Device choices.
 pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
 /// Precision choices.
@@ -62,6 +62,17 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
     in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
+    in_range("train.grad_clip_value", c.train.grad_clip_value, 0.0, f64::MAX)?;
+    in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
+    non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
+    one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;
+    in_range("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0, f64::MAX)?;
+    let m = &c.schedule.milestones;
+    if m.iter().any(|e| !e.is_finite() || *e <= 0.0) || m.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(config_err!(
+            "`schedule.milestones` = {m:?}: expected ascending positive epochs, e.g. [30, 60, 80]"
+        ));
+    }
     let a = &c.augment;
     non_negative_i("augment.cutout", a.cutout)?;
     positive_i("augment.cutout_count", a.cutout_count)?;

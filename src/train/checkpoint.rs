@@ -42,6 +42,10 @@ pub struct TrainState {
     /// fp16 loss-scaler state (unused in fp32/bf16).
     #[serde(default)]
     pub loss_scaler: super::step::LossScaler,
+    /// Early stopping: the best value of the watched metric so far (higher is better: the
+    /// validation loss is stored negated), and epochs since it last improved.
+    #[serde(default = "no_score")]
+    pub early_stop: (f64, i64),
     /// CRC32C of the weights file.
     pub weights_crc32c: u32,
     /// CRC32C of the optimizer file.
@@ -50,6 +54,10 @@ pub struct TrainState {
 
 fn one() -> f64 {
     1.0
+}
+
+fn no_score() -> (f64, i64) {
+    (f64::MIN, 0)
 }
 
 /// The three paths of checkpoint `tag` in `dir`.
@@ -96,6 +104,13 @@ pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], st
 fn tmp_path(p: &Path) -> PathBuf {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt");
     p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+/// Writes `tensors` (contiguous, on the CPU) as a safetensors file at `path`, atomically.
+pub fn write_tensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let tmp = tmp_path(path);
+    write_tensors(&tmp, tensors)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write", path, e))
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

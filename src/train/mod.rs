@@ -2,6 +2,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+pub mod ema;
 pub mod eval;
 pub mod optim;
 pub mod run_dir;

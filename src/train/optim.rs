@@ -88,6 +88,17 @@ impl Optimizer {
         }
     }
 
+    /// Clamps every gradient element to `[-value, value]` (`clip_grad_value_`).
+    pub fn clip_grad_value(&mut self, value: f64) {
+        let _guard = tch::no_grad_guard();
+        for p in &self.params {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.clamp_(-value, value);
+            }
+        }
+    }
+
     /// One update with learning rate `lr`, using the gradients in `.grad()`.
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;

@@ -19,6 +19,22 @@ pub enum Schedule {
         /// Decay factor.
         gamma: f64,
     },
+    /// Linear warm-up, then `gamma^k` after the `k`-th milestone (PyTorch's `MultiStepLR`).
+    MultiStep {
+        /// Warm-up steps.
+        warmup: u64,
+        /// Steps at which the rate is multiplied by `gamma`, ascending.
+        milestones: Vec<u64>,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// Linear warm-up, then a straight line from the base rate to `min_ratio * base` at the end.
+    Linear {
+        /// Warm-up steps.
+        warmup: u64,
+        /// Final rate as a fraction of the base.
+        min_ratio: f64,
+    },
     /// Linear warm-up, then half a cosine from the base rate to `min_ratio * base` at the end.
     Cosine {
         /// Warm-up steps.
@@ -48,6 +64,12 @@ impl Schedule {
             "step" => {
                 Schedule::Step { warmup: steps(c.warmup_epochs), every: steps(c.step_epochs).max(1), gamma: c.gamma }
             }
+            "multistep" => Schedule::MultiStep {
+                warmup: steps(c.warmup_epochs),
+                milestones: c.milestones.iter().map(|&e| steps(e)).collect(),
+                gamma: c.gamma,
+            },
+            "linear" => Schedule::Linear { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
             "cosine" => Schedule::Cosine { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
             _ => Schedule::OneCycle { pct_start: c.pct_start, div: c.div_factor, final_div: c.final_div_factor },
         }
@@ -62,16 +84,22 @@ impl Schedule {
                 None
             }
         };
-        match *self {
-            Schedule::Constant { warmup } => warm(warmup).unwrap_or(base),
-            Schedule::Step { warmup, every, gamma } => {
+        match self {
+            Schedule::MultiStep { warmup, milestones, gamma } => warm(*warmup)
+                .unwrap_or_else(|| base * gamma.powi(milestones.iter().filter(|&&m| step >= m).count() as i32)),
+            Schedule::Linear { warmup, min_ratio } => warm(*warmup).unwrap_or_else(|| {
+                let t = (step - warmup) as f64 / (total.saturating_sub(*warmup)).max(1) as f64;
+                base * (1.0 - (1.0 - min_ratio) * t.min(1.0))
+            }),
+            &Schedule::Constant { warmup } => warm(warmup).unwrap_or(base),
+            &Schedule::Step { warmup, every, gamma } => {
                 warm(warmup).unwrap_or_else(|| base * gamma.powi(((step - warmup) / every) as i32))
             }
-            Schedule::Cosine { warmup, min_ratio } => warm(warmup).unwrap_or_else(|| {
+            &Schedule::Cosine { warmup, min_ratio } => warm(warmup).unwrap_or_else(|| {
                 let t = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
                 base * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
             }),
-            Schedule::OneCycle { pct_start, div, final_div } => {
+            &Schedule::OneCycle { pct_start, div, final_div } => {
                 let (initial, min) = (base / div, base / div / final_div);
                 let peak = (pct_start * total as f64 - 1.0).max(0.0);
                 let last = (total as f64 - 1.0).max(peak + 1.0);

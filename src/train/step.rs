@@ -24,13 +24,22 @@ pub fn forward_loss(
     (loss, logits)
 }
 
-/// Backward pass, optional gradient-norm clipping (`grad_clip > 0`) and one optimizer update.
+/// Gradient clipping: element-wise to `[-value, value]`, then the global norm to `norm` (0 = off).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Clip {
+    /// Maximum global gradient norm (0 = off).
+    pub norm: f64,
+    /// Maximum absolute gradient element (0 = off).
+    pub value: f64,
+}
+
+/// Backward pass, optional gradient clipping and one optimizer update.
 /// With a loss scaler (fp16), the loss is scaled before backward and the gradients unscaled
 /// after; a step whose gradients overflowed is skipped. Returns whether the update was applied.
 pub fn backward_update(
     optim: &mut Optimizer,
     loss: &Tensor,
-    grad_clip: f64,
+    clip: Clip,
     lr: f64,
     scaler: Option<&mut LossScaler>,
 ) -> bool {
@@ -39,19 +48,22 @@ pub fn backward_update(
         Some(s) => (loss * s.scale).backward(),
         None => loss.backward(),
     }
-    update(optim, grad_clip, lr, scaler)
+    update(optim, clip, lr, scaler)
 }
 
 /// The update half alone, for gradients already in `.grad()` (computed with the loss scaled by
 /// `scaler.scale` when there is a scaler): unscale, clip, step. Returns whether it was applied.
-pub fn update(optim: &mut Optimizer, grad_clip: f64, lr: f64, scaler: Option<&mut LossScaler>) -> bool {
+pub fn update(optim: &mut Optimizer, clip: Clip, lr: f64, scaler: Option<&mut LossScaler>) -> bool {
     if let Some(s) = scaler {
         if !s.unscale(optim) {
             return false;
         }
     }
-    if grad_clip > 0.0 {
-        optim.clip_grad_norm(grad_clip);
+    if clip.value > 0.0 {
+        optim.clip_grad_value(clip.value);
+    }
+    if clip.norm > 0.0 {
+        optim.clip_grad_norm(clip.norm);
     }
     optim.step(lr);
     true

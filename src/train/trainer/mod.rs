@@ -15,6 +15,7 @@ mod persist;
 
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
+use super::ema::Ema;
 use super::eval::{evaluate, EvalFile};
 use super::optim::Optimizer;
 use super::run_dir;
@@ -55,6 +56,8 @@ pub struct Trainer {
     /// writes `last` and returns [`Error::Interrupted`] with the command that resumes the run.
     pub stop: Arc<AtomicBool>,
     optim: Optimizer,
+    /// Moving average of the weights (`train.ema_decay` > 0), evaluated instead of the weights.
+    ema: Option<Ema>,
     schedule: Schedule,
     data: DataSplits,
     train_loader: Loader,
@@ -102,6 +105,7 @@ impl Trainer {
                     Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
                 })?;
                 t.state = loaded.state;
+                t.load_ema(&loaded.optim);
             }
             // Killed before its first checkpoint: start over (the same seed gives the same run).
             None => eprintln!("note: {} has no usable checkpoint; training from the start", run.display()),
@@ -123,6 +127,7 @@ impl Trainer {
             model.to_channels_last();
         }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
+        let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
         let schedule = Schedule::from_config(&cfg.schedule, train_loader.num_batches() as u64);
@@ -136,6 +141,7 @@ impl Trainer {
             num_classes: cfg.data.num_classes,
             train_secs: 0.0,
             loss_scaler: Default::default(),
+            early_stop: (f64::MIN, 0),
             lr_scale: 1.0,
             weights_crc32c: 0,
             optim_crc32c: 0,
@@ -150,6 +156,7 @@ impl Trainer {
             stop_after: None,
             stop: Arc::new(AtomicBool::new(false)),
             optim,
+            ema,
             schedule,
             data,
             train_loader,
@@ -196,7 +203,15 @@ impl Trainer {
             if self.stop_after == Some(epoch) && epoch < self.cfg.train.epochs {
                 return Ok(val);
             }
+            let stop = self.should_stop_early(&val);
             last_val = Some(val);
+            if stop {
+                eprintln!(
+                    "early stopping after epoch {epoch}: {} has not improved for {} epochs (best checkpoint: epoch {})",
+                    self.cfg.train.early_stop_metric, self.cfg.train.early_stop_patience, self.state.best_epoch
+                );
+                break;
+            }
         }
         let test = match last_val {
             Some(val) if self.cfg.data.val_split == 0.0 => val, // validation ran on the test split
@@ -213,7 +228,7 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
         let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
         crate::failpoint::hit("eval");
-        let val = evaluate(&self.model, val_loader, self.compute_kind(), self.data.val.classes.len());
+        let val = self.evaluate_loader(val_loader, self.data.val.classes.len());
         let is_best = self.checkpoint(epoch, &val, secs)?;
         let record = EpochInfo {
             epoch,
@@ -293,10 +308,14 @@ impl Trainer {
         }
         let lr = self.lr_at(self.state.step as u64);
         let scaler = (self.precision == Precision::Fp16).then_some(&mut self.state.loss_scaler);
+        let clip = step::Clip { norm: self.cfg.train.grad_clip, value: self.cfg.train.grad_clip_value };
         if checkpointed.is_some() {
-            step::update(&mut self.optim, self.cfg.train.grad_clip, lr, scaler);
+            step::update(&mut self.optim, clip, lr, scaler);
         } else {
-            step::backward_update(&mut self.optim, &loss, self.cfg.train.grad_clip, lr, scaler);
+            step::backward_update(&mut self.optim, &loss, clip, lr, scaler);
+        }
+        if let Some(ema) = &mut self.ema {
+            ema.update(&self.model.vs, self.state.step);
         }
         self.state.step += 1;
         let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
@@ -306,7 +325,33 @@ impl Trainer {
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
         let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        Ok(evaluate(&self.model, &loader, self.compute_kind(), split.classes.len()))
+        Ok(self.evaluate_loader(&loader, split.classes.len()))
+    }
+
+    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0.
+    fn evaluate_loader(&self, loader: &Loader, classes: usize) -> EvalResult {
+        let run = || evaluate(&self.model, loader, self.compute_kind(), classes);
+        match &self.ema {
+            Some(ema) => ema.with_averaged(&self.model.vs, run),
+            None => run(),
+        }
+    }
+
+    /// Early stopping: records `val` and says whether the watched metric has not improved for
+    /// `train.early_stop_patience` epochs.
+    fn should_stop_early(&mut self, val: &EvalResult) -> bool {
+        let t = &self.cfg.train;
+        if t.early_stop_patience == 0 {
+            return false;
+        }
+        let score = if t.early_stop_metric == "val_loss" { -val.loss } else { val.acc };
+        let (best, bad) = &mut self.state.early_stop;
+        if score > *best + t.early_stop_min_delta {
+            (*best, *bad) = (score, 0);
+        } else {
+            *bad += 1;
+        }
+        *bad >= t.early_stop_patience
     }
 
     fn lr_at(&self, step: u64) -> f64 {

@@ -2,8 +2,29 @@
 //! interruption, the restore after a divergence, and the run's provenance (`env.json`).
 
 use super::*;
+use tch::Tensor;
 
 impl Trainer {
+    /// The optimizer state plus, with EMA on, the averaged weights (`ema.*`).
+    pub(super) fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut t = self.optim.state_tensors();
+        if let Some(ema) = &self.ema {
+            t.extend(ema.state_tensors());
+        }
+        t
+    }
+
+    /// Restores the moving average from a checkpoint's optimizer tensors (restarting it from the
+    /// loaded weights, with a warning, when the checkpoint has none).
+    pub(super) fn load_ema(&mut self, optim: &[(String, Tensor)]) {
+        if let Some(ema) = &mut self.ema {
+            if !ema.load(optim) {
+                eprintln!("warning: the checkpoint has no weight average; restarting it from the loaded weights");
+                *ema = Ema::new(&self.model.vs, self.cfg.train.ema_decay);
+            }
+        }
+    }
+
     pub(super) fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
         self.state.epoch = epoch;
         self.state.train_secs += secs;
@@ -22,7 +43,7 @@ impl Trainer {
             )));
         }
         let dir = self.checkpoint_dir();
-        let optim = self.optim.state_tensors();
+        let optim = self.checkpoint_tensors();
         // `best` first: a crash between the two saves then leaves `best` newer than `last`, and
         // resume (which takes the newest valid checkpoint) loses nothing.
         if is_best {
@@ -42,7 +63,7 @@ impl Trainer {
     pub(super) fn interrupt(&mut self, secs: f64) -> Error {
         self.state.train_secs += secs;
         let saved =
-            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.optim.state_tensors(), &self.state);
+            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state);
         match saved {
             Ok(()) => Error::Interrupted(format!(
                 "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",
@@ -68,6 +89,7 @@ impl Trainer {
         };
         checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
         self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
+        self.load_ema(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
         self.state = TrainState { lr_scale, ..loaded.state };
         eprintln!(

@@ -1,0 +1,117 @@
+//! Recipe switches of the trainer: multi-step and linear schedules, gradient clipping by value,
+//! the weight average (EMA: math, evaluation, bit-exact resume, export) and early stopping.
+
+mod common;
+
+use microvision::train::checkpoint;
+use microvision::train::ema::{decay_at, Ema};
+use microvision::train::schedule::Schedule;
+use microvision::train::Trainer;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn multistep_and_linear_schedules_at_their_endpoints() {
+    let s = Schedule::MultiStep { warmup: 0, milestones: vec![30, 60, 80], gamma: 0.1 };
+    let lr = |s: &Schedule, step| s.lr(1.0, step, 100);
+    assert_eq!(lr(&s, 0), 1.0);
+    assert_eq!(lr(&s, 29), 1.0);
+    assert!((lr(&s, 30) - 0.1).abs() < 1e-15);
+    assert!((lr(&s, 60) - 0.01).abs() < 1e-15);
+    assert!((lr(&s, 99) - 0.001).abs() < 1e-15);
+    let l = Schedule::Linear { warmup: 10, min_ratio: 0.0 };
+    assert_eq!(lr(&l, 0), 0.1); // warm-up: (step + 1) / 10
+    assert_eq!(lr(&l, 10), 1.0);
+    assert!((lr(&l, 55) - 0.5).abs() < 1e-12);
+    assert_eq!(lr(&l, 100), 0.0);
+    let cfg = microvision::Config::from_toml_str(
+        "[schedule]\nname = \"multistep\"\nmilestones = [1.5, 3]\ngamma = 0.2\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        Schedule::from_config(&cfg.schedule, 10),
+        Schedule::MultiStep { warmup: 0, milestones: vec![15, 30], gamma: 0.2 }
+    );
+    let e = microvision::Config::from_toml_str("[schedule]\nmilestones = [3, 1]\n", "t", &[]).unwrap_err();
+    assert!(e.to_string().contains("schedule.milestones"), "{e}");
+}
+
+#[test]
+fn grad_clip_value_clamps_each_element() {
+    let vs = VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[3], tch::nn::Init::Const(0.0));
+    let mut opt = microvision::train::optim::Optimizer::new(&vs, &Default::default());
+    (&w * Tensor::from_slice(&[5.0f32, -0.2, -7.0])).sum(Kind::Float).backward();
+    opt.clip_grad_value(1.0);
+    assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), vec![1.0, -0.2, -1.0]);
+}
+
+#[test]
+fn ema_averages_with_warmup_and_swaps_back() {
+    assert_eq!(decay_at(0.999, 0), 0.1);
+    assert_eq!(decay_at(0.999, 1_000_000), 0.999);
+    let vs = VarStore::new(Device::Cpu);
+    let mut w = vs.root().var("w", &[2], tch::nn::Init::Const(1.0));
+    let mut ema = Ema::new(&vs, 0.5);
+    tch::no_grad(|| w.copy_(&Tensor::from_slice(&[3.0f32, 5.0])));
+    ema.update(&vs, 100); // decay 0.5: avg = 0.5 * 1 + 0.5 * w
+    let avg = Vec::<f32>::try_from(&ema.state_tensors()[0].1).unwrap();
+    assert_eq!(avg, vec![2.0, 3.0]);
+    let seen = ema.with_averaged(&vs, || Vec::<f32>::try_from(&w).unwrap());
+    assert_eq!(seen, vec![2.0, 3.0], "evaluation sees the average");
+    assert_eq!(Vec::<f32>::try_from(&w).unwrap(), vec![3.0, 5.0], "the trained weights come back");
+}
+
+#[test]
+fn ema_run_resumes_bit_for_bit_and_exports_the_average() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 40);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.ema_decay = 0.9;
+    cfg.train.grad_clip_value = 0.5;
+    let mut straight = Trainer::new(cfg.clone()).unwrap();
+    straight.fit().unwrap();
+    let mut first = Trainer::new(cfg).unwrap();
+    first.stop_after = Some(1);
+    first.fit().unwrap();
+    let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+    resumed.fit().unwrap();
+    let a = checkpoint::load(&straight.run_dir.join("checkpoints"), "last").unwrap();
+    let b = checkpoint::load(&resumed.run_dir.join("checkpoints"), "last").unwrap();
+    let ema: Vec<_> = a.optim.iter().filter(|(n, _)| n.starts_with("ema.")).collect();
+    assert_eq!(ema.len(), a.weights.len(), "every tensor is averaged");
+    for ((na, ta), (nb, tb)) in a.optim.iter().zip(&b.optim) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs after resume");
+    }
+    // The average differs from the weights, and is what eval.json measured and export ships.
+    let avg = microvision::train::ema::weights_from_checkpoint(&a.optim).unwrap();
+    let w: std::collections::HashMap<_, _> = a.weights.into_iter().collect();
+    assert!(avg.iter().any(|(n, t)| t.kind() == Kind::Float && !t.equal(&w[n])));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["export", straight.run_dir.to_str().unwrap()])
+        .env_remove("MICROVISION_DATA")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = Tensor::read_safetensors(straight.run_dir.join("export/model.safetensors")).unwrap();
+    let map: std::collections::HashMap<_, _> = avg.into_iter().collect();
+    assert!(exported.iter().all(|(n, t)| t.equal(&map[n])), "export holds the average");
+}
+
+#[test]
+fn early_stopping_stops_when_the_metric_stalls() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 6;
+    cfg.optim.lr = 1e-12; // nothing is learnt: validation accuracy cannot improve
+    cfg.optim.weight_decay = 0.0;
+    cfg.train.early_stop_patience = 2;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.fit().unwrap();
+    assert_eq!(t.state.epoch, 3, "epoch 1 sets the best, epochs 2 and 3 do not improve");
+    assert!(t.run_dir.join("eval.json").exists(), "a stopped run still gets its final evaluation");
+}
