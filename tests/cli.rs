@@ -176,3 +176,31 @@ fn libtorch_panics_are_recognised_and_others_are_not() {
     let bug: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
     assert_eq!(microvision::cli::torch_message(bug.as_ref()), None);
 }
+
+#[test]
+fn lr_find_and_augment_preview_write_their_pictures() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 20);
+    let cfg = write_config(tmp.path());
+    let o = mv(&["lr-find", "-c", cfg.to_str().unwrap(), "--steps", "12", "--end", "1"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("swept 12 steps") && out.contains("suggested lr"), "{out}");
+    let run = std::fs::read_dir(tmp.path().join("runs")).unwrap().next().unwrap().unwrap().path();
+    assert!(run.file_name().unwrap().to_string_lossy().starts_with("cli-lrfind-"));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("lr_find.json")).unwrap()).unwrap();
+    assert_eq!(rec["lrs"].as_array().unwrap().len(), 12);
+    assert!(run.join("lr_find.png").exists() && run.join("lr_find.svg").exists());
+    let o = mv(&["lr-find", "-c", cfg.to_str().unwrap(), "--start", "1", "--end", "0.1"], tmp.path());
+    assert_user_error(&o, 2, &["--start", "--end"]);
+
+    let out_dir = tmp.path().join("preview");
+    let args = ["augment-preview", "-c", cfg.to_str().unwrap(), "--set", "augment.mixup_alpha=0.4", "--count", "20"];
+    let o = mv(&[&args[..], &["--out", out_dir.to_str().unwrap()]].concat(), tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = std::fs::read(out_dir.join("augment_preview.png")).unwrap();
+    assert!(png.len() > 10_000, "a grid of 20 images");
+    let svg = std::fs::read_to_string(out_dir.join("augment_preview.svg")).unwrap();
+    assert!(svg.contains('%'), "mixed batches are captioned with their target weights");
+}

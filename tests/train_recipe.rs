@@ -115,3 +115,27 @@ fn early_stopping_stops_when_the_metric_stalls() {
     assert_eq!(t.state.epoch, 3, "epoch 1 sets the best, epochs 2 and 3 do not improve");
     assert!(t.run_dir.join("eval.json").exists(), "a stopped run still gets its final evaluation");
 }
+
+#[test]
+fn lr_suggestion_is_the_steepest_descent() {
+    use microvision::train::trainer::suggest_lr;
+    // A loss that falls fastest (per log lr) at lr = 1e-3: a logistic in log10(lr) centred there.
+    let lrs: Vec<f64> = (0..81).map(|i| 10f64.powf(-7.0 + i as f64 * 0.1)).collect();
+    let loss: Vec<f64> = lrs.iter().map(|lr| 2.0 - 1.0 / (1.0 + (-(lr.log10() + 3.0) * 2.0).exp())).collect();
+    let s = suggest_lr(&lrs, &loss).unwrap();
+    assert!((s.log10() + 3.0).abs() < 0.051, "{s}");
+    assert_eq!(suggest_lr(&lrs[..4], &loss[..4]), None);
+}
+
+#[test]
+fn lr_find_sweeps_geometrically_and_leaves_the_schedule_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    let mut t = Trainer::new(cfg).unwrap();
+    let rec = t.lr_find(1e-5, 1e-1, 9).unwrap(); // 9 steps over 2 epochs of 3 batches: cycles
+    assert_eq!(rec.lrs.len(), 9);
+    assert!((rec.lrs[0] - 1e-5).abs() < 1e-18 && (rec.lrs[8] - 1e-1).abs() < 1e-12);
+    assert!((rec.lrs[4] - 1e-3).abs() < 1e-15, "geometric midpoint");
+    assert!(rec.losses.iter().all(|l| l.is_finite()));
+}

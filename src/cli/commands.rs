@@ -94,6 +94,46 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f64, usize)) -> Result<()> {
+    if !(start > 0.0 && end > start && steps >= 5) {
+        return Err(crate::Error::Config(format!(
+            "lr-find: expected 0 < --start < --end and --steps >= 5 (got {start}, {end}, {steps})"
+        )));
+    }
+    let mut cfg = Config::load(config, overrides)?;
+    cfg.name = format!("{}-lrfind", cfg.name);
+    cfg.train.on_nan = "stop".into();
+    let mut trainer = Trainer::new(cfg)?;
+    let rec = trainer.lr_find(start, end, steps)?;
+    run_dir::write_json(&trainer.run_dir.join("lr_find.json"), &rec)?;
+    let chart = crate::analysis::plots::lr_find_chart(&rec, &trainer.cfg.model.name);
+    let files = crate::analysis::plots::save(&chart, &trainer.run_dir, "lr_find")?;
+    println!("swept {} steps from {start:e} to {:e}", rec.lrs.len(), rec.lrs.last().copied().unwrap_or(start));
+    match (rec.suggested_lr, rec.min_loss_lr) {
+        (Some(s), Some(m)) => println!(
+            "suggested lr {s:.2e} (steepest descent of the smoothed loss); lowest loss at {m:.2e}, a tenth of it: {:.2e}",
+            m / 10.0
+        ),
+        _ => println!("no suggestion: the sweep was too short (the loss exploded at once; lower --start)"),
+    }
+    println!("wrote {} and {}", trainer.run_dir.join("lr_find.json").display(), files[0].display());
+    Ok(())
+}
+
+pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &Path) -> Result<()> {
+    let cfg = Config::load(config, overrides)?;
+    let data = data::load(&cfg.data, cfg.train.seed)?;
+    let mut spec = crate::train::trainer::loader_spec(&cfg, &data, true);
+    spec.batch_size = count.clamp(1, data.train.len() as usize) as i64;
+    spec.prefetch = 0;
+    let loader = crate::data::loader::Loader::new(&data.train, spec);
+    let batch = loader.epoch(1).next().ok_or_else(|| crate::Error::Config("the training split is empty".into()))?;
+    let grid = crate::analysis::plots::augment_grid(&batch, &data.train.classes, &data.mean, &data.std);
+    let files = crate::analysis::plots::save(&grid, out, "augment_preview")?;
+    println!("wrote {} and {}", files[0].display(), files[1].display());
+    Ok(())
+}
+
 pub fn models(memory: bool) -> Result<()> {
     use crate::bench::memory::step_bytes_at_128;
     let args = ModelArgs::default();

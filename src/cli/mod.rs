@@ -53,6 +53,39 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Learning-rate range test: sweep the lr exponentially, plot the loss, suggest a rate.
+    LrFind {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Override a config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// First learning rate.
+        #[arg(long, default_value_t = 1e-7)]
+        start: f64,
+        /// Last learning rate.
+        #[arg(long, default_value_t = 10.0)]
+        end: f64,
+        /// Steps of the sweep (it stops early when the loss explodes).
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+    },
+    /// Save a grid of augmented training images (the config's augmentations, first batch).
+    AugmentPreview {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Override a config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Images in the grid.
+        #[arg(long, default_value_t = 40)]
+        count: usize,
+        /// Output directory (writes augment_preview.png and .svg).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Export a run's weights (PyTorch state_dict names) with a JSON describing the model.
     Export {
         /// Run directory.
@@ -165,6 +198,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
         Command::Plot { run_dir } => commands::plot(&run_dir),
+        Command::LrFind { config, overrides, start, end, steps } => {
+            commands::lr_find(&config, &overrides, (start, end, steps))
+        }
+        Command::AugmentPreview { config, overrides, count, out } => {
+            commands::augment_preview(&config, &overrides, count, &out)
+        }
         Command::Report { run_dir, out } => commands::report(&run_dir, out),
         Command::Models { memory } => commands::models(memory),
         Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),

@@ -8,11 +8,13 @@
 
 mod charts;
 mod images;
+mod recipe;
 mod run;
 
 pub use charts::{Bars, Heatmap, LineChart, Table};
 pub use images::{ImageGrid, Tile};
 pub use plotters::style::RGBColor as RGB;
+pub use recipe::{augment_grid, lr_find_chart};
 pub use run::{draw_run, RunPlots};
 
 use plotters::coord::Shift;

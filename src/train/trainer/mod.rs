@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind};
 
+mod lr_find;
 mod persist;
+
+pub use lr_find::{suggest_lr, LrFind};
 
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
@@ -56,6 +59,8 @@ pub struct Trainer {
     /// writes `last` and returns [`Error::Interrupted`] with the command that resumes the run.
     pub stop: Arc<AtomicBool>,
     optim: Optimizer,
+    /// A fixed learning rate instead of the schedule (the LR finder's sweep).
+    lr_override: Option<f64>,
     /// Moving average of the weights (`train.ema_decay` > 0), evaluated instead of the weights.
     ema: Option<Ema>,
     schedule: Schedule,
@@ -154,6 +159,7 @@ impl Trainer {
             model,
             state,
             stop_after: None,
+            lr_override: None,
             stop: Arc::new(AtomicBool::new(false)),
             optim,
             ema,
@@ -355,6 +361,9 @@ impl Trainer {
     }
 
     fn lr_at(&self, step: u64) -> f64 {
+        if let Some(lr) = self.lr_override {
+            return lr;
+        }
         let total = self.train_loader.num_batches() as u64 * self.cfg.train.epochs as u64;
         self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
     }
