@@ -2,7 +2,8 @@
 # Installs what microvision needs to build and run, idempotently:
 #   - a Python venv holding the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python API,
 #     used by the build and by the PyTorch-oracle tests), numpy, safetensors, tensorboard (the
-#     oracle that reads our event files) and mlflow (the tracking server the MLflow test talks to);
+#     oracle that reads our event files), torchvision (the oracle of the augmentation policies) and
+#     mlflow (the tracking server the MLflow test talks to);
 #   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
@@ -16,7 +17,7 @@ PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
-packages="torch==$TORCH_VERSION numpy safetensors tensorboard mlflow"
+packages="torch==$TORCH_VERSION torchvision==0.26.0 numpy safetensors tensorboard mlflow"
 # The stamp names the package list, so adding a package re-runs the (idempotent) install.
 stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
 

@@ -77,6 +77,13 @@ pub struct DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
+    /// Augmentation policy applied after crop and flip: "" (none), "autoaugment" (CIFAR-10
+    /// policy), "randaugment" or "trivialaugment"; each operation equals torchvision's.
+    pub policy: String,
+    /// RandAugment: operations per image (N).
+    pub randaugment_n: i64,
+    /// RandAugment: magnitude bin M of 31 (0-30).
+    pub randaugment_m: i64,
     /// Cutout square side in pixels (0 = off); DeVries & Taylor use 16 on CIFAR-10.
     pub cutout: i64,
     /// Cutout squares per image.
@@ -100,6 +107,9 @@ pub struct AugmentConfig {
 impl Default for AugmentConfig {
     fn default() -> Self {
         AugmentConfig {
+            policy: String::new(),
+            randaugment_n: 2,
+            randaugment_m: 9,
             cutout: 0,
             cutout_count: 1,
             random_erasing: 0.0,

@@ -74,6 +74,11 @@ pub(super) fn validate(c: &Config) -> Result<()> {
         ));
     }
     let a = &c.augment;
+    one_of("augment.policy", &a.policy, &["", "autoaugment", "randaugment", "trivialaugment"])?;
+    positive_i("augment.randaugment_n", a.randaugment_n)?;
+    if !(0..=30).contains(&a.randaugment_m) {
+        return Err(config_err!("`augment.randaugment_m` = {}: expected a magnitude bin in 0..=30", a.randaugment_m));
+    }
     non_negative_i("augment.cutout", a.cutout)?;
     positive_i("augment.cutout_count", a.cutout_count)?;
     in_range("augment.random_erasing", a.random_erasing, 0.0, 1.0)?;

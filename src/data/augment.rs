@@ -1,5 +1,6 @@
-//! The recipe augmentations beyond crop and flip, batched on the compute device: colour jitter,
-//! Cutout, Random Erasing, Mixup and CutMix. Each transform is a pure function of the batch and
+//! The recipe augmentations beyond crop and flip, batched on the compute device: a policy
+//! (AutoAugment, RandAugment, TrivialAugment; see [`super::policies`]), colour jitter, Cutout,
+//! Random Erasing, Mixup and CutMix. Each transform is a pure function of the batch and
 //! per-image parameters; [`draw`] draws those parameters on the host from the loader's seeded
 //! generator, so every epoch's augmentations are reproducible and resumable.
 //!
@@ -12,6 +13,7 @@ use rand_distr::{Beta, Distribution};
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
+use super::policies::{Chain, Policy};
 use crate::config::AugmentConfig;
 
 /// Rectangles to erase, `(y0, x0, y1, x1)` with exclusive ends; `y0 == y1` is "none".
@@ -84,6 +86,8 @@ pub enum Mix {
 /// One batch's augmentation draws (besides crop and flip).
 #[derive(Debug, Clone, Default)]
 pub struct Draws {
+    /// Policy operation chains per image (AutoAugment, RandAugment, TrivialAugment).
+    pub chains: Option<Vec<Chain>>,
     /// Colour-jitter factors per image (brightness, contrast, saturation).
     pub jitter: Option<Vec<[f32; 3]>>,
     /// Cutout boxes, `cutout_count` per image.
@@ -97,6 +101,15 @@ pub struct Draws {
 /// Draws the parameters of one batch of `b` images of `h x w` pixels.
 pub fn draw(c: &AugmentConfig, b: usize, h: i64, w: i64, rng: &mut Pcg64) -> Draws {
     let mut d = Draws::default();
+    let policy = match c.policy.as_str() {
+        "autoaugment" => Some(Policy::AutoAugment),
+        "randaugment" => Some(Policy::RandAugment { n: c.randaugment_n as usize, m: c.randaugment_m as usize }),
+        "trivialaugment" => Some(Policy::TrivialAugment),
+        _ => None,
+    };
+    if let Some(p) = policy {
+        d.chains = Some(super::policies::draw(p, b, (h, w), rng));
+    }
     let (bj, cj, sj) = (c.brightness, c.contrast, c.saturation);
     if bj > 0.0 || cj > 0.0 || sj > 0.0 {
         let mut factor = |j: f64| if j > 0.0 { rng.gen_range((1.0 - j).max(0.0)..=1.0 + j) as f32 } else { 1.0 };

@@ -173,6 +173,9 @@ impl BatchMaker {
         if let (Some(pad), Some((dy, dx, flip))) = (self.spec.augment_pad, &plan.aug) {
             x = crop_flip(&x, pad, &AugmentParams::new(dy, dx, flip, device));
         }
+        if let Some(chains) = &plan.draws.chains {
+            x = super::policies::apply_chains(&x, chains);
+        }
         let x = match &plan.draws.jitter {
             Some(f) => {
                 let factors = Tensor::from_slice(&f.concat()).view([f.len() as i64, 3]).to_device(device);

@@ -7,7 +7,9 @@
 pub mod augment;
 pub mod cifar;
 pub mod download;
+pub mod image_ops;
 pub mod loader;
+pub mod policies;
 pub mod transforms;
 
 use std::path::{Path, PathBuf};
