@@ -139,3 +139,45 @@ fn lr_find_sweeps_geometrically_and_leaves_the_schedule_alone() {
     assert!((rec.lrs[4] - 1e-3).abs() < 1e-15, "geometric midpoint");
     assert!(rec.losses.iter().all(|l| l.is_finite()));
 }
+
+fn same_batch_twice(cfg: &microvision::Config) -> Vec<microvision::data::loader::Batch> {
+    let data = microvision::data::load(&cfg.data, cfg.train.seed).unwrap();
+    let spec = microvision::train::trainer::loader_spec(cfg, &data, true);
+    let b = microvision::data::loader::Loader::new(&data.train, spec).epoch(1).next().unwrap();
+    let copy = microvision::data::loader::Batch {
+        images: b.images.copy(),
+        labels: b.labels.copy(),
+        targets: b.targets.as_ref().map(Tensor::copy),
+    };
+    vec![b, copy]
+}
+
+#[test]
+fn accumulated_micro_batches_add_up_to_one_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.model.dropout = 0.0; // no masks: the two micro-batches see exactly the same network
+    let group = same_batch_twice(&cfg);
+    // One step over [b, b] with losses weighted 1/2 each equals one step over [b]: g/2 + g/2 = g.
+    let mut one = Trainer::new(cfg.clone()).unwrap();
+    one.train_step(&group[..1]).unwrap();
+    cfg.train.accumulate_steps = 2;
+    let mut two = Trainer::new(cfg.clone()).unwrap();
+    assert_eq!(two.steps_per_epoch() * 2, one.steps_per_epoch());
+    two.train_step(&group).unwrap();
+    let (a, b) = (one.model.vs.trainable_variables(), two.model.vs.trainable_variables());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.equal(y)), "accumulated step differs from the plain one");
+    // A whole run with accumulation counts optimizer steps and resumes bit for bit.
+    cfg.train.epochs = 2;
+    let mut straight = Trainer::new(cfg.clone()).unwrap();
+    straight.fit().unwrap();
+    assert_eq!(straight.state.step as usize, 2 * straight.steps_per_epoch());
+    let mut first = Trainer::new(cfg).unwrap();
+    first.stop_after = Some(1);
+    first.fit().unwrap();
+    let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+    resumed.fit().unwrap();
+    let (wa, wb) = (straight.model.vs.variables(), resumed.model.vs.variables());
+    assert!(wa.iter().all(|(n, t)| t.equal(&wb[n])), "resume with accumulation differs");
+}

@@ -204,6 +204,9 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this value (0 = off).
     pub grad_clip: f64,
+    /// Micro-batches whose gradients add up before each optimizer step: the effective batch is
+    /// `data.batch_size` x `accumulate_steps` (1 = plain steps).
+    pub accumulate_steps: i64,
     /// Clip every gradient element to [-v, v] (0 = off); applied before norm clipping.
     pub grad_clip_value: f64,
     /// Keep an exponential moving average of the weights with this decay and evaluate it
@@ -340,6 +343,7 @@ impl Default for TrainConfig {
             threads: 0,
             label_smoothing: 0.0,
             grad_clip: 0.0,
+            accumulate_steps: 1,
             grad_clip_value: 0.0,
             ema_decay: 0.0,
             early_stop_patience: 0,

@@ -62,6 +62,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
     in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
+    positive_i("train.accumulate_steps", c.train.accumulate_steps)?;
     in_range("train.grad_clip_value", c.train.grad_clip_value, 0.0, f64::MAX)?;
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;

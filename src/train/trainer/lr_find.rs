@@ -58,7 +58,7 @@ impl Trainer {
                 }
                 let lr = sweep_lr(i, steps, start, end);
                 self.lr_override = Some(lr);
-                let loss = match self.train_step(&batch) {
+                let loss = match self.train_step(std::slice::from_ref(&batch)) {
                     Ok((loss, _)) => loss,
                     Err(Error::Diverged(_)) => break 'sweep, // the loss exploded: the sweep is over
                     Err(e) => return Err(e),

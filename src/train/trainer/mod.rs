@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 use tch::{Device, Kind};
 
 mod lr_find;
 mod persist;
+mod steps;
 
 pub use lr_find::{suggest_lr, LrFind};
 
@@ -135,7 +135,8 @@ impl Trainer {
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
-        let schedule = Schedule::from_config(&cfg.schedule, train_loader.num_batches() as u64);
+        let steps_per_epoch = train_loader.num_batches() as u64 / cfg.train.accumulate_steps.max(1) as u64;
+        let schedule = Schedule::from_config(&cfg.schedule, steps_per_epoch);
         let state = TrainState {
             epoch: 0,
             step: 0,
@@ -190,7 +191,7 @@ impl Trainer {
         let info = FitInfo {
             config: &self.cfg,
             start_epoch: self.state.epoch + 1,
-            batches_per_epoch: self.train_loader.num_batches(),
+            batches_per_epoch: self.steps_per_epoch(),
             batch_size: self.cfg.data.batch_size,
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
@@ -251,83 +252,6 @@ impl Trainer {
         Ok(val)
     }
 
-    /// Trains the (rest of the) epoch; returns mean loss, accuracy, seconds and images seen.
-    fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64, i64)> {
-        // Batches of this epoch already trained before an interruption (0 unless resuming mid-epoch).
-        let per_epoch = self.train_loader.num_batches() as i64;
-        let done = (self.state.step - (epoch - 1) * per_epoch).clamp(0, per_epoch) as usize;
-        let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
-        for batch in self.train_loader.epoch_from(epoch as u64, done) {
-            // Dropout masks derive from (seed, step): resuming at any step needs no generator state.
-            crate::models::layers::seed_dropout(mix(self.cfg.train.seed ^ DROPOUT_SALT, self.state.step as u64));
-            let (loss, n_correct) = self.train_step(&batch)?;
-            let b = batch.labels.size()[0];
-            loss_sum += loss * b as f64;
-            correct += n_correct;
-            seen += b;
-            let step = StepInfo {
-                epoch,
-                step: self.state.step,
-                loss,
-                acc: n_correct / b as f64,
-                lr: self.lr_at(self.state.step as u64 - 1),
-                img_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
-            };
-            self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
-            if self.stop.load(Ordering::Relaxed) {
-                return Err(self.interrupt(start.elapsed().as_secs_f64()));
-            }
-        }
-        let secs = start.elapsed().as_secs_f64();
-        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs, seen))
-    }
-
-    /// One optimizer step: forward, loss, backward, clip, update. Returns (loss, correct count).
-    /// The loss uses the batch's soft targets when it was mixed (LibTorch's cross-entropy takes
-    /// class probabilities as targets, label smoothing included), else its labels.
-    pub fn train_step(&mut self, batch: &Batch) -> Result<(f64, f64)> {
-        let (smoothing, compute) = (self.cfg.train.label_smoothing, self.compute_kind());
-        let (images, labels) = (&batch.images, &batch.labels);
-        let target = batch.targets.as_ref().unwrap_or(labels);
-        let checkpointed = if self.cfg.train.grad_checkpointing {
-            self.optim.zero_grad();
-            let scale = if self.precision == Precision::Fp16 { self.state.loss_scaler.scale } else { 1.0 };
-            step::forward_backward_checkpointed(&self.model, images, target, compute, smoothing, scale)
-        } else {
-            None
-        };
-        let (loss, logits) = match &checkpointed {
-            Some((loss, logits)) => (loss.shallow_clone(), logits.shallow_clone()),
-            None => step::forward_loss(&self.model, images, target, compute, smoothing),
-        };
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            return Err(Error::Diverged(format!(
-                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. Lower optim.lr \
-                 or set train.grad_clip or train.on_nan = \"restore\" in {}/config.toml, then resume with --resume {}",
-                self.state.step + 1,
-                self.state.epoch + 1,
-                self.run_dir.display(),
-                self.run_dir.display()
-            )));
-        }
-        let lr = self.lr_at(self.state.step as u64);
-        let scaler = (self.precision == Precision::Fp16).then_some(&mut self.state.loss_scaler);
-        let clip = step::Clip { norm: self.cfg.train.grad_clip, value: self.cfg.train.grad_clip_value };
-        if checkpointed.is_some() {
-            step::update(&mut self.optim, clip, lr, scaler);
-        } else {
-            step::backward_update(&mut self.optim, &loss, clip, lr, scaler);
-        }
-        if let Some(ema) = &mut self.ema {
-            ema.update(&self.model.vs, self.state.step);
-        }
-        self.state.step += 1;
-        let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
-        Ok((loss_value, correct))
-    }
-
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
         let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
@@ -364,7 +288,7 @@ impl Trainer {
         if let Some(lr) = self.lr_override {
             return lr;
         }
-        let total = self.train_loader.num_batches() as u64 * self.cfg.train.epochs as u64;
+        let total = self.steps_per_epoch() as u64 * self.cfg.train.epochs as u64;
         self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
     }
 
