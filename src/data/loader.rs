@@ -118,7 +118,7 @@ impl Loader {
             spec: self.spec.clone(),
         };
         if self.spec.prefetch == 0 {
-            return BatchIter { inner: Inner::Inline { maker, plans: plans.into_iter() } };
+            return BatchIter { inner: Inner::Inline { maker: Box::new(maker), plans: plans.into_iter() } };
         }
         let (tx, rx) = sync_channel(self.spec.prefetch);
         let handle = std::thread::spawn(move || {
@@ -199,7 +199,7 @@ pub struct BatchIter {
 }
 
 enum Inner {
-    Inline { maker: BatchMaker, plans: std::vec::IntoIter<Plan> },
+    Inline { maker: Box<BatchMaker>, plans: std::vec::IntoIter<Plan> },
     Prefetch { rx: Receiver<Batch>, handle: Option<JoinHandle<()>> },
 }
 
