@@ -115,7 +115,7 @@ fn enum_errors_list_choices_and_suggest() {
     assert!(e.contains("optim.name") && e.contains("sgd, adamw") && e.contains("did you mean \"sgd\""), "{e}");
     let e = err("", &["train.precision=fp8"]);
     assert!(e.contains("train.precision") && e.contains("bf16"), "{e}");
-    let e = err("", &["schedule.name=linear"]);
+    let e = err("", &["schedule.name=exponential"]);
     assert!(e.contains("onecycle"), "{e}");
 }
 

@@ -155,7 +155,6 @@ pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
         x_label: "epoch".into(),
         y_label: y.into(),
         series,
-        log_y: false,
     };
     Ok((chart("Validation accuracy", "top-1 accuracy (%)", acc), chart("Validation loss", "cross-entropy", loss)))
 }

@@ -17,8 +17,6 @@ pub struct LineChart {
     pub y_label: String,
     /// `(legend, points)` per line.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
-    /// Log-scale y axis (losses over many epochs, LR schedules).
-    pub log_y: bool,
 }
 
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -43,42 +41,27 @@ impl Figure for LineChart {
     {
         let all = || self.series.iter().flat_map(|(_, p)| p.iter());
         let (x0, x1) = bounds(all().map(|p| p.0));
-        let ys = all().map(|p| p.1).filter(|y| !self.log_y || *y > 0.0);
-        let (y0, y1) = bounds(ys);
-        let mut builder = ChartBuilder::on(root);
-        builder.caption(&self.title, ("sans-serif", 24)).margin(12).x_label_area_size(40).y_label_area_size(70);
-        if self.log_y {
-            let mut chart = builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())?;
-            chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw()?;
-            for (i, (name, pts)) in self.series.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
-                if pts.len() <= 60 {
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-                }
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        let (y0, y1) = bounds(all().map(|p| p.1));
+        let pad = (y1 - y0) * 0.05;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 24))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)?;
+        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw()?;
+        for (i, (name, pts)) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            if pts.len() <= 60 {
+                // Markers: a run of one or a few epochs still shows its points.
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
             }
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        } else {
-            let pad = (y1 - y0) * 0.05;
-            let mut chart = builder.build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)?;
-            chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw()?;
-            for (i, (name, pts)) in self.series.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                if pts.len() <= 60 {
-                    // Markers: a run of one or a few epochs still shows its points.
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-                }
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-            }
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
         Ok(())
     }
 }

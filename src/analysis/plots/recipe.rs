@@ -26,7 +26,6 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
         x_label: "log10(learning rate)".into(),
         y_label: "training loss".into(),
         series,
-        log_y: false,
     }
 }
 

@@ -40,7 +40,6 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
         x_label: "epoch".into(),
         y_label: y.into(),
         series: vec![(a.0.into(), a.1), (b.0.into(), b.1)],
-        log_y: false,
     };
     let loss =
         curves("Loss", "cross-entropy", ("train", h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
@@ -106,7 +105,6 @@ fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         x_label: "step".into(),
         y_label: "learning rate".into(),
         series,
-        log_y: false,
     }
 }
 
