@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DataConfig};
-use crate::data::{self, cifar};
-use crate::data_err;
+use crate::data;
 use crate::error::Result;
 use crate::models::{Model, ModelArgs, MODELS};
 use crate::train::checkpoint;
@@ -178,7 +177,7 @@ pub fn models(memory: bool) -> Result<()> {
 }
 
 fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
-    cifar::spec(dataset).ok_or_else(|| data_err!("unknown dataset {dataset:?}; expected cifar10 or cifar100"))?;
+    data::source::source(dataset)?;
     let root =
         root.or_else(|| std::env::var_os("MICROVISION_DATA").map(PathBuf::from)).unwrap_or_else(|| "data".into());
     Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
@@ -187,7 +186,7 @@ fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
 pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
     let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
     let dir = data::locate_or_download(&cfg)?;
-    cifar::spec(dataset).expect("checked").verify(&dir)?;
+    data::source::source(dataset)?.verify(&dir)?;
     println!("{dataset} is ready in {} (MD5 verified)", dir.display());
     Ok(())
 }
@@ -267,7 +266,19 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
             run_dir::write_atomic(&weights, &bytes)?;
         }
     }
-    let spec = cifar::spec(&cfg.data.dataset).expect("validated dataset");
+    let src = data::source::source(&cfg.data.dataset)?;
+    // The statistics the run normalised with (env.json), else the published ones.
+    let env: serde_json::Value = std::fs::read_to_string(run.join("env.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let (mean, std) = match (env["norm_mean"].as_array(), env["norm_std"].as_array()) {
+        (Some(m), Some(s)) => (serde_json::json!(m), serde_json::json!(s)),
+        _ => {
+            src.known_stats().map_or((serde_json::Value::Null, serde_json::Value::Null), |(m, s)| (m.into(), s.into()))
+        }
+    };
+    let classes = src.locate(&cfg.data.root).and_then(|d| src.read_split(&d, false).ok()).map(|t| t.classes);
     let meta = serde_json::json!({
         "model": cfg.model.name,
         "args": model_args(&cfg),
@@ -275,8 +286,8 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
         "weights": if ema.is_some() { "exponential moving average" } else { "trained" },
         "epoch": loaded.state.epoch,
         "best_val_acc": loaded.state.best_acc,
-        "input": {"channels": 3, "size": cfg.data.input_size, "mean": spec.mean, "std": spec.std, "layout": "NCHW float32"},
-        "classes": spec.locate(&cfg.data.root).map_or_else(|| spec.class_names(&cfg.data.root), |d| spec.class_names(&d)),
+        "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
+        "classes": classes,
     });
     run_dir::write_json(&out.join("model.json"), &meta)?;
     println!("wrote {} and {}", weights.display(), out.join("model.json").display());

@@ -42,7 +42,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Dataset name: "cifar10" or "cifar100".
+    /// Dataset name: "cifar10", "cifar100", "mnist", "fashion_mnist" or "kmnist".
     pub dataset: String,
     /// Directory holding the dataset (or its parent). The environment variable
     /// `MICROVISION_DATA` overrides the file's value; `--set data.root=...` overrides both.
@@ -66,6 +66,8 @@ pub struct DataConfig {
     pub workers: i64,
     /// Train-time augmentation (random crop with padding + horizontal flip).
     pub augment: bool,
+    /// Horizontal flips in the train-time augmentation (off for digits and text).
+    pub hflip: bool,
     /// Padding for the random crop, in pixels.
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
@@ -288,6 +290,7 @@ impl Default for DataConfig {
             eval_batch_size: 500,
             workers: 1,
             augment: true,
+            hflip: true,
             crop_padding: 4,
             val_split: 0.0,
         }

@@ -5,7 +5,7 @@ use crate::config_err;
 use crate::error::Result;
 
 /// Valid values of the string-valued options.
-pub const DATASETS: &[&str] = &["cifar10", "cifar100"];
+pub use crate::data::source::DATASETS;
 /// Optimizer names.
 pub const OPTIMIZERS: &[&str] = &["sgd", "adamw"];
 /// Schedule names.
@@ -96,16 +96,21 @@ fn consistency(c: &Config) -> Result<()> {
     if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
         return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
     }
-    if c.data.dataset == "cifar10" && c.data.num_classes != 10 {
-        return Err(config_err!("`data.num_classes` = {}: cifar10 has 10 classes", c.data.num_classes));
+    let src = crate::data::source::source(&c.data.dataset)?;
+    let (d, classes, size) = (&c.data.dataset, src.num_classes(), src.image_size());
+    if c.data.num_classes != classes {
+        return Err(config_err!("`data.num_classes` = {}: {d} has {classes} classes", c.data.num_classes));
     }
-    if c.data.dataset == "cifar100" && c.data.num_classes != 100 {
-        return Err(config_err!("`data.num_classes` = {}: cifar100 has 100 classes", c.data.num_classes));
-    }
-    if c.data.input_size != 32 {
+    if c.data.input_size != size {
         return Err(config_err!(
-            "`data.input_size` = {}: the CIFAR datasets are 32x32; expected 32",
+            "`data.input_size` = {}: {d} images are {size}x{size}; expected {size}",
             c.data.input_size
+        ));
+    }
+    let a = &c.augment;
+    if src.channels() == 1 && (!a.policy.is_empty() || a.contrast > 0.0 || a.saturation > 0.0) {
+        return Err(config_err!(
+            "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"
         ));
     }
     if c.data.crop_padding >= c.data.input_size {

@@ -43,6 +43,39 @@ pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()>
     extract(&archive, root, spec.dir)
 }
 
+/// Downloads each `(name, md5)` of `files` from `base` + name into `dir` (skipping files already
+/// there with the right MD5), each through a `.partial` file that is renamed only once verified.
+pub fn fetch_files(base: &str, files: &[(&str, &str)], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create data directory", dir, e))?;
+    for (name, md5) in files {
+        let dest = dir.join(name);
+        if dest.is_file() && md5_matches(&dest, md5)? {
+            continue;
+        }
+        let partial = dir.join(format!(".{name}.partial"));
+        let url = format!("{}/{name}", base.trim_end_matches('/'));
+        let mut last_err = None;
+        for attempt in 1..=ATTEMPTS {
+            match download(&url, &partial, md5) {
+                Ok(()) => {
+                    last_err = None;
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("download attempt {attempt}/{ATTEMPTS} failed: {e}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last_err {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, &dest).map_err(|e| Error::io("cannot rename", &partial, e))?;
+    }
+    Ok(())
+}
+
 fn md5_matches(path: &Path, want: &str) -> Result<bool> {
     Ok(super::cifar::md5_file(path)? == want)
 }

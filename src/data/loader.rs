@@ -27,12 +27,14 @@ pub struct LoaderSpec {
     pub shuffle: bool,
     /// Random crop padding and horizontal flip; `None` = no augmentation.
     pub augment_pad: Option<i64>,
+    /// Flip horizontally (half of the images) as part of the augmentation.
+    pub hflip: bool,
     /// Drop the last incomplete batch (training) or keep it (evaluation).
     pub drop_last: bool,
     /// Per-channel normalisation mean.
-    pub mean: [f64; 3],
+    pub mean: Vec<f64>,
     /// Per-channel normalisation std.
-    pub std: [f64; 3],
+    pub std: Vec<f64>,
     /// Produce channels_last tensors.
     pub channels_last: bool,
     /// Batches prepared ahead on a background thread (0 = prepare inline).
@@ -143,7 +145,8 @@ impl Loader {
                 let aug = self.spec.augment_pad.map(|pad| {
                     let dy = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
                     let dx = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
-                    let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5)).collect();
+                    // Drawn even when flips are off, so the other draws do not shift.
+                    let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5) && self.spec.hflip).collect();
                     (dy, dx, flip)
                 });
                 // Drawn after crop and flip from the same generator: with every recipe option off

@@ -7,9 +7,11 @@
 pub mod augment;
 pub mod cifar;
 pub mod download;
+pub mod idx;
 pub mod image_ops;
 pub mod loader;
 pub mod policies;
+pub mod source;
 pub mod transforms;
 
 use std::path::{Path, PathBuf};
@@ -93,23 +95,25 @@ pub struct DataSplits {
     pub val: Dataset,
     /// Test split.
     pub test: Dataset,
-    /// Per-channel normalisation mean.
-    pub mean: [f64; 3],
+    /// Per-channel normalisation mean (published, or computed from the training split).
+    pub mean: Vec<f64>,
     /// Per-channel normalisation std.
-    pub std: [f64; 3],
+    pub std: Vec<f64>,
     /// Directory the files were read from.
     pub dir: PathBuf,
 }
 
 /// Finds (or downloads) the configured dataset and reads both splits into memory.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
+    let src = source::source(&cfg.dataset)?;
     let dir = locate_or_download(cfg)?;
-    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
     if cfg.verify_md5 {
-        spec.verify(&dir)?;
+        src.verify(&dir)?;
     }
-    let full_train = spec.read_split(&dir, true)?;
-    let test = spec.read_split(&dir, false)?;
+    let full_train = src.read_split(&dir, true)?;
+    let test = src.read_split(&dir, false)?;
+    // Statistics of the whole training split (before any validation hold-out), as published.
+    let (mean, std) = src.known_stats().unwrap_or_else(|| full_train.mean_std());
     let (train, val) = if cfg.val_split > 0.0 {
         full_train.split(cfg.val_split, seed)
     } else {
@@ -120,45 +124,52 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
         };
         (full_train, val)
     };
-    Ok(DataSplits { train, val, test, mean: spec.mean, std: spec.std, dir })
+    Ok(DataSplits { train, val, test, mean, std, dir })
 }
 
 /// The test split of a dataset that is already on disk (never downloads): for re-drawing a
 /// finished run's plots.
 pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {
-    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
-    let dir = spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "not downloaded"))?;
-    spec.read_split(&dir, false)
+    let src = source::source(&cfg.dataset)?;
+    let dir = src.locate(&cfg.root).ok_or_else(|| missing(src, &cfg.root, "not downloaded"))?;
+    src.read_split(&dir, false)
 }
 
-/// The dataset directory under `data.root`, downloading the official archive when allowed.
+/// The dataset directory under `data.root`, downloading the official files when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
-    let spec = cifar::spec(&cfg.dataset).ok_or_else(|| data_err!("unknown dataset {:?}", cfg.dataset))?;
-    if let Some(dir) = spec.locate(&cfg.root) {
+    let src = source::source(&cfg.dataset)?;
+    if let Some(dir) = src.locate(&cfg.root) {
         return Ok(dir);
     }
     if !cfg.download {
-        return Err(missing(spec, &cfg.root, "data.download = false"));
+        return Err(missing(src, &cfg.root, "data.download = false"));
     }
-    let url = if cfg.url.is_empty() { spec.url } else { cfg.url.as_str() };
-    download::fetch_and_extract(spec, url, &cfg.root).map_err(|e| match e {
-        crate::error::Error::Data(msg) => {
-            data_err!("{msg}\n{}", missing(spec, &cfg.root, "download failed"))
-        }
+    src.fetch(&cfg.url, &cfg.root).map_err(|e| match e {
+        crate::error::Error::Data(msg) => data_err!("{msg}\n{}", missing(src, &cfg.root, "download failed")),
         other => other,
     })?;
-    spec.locate(&cfg.root).ok_or_else(|| missing(spec, &cfg.root, "the archive did not contain the expected files"))
+    src.locate(&cfg.root).ok_or_else(|| missing(src, &cfg.root, "the download did not contain the expected files"))
 }
 
-fn missing(spec: &cifar::CifarSpec, root: &Path, why: &str) -> crate::error::Error {
+fn missing(src: source::Source, root: &Path, why: &str) -> crate::error::Error {
+    let hint = match src {
+        source::Source::Cifar(spec) => format!(
+            "Put the official binary files ({}, ...) in {}, or download {} (MD5 {}) and extract it there",
+            spec.train_files[0].0,
+            root.join(spec.dir).display(),
+            spec.url,
+            spec.archive_md5
+        ),
+        source::Source::Idx(spec) => format!(
+            "Put the four IDX files ({}, ..., gzip-compressed or not) in {}, or download them from {}",
+            spec.files[0].0,
+            root.join(spec.dir).display(),
+            spec.url
+        ),
+    };
     data_err!(
-        "{} not found under {} ({why}). Put the official binary files ({}, ...) in {}, or download {} \
-         (MD5 {}) and extract it there, or point `data.root` / MICROVISION_DATA at a directory that holds them.",
-        spec.name,
-        root.display(),
-        spec.train_files[0].0,
-        root.join(spec.dir).display(),
-        spec.url,
-        spec.archive_md5
+        "{} not found under {} ({why}). {hint}, or point `data.root` / MICROVISION_DATA at a directory that holds them.",
+        src.dir_name(),
+        root.display()
     )
 }

@@ -28,12 +28,12 @@ pub fn hflip(x: &Tensor, mask: &Tensor) -> Tensor {
 }
 
 /// uint8 `[0, 255]` -> float `(x / 255 - mean) / std`, per channel, as one fused multiply-add.
-pub fn normalize(x: &Tensor, mean: &[f64; 3], std: &[f64; 3]) -> Tensor {
-    let dev = x.device();
+pub fn normalize(x: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
+    let (dev, c) = (x.device(), mean.len() as i64);
     let scale: Vec<f32> = std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
     let shift: Vec<f32> = mean.iter().zip(std).map(|(m, s)| (-m / s) as f32).collect();
-    let scale = Tensor::from_slice(&scale).view([1, 3, 1, 1]).to_device(dev);
-    let shift = Tensor::from_slice(&shift).view([1, 3, 1, 1]).to_device(dev);
+    let scale = Tensor::from_slice(&scale).view([1, c, 1, 1]).to_device(dev);
+    let shift = Tensor::from_slice(&shift).view([1, c, 1, 1]).to_device(dev);
     x.to_kind(Kind::Float) * scale + shift
 }
 

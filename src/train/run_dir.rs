@@ -86,6 +86,10 @@ pub struct Provenance {
     pub data_dir: PathBuf,
     /// MD5 sums (file, hex).
     pub data_md5: Vec<(String, String)>,
+    /// Per-channel normalisation mean used (published, or computed from the training split).
+    pub norm_mean: Vec<f64>,
+    /// Per-channel normalisation std used.
+    pub norm_std: Vec<f64>,
     /// Seed.
     pub seed: u64,
     /// Trainable parameters.

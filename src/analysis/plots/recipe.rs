@@ -31,10 +31,11 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
 
 /// The images of a training batch as the model sees them (de-normalised), captioned with their
 /// label, or with the two largest target weights when the batch was mixed.
-pub fn augment_grid(batch: &Batch, classes: &[String], mean: &[f64; 3], std: &[f64; 3]) -> ImageGrid {
+pub fn augment_grid(batch: &Batch, classes: &[String], mean: &[f64], std: &[f64]) -> ImageGrid {
     let dev = batch.images.device();
-    let m = Tensor::from_slice(&mean.map(|v| v as f32)).view([1, 3, 1, 1]).to_device(dev);
-    let s = Tensor::from_slice(&std.map(|v| v as f32)).view([1, 3, 1, 1]).to_device(dev);
+    let c = mean.len() as i64;
+    let m = Tensor::from_slice(mean).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(dev);
+    let s = Tensor::from_slice(std).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(dev);
     let images = ((batch.images.to_kind(Kind::Float) * s + m) * 255.0).round().clamp(0.0, 255.0).to_kind(Kind::Uint8);
     let images = images.contiguous();
     let labels = Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();

@@ -100,7 +100,7 @@ impl Trainer {
     }
 
     pub(super) fn write_provenance(&self) -> Result<()> {
-        let spec = crate::data::cifar::spec(&self.cfg.data.dataset).expect("validated dataset");
+        let src = crate::data::source::source(&self.cfg.data.dataset)?;
         let prov = run_dir::Provenance {
             git_commit: run_dir::git_commit(),
             microvision_version: env!("CARGO_PKG_VERSION"),
@@ -112,7 +112,9 @@ impl Trainer {
             cpu_flags: device::cpu_flags(),
             threads: tch::get_num_threads() as i64,
             data_dir: self.data.dir.clone(),
-            data_md5: spec.md5s(&self.data.dir)?,
+            data_md5: src.md5s(&self.data.dir)?,
+            norm_mean: self.data.mean.clone(),
+            norm_std: self.data.std.clone(),
             seed: self.cfg.train.seed,
             num_params: self.model.num_params(),
             macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
