@@ -204,3 +204,16 @@ fn lr_find_and_augment_preview_write_their_pictures() {
     let svg = std::fs::read_to_string(out_dir.join("augment_preview.svg")).unwrap();
     assert!(svg.contains('%'), "mixed batches are captioned with their target weights");
 }
+
+#[test]
+fn data_preview_draws_a_row_per_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let out = tmp.path().join("preview");
+    let o = mv(&["data", "preview", "cifar10", "--per-class", "3", "--out", out.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(out.join("data_preview.svg")).unwrap();
+    assert!(["airplane", "truck", "3 training images per class"].iter().all(|w| svg.contains(w)));
+    let o = mv(&["data", "preview", "imagenet"], tmp.path());
+    assert_user_error(&o, 3, &["imagenet", "fashion_mnist"]);
+}

@@ -208,6 +208,17 @@ pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out: &Path) -> Result<()> {
+    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let src = data::source::source(dataset)?;
+    let dir = data::locate_or_download(&cfg)?;
+    let train = src.read_split(&dir, true)?;
+    let grid = crate::analysis::plots::class_grid(&train, per_class.max(1));
+    let files = crate::analysis::plots::save(&grid, out, "data_preview")?;
+    println!("wrote {} and {}", files[0].display(), files[1].display());
+    Ok(())
+}
+
 /// `bench throughput` options.
 pub struct ThroughputOpts {
     pub batch: i64,

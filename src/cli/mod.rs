@@ -180,7 +180,7 @@ pub enum DataAction {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Print counts per class, image size and mean/std.
+    /// Print counts per class, image size and mean/std (the data exploration view).
     Info {
         /// Dataset name.
         #[arg(default_value = "cifar10")]
@@ -188,6 +188,21 @@ pub enum DataAction {
         /// Parent directory (default: $MICROVISION_DATA or ./data).
         #[arg(long)]
         root: Option<PathBuf>,
+    },
+    /// Save a grid of training images, one row per class (data_preview.png and .svg).
+    Preview {
+        /// Dataset name.
+        #[arg(default_value = "cifar10")]
+        dataset: String,
+        /// Parent directory (default: $MICROVISION_DATA or ./data).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Images per class.
+        #[arg(long, default_value_t = 8)]
+        per_class: usize,
+        /// Output directory.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -217,6 +232,9 @@ pub fn run(cli: Cli) -> Result<()> {
             commands::data_download(&dataset, root, url)
         }
         Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
+        Command::Data { action: DataAction::Preview { dataset, root, per_class, out } } => {
+            commands::data_preview(&dataset, root, per_class, &out)
+        }
     }
 }
 

@@ -14,7 +14,7 @@ mod run;
 pub use charts::{Bars, Heatmap, LineChart, Table};
 pub use images::{ImageGrid, Tile};
 pub use plotters::style::RGBColor as RGB;
-pub use recipe::{augment_grid, lr_find_chart};
+pub use recipe::{augment_grid, class_grid, lr_find_chart};
 pub use run::{draw_run, RunPlots};
 
 use plotters::coord::Shift;

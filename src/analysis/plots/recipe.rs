@@ -29,6 +29,18 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
     }
 }
 
+/// The first `per_class` images of each class of `data`, one row per class, captioned with the
+/// class name (`microvision data preview`).
+pub fn class_grid(data: &crate::data::Dataset, per_class: usize) -> ImageGrid {
+    let labels = Vec::<i64>::try_from(data.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
+    let mut tiles = Vec::new();
+    for (c, name) in data.classes.iter().enumerate() {
+        let idx = labels.iter().enumerate().filter(|(_, &l)| l == c as i64).map(|(i, _)| i).take(per_class);
+        tiles.extend(idx.map(|i| Tile::from_images(&data.images, i as i64, vec![name.clone()], false)));
+    }
+    ImageGrid { title: format!("{} training images per class", per_class), tiles, cols: per_class }
+}
+
 /// The images of a training batch as the model sees them (de-normalised), captioned with their
 /// label, or with the two largest target weights when the batch was mixed.
 pub fn augment_grid(batch: &Batch, classes: &[String], mean: &[f64], std: &[f64]) -> ImageGrid {
