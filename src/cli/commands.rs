@@ -192,16 +192,24 @@ pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) 
 }
 
 pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
-    let cfg = data_config(dataset, root)?;
-    let splits = data::load(&DataConfig { download: false, ..cfg }, 0)?;
-    println!("{dataset} in {}", splits.dir.display());
-    for (name, split) in [("train", &splits.train), ("test", &splits.test)] {
+    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let src = data::source::for_config(&cfg)?;
+    let dir = data::locate_or_download(&cfg)?;
+    println!("{dataset} in {}", dir.display());
+    for (name, train) in [("train", true), ("test", false)] {
+        let split = src.read_split(&dir, train)?;
         let (mean, std) = split.mean_std();
         let size = split.images.size();
-        println!("{name}: {} images of {}x{}x{}", split.len(), size[1], size[2], size[3]);
+        println!(
+            "{name}: {} images of {}x{}x{}, {} classes",
+            split.len(),
+            size[1],
+            size[2],
+            size[3],
+            split.classes.len()
+        );
         println!("  mean {:.4?}  std {:.4?}", mean, std);
-        let counts = split.class_counts();
-        for (c, n) in split.classes.iter().zip(counts) {
+        for (c, n) in split.classes.iter().zip(split.class_counts()) {
             println!("  {c:<12} {n}");
         }
     }

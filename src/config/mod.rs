@@ -42,7 +42,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Dataset name: "cifar10", "cifar100", "mnist", "fashion_mnist" or "kmnist".
+    /// Dataset name: "cifar10", "cifar100", "mnist", "fashion_mnist", "kmnist" or "image_folder"
+    /// (`root/train/<class>/*.png|jpg` and `root/test/...`, resized to `input_size`).
     pub dataset: String,
     /// Directory holding the dataset (or its parent). The environment variable
     /// `MICROVISION_DATA` overrides the file's value; `--set data.root=...` overrides both.
@@ -68,6 +69,8 @@ pub struct DataConfig {
     pub augment: bool,
     /// Horizontal flips in the train-time augmentation (off for digits and text).
     pub hflip: bool,
+    /// `image_folder`: a file that does not decode is "error" (stop) or "skip" (warn, leave out).
+    pub on_corrupt: String,
     /// Padding for the random crop, in pixels.
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
@@ -291,6 +294,7 @@ impl Default for DataConfig {
             workers: 1,
             augment: true,
             hflip: true,
+            on_corrupt: "error".into(),
             crop_padding: 4,
             val_split: 0.0,
         }

@@ -22,6 +22,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("train.device", &c.train.device, DEVICES)?;
     one_of("train.precision", &c.train.precision, PRECISIONS)?;
     one_of("train.on_nan", &c.train.on_nan, &["stop", "restore"])?;
+    one_of("data.on_corrupt", &c.data.on_corrupt, &["error", "skip"])?;
     in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
@@ -96,9 +97,9 @@ fn consistency(c: &Config) -> Result<()> {
     if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
         return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
     }
-    let src = crate::data::source::source(&c.data.dataset)?;
-    let (d, classes, size) = (&c.data.dataset, src.num_classes(), src.image_size());
-    if c.data.num_classes != classes {
+    let src = crate::data::source::for_config(&c.data)?;
+    let (d, size) = (&c.data.dataset, src.image_size());
+    if let Some(classes) = src.num_classes().filter(|n| *n != c.data.num_classes) {
         return Err(config_err!("`data.num_classes` = {}: {d} has {classes} classes", c.data.num_classes));
     }
     if c.data.input_size != size {

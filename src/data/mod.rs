@@ -8,6 +8,7 @@ pub mod augment;
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod image_folder;
 pub mod image_ops;
 pub mod loader;
 pub mod policies;
@@ -105,13 +106,23 @@ pub struct DataSplits {
 
 /// Finds (or downloads) the configured dataset and reads both splits into memory.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
-    let src = source::source(&cfg.dataset)?;
+    let src = source::for_config(cfg)?;
     let dir = locate_or_download(cfg)?;
     if cfg.verify_md5 {
         src.verify(&dir)?;
     }
     let full_train = src.read_split(&dir, true)?;
     let test = src.read_split(&dir, false)?;
+    if full_train.classes.len() as i64 != cfg.num_classes || test.classes != full_train.classes {
+        return Err(data_err!(
+            "{}: {} classes in the training split ({}) and {} in the test split; `data.num_classes` = {}",
+            dir.display(),
+            full_train.classes.len(),
+            full_train.classes.join(", "),
+            test.classes.len(),
+            cfg.num_classes
+        ));
+    }
     // Statistics of the whole training split (before any validation hold-out), as published.
     let (mean, std) = src.known_stats().unwrap_or_else(|| full_train.mean_std());
     let (train, val) = if cfg.val_split > 0.0 {
@@ -130,14 +141,14 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
 /// The test split of a dataset that is already on disk (never downloads): for re-drawing a
 /// finished run's plots.
 pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {
-    let src = source::source(&cfg.dataset)?;
+    let src = source::for_config(cfg)?;
     let dir = src.locate(&cfg.root).ok_or_else(|| missing(src, &cfg.root, "not downloaded"))?;
     src.read_split(&dir, false)
 }
 
 /// The dataset directory under `data.root`, downloading the official files when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
-    let src = source::source(&cfg.dataset)?;
+    let src = source::for_config(cfg)?;
     if let Some(dir) = src.locate(&cfg.root) {
         return Ok(dir);
     }
@@ -160,6 +171,9 @@ fn missing(src: source::Source, root: &Path, why: &str) -> crate::error::Error {
             spec.url,
             spec.archive_md5
         ),
+        source::Source::ImageFolder { .. } => {
+            format!("Expected {}/train/<class>/<image> and test/ (or val/)", root.display())
+        }
         source::Source::Idx(spec) => format!(
             "Put the four IDX files ({}, ..., gzip-compressed or not) in {}, or download them from {}",
             spec.files[0].0,

@@ -10,7 +10,7 @@ use crate::data_err;
 use crate::error::Result;
 
 /// Dataset names `data.dataset` accepts.
-pub const DATASETS: &[&str] = &["cifar10", "cifar100", "mnist", "fashion_mnist", "kmnist"];
+pub const DATASETS: &[&str] = &["cifar10", "cifar100", "mnist", "fashion_mnist", "kmnist", "image_folder"];
 
 /// A dataset's reader.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,23 @@ pub enum Source {
     Cifar(&'static CifarSpec),
     /// MNIST, Fashion-MNIST, KMNIST (IDX).
     Idx(&'static IdxSpec),
+    /// A local tree `root/<split>/<class>/<image>`, resized to `size`.
+    ImageFolder {
+        /// Side of the square images after resizing (`data.input_size`).
+        size: i64,
+        /// Skip files that do not decode (else they are an error).
+        skip_corrupt: bool,
+    },
+}
+
+/// The reader for a data config (for `image_folder`, with its size and corrupt-file policy).
+pub fn for_config(cfg: &crate::config::DataConfig) -> Result<Source> {
+    Ok(match source(&cfg.dataset)? {
+        Source::ImageFolder { .. } => {
+            Source::ImageFolder { size: cfg.input_size, skip_corrupt: cfg.on_corrupt == "skip" }
+        }
+        other => other,
+    })
 }
 
 /// The reader of dataset `name`; an unknown name lists the valid ones.
@@ -26,6 +43,7 @@ pub fn source(name: &str) -> Result<Source> {
     cifar::spec(name)
         .map(Source::Cifar)
         .or_else(|| idx::spec(name).map(Source::Idx))
+        .or_else(|| (name == "image_folder").then_some(Source::ImageFolder { size: 32, skip_corrupt: false }))
         .ok_or_else(|| data_err!("unknown dataset {name:?}; expected one of {}", DATASETS.join(", ")))
 }
 
@@ -33,7 +51,7 @@ impl Source {
     /// Image channels (3 for CIFAR, 1 for the MNIST family).
     pub fn channels(&self) -> i64 {
         match self {
-            Source::Cifar(_) => 3,
+            Source::Cifar(_) | Source::ImageFolder { .. } => 3,
             Source::Idx(_) => 1,
         }
     }
@@ -43,14 +61,16 @@ impl Source {
         match self {
             Source::Cifar(_) => 32,
             Source::Idx(_) => 28,
+            Source::ImageFolder { size, .. } => *size,
         }
     }
 
-    /// Number of classes.
-    pub fn num_classes(&self) -> i64 {
+    /// Number of classes (None for an image folder: its class directories tell).
+    pub fn num_classes(&self) -> Option<i64> {
         match self {
-            Source::Cifar(s) => s.num_classes as i64,
-            Source::Idx(s) => s.classes.len() as i64,
+            Source::Cifar(s) => Some(s.num_classes as i64),
+            Source::Idx(s) => Some(s.classes.len() as i64),
+            Source::ImageFolder { .. } => None,
         }
     }
 
@@ -59,6 +79,7 @@ impl Source {
         match self {
             Source::Cifar(s) => s.dir,
             Source::Idx(s) => s.dir,
+            Source::ImageFolder { .. } => "train/",
         }
     }
 
@@ -67,6 +88,7 @@ impl Source {
         match self {
             Source::Cifar(s) => s.locate(root),
             Source::Idx(s) => s.locate(root),
+            Source::ImageFolder { .. } => super::image_folder::split_dir(root, true).map(|_| root.to_path_buf()),
         }
     }
 
@@ -75,6 +97,9 @@ impl Source {
         match self {
             Source::Cifar(s) => s.read_split(dir, train),
             Source::Idx(s) => s.read_split(dir, train),
+            Source::ImageFolder { size, skip_corrupt } => {
+                super::image_folder::read_split(dir, train, *size, *skip_corrupt)
+            }
         }
     }
 
@@ -83,6 +108,7 @@ impl Source {
         match self {
             Source::Cifar(s) => s.verify(dir),
             Source::Idx(s) => s.verify(dir),
+            Source::ImageFolder { .. } => Ok(()), // local files: no official checksums
         }
     }
 
@@ -100,6 +126,7 @@ impl Source {
                 }
                 Ok(out)
             }
+            Source::ImageFolder { .. } => Ok(Vec::new()),
         }
     }
 
@@ -108,7 +135,7 @@ impl Source {
     pub fn known_stats(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         match self {
             Source::Cifar(s) => Some((s.mean.to_vec(), s.std.to_vec())),
-            Source::Idx(_) => None,
+            Source::Idx(_) | Source::ImageFolder { .. } => None,
         }
     }
 
@@ -120,6 +147,7 @@ impl Source {
                 let base = if url.is_empty() { s.url } else { url };
                 super::download::fetch_files(base, &s.files, &root.join(s.dir))
             }
+            Source::ImageFolder { .. } => Err(data_err!("image_folder datasets are local: nothing to download")),
         }
     }
 
@@ -128,6 +156,7 @@ impl Source {
         match self {
             Source::Cifar(s) => s.url,
             Source::Idx(s) => s.url,
+            Source::ImageFolder { .. } => "",
         }
     }
 }
