@@ -26,7 +26,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// brightness depends on the label, so a short training learns something.
 fn write_set(dir: &Path, n_train: usize, n_test: usize, gz: bool) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut write = |name: &str, bytes: Vec<u8>| {
+    let write = |name: &str, bytes: Vec<u8>| {
         let (name, bytes) =
             if gz { (name.to_string(), gzip(&bytes)) } else { (name.trim_end_matches(".gz").to_string(), bytes) };
         std::fs::write(dir.join(name), bytes).unwrap();

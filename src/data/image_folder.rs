@@ -23,8 +23,11 @@ pub fn split_dir(root: &Path, train: bool) -> Option<PathBuf> {
     names.iter().map(|n| root.join(n)).find(|d| d.is_dir())
 }
 
+/// Image files with their labels.
+type Labelled = Vec<(PathBuf, i64)>;
+
 /// Class directories (sorted by name, as torchvision's `ImageFolder`) and their image files.
-fn scan(dir: &Path) -> Result<(Vec<String>, Vec<(PathBuf, i64)>)> {
+fn scan(dir: &Path) -> Result<(Vec<String>, Labelled)> {
     let read = |d: &Path| std::fs::read_dir(d).map_err(|e| Error::io("cannot read", d, e));
     let mut classes: Vec<String> = read(dir)?
         .filter_map(|e| e.ok())

@@ -315,13 +315,11 @@ fn check_model(cfg: &Config) -> Result<()> {
             cfg.model.name, args.in_channels, args.input_size, args.input_size, cfg.data.dataset
         )));
     }
-    if cfg.train.grad_checkpointing {
-        if probe.net.segments().is_none() {
-            return Err(Error::Config(format!(
-                "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
-                cfg.model.name
-            )));
-        }
+    if cfg.train.grad_checkpointing && probe.net.segments().is_none() {
+        return Err(Error::Config(format!(
+            "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
+            cfg.model.name
+        )));
     }
     Ok(())
 }
