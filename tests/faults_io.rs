@@ -174,3 +174,22 @@ fn interrupted_download_is_reported_and_cleaned_up() {
     assert!(!err.contains("panicked"), "{err}");
     assert_nothing_became_the_dataset(&tmp.path().join("data"));
 }
+
+#[test]
+fn corrupt_idx_download_is_rejected_per_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = serve(vec![3u8; 2000], 2000, 3);
+    let base = url.trim_end_matches("cifar-10-binary.tar.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["data", "download", "fashion_mnist", "--url", base, "--root"])
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    // The first file's official MD5 is named, and no partial file is left behind.
+    assert!(err.contains("8d4fb7e6c68d591d4c3dfef9ec88bf0d") && err.contains("attempt 3/3"), "{err}");
+    let dir = tmp.path().join("data/FashionMNIST");
+    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -21,26 +21,25 @@ pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()>
     let archive = root.join(format!("{}.tar.gz", spec.dir));
     let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
     if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
-        let mut last_err = None;
-        for attempt in 1..=ATTEMPTS {
-            match download(url, &partial, spec.archive_md5) {
-                Ok(()) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => {
-                    eprintln!("download attempt {attempt}/{ATTEMPTS} failed: {e}");
-                    last_err = Some(e);
-                }
-            }
-        }
-        if let Some(e) = last_err {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, &archive).map_err(|e| Error::io("cannot rename", &partial, e))?;
+        fetch_verified(url, &partial, &archive, spec.archive_md5)?;
     }
     extract(&archive, root, spec.dir)
+}
+
+/// Downloads `url` to `partial` (up to `ATTEMPTS` tries), checks `md5`, renames it to `dest`.
+fn fetch_verified(url: &str, partial: &Path, dest: &Path, md5: &str) -> Result<()> {
+    let mut last_err = None;
+    for attempt in 1..=ATTEMPTS {
+        match download(url, partial, md5) {
+            Ok(()) => return std::fs::rename(partial, dest).map_err(|e| Error::io("cannot rename", partial, e)),
+            Err(e) => {
+                eprintln!("download attempt {attempt}/{ATTEMPTS} failed: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(partial);
+    Err(last_err.unwrap_or_else(|| data_err!("cannot download {url}")))
 }
 
 /// Downloads each `(name, md5)` of `files` from `base` + name into `dir` (skipping files already
@@ -53,25 +52,7 @@ pub fn fetch_files(base: &str, files: &[(&str, &str)], dir: &Path) -> Result<()>
             continue;
         }
         let partial = dir.join(format!(".{name}.partial"));
-        let url = format!("{}/{name}", base.trim_end_matches('/'));
-        let mut last_err = None;
-        for attempt in 1..=ATTEMPTS {
-            match download(&url, &partial, md5) {
-                Ok(()) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => {
-                    eprintln!("download attempt {attempt}/{ATTEMPTS} failed: {e}");
-                    last_err = Some(e);
-                }
-            }
-        }
-        if let Some(e) = last_err {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, &dest).map_err(|e| Error::io("cannot rename", &partial, e))?;
+        fetch_verified(&format!("{}/{name}", base.trim_end_matches('/')), &partial, &dest, md5)?;
     }
     Ok(())
 }
