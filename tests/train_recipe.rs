@@ -181,3 +181,19 @@ fn accumulated_micro_batches_add_up_to_one_step() {
     let (wa, wb) = (straight.model.vs.variables(), resumed.model.vs.variables());
     assert!(wa.iter().all(|(n, t)| t.equal(&wb[n])), "resume with accumulation differs");
 }
+
+#[test]
+fn tta_levels_agree_where_the_augmentations_change_nothing() {
+    use microvision::models::{Model, ModelArgs};
+    use microvision::train::eval::tta_logits;
+    let m = Model::new_seeded("simple_cnn", &ModelArgs::default(), Device::Cpu, 3).unwrap();
+    let x = Tensor::arange(3 * 32 * 32, (Kind::Float, Device::Cpu)).sin().view([1, 3, 32, 32]);
+    let sym = (&x + x.flip([3])) * 0.5; // mirror-symmetric: level 1 = level 0
+    let close = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) < 1e-5;
+    assert!(close(&tta_logits(&m, &sym, None, 1), &tta_logits(&m, &sym, None, 0)));
+    assert!(!close(&tta_logits(&m, &x, None, 1), &tta_logits(&m, &x, None, 0)), "level 1 does something");
+    // A constant image is unchanged by reflect-padded translations and by mirroring.
+    let c = Tensor::full([2, 3, 32, 32], 0.3, (Kind::Float, Device::Cpu));
+    assert!(close(&tta_logits(&m, &c, None, 2), &tta_logits(&m, &c, None, 0)));
+    assert!(!close(&tta_logits(&m, &x, None, 2), &tta_logits(&m, &x, None, 1)), "level 2 does something");
+}

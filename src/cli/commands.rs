@@ -49,7 +49,7 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
     }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
-    let result = evaluate(&model, &loader, kind, data.test.classes.len());
+    let result = evaluate(&model, &loader, kind, data.test.classes.len(), cfg.train.tta);
     let out = run.join(format!("eval-{which}.json"));
     run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which))?;
     println!(

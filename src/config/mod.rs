@@ -214,6 +214,9 @@ pub struct TrainConfig {
     pub accumulate_steps: i64,
     /// Clip every gradient element to [-v, v] (0 = off); applied before norm clipping.
     pub grad_clip_value: f64,
+    /// Test-time augmentation in every evaluation: 0 = none, 1 = + mirror, 2 = + mirror and
+    /// 1-pixel translations (airbench's levels).
+    pub tta: i64,
     /// Keep an exponential moving average of the weights with this decay and evaluate it
     /// (0 = off; 0.999 is typical for 10k+ steps).
     pub ema_decay: f64,
@@ -352,6 +355,7 @@ impl Default for TrainConfig {
             grad_clip: 0.0,
             accumulate_steps: 1,
             grad_clip_value: 0.0,
+            tta: 0,
             ema_decay: 0.0,
             early_stop_patience: 0,
             early_stop_metric: "val_acc".into(),

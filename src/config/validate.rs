@@ -65,6 +65,9 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
     positive_i("train.accumulate_steps", c.train.accumulate_steps)?;
     in_range("train.grad_clip_value", c.train.grad_clip_value, 0.0, f64::MAX)?;
+    if !(0..=2).contains(&c.train.tta) {
+        return Err(config_err!("`train.tta` = {}: expected 0 (none), 1 (mirror) or 2 (mirror + translate)", c.train.tta));
+    }
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
     one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;

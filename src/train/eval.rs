@@ -8,16 +8,34 @@ use crate::metrics::{Confusion, EvalResult};
 use crate::models::layers::autocast;
 use crate::models::Model;
 
+/// Logits with test-time augmentation (airbench's `infer`, Jordan 2024, arXiv 2404.00498):
+/// level 0 = the images as they are; 1 = the mean with their mirror images; 2 = half that, half
+/// the mirrored mean over the two diagonal 1-pixel translations (reflect padding).
+pub fn tta_logits(model: &Model, x: &Tensor, compute: Option<Kind>, level: i64) -> Tensor {
+    let net = |x: &Tensor| autocast(compute, || model.forward(x, false)).to_kind(Kind::Float);
+    let mirror = |x: &Tensor| (net(x) + net(&x.flip([3]))) * 0.5;
+    match level {
+        0 => net(x),
+        1 => mirror(x),
+        _ => {
+            let (h, w) = (x.size()[2], x.size()[3]);
+            let padded = x.reflection_pad2d([1, 1, 1, 1]);
+            let shifted = |o: i64| mirror(&padded.narrow(2, o, h).narrow(3, o, w));
+            mirror(x) * 0.5 + (shifted(0) + shifted(2)) * 0.25
+        }
+    }
+}
+
 /// Evaluates `model` (in eval mode) on every batch of `loader`, computing conv/linear in
-/// `compute` (None = fp32).
-pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize) -> EvalResult {
+/// `compute` (None = fp32), with test-time augmentation level `tta` (see [`tta_logits`]).
+pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize, tta: i64) -> EvalResult {
     let start = Instant::now();
     let _guard = tch::no_grad_guard();
     let mut confusion = Confusion::new(num_classes);
     let mut loss_sum = 0.0;
     let (mut predictions, mut confidences) = (Vec::new(), Vec::new());
     for batch in loader.epoch(0) {
-        let logits = autocast(compute, || model.forward(&batch.images, false)).to_kind(Kind::Float);
+        let logits = tta_logits(model, &batch.images, compute, tta);
         let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
         loss_sum += loss.double_value(&[]);
         let (conf, preds) = logits.softmax(1, Kind::Float).max_dim(1, false);

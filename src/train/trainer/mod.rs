@@ -260,7 +260,7 @@ impl Trainer {
 
     /// Evaluates the weights, or their moving average when `train.ema_decay` > 0.
     fn evaluate_loader(&self, loader: &Loader, classes: usize) -> EvalResult {
-        let run = || evaluate(&self.model, loader, self.compute_kind(), classes);
+        let run = || evaluate(&self.model, loader, self.compute_kind(), classes, self.cfg.train.tta);
         match &self.ema {
             Some(ema) => ema.with_averaged(&self.model.vs, run),
             None => run(),
