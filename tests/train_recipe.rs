@@ -197,3 +197,61 @@ fn tta_levels_agree_where_the_augmentations_change_nothing() {
     assert!(close(&tta_logits(&m, &c, None, 2), &tta_logits(&m, &c, None, 0)));
     assert!(!close(&tta_logits(&m, &x, None, 2), &tta_logits(&m, &x, None, 1)), "level 2 does something");
 }
+
+#[test]
+fn muon_matches_the_reference_implementation() {
+    let Some(py) = common::venv_python() else { return };
+    let vs = VarStore::new(Device::Cpu);
+    let init = Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).sin().view([8, 3, 3, 3]) * 0.1;
+    let w = (vs.root() / "conv").var_copy("weight", &init);
+    let b = (vs.root() / "conv").var("bias", &[8], tch::nn::Init::Const(0.0));
+    let cfg = microvision::config::OptimConfig {
+        name: "muon".into(),
+        lr: 0.1,
+        muon_lr: 0.2,
+        momentum: 0.6,
+        nesterov: true,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut opt = microvision::train::optim::Optimizer::new(&vs, &cfg);
+    for step in 0..2 {
+        opt.zero_grad();
+        let gw = Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).cos().view([8, 3, 3, 3]) * (step + 1) as f64;
+        ((&w * gw).sum(Kind::Float) + (&b * 2.0).sum(Kind::Float)).backward();
+        opt.step(0.1);
+    }
+    // Keller Jordan's reference (Muon repository), written out in PyTorch.
+    let script = r#"
+import torch
+def ns5(G, steps=5):
+    a, b, c = (3.4445, -4.7750, 2.0315)
+    X = G.bfloat16()
+    if G.size(-2) > G.size(-1): X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for _ in range(steps):
+        A = X @ X.mT
+        B = b * A + c * A @ A
+        X = a * X + B @ X
+    if G.size(-2) > G.size(-1): X = X.mT
+    return X
+p = (torch.arange(8 * 27, dtype=torch.float32).sin().view(8, 3, 3, 3) * 0.1)
+buf = torch.zeros_like(p)
+for step in range(2):
+    g = torch.arange(8 * 27, dtype=torch.float32).cos().view(8, 3, 3, 3) * (step + 1)
+    buf.lerp_(g, 1 - 0.6)
+    u = g.lerp_(buf, 0.6)
+    u = ns5(u.view(len(u), -1)) * max(1, g.size(-2) / g.size(-1)) ** 0.5
+    p.add_(u.reshape(p.shape).float(), alpha=-0.2)
+print(" ".join(str(v) for v in p.flatten().tolist()))
+"#;
+    let out = std::process::Command::new(py).args(["-c", script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: Vec<f32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let got = Vec::<f32>::try_from(w.flatten(0, -1)).unwrap();
+    let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-6, "Muon differs from the reference by {worst}");
+    // The bias took two Nesterov SGD steps with gradient 2: buf 2 then 3.2; d = 2 + 1.2, 2 + 1.92.
+    let bias = Vec::<f32>::try_from(&b).unwrap();
+    assert!((bias[0] - (-0.1 * (3.2 + 3.92)) as f32).abs() < 1e-6, "{bias:?}");
+}

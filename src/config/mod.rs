@@ -144,8 +144,10 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
-    /// "sgd" or "adamw".
+    /// "sgd", "adamw" or "muon" (Muon for conv filters, Nesterov SGD for the rest).
     pub name: String,
+    /// Muon: peak learning rate of the conv filters (the schedule scales it like `lr`).
+    pub muon_lr: f64,
     /// Peak learning rate.
     pub lr: f64,
     /// SGD momentum.
@@ -315,6 +317,7 @@ impl Default for OptimConfig {
         OptimConfig {
             name: "sgd".into(),
             lr: 0.05,
+            muon_lr: 0.05,
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,

@@ -7,7 +7,7 @@ use crate::error::Result;
 /// Valid values of the string-valued options.
 pub use crate::data::source::DATASETS;
 /// Optimizer names.
-pub const OPTIMIZERS: &[&str] = &["sgd", "adamw"];
+pub const OPTIMIZERS: &[&str] = &["sgd", "adamw", "muon"];
 /// Schedule names.
 pub const SCHEDULES: &[&str] = &["constant", "step", "multistep", "cosine", "linear", "onecycle"];
 /// Device choices.
@@ -49,6 +49,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
     in_range("model.drop_path", c.model.drop_path, 0.0, 0.99)?;
     positive_f("optim.lr", c.optim.lr)?;
+    positive_f("optim.muon_lr", c.optim.muon_lr)?;
     in_range("optim.momentum", c.optim.momentum, 0.0, 0.9999)?;
     in_range("optim.weight_decay", c.optim.weight_decay, 0.0, 1.0)?;
     in_range("optim.betas[0]", c.optim.betas[0], 0.0, 0.9999)?;
@@ -66,7 +67,10 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     positive_i("train.accumulate_steps", c.train.accumulate_steps)?;
     in_range("train.grad_clip_value", c.train.grad_clip_value, 0.0, f64::MAX)?;
     if !(0..=2).contains(&c.train.tta) {
-        return Err(config_err!("`train.tta` = {}: expected 0 (none), 1 (mirror) or 2 (mirror + translate)", c.train.tta));
+        return Err(config_err!(
+            "`train.tta` = {}: expected 0 (none), 1 (mirror) or 2 (mirror + translate)",
+            c.train.tta
+        ));
     }
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;

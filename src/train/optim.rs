@@ -1,6 +1,9 @@
 //! Optimizers written on tensor ops so their whole state can be checkpointed and restored exactly:
-//! SGD (momentum, Nesterov, coupled or decoupled weight decay) and AdamW. The update rules are
-//! PyTorch's `torch.optim.SGD` and `torch.optim.AdamW` (single-tensor path).
+//! SGD (momentum, Nesterov, coupled or decoupled weight decay), AdamW and Muon. The update rules
+//! are PyTorch's `torch.optim.SGD` and `torch.optim.AdamW` (single-tensor path) and Keller
+//! Jordan's Muon reference (github.com/KellerJordan/Muon, 2024): momentum, then the update
+//! orthogonalised by a quintic Newton-Schulz iteration, for conv filters; the other parameters
+//! (biases, norms, the linear head) take SGD steps, as Muon's authors recommend.
 
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -29,6 +32,15 @@ pub enum Rule {
         nesterov: bool,
         /// Decoupled weight decay (`p -= lr * wd * p`) instead of L2 in the gradient.
         decoupled: bool,
+    },
+    /// Muon for 4-d (conv) weights at `lr * lr_ratio`, SGD (momentum, Nesterov) for the rest.
+    Muon {
+        /// Momentum of both parts.
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// Muon learning rate over the SGD one (`optim.muon_lr / optim.lr`).
+        lr_ratio: f64,
     },
     /// Adam with decoupled weight decay.
     AdamW {
@@ -61,6 +73,7 @@ impl Optimizer {
     pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
         let rule = match cfg.name.as_str() {
             "adamw" => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
+            "muon" => Rule::Muon { momentum: cfg.momentum, nesterov: cfg.nesterov, lr_ratio: cfg.muon_lr / cfg.lr },
             _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
         };
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
@@ -113,6 +126,12 @@ impl Optimizer {
                 Rule::Sgd { momentum, nesterov, decoupled } => {
                     sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, decoupled)
                 }
+                Rule::Muon { momentum, nesterov, lr_ratio } if p.tensor.dim() == 4 => {
+                    muon_update(&mut p.tensor, &g, &mut state[0], lr * lr_ratio, wd, momentum, nesterov)
+                }
+                Rule::Muon { momentum, nesterov, .. } => {
+                    sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, true)
+                }
                 Rule::AdamW { beta1, beta2, eps } => {
                     let (m, v) = state.split_at_mut(1);
                     adamw_update(&mut p.tensor, &g, &mut m[0], &mut v[0], lr, wd, (beta1, beta2, eps), self.steps)
@@ -142,7 +161,7 @@ impl Optimizer {
     /// Named state tensors for checkpointing: `<param>.momentum_buffer` or `.exp_avg`/`.exp_avg_sq`.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let names: &[&str] = match self.rule {
-            Rule::Sgd { .. } => &["momentum_buffer"],
+            Rule::Sgd { .. } | Rule::Muon { .. } => &["momentum_buffer"],
             Rule::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
         };
         let mut out = Vec::new();
@@ -204,6 +223,40 @@ fn sgd_update(
         let _ = p.g_mul_scalar_(1.0 - lr * wd);
     }
     let _ = p.g_sub_(&(d * lr));
+}
+
+/// The Newton-Schulz quintic iteration that maps `g` (2-d) to about `U V^T` of its SVD (singular
+/// values pushed towards 1), in bf16, coefficients (3.4445, -4.7750, 2.0315), as Muon's reference.
+pub fn newton_schulz5(g: &Tensor, steps: usize) -> Tensor {
+    let (a, b, c) = (3.4445, -4.7750, 2.0315);
+    let tall = g.size()[0] > g.size()[1];
+    let mut x = g.to_kind(tch::Kind::BFloat16);
+    if tall {
+        x = x.tr();
+    }
+    x = &x / (x.norm() + 1e-7);
+    for _ in 0..steps {
+        let gram = x.matmul(&x.tr());
+        let poly = &gram * b + (&gram * c).matmul(&gram); // (c A) A, as the reference evaluates it
+        x = &x * a + poly.matmul(&x);
+    }
+    if tall {
+        x = x.tr();
+    }
+    x
+}
+
+/// Muon's update: `buf = lerp(buf, g, 1 - mom)`, Nesterov `lerp(g, buf, mom)`, orthogonalised
+/// (conv filters as `(out, in * k * k)`), scaled by `max(1, rows / cols)^0.5` of the last two
+/// dimensions, decoupled weight decay.
+fn muon_update(p: &mut Tensor, g: &Tensor, buf: &mut Tensor, lr: f64, wd: f64, mom: f64, nesterov: bool) {
+    let _ = buf.lerp_(g, 1.0 - mom);
+    let u = if nesterov { g.lerp(&*buf, mom) } else { buf.shallow_clone() };
+    let s = g.size();
+    let o = newton_schulz5(&u.view([s[0], -1]), 5).to_kind(p.kind()).view(s.as_slice());
+    let scale = (s[s.len() - 2] as f64 / s[s.len() - 1] as f64).max(1.0).sqrt();
+    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    let _ = p.g_sub_(&(o * (lr * scale)));
 }
 
 #[allow(clippy::too_many_arguments)]
