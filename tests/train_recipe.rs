@@ -255,3 +255,48 @@ print(" ".join(str(v) for v in p.flatten().tolist()))
     let bias = Vec::<f32>::try_from(&b).unwrap();
     assert!((bias[0] - (-0.1 * (3.2 + 3.92)) as f32).abs() < 1e-6, "{bias:?}");
 }
+
+#[test]
+fn muon_trains_channels_last_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.optim.name = "muon".into();
+    cfg.optim.muon_lr = 0.02;
+    assert!(cfg.train.channels_last, "the default lays conv weights out channels-last");
+    let mut t = Trainer::new(cfg).unwrap();
+    assert!(t.fit().unwrap().loss.is_finite());
+}
+
+#[test]
+fn an_early_stopped_run_stays_stopped_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 6;
+    cfg.optim.lr = 1e-12;
+    cfg.optim.weight_decay = 0.0;
+    cfg.train.early_stop_patience = 2;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.fit().unwrap();
+    let stopped_at = t.state.epoch;
+    let mut again = Trainer::resume(&t.run_dir).unwrap();
+    assert!(again.state.early_stopped, "the checkpoint records the decision");
+    again.fit().unwrap();
+    assert_eq!(again.state.epoch, stopped_at, "resume does not train on");
+}
+
+#[test]
+fn recipe_options_that_would_do_nothing_or_break_are_refused() {
+    let err = |text: &str| microvision::Config::from_toml_str(text, "t", &[]).unwrap_err().to_string();
+    let e = err("[data]\naugment = false\n[augment]\nmixup_alpha = 0.2\n");
+    assert!(e.contains("data.augment"), "{e}");
+    let e = err("[data]\nhflip = false\n[train]\ntta = 1\n");
+    assert!(e.contains("train.tta") && e.contains("hflip"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.accumulate_steps = 5; // 100 images / batch 32 = 3 batches per epoch
+    let e = Trainer::new(cfg).err().unwrap().to_string();
+    assert!(e.contains("accumulate_steps") && e.contains("3 batches"), "{e}");
+}

@@ -123,6 +123,9 @@ pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &
     let cfg = Config::load(config, overrides)?;
     let data = data::load(&cfg.data, cfg.train.seed)?;
     let mut spec = crate::train::trainer::loader_spec(&cfg, &data, true);
+    if data.train.is_empty() {
+        return Err(crate::Error::Data("the training split is empty".into()));
+    }
     spec.batch_size = count.clamp(1, data.train.len() as usize) as i64;
     spec.prefetch = 0;
     let loader = crate::data::loader::Loader::new(&data.train, spec);

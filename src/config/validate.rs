@@ -116,6 +116,24 @@ fn consistency(c: &Config) -> Result<()> {
         ));
     }
     let a = &c.augment;
+    let recipe = !a.policy.is_empty()
+        || a.cutout > 0
+        || a.random_erasing > 0.0
+        || a.mixup_alpha > 0.0
+        || a.cutmix_alpha > 0.0
+        || a.brightness + a.contrast + a.saturation > 0.0;
+    if recipe && !c.data.augment {
+        return Err(config_err!(
+            "`[augment]` options are set but `data.augment` = false turns training augmentation off; set it to true"
+        ));
+    }
+    if c.train.tta > 0 && !c.data.hflip {
+        return Err(config_err!(
+            "`train.tta` = {}: test-time augmentation mirrors images, but `data.hflip` = false says mirrored images are \
+             not valid for this data; use train.tta = 0",
+            c.train.tta
+        ));
+    }
     if src.channels() == 1 && (!a.policy.is_empty() || a.contrast > 0.0 || a.saturation > 0.0) {
         return Err(config_err!(
             "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"

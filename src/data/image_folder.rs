@@ -71,9 +71,10 @@ fn decode(path: &Path, size: u32) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// The cache key: every file's path, size and modification time, and the image size.
-fn cache_key(files: &[(PathBuf, i64)], size: u32) -> String {
+fn cache_key(files: &[(PathBuf, i64)], size: u32, skip_corrupt: bool) -> String {
     let mut h = Md5::new();
     h.update(size.to_le_bytes());
+    h.update([skip_corrupt as u8]); // a cache without the corrupt files must not serve "error" runs
     for (p, l) in files {
         let meta = std::fs::metadata(p).ok();
         let mtime =
@@ -89,7 +90,7 @@ pub fn read_split(root: &Path, train: bool, size: i64, skip_corrupt: bool) -> Re
         data_err!("{}: no {} directory", root.display(), if train { "train/" } else { "test/ (or val/)" })
     })?;
     let (classes, files) = scan(&dir)?;
-    let key = cache_key(&files, size as u32);
+    let key = cache_key(&files, size as u32, skip_corrupt);
     let cache = root.join(format!(".microvision-{}-{size}.cache", if train { "train" } else { "test" }));
     if let Some(ds) = read_cache(&cache, &key, &classes, size) {
         return Ok(ds);
@@ -138,8 +139,8 @@ fn read_cache(path: &Path, key: &str, classes: &[String], size: i64) -> Option<D
     let bytes = std::fs::read(path).ok()?;
     let rest = bytes.strip_prefix(MAGIC)?.strip_prefix(key.as_bytes())?;
     let n = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
-    let (lab, px) = rest.get(8..)?.split_at_checked(n * 8)?;
-    if px.len() != n * 3 * (size * size) as usize {
+    let (lab, px) = rest.get(8..)?.split_at_checked(n.checked_mul(8)?)?;
+    if px.len() != n.checked_mul(3 * (size * size) as usize)? {
         return None;
     }
     let labels: Vec<i64> = lab.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();

@@ -74,13 +74,23 @@ impl Dataset {
         Vec::<i64>::try_from(&counts).unwrap_or_default()
     }
 
-    /// Per-channel mean and standard deviation on the [0, 1] scale.
+    /// Per-channel mean and (population) standard deviation on the [0, 1] scale, summed in
+    /// chunks of 1,024 images so the f64 copy never holds more than a chunk.
     pub fn mean_std(&self) -> (Vec<f64>, Vec<f64>) {
-        let x = self.images.to_kind(Kind::Double) / 255.0;
+        let (n, c) = (self.len(), self.images.size()[1]);
+        let (mut sum, mut sq) = (vec![0f64; c as usize], vec![0f64; c as usize]);
         let dims: &[i64] = &[0, 2, 3];
-        let mean = x.mean_dim(dims, false, Kind::Double);
-        let std = x.std_correction(dims, 0, false);
-        (Vec::<f64>::try_from(&mean).unwrap_or_default(), Vec::<f64>::try_from(&std).unwrap_or_default())
+        for start in (0..n).step_by(1024) {
+            let x = self.images.narrow(0, start, 1024.min(n - start)).to_kind(Kind::Double) / 255.0;
+            let s = Vec::<f64>::try_from(x.sum_dim_intlist(dims, false, Kind::Double)).unwrap_or_default();
+            let q = Vec::<f64>::try_from(x.square().sum_dim_intlist(dims, false, Kind::Double)).unwrap_or_default();
+            sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+            sq.iter_mut().zip(&q).for_each(|(a, b)| *a += b);
+        }
+        let count = (n * self.images.size()[2] * self.images.size()[3]).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| (q / count - m * m).max(0.0).sqrt()).collect();
+        (mean, std)
     }
 }
 
@@ -125,6 +135,13 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     }
     // Statistics of the whole training split (before any validation hold-out), as published.
     let (mean, std) = src.known_stats().unwrap_or_else(|| full_train.mean_std());
+    if let Some(c) = std.iter().position(|s| *s < 1e-6) {
+        return Err(data_err!(
+            "{}: channel {c} of the training images is constant (std {:.2e}): it cannot be normalised",
+            dir.display(),
+            std[c]
+        ));
+    }
     let (train, val) = if cfg.val_split > 0.0 {
         full_train.split(cfg.val_split, seed)
     } else {

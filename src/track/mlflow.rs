@@ -26,6 +26,8 @@ pub struct MlflowLogger {
     artifact_path: Option<String>,
     warned_artifacts: bool,
     closed: bool,
+    /// A request failed (the logger is then dropped): the run is marked FAILED, not KILLED.
+    failed: std::cell::Cell<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -48,6 +50,7 @@ impl MlflowLogger {
             artifact_path: None,
             warned_artifacts: false,
             closed: false,
+            failed: Default::default(),
         };
         let id_file = run_dir.join("mlflow_run_id");
         let info = match std::fs::read_to_string(&id_file) {
@@ -84,6 +87,7 @@ impl MlflowLogger {
         match self.call("GET", &q, None) {
             Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string()),
             Err(_) => {
+                self.failed.set(false); // "does not exist" is the expected answer for a new experiment
                 let v = self.call("POST", "experiments/create", Some(json!({"name": name})))?;
                 Ok(v["experiment_id"].as_str().unwrap_or_default().to_string())
             }
@@ -104,10 +108,14 @@ impl MlflowLogger {
                 serde_json::from_str(&text).map_err(|e| err(&self.base, path, e))
             }
             Err(ureq::Error::Status(code, r)) => {
+                self.failed.set(true);
                 let text = r.into_string().unwrap_or_default();
                 Err(err(&self.base, path, format!("HTTP {code}: {}", text.chars().take(300).collect::<String>())))
             }
-            Err(e) => Err(err(&self.base, path, e)),
+            Err(e) => {
+                self.failed.set(true);
+                Err(err(&self.base, path, e))
+            }
         }
     }
 
@@ -205,8 +213,9 @@ impl Logger for MlflowLogger {
 
 impl Drop for MlflowLogger {
     fn drop(&mut self) {
+        // Dropped without `close`: logging failed (FAILED) or training stopped early (KILLED).
         if !self.closed && !self.run_id.is_empty() {
-            let _ = self.finish("KILLED");
+            let _ = self.finish(if self.failed.get() { "FAILED" } else { "KILLED" });
         }
     }
 }

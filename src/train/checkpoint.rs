@@ -46,6 +46,9 @@ pub struct TrainState {
     /// validation loss is stored negated), and epochs since it last improved.
     #[serde(default = "no_score")]
     pub early_stop: (f64, i64),
+    /// Early stopping ended the run (a resume then goes straight to the final evaluation).
+    #[serde(default)]
+    pub early_stopped: bool,
     /// CRC32C of the weights file.
     pub weights_crc32c: u32,
     /// CRC32C of the optimizer file.

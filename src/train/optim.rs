@@ -253,7 +253,8 @@ fn muon_update(p: &mut Tensor, g: &Tensor, buf: &mut Tensor, lr: f64, wd: f64, m
     let _ = buf.lerp_(g, 1.0 - mom);
     let u = if nesterov { g.lerp(&*buf, mom) } else { buf.shallow_clone() };
     let s = g.size();
-    let o = newton_schulz5(&u.view([s[0], -1]), 5).to_kind(p.kind()).view(s.as_slice());
+    // reshape, not view: channels_last weights (the default) have gradients that cannot be viewed.
+    let o = newton_schulz5(&u.reshape([s[0], -1]), 5).to_kind(p.kind()).reshape(s.as_slice());
     let scale = (s[s.len() - 2] as f64 / s[s.len() - 1] as f64).max(1.0).sqrt();
     let _ = p.g_mul_scalar_(1.0 - lr * wd);
     let _ = p.g_sub_(&(o * (lr * scale)));

@@ -84,6 +84,14 @@ impl Trainer {
                 cfg.data.batch_size
             )));
         }
+        let batches = train_images / cfg.data.batch_size;
+        if batches < cfg.train.accumulate_steps {
+            return Err(Error::Config(format!(
+                "`train.accumulate_steps` = {}: an epoch has only {batches} batches of {}, so no optimizer step \
+                 would be taken; expected at most {batches}",
+                cfg.train.accumulate_steps, cfg.data.batch_size
+            )));
+        }
         let run_dir = run_dir::create(&cfg)?;
         run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
@@ -148,6 +156,7 @@ impl Trainer {
             train_secs: 0.0,
             loss_scaler: Default::default(),
             early_stop: (f64::MIN, 0),
+            early_stopped: false,
             lr_scale: 1.0,
             weights_crc32c: 0,
             optim_crc32c: 0,
@@ -197,7 +206,7 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
         let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
         let (mut last_val, mut restores) = (None, 0);
-        while self.state.epoch < self.cfg.train.epochs {
+        while self.state.epoch < self.cfg.train.epochs && !self.state.early_stopped {
             let epoch = self.state.epoch + 1;
             let val = match self.run_epoch(epoch, &val_loader) {
                 Err(Error::Diverged(msg)) if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES => {
@@ -210,9 +219,8 @@ impl Trainer {
             if self.stop_after == Some(epoch) && epoch < self.cfg.train.epochs {
                 return Ok(val);
             }
-            let stop = self.should_stop_early(&val);
             last_val = Some(val);
-            if stop {
+            if self.state.early_stopped {
                 eprintln!(
                     "early stopping after epoch {epoch}: {} has not improved for {} epochs (best checkpoint: epoch {})",
                     self.cfg.train.early_stop_metric, self.cfg.train.early_stop_patience, self.state.best_epoch
@@ -236,6 +244,8 @@ impl Trainer {
         let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
         crate::failpoint::hit("eval");
         let val = self.evaluate_loader(val_loader, self.data.val.classes.len());
+        // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
+        self.state.early_stopped = self.should_stop_early(&val);
         let is_best = self.checkpoint(epoch, &val, secs)?;
         let record = EpochInfo {
             epoch,
