@@ -200,7 +200,7 @@ fn missing(src: source::Source, root: &Path, why: &str) -> crate::error::Error {
     };
     data_err!(
         "{} not found under {} ({why}). {hint}, or point `data.root` / MICROVISION_DATA at a directory that holds them.",
-        src.dir_name(),
+        src.name(),
         root.display()
     )
 }

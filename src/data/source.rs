@@ -48,6 +48,15 @@ pub fn source(name: &str) -> Result<Source> {
 }
 
 impl Source {
+    /// The config name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Cifar(s) => s.name,
+            Source::Idx(s) => s.name,
+            Source::ImageFolder { .. } => "image_folder",
+        }
+    }
+
     /// Image channels (3 for CIFAR, 1 for the MNIST family).
     pub fn channels(&self) -> i64 {
         match self {
