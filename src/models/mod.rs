@@ -91,6 +91,12 @@ pub fn lookup(name: &str) -> Result<&'static ModelEntry> {
     })
 }
 
+/// The lock around LibTorch's process-global initialisation generator.
+fn init_lock() -> std::sync::MutexGuard<'static, ()> {
+    static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    INIT_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A built network with its parameters.
 pub struct Model {
     /// Owns the parameters and buffers (PyTorch `state_dict` names).
@@ -102,22 +108,28 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds `name` on `device`, initialised from LibTorch's global generator.
+    /// Builds `name` on `device`, initialised from LibTorch's global generator. Construction
+    /// holds the same lock as [`Model::new_seeded`], so it never draws from the generator between
+    /// another thread's seeding and its initialisation.
     pub fn new(name: &str, args: &ModelArgs, device: Device) -> Result<Model> {
-        let entry = lookup(name)?;
-        let vs = VarStore::new(device);
-        let net = (entry.build)(&vs.root(), args);
-        Ok(Model { vs, net, name: name.to_string() })
+        let _guard = init_lock();
+        Model::build(name, args, device)
     }
 
     /// Builds `name` initialised from `seed`. LibTorch's initialisation generator is
     /// process-global, so seeding and building happen under one lock: concurrent builds in other
     /// threads cannot interleave and change this model's initial weights.
     pub fn new_seeded(name: &str, args: &ModelArgs, device: Device, seed: u64) -> Result<Model> {
-        static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = INIT_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = init_lock();
         tch::manual_seed(seed as i64 & i64::MAX);
-        Model::new(name, args, device)
+        Model::build(name, args, device)
+    }
+
+    fn build(name: &str, args: &ModelArgs, device: Device) -> Result<Model> {
+        let entry = lookup(name)?;
+        let vs = VarStore::new(device);
+        let net = (entry.build)(&vs.root(), args);
+        Ok(Model { vs, net, name: name.to_string() })
     }
 
     /// Lays the 4-d (conv) weights out channels-last, as `model.to(memory_format=channels_last)`
