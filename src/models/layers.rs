@@ -42,11 +42,15 @@ pub fn trace_layers(f: impl FnOnce()) -> Vec<LayerRecord> {
     TRACE.with(|t| t.replace(prev)).unwrap_or_default()
 }
 
-fn record(name: &str, kind: String, y: &Tensor, params: &[&Tensor], macs: u64) {
+/// Appends a layer to the trace when one is being recorded; otherwise costs one thread-local
+/// check (the description is only built when tracing).
+fn record(name: &str, kind: impl FnOnce() -> String, y: &Tensor, params: &[&Tensor], macs_per_image: u64) {
     TRACE.with(|t| {
         if let Some(records) = t.borrow_mut().as_mut() {
             let params = params.iter().map(|p| p.numel() as i64).sum();
-            records.push(LayerRecord { name: name.to_string(), kind, output_shape: y.size(), params, macs });
+            let output_shape = y.size();
+            let macs = macs_per_image * output_shape[0] as u64;
+            records.push(LayerRecord { name: name.to_string(), kind: kind(), output_shape, params, macs });
         }
     });
 }
@@ -179,13 +183,13 @@ impl ModuleT for Conv2d {
         let per_out = self.weight.size()[1] * self.weight.size()[2] * self.weight.size()[3];
         let macs = (cout * h * w * per_out) as u64;
         add_macs(macs);
-        let k = self.weight.size()[2];
-        let mut kind = format!("Conv2d {k}x{k} s{}", self.stride);
-        if self.groups > 1 {
-            kind += &format!(" g{}", self.groups);
-        }
+        let kind = || {
+            let k = self.weight.size()[2];
+            let groups = if self.groups > 1 { format!(" g{}", self.groups) } else { String::new() };
+            format!("Conv2d {k}x{k} s{}{groups}", self.stride)
+        };
         let params: Vec<&Tensor> = std::iter::once(&self.weight).chain(self.bias.as_ref()).collect();
-        record(&self.name, kind, &y, &params, macs * y.size()[0] as u64);
+        record(&self.name, kind, &y, &params, macs);
         y
     }
 }
@@ -216,7 +220,7 @@ impl ModuleT for Linear {
         let macs = (self.weight.size()[0] * self.weight.size()[1]) as u64;
         add_macs(macs);
         let y = cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)));
-        record(&self.name, "Linear".into(), &y, &[&self.weight, &self.bias], macs * y.size()[0] as u64);
+        record(&self.name, || "Linear".into(), &y, &[&self.weight, &self.bias], macs);
         y
     }
 }
@@ -279,7 +283,7 @@ impl ModuleT for BatchNorm2d {
             self.eps,
             true,
         );
-        record(&self.name, "BatchNorm".into(), &y, &[&self.weight, &self.bias], 0);
+        record(&self.name, || "BatchNorm".into(), &y, &[&self.weight, &self.bias], 0);
         y
     }
 }
