@@ -38,25 +38,19 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
     let read_json =
         |name: &str| -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok() };
     let params = read_json("env.json").and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .map_err(|e| Error::Checkpoint(format!("{}: cannot read metrics.jsonl: {e}", dir.display())))?;
-    let epochs: Vec<Value> =
-        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v["kind"] == "epoch").collect();
-    let field = |split: &str, key: &str| -> Vec<f64> {
-        epochs.iter().filter(|v| v["split"] == split).filter_map(|v| v[key].as_f64()).collect()
-    };
-    let val_acc = field("val", "acc");
-    let mut ips = field("train", "img_per_s");
+    // metrics.jsonl and eval.json as History reads them for the plots and the report.
+    let h = History::read(dir).map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
+    let val_acc: Vec<f64> = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).collect();
+    let mut ips: Vec<f64> = h.epochs.iter().map(|r| r.img_per_s).filter(|v| v.is_finite()).collect();
     ips.sort_by(f64::total_cmp);
-    let final_acc =
-        read_json("eval.json").and_then(|v| v["accuracy"].as_f64()).or_else(|| val_acc.last().copied()).unwrap_or(0.0);
+    let final_acc = h.eval.as_ref().map(|e| e.accuracy).or_else(|| val_acc.last().copied()).unwrap_or(0.0);
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         params,
         epochs: val_acc.len(),
         best_acc: val_acc.iter().copied().fold(0.0, f64::max),
         final_acc,
-        train_secs: field("train", "epoch_secs").iter().sum(),
+        train_secs: h.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum(),
         img_per_s: ips.get(ips.len() / 2).copied().unwrap_or(0.0),
         config,
     })

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::history::History;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::train::run_dir;
 
 /// The plots in report order, with captions.
@@ -75,10 +75,7 @@ pub fn render(run: &Path) -> Result<String> {
 pub fn write(run: &Path, out: Option<&Path>) -> Result<std::path::PathBuf> {
     let html = render(run)?;
     let path = out.map_or_else(|| run.join("report.html"), Path::to_path_buf);
-    run_dir::write_atomic(&path, html.as_bytes()).map_err(|e| match e {
-        Error::Io { .. } => e,
-        other => Error::Runtime(format!("cannot write {}: {other}", path.display())),
-    })?;
+    run_dir::write_atomic(&path, html.as_bytes())?;
     Ok(path)
 }
 

@@ -83,15 +83,6 @@ impl Source {
         }
     }
 
-    /// Directory name under `data.root`.
-    pub fn dir_name(&self) -> &'static str {
-        match self {
-            Source::Cifar(s) => s.dir,
-            Source::Idx(s) => s.dir,
-            Source::ImageFolder { .. } => "train/",
-        }
-    }
-
     /// The directory holding the files under `root`, if present.
     pub fn locate(&self, root: &Path) -> Option<PathBuf> {
         match self {

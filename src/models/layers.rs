@@ -44,10 +44,10 @@ pub fn trace_layers(f: impl FnOnce()) -> Vec<LayerRecord> {
 
 /// Appends a layer to the trace when one is being recorded; otherwise costs one thread-local
 /// check (the description is only built when tracing).
-fn record(name: &str, kind: impl FnOnce() -> String, y: &Tensor, params: &[&Tensor], macs_per_image: u64) {
+fn record(name: &str, kind: impl FnOnce() -> String, y: &Tensor, params: &[Option<&Tensor>], macs_per_image: u64) {
     TRACE.with(|t| {
         if let Some(records) = t.borrow_mut().as_mut() {
-            let params = params.iter().map(|p| p.numel() as i64).sum();
+            let params = params.iter().flatten().map(|p| p.numel() as i64).sum();
             let output_shape = y.size();
             let macs = macs_per_image * output_shape[0] as u64;
             records.push(LayerRecord { name: name.to_string(), kind: kind(), output_shape, params, macs });
@@ -188,8 +188,7 @@ impl ModuleT for Conv2d {
             let groups = if self.groups > 1 { format!(" g{}", self.groups) } else { String::new() };
             format!("Conv2d {k}x{k} s{}{groups}", self.stride)
         };
-        let params: Vec<&Tensor> = std::iter::once(&self.weight).chain(self.bias.as_ref()).collect();
-        record(&self.name, kind, &y, &params, macs);
+        record(&self.name, kind, &y, &[Some(&self.weight), self.bias.as_ref()], macs);
         y
     }
 }
@@ -220,7 +219,7 @@ impl ModuleT for Linear {
         let macs = (self.weight.size()[0] * self.weight.size()[1]) as u64;
         add_macs(macs);
         let y = cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)));
-        record(&self.name, || "Linear".into(), &y, &[&self.weight, &self.bias], macs);
+        record(&self.name, || "Linear".into(), &y, &[Some(&self.weight), Some(&self.bias)], macs);
         y
     }
 }
@@ -283,7 +282,7 @@ impl ModuleT for BatchNorm2d {
             self.eps,
             true,
         );
-        record(&self.name, || "BatchNorm".into(), &y, &[&self.weight, &self.bias], 0);
+        record(&self.name, || "BatchNorm".into(), &y, &[Some(&self.weight), Some(&self.bias)], 0);
         y
     }
 }

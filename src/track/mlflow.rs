@@ -41,7 +41,7 @@ fn err(uri: &str, what: &str, e: impl std::fmt::Display) -> Error {
 impl MlflowLogger {
     /// Connects to `uri`, finds or creates `experiment`, and creates (or, for a resumed run,
     /// reopens) the MLflow run of `run_dir`.
-    pub fn start(uri: &str, experiment: &str, run_dir: &Path, _cfg: &Config) -> Result<Self> {
+    pub fn start(uri: &str, experiment: &str, run_dir: &Path) -> Result<Self> {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
         let mut me = MlflowLogger {
             base: uri.trim_end_matches('/').to_string(),

@@ -81,7 +81,7 @@ impl Loggers {
             Err(e) => eprintln!("warning: TensorBoard logging is off: {e}"),
         }
         if !cfg.track.mlflow_uri.is_empty() {
-            match mlflow::MlflowLogger::start(&cfg.track.mlflow_uri, &cfg.track.mlflow_experiment, run_dir, cfg) {
+            match mlflow::MlflowLogger::start(&cfg.track.mlflow_uri, &cfg.track.mlflow_experiment, run_dir) {
                 Ok(m) => list.push(Box::new(m)),
                 Err(e) => eprintln!("warning: MLflow logging is off: {e}"),
             }
