@@ -105,3 +105,31 @@ pub fn resolve(train: &TrainConfig) -> Result<(Device, Precision)> {
 pub fn channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
+
+/// Keeps freed activation buffers inside the process instead of handing them back to the kernel.
+///
+/// LibTorch's CPU tensors come from glibc `malloc`. Once a process sets any malloc tunable,
+/// glibc stops adapting its thresholds, and with the defaults every buffer over 128 KiB (a
+/// batch of activations is megabytes) is a fresh `mmap` whose pages fault in again on every
+/// step, then `munmap`ed when freed. Measured on SimpleCNN (batch 128, bf16, 1 thread): training
+/// 1.3-1.5x and inference 2.2-2.5x faster with the thresholds below (see issue #5's note). The
+/// cost: up to `TRIM` bytes of freed memory stay mapped to the process.
+///
+/// Skipped when the user tunes malloc through the environment (`MALLOC_*_` or `GLIBC_TUNABLES`).
+pub fn tune_allocator() {
+    const MMAP: i32 = 256 << 20; // allocations below 256 MiB reuse the heap
+    const TRIM: i32 = 1 << 30; // keep up to 1 GiB of free heap before returning it
+    let user_tuned = std::env::vars_os().any(|(k, _)| {
+        let k = k.to_string_lossy();
+        k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_'))
+    });
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if !user_tuned {
+        // SAFETY: mallopt only sets allocator parameters; called before tensors are allocated.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM);
+        }
+    }
+    let _ = (user_tuned, MMAP, TRIM);
+}

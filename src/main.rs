@@ -9,6 +9,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    microvision::device::tune_allocator();
     let cli = microvision::cli::Cli::parse();
     // tch turns LibTorch exceptions (out of memory, a shape a layer cannot take) into panics.
     // They are not bugs of ours: report them as errors (exit 1) without a backtrace, and keep
