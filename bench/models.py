@@ -199,10 +199,53 @@ class EfficientNetB0(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
+class _AirBN(nn.BatchNorm2d):
+    """airbench's BatchNorm: eps 1e-12, momentum 0.4 (PyTorch convention), scale fixed at 1."""
+
+    def __init__(self, c):
+        super().__init__(c, eps=1e-12, momentum=0.4)
+        self.weight.requires_grad = False
+
+
+class _AirGroup(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.norm1 = _AirBN(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = _AirBN(cout)
+        for conv in (self.conv1, self.conv2):
+            w = conv.weight.data
+            nn.init.dirac_(w[: w.size(1)])
+
+    def forward(self, x):
+        x = nn.functional.gelu(self.norm1(nn.functional.max_pool2d(self.conv1(x), 2)))
+        return nn.functional.gelu(self.norm2(self.conv2(x)))
+
+
+class Airbench94(nn.Module):
+    """airbench94 (Jordan 2024, arXiv 2404.00498) with microvision's key names."""
+
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        width = 2 * in_channels * 4
+        self.whiten = nn.Conv2d(in_channels, width, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad = False
+        self.block1, self.block2, self.block3 = _AirGroup(width, 64), _AirGroup(64, 256), _AirGroup(256, 256)
+        self.head = nn.Linear(256, num_classes, bias=False)
+
+    def forward(self, x):
+        x = nn.functional.gelu(self.whiten(x))
+        x = self.block3(self.block2(self.block1(x)))
+        return self.head(x.amax(dim=(2, 3))) / 9
+
+
 _build_base = build
 
 
 def build(name, num_classes=10, in_channels=3):  # noqa: F811
     if name == "efficientnet_b0":
         return EfficientNetB0(num_classes, in_channels)
+    if name == "airbench94":
+        return Airbench94(num_classes, in_channels)
     return _build_base(name, num_classes, in_channels)

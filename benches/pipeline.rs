@@ -60,6 +60,8 @@ fn batches(c: &mut Criterion) {
         shuffle: true,
         augment_pad: Some(4),
         hflip: true,
+        reflect: false,
+        alternate_flip: false,
         drop_last: true,
         mean: vec![0.49, 0.48, 0.45],
         std: vec![0.25, 0.24, 0.26],

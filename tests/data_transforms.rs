@@ -87,6 +87,8 @@ fn spec(prefetch: usize, seed: u64) -> LoaderSpec {
         shuffle: true,
         augment_pad: Some(4),
         hflip: true,
+        reflect: false,
+        alternate_flip: false,
         drop_last: true,
         mean: vec![0.5; 3],
         std: vec![0.25; 3],

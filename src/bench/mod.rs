@@ -2,4 +2,5 @@
 //! `benches/`, never in timed unit tests.
 
 pub mod memory;
+pub mod speedrun;
 pub mod throughput;

@@ -271,6 +271,46 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
     Ok(())
 }
 
+pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f64) -> Result<()> {
+    use crate::bench::speedrun::{run_once, summarize, warm_up};
+    use crate::bench::throughput::load_average;
+    let cfg = Config::load(config, overrides)?;
+    crate::device::set_threads(cfg.train.threads);
+    let warm = warm_up(&cfg)?;
+    eprintln!("warm-up (untimed): {warm:.1} s; load average {:.2}", load_average());
+    let mut results = Vec::new();
+    for i in 0..runs {
+        let r = run_once(&cfg, cfg.train.seed + i)?;
+        println!(
+            "run {}/{runs} seed {}: test accuracy {:.2}%  train {:.1} s  setup {:.2} s  eval {:.1} s  ({}; load average {:.2})",
+            i + 1,
+            r.seed,
+            r.test_acc * 100.0,
+            r.train_secs,
+            r.setup_secs,
+            r.eval_secs,
+            r.run_dir,
+            load_average()
+        );
+        results.push(r);
+    }
+    let s = summarize(&results, target);
+    println!(
+        "{} runs of {}: test accuracy {:.2} +- {:.2}% ({:.0}% of runs >= {target}%), training {:.1} +- {:.1} s \
+         ({} threads)",
+        s.runs,
+        config.display(),
+        s.acc_mean,
+        s.acc_std,
+        s.at_target * 100.0,
+        s.train_secs_mean,
+        s.train_secs_std,
+        tch::get_num_threads()
+    );
+    println!("{}", serde_json::json!({ "summary": s, "runs": results, "warmup_secs": warm }));
+    Ok(())
+}
+
 pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let dir = run.join(&cfg.output.checkpoint_dir);

@@ -163,6 +163,22 @@ pub enum BenchWhat {
         #[arg(long)]
         checkpointing: bool,
     },
+    /// N full trainings of a recipe with seeds seed..seed+N-1: test accuracy (with TTA), training
+    /// time (first step to last), setup and evaluation time, mean +- std, fraction >= target.
+    Speedrun {
+        /// The recipe.
+        #[arg(long, short, default_value = "configs/speedrun94.toml")]
+        config: PathBuf,
+        /// Number of runs.
+        #[arg(long, default_value_t = 5)]
+        runs: u64,
+        /// Target test accuracy in percent.
+        #[arg(long, default_value_t = 94.0)]
+        target: f64,
+        /// Config overrides, `key=value` (as `train --set`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
 }
 
 /// `microvision data ...`
@@ -227,6 +243,9 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let opts = commands::ThroughputOpts { batch, steps, repeats, threads, checkpointing };
             commands::bench_throughput(&model, &precision, &device, &opts)
+        }
+        Command::Bench { what: BenchWhat::Speedrun { config, runs, target, overrides } } => {
+            commands::bench_speedrun(&config, &overrides, runs, target)
         }
         Command::Data { action: DataAction::Download { dataset, root, url } } => {
             commands::data_download(&dataset, root, url)

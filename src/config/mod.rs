@@ -75,6 +75,12 @@ pub struct DataConfig {
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
     pub val_split: f64,
+    /// How the random crop pads: "zeros" or "reflect" (airbench's translate).
+    pub pad_mode: String,
+    /// "random": each image flipped with probability 1/2 each epoch; "alternate": a random half
+    /// flipped in odd epochs and exactly the other half in even ones (airbench's derandomised
+    /// flipping, every image seen both ways every two epochs).
+    pub flip_mode: String,
 }
 
 /// `[augment]`: training-time augmentations, batched on the compute device and seeded by
@@ -161,6 +167,9 @@ pub struct OptimConfig {
     pub decoupled_wd: bool,
     /// Exclude biases and normalisation weights from weight decay.
     pub wd_exclude_bn_bias: bool,
+    /// Learning-rate multiplier of the BatchNorm parameters (airbench's `bias_scaler`, 64); their
+    /// weight-decay coefficient is divided by it, so the decay per step is unchanged.
+    pub norm_lr_scale: f64,
     /// Adam betas.
     pub betas: [f64; 2],
     /// Adam epsilon.
@@ -171,7 +180,9 @@ pub struct OptimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
-    /// "constant", "step", "multistep", "cosine", "linear" or "onecycle".
+    /// "constant", "step", "multistep", "cosine", "linear", "onecycle" or "triangle"
+    /// (linear from `peak / div_factor` up to the peak at `pct_start`, then linear down to
+    /// `min_lr_ratio * peak`: airbench's schedule).
     pub name: String,
     /// Linear warm-up length in epochs (constant, step and cosine).
     pub warmup_epochs: f64,
@@ -231,6 +242,13 @@ pub struct TrainConfig {
     /// Gradient checkpointing: keep only block inputs in the forward pass and recompute block
     /// activations during backward (less memory, about one more forward of time).
     pub grad_checkpointing: bool,
+    /// Apply `tta` to the per-epoch validation too (false: only to the final test evaluation,
+    /// which is cheaper when validation runs every epoch).
+    pub val_tta: bool,
+    /// Lookahead (airbench): every `lookahead_every` steps (0 = off) an average of the weights
+    /// takes in the current ones with weight `1 - decay` and the weights are reset to it; decay =
+    /// `0.95^every * (step / total)^3`, and the final weights are the average.
+    pub lookahead_every: i64,
     /// Write a step line to metrics.jsonl every this many steps (0 = never).
     pub log_every: i64,
     /// Show progress bars on the console.
@@ -302,6 +320,8 @@ impl Default for DataConfig {
             on_corrupt: "error".into(),
             crop_padding: 4,
             val_split: 0.0,
+            pad_mode: "zeros".into(),
+            flip_mode: "random".into(),
         }
     }
 }
@@ -323,6 +343,7 @@ impl Default for OptimConfig {
             weight_decay: 5e-4,
             decoupled_wd: false,
             wd_exclude_bn_bias: false,
+            norm_lr_scale: 1.0,
             betas: [0.9, 0.999],
             eps: 1e-8,
         }
@@ -364,6 +385,8 @@ impl Default for TrainConfig {
             early_stop_metric: "val_acc".into(),
             early_stop_min_delta: 0.0,
             grad_checkpointing: false,
+            val_tta: true,
+            lookahead_every: 0,
             log_every: 50,
             progress: true,
             on_nan: "stop".into(),

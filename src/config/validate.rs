@@ -9,7 +9,7 @@ pub use crate::data::source::DATASETS;
 /// Optimizer names.
 pub const OPTIMIZERS: &[&str] = &["sgd", "adamw", "muon"];
 /// Schedule names.
-pub const SCHEDULES: &[&str] = &["constant", "step", "multistep", "cosine", "linear", "onecycle"];
+pub const SCHEDULES: &[&str] = &["constant", "step", "multistep", "cosine", "linear", "onecycle", "triangle"];
 /// Device choices.
 pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
 /// Precision choices.
@@ -23,6 +23,8 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("train.precision", &c.train.precision, PRECISIONS)?;
     one_of("train.on_nan", &c.train.on_nan, &["stop", "restore"])?;
     one_of("data.on_corrupt", &c.data.on_corrupt, &["error", "skip"])?;
+    one_of("data.pad_mode", &c.data.pad_mode, &["zeros", "reflect"])?;
+    one_of("data.flip_mode", &c.data.flip_mode, &["random", "alternate"])?;
     in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
@@ -55,6 +57,8 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("optim.betas[0]", c.optim.betas[0], 0.0, 0.9999)?;
     in_range("optim.betas[1]", c.optim.betas[1], 0.0, 0.99999)?;
     positive_f("optim.eps", c.optim.eps)?;
+    positive_f("optim.norm_lr_scale", c.optim.norm_lr_scale)?;
+    non_negative_i("train.lookahead_every", c.train.lookahead_every)?;
     in_range("schedule.warmup_epochs", c.schedule.warmup_epochs, 0.0, c.train.epochs as f64)?;
     positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
     in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
 
 use super::augment::{self, Draws};
-use super::transforms::{crop_flip, normalize, AugmentParams};
+use super::transforms::{crop_flip, hflip, normalize, random_crop_reflect, AugmentParams};
 use super::Dataset;
 use crate::config::AugmentConfig;
 
@@ -29,6 +29,11 @@ pub struct LoaderSpec {
     pub augment_pad: Option<i64>,
     /// Flip horizontally (half of the images) as part of the augmentation.
     pub hflip: bool,
+    /// Reflect padding for the random crop instead of zeros.
+    pub reflect: bool,
+    /// Alternating flips: a fixed random half of the images (by index) flipped in odd epochs,
+    /// the other half in even ones, instead of a fresh coin per image and epoch.
+    pub alternate_flip: bool,
     /// Drop the last incomplete batch (training) or keep it (evaluation).
     pub drop_last: bool,
     /// Per-channel normalisation mean.
@@ -145,8 +150,16 @@ impl Loader {
                 let aug = self.spec.augment_pad.map(|pad| {
                     let dy = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
                     let dx = (0..idx.len()).map(|_| rng.gen_range(0..=2 * pad)).collect();
-                    // Drawn even when flips are off, so the other draws do not shift.
-                    let flip = (0..idx.len()).map(|_| rng.gen_bool(0.5) && self.spec.hflip).collect();
+                    // Drawn even when flips are off or alternate, so the other draws do not shift.
+                    let flip = idx
+                        .iter()
+                        .map(|&i| {
+                            let coin = rng.gen_bool(0.5);
+                            let flip =
+                                if self.spec.alternate_flip { alternate_flip(self.spec.seed, i, epoch) } else { coin };
+                            flip && self.spec.hflip
+                        })
+                        .collect();
                     (dy, dx, flip)
                 });
                 // Drawn after crop and flip from the same generator: with every recipe option off
@@ -174,7 +187,12 @@ impl BatchMaker {
         let idx = Tensor::from_slice(&plan.idx).to_device(device);
         let mut x = self.images.index_select(0, &idx); // (B, C, H, W) uint8
         if let (Some(pad), Some((dy, dx, flip))) = (self.spec.augment_pad, &plan.aug) {
-            x = crop_flip(&x, pad, &AugmentParams::new(dy, dx, flip, device));
+            let p = AugmentParams::new(dy, dx, flip, device);
+            x = if self.spec.reflect {
+                hflip(&random_crop_reflect(&x, pad, &p.dy, &p.dx), &p.flip)
+            } else {
+                crop_flip(&x, pad, &p)
+            };
         }
         if let Some(chains) = &plan.draws.chains {
             x = super::policies::apply_chains(&x, chains);
@@ -194,6 +212,14 @@ impl BatchMaker {
         }
         Batch { images: x, labels, targets }
     }
+}
+
+/// Whether image `index` is flipped in `epoch` (1-based) under alternating flips: a coin per
+/// image fixed by the seed, inverted in every even epoch.
+pub fn alternate_flip(seed: u64, index: i64, epoch: u64) -> bool {
+    const FLIP_SALT: u64 = 0xf11b_0001;
+    let coin = mix(seed ^ FLIP_SALT, index as u64) & 1 == 1;
+    coin != (epoch % 2 == 0)
 }
 
 /// Iterator over one epoch's batches.

@@ -21,6 +21,23 @@ pub fn random_crop(x: &Tensor, pad: i64, dy: &Tensor, dx: &Tensor) -> Tensor {
     padded.index(&[Some(bi), Some(ci), Some(rows.view([b, 1, h, 1])), Some(cols.view([b, 1, 1, w]))])
 }
 
+/// Random crop with reflect padding (airbench's translate): as [`random_crop`], but the pixels
+/// outside the image are its mirror image (`F.pad(x, mode="reflect")`, edge not repeated).
+/// Needs `pad < H, W`. One gather, no padded copy: the source row of output row `i` is
+/// `reflect(dy + i - pad)`.
+pub fn random_crop_reflect(x: &Tensor, pad: i64, dy: &Tensor, dx: &Tensor) -> Tensor {
+    let (b, c, h, w) = x.size4().expect("random_crop_reflect takes a (B, C, H, W) batch");
+    let dev = x.device();
+    let reflect = |offset: &Tensor, n: i64| {
+        let i = (offset.unsqueeze(1) + Tensor::arange(n, (Kind::Int64, dev)) - pad).abs(); // (B, n), >= 0
+        i.minimum(&(-&i + 2 * (n - 1))) // past the far edge: 2 (n - 1) - i
+    };
+    let (rows, cols) = (reflect(dy, h), reflect(dx, w));
+    let bi = Tensor::arange(b, (Kind::Int64, dev)).view([b, 1, 1, 1]);
+    let ci = Tensor::arange(c, (Kind::Int64, dev)).view([1, c, 1, 1]);
+    x.index(&[Some(bi), Some(ci), Some(rows.view([b, 1, h, 1])), Some(cols.view([b, 1, 1, w]))])
+}
+
 /// Horizontal flip of the images whose entry in `mask` (bool `(B,)`) is true.
 pub fn hflip(x: &Tensor, mask: &Tensor) -> Tensor {
     let b = x.size()[0];

@@ -167,6 +167,16 @@ impl Conv2d {
         let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
         Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
     }
+
+    /// The same conv with a weight that is registered (saved, loaded, exported) but not trained,
+    /// e.g. a filter bank set from the data; initialised as [`Conv2d::new`] does.
+    pub fn fixed_weight(p: &Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Self {
+        let bound = 1.0 / ((cin / o.groups * k * k) as f64).sqrt();
+        let init = Tensor::empty([cout, cin / o.groups, k, k], (Kind::Float, p.device())).uniform_(-bound, bound);
+        let weight = p.add("weight", init, false);
+        let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(cin / o.groups * k * k)));
+        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
+    }
 }
 
 impl ModuleT for Conv2d {
@@ -198,8 +208,8 @@ impl ModuleT for Conv2d {
 pub struct Linear {
     /// Weight.
     pub weight: Tensor,
-    /// Bias.
-    pub bias: Tensor,
+    /// Bias, when the layer has one.
+    pub bias: Option<Tensor>,
     name: String,
 }
 
@@ -208,9 +218,14 @@ impl Linear {
     pub fn new(p: &Path, cin: i64, cout: i64) -> Self {
         Linear {
             weight: p.var("weight", &[cout, cin], torch_default(cin)),
-            bias: p.var("bias", &[cout], torch_default(cin)),
+            bias: Some(p.var("bias", &[cout], torch_default(cin))),
             name: path_name(p),
         }
+    }
+
+    /// The same without bias (`nn.Linear(cin, cout, bias=False)`).
+    pub fn no_bias(p: &Path, cin: i64, cout: i64) -> Self {
+        Linear { weight: p.var("weight", &[cout, cin], torch_default(cin)), bias: None, name: path_name(p) }
     }
 }
 
@@ -218,8 +233,8 @@ impl ModuleT for Linear {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
         let macs = (self.weight.size()[0] * self.weight.size()[1]) as u64;
         add_macs(macs);
-        let y = cast(x).linear(&cast(&self.weight), Some(cast(&self.bias)));
-        record(&self.name, || "Linear".into(), &y, &[Some(&self.weight), Some(&self.bias)], macs);
+        let y = cast(x).linear(&cast(&self.weight), self.bias.as_ref().map(cast));
+        record(&self.name, || "Linear".into(), &y, &[Some(&self.weight), self.bias.as_ref()], macs);
         y
     }
 }
@@ -254,6 +269,22 @@ impl BatchNorm2d {
             num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
             momentum: 0.1,
             eps: 1e-5,
+            name: path_name(p),
+        }
+    }
+
+    /// BatchNorm with a given running-statistics `momentum` (PyTorch's convention: the weight of
+    /// the new batch) and `eps`, whose scale is fixed at 1 (registered, but not trained), as
+    /// airbench's BatchNorm with `weight.requires_grad = False`.
+    pub fn fixed_scale(p: &Path, c: i64, momentum: f64, eps: f64) -> Self {
+        BatchNorm2d {
+            weight: p.ones_no_train("weight", &[c]),
+            bias: p.var("bias", &[c], Init::Const(0.0)),
+            running_mean: p.zeros_no_train("running_mean", &[c]),
+            running_var: p.ones_no_train("running_var", &[c]),
+            num_batches_tracked: p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false),
+            momentum,
+            eps,
             name: path_name(p),
         }
     }

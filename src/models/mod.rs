@@ -1,5 +1,6 @@
 //! Model zoo: shared layers, one file per architecture, and the registry (one table).
 
+pub mod airbench;
 pub mod efficientnet;
 pub mod improved_cnn;
 pub mod layers;
@@ -41,6 +42,16 @@ pub trait Network: ModuleT {
     fn segments(&self) -> Option<Vec<&dyn ModuleT>> {
         None
     }
+
+    /// Data-dependent initialisation from normalised training images `(N, C, H, W)` (airbench's
+    /// patch whitening); run once by the trainer before the first step. Default: nothing.
+    fn init_from_data(&self, _images: &Tensor) {}
+
+    /// Parameters (state_dict names) that train only during the first `n` epochs and are frozen
+    /// from then on. Default: none.
+    fn trained_for_epochs(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
 }
 
 /// The segments `first, blocks..., last` (stem, residual blocks, head).
@@ -76,6 +87,11 @@ pub const MODELS: &[ModelEntry] = &[
         name: "efficientnet_b0",
         build: efficientnet::efficientnet_b0,
         about: "Tan & Le 2019, total stride 8 for 32x32",
+    },
+    ModelEntry {
+        name: "airbench94",
+        build: airbench::airbench94,
+        about: "Jordan 2024 (airbench94), whitened 2x2 stem",
     },
     ModelEntry { name: "vgg11", build: vgg::vgg11, about: "Simonyan & Zisserman 2015, with BN" },
     ModelEntry { name: "vgg13", build: vgg::vgg13, about: "Simonyan & Zisserman 2015, with BN" },

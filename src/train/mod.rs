@@ -4,6 +4,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod ema;
 pub mod eval;
+pub mod lookahead;
 pub mod optim;
 pub mod run_dir;
 pub mod schedule;

@@ -19,6 +19,12 @@ pub struct Param {
     pub tensor: Tensor,
     /// Whether weight decay applies to it.
     pub decay: bool,
+    /// Learning-rate multiplier (`optim.norm_lr_scale` for BatchNorm parameters, else 1); the
+    /// weight-decay coefficient is divided by it.
+    pub lr_scale: f64,
+    /// Frozen: skipped by every update (its state kept), as a tensor without gradient is in
+    /// PyTorch.
+    pub frozen: bool,
 }
 
 /// Optimizer hyper-parameters.
@@ -76,19 +82,37 @@ impl Optimizer {
             "muon" => Rule::Muon { momentum: cfg.momentum, nesterov: cfg.nesterov, lr_ratio: cfg.muon_lr / cfg.lr },
             _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
         };
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let all = vs.variables();
+        // BatchNorm parameters: those of a module that keeps running statistics.
+        let is_norm = |name: &str| {
+            let module = name.rsplit_once('.').map_or("", |(m, _)| m);
+            all.contains_key(&format!("{module}.running_mean"))
+        };
+        let mut vars: Vec<(String, Tensor)> =
+            all.iter().filter(|(_, t)| t.requires_grad()).map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<Param> = vars
             .into_iter()
             .map(|(name, tensor)| {
                 // Biases and normalisation scales are 1-d: excluded from decay when asked.
                 let decay = !(cfg.wd_exclude_bn_bias && tensor.dim() <= 1);
-                Param { name, tensor, decay }
+                let lr_scale = if is_norm(&name) { cfg.norm_lr_scale } else { 1.0 };
+                Param { name, tensor, decay, lr_scale, frozen: false }
             })
             .collect();
         let buffers = if matches!(rule, Rule::AdamW { .. }) { 2 } else { 1 };
         let state = params.iter().map(|p| (0..buffers).map(|_| p.tensor.zeros_like()).collect()).collect();
         Optimizer { rule, weight_decay: cfg.weight_decay, params, state, steps: 0 }
+    }
+
+    /// Freezes the parameters of `schedule` (`(name, epochs)`: trained during the first `epochs`
+    /// epochs only) that are past their epochs at (1-based) `epoch`; unfreezes the others.
+    pub fn freeze_trained_out(&mut self, schedule: &[(String, i64)], epoch: i64) {
+        for (name, epochs) in schedule {
+            if let Some(p) = self.params.iter_mut().find(|p| &p.name == name) {
+                p.frozen = epoch > *epochs;
+            }
+        }
     }
 
     /// Clears all gradients.
@@ -118,10 +142,11 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         for (p, state) in self.params.iter_mut().zip(&mut self.state) {
             let g = p.tensor.grad();
-            if !g.defined() {
+            if !g.defined() || p.frozen {
                 continue;
             }
-            let wd = if p.decay { self.weight_decay } else { 0.0 };
+            let lr = lr * p.lr_scale;
+            let wd = if p.decay { self.weight_decay / p.lr_scale } else { 0.0 };
             match self.rule {
                 Rule::Sgd { momentum, nesterov, decoupled } => {
                     sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, decoupled)

@@ -53,6 +53,16 @@ pub enum Schedule {
         /// Final rate = initial / final_div.
         final_div: f64,
     },
+    /// airbench's triangle: linear from `start * base` at step 0 to `base` at step
+    /// `floor(pct * total)`, then linear to `end * base` at step `total`.
+    Triangle {
+        /// Fraction of steps spent rising.
+        pct: f64,
+        /// Initial rate as a fraction of the peak.
+        start: f64,
+        /// Final rate as a fraction of the peak.
+        end: f64,
+    },
 }
 
 impl Schedule {
@@ -71,6 +81,7 @@ impl Schedule {
             },
             "linear" => Schedule::Linear { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
             "cosine" => Schedule::Cosine { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
+            "triangle" => Schedule::Triangle { pct: c.pct_start, start: 1.0 / c.div_factor, end: c.min_lr_ratio },
             _ => Schedule::OneCycle { pct_start: c.pct_start, div: c.div_factor, final_div: c.final_div_factor },
         }
     }
@@ -99,6 +110,16 @@ impl Schedule {
                 let t = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
                 base * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
             }),
+            &Schedule::Triangle { pct, start, end } => {
+                let rise = (pct * total as f64) as u64;
+                if step < rise {
+                    let f = step as f64 / rise as f64;
+                    base * (start * (1.0 - f) + f)
+                } else {
+                    let f = ((step - rise) as f64 / total.saturating_sub(rise).max(1) as f64).min(1.0);
+                    base * ((1.0 - f) + end * f)
+                }
+            }
             &Schedule::OneCycle { pct_start, div, final_div } => {
                 let (initial, min) = (base / div, base / div / final_div);
                 let peak = (pct_start * total as f64 - 1.0).max(0.0);

@@ -17,7 +17,8 @@ model = models.build(name, int(num_classes))
 state = load_file(weights)
 model.load_state_dict(state, strict=True)
 x = load_file(inputs)["x"]
-result = {"n_params": torch.tensor(sum(p.numel() for p in model.parameters()))}
+# Trainable parameters (fixed ones, e.g. airbench's whitening filters, are not counted).
+result = {"n_params": torch.tensor(sum(p.numel() for p in model.parameters() if p.requires_grad))}
 model.eval()
 with torch.no_grad():
     result["eval_out"] = model(x)
@@ -31,5 +32,6 @@ model.train()
 y = model(x)
 (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
 for n, p in model.named_parameters():
-    result["grad." + n] = p.grad
+    if p.requires_grad:
+        result["grad." + n] = p.grad
 save_file({k: v.contiguous() for k, v in result.items()}, out)

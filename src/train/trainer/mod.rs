@@ -20,6 +20,7 @@ use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
 use super::ema::Ema;
 use super::eval::{evaluate, EvalFile};
+use super::lookahead::Lookahead;
 use super::optim::Optimizer;
 use super::run_dir;
 use super::schedule::Schedule;
@@ -63,6 +64,11 @@ pub struct Trainer {
     lr_override: Option<f64>,
     /// Moving average of the weights (`train.ema_decay` > 0), evaluated instead of the weights.
     ema: Option<Ema>,
+    /// Lookahead's slow weights (`train.lookahead_every` > 0).
+    lookahead: Option<Lookahead>,
+    /// Seconds spent on data-dependent initialisation (airbench's whitening) before the first
+    /// step: one-time setup, not training time.
+    pub setup_secs: f64,
     schedule: Schedule,
     data: DataSplits,
     train_loader: Loader,
@@ -94,7 +100,8 @@ impl Trainer {
         }
         let run_dir = run_dir::create(&cfg)?;
         run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
+        let mut trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
+        trainer.init_from_data();
         trainer.write_provenance()?;
         Ok(trainer)
     }
@@ -141,6 +148,8 @@ impl Trainer {
         }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
+        let lookahead =
+            (cfg.train.lookahead_every > 0).then(|| Lookahead::new(&model.vs, cfg.train.lookahead_every as u64));
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
         let steps_per_epoch = train_loader.num_batches() as u64 / cfg.train.accumulate_steps.max(1) as u64;
@@ -173,11 +182,28 @@ impl Trainer {
             stop: Arc::new(AtomicBool::new(false)),
             optim,
             ema,
+            lookahead,
+            setup_secs: 0.0,
             schedule,
             data,
             train_loader,
             callbacks: Vec::new(),
         })
+    }
+
+    /// The model's data-dependent initialisation (see [`crate::models::Network::init_from_data`])
+    /// from the first 5,000 normalised training images, timed into `setup_secs`. The lookahead
+    /// copy restarts from the initialised weights.
+    fn init_from_data(&mut self) {
+        let start = std::time::Instant::now();
+        let n = self.data.train.len().min(5000);
+        let images = self.data.train.images.narrow(0, 0, n).to_device(self.device);
+        let images = crate::data::transforms::normalize(&images, &self.data.mean, &self.data.std);
+        self.model.net.init_from_data(&images);
+        if self.lookahead.is_some() {
+            self.lookahead = Some(Lookahead::new(&self.model.vs, self.cfg.train.lookahead_every as u64));
+        }
+        self.setup_secs = start.elapsed().as_secs_f64();
     }
 
     /// Registers a callback (logger, early stopping...).
@@ -228,8 +254,9 @@ impl Trainer {
                 break;
             }
         }
+        let val_is_test = self.cfg.data.val_split == 0.0 && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
         let test = match last_val {
-            Some(val) if self.cfg.data.val_split == 0.0 => val, // validation ran on the test split
+            Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
             _ => self.evaluate(&self.data.test)?,
         };
         run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
@@ -243,7 +270,8 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
         let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
         crate::failpoint::hit("eval");
-        let val = self.evaluate_loader(val_loader, self.data.val.classes.len());
+        let tta = if self.cfg.train.val_tta { self.cfg.train.tta } else { 0 };
+        let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta);
         // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
         self.state.early_stopped = self.should_stop_early(&val);
         let is_best = self.checkpoint(epoch, &val, secs)?;
@@ -265,12 +293,13 @@ impl Trainer {
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
         let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        Ok(self.evaluate_loader(&loader, split.classes.len()))
+        Ok(self.evaluate_loader(&loader, split.classes.len(), self.cfg.train.tta))
     }
 
-    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0.
-    fn evaluate_loader(&self, loader: &Loader, classes: usize) -> EvalResult {
-        let run = || evaluate(&self.model, loader, self.compute_kind(), classes, self.cfg.train.tta);
+    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0, with TTA
+    /// level `tta`.
+    fn evaluate_loader(&self, loader: &Loader, classes: usize, tta: i64) -> EvalResult {
+        let run = || evaluate(&self.model, loader, self.compute_kind(), classes, tta);
         match &self.ema {
             Some(ema) => ema.with_averaged(&self.model.vs, run),
             None => run(),
@@ -352,6 +381,8 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         shuffle: train,
         augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
         hflip: cfg.data.hflip,
+        reflect: cfg.data.pad_mode == "reflect",
+        alternate_flip: cfg.data.flip_mode == "alternate",
         drop_last: train,
         mean: data.mean.clone(),
         std: data.std.clone(),

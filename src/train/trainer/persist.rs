@@ -11,6 +11,9 @@ impl Trainer {
         if let Some(ema) = &self.ema {
             t.extend(ema.state_tensors());
         }
+        if let Some(la) = &self.lookahead {
+            t.extend(la.state_tensors());
+        }
         t
     }
 
@@ -21,6 +24,12 @@ impl Trainer {
             if !ema.load(optim) {
                 eprintln!("warning: the checkpoint has no weight average; restarting it from the loaded weights");
                 *ema = Ema::new(&self.model.vs, self.cfg.train.ema_decay);
+            }
+        }
+        if let Some(la) = &mut self.lookahead {
+            if !la.load(optim) {
+                eprintln!("warning: the checkpoint has no lookahead weights; restarting them from the loaded weights");
+                *la = Lookahead::new(&self.model.vs, self.cfg.train.lookahead_every as u64);
             }
         }
     }

@@ -23,6 +23,7 @@ impl Trainer {
         let done = (self.state.step - (epoch - 1) * per_epoch as i64).clamp(0, per_epoch as i64) as usize;
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
+        self.optim.freeze_trained_out(&self.model.net.trained_for_epochs(), epoch);
         let mut batches = self.train_loader.epoch_from(epoch as u64, done * accum);
         for _ in done..per_epoch {
             let group: Vec<Batch> = batches.by_ref().take(accum).collect();
@@ -74,6 +75,10 @@ impl Trainer {
             ema.update(&self.model.vs, self.state.step);
         }
         self.state.step += 1;
+        let total = self.steps_per_epoch() as u64 * self.cfg.train.epochs as u64;
+        if let Some(la) = &mut self.lookahead {
+            la.after_step(&self.model.vs, self.state.step as u64, total);
+        }
         Ok((loss_sum / n as f64, correct))
     }
 

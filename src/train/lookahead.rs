@@ -1,0 +1,79 @@
+//! Lookahead as airbench uses it (Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1
+//! step back"; schedule from Jordan 2024, arXiv 2404.00498): every `every` steps a slow copy of
+//! the state_dict's floating-point tensors (BatchNorm statistics included) moves towards the
+//! weights, `slow = lerp(slow, w, 1 - decay)`, and the weights are reset to it. The decay rises
+//! as `0.95^every * (step / total)^3`: no averaging early, strong averaging at the end. After the
+//! last step the weights become the slow copy.
+
+use std::collections::HashMap;
+use tch::nn::VarStore;
+use tch::Tensor;
+
+/// Name prefix of the slow weights in the optimizer checkpoint file.
+pub const PREFIX: &str = "lookahead.";
+
+/// The slow weights.
+pub struct Lookahead {
+    every: u64,
+    /// `(name, slow copy)` for every floating-point variable, sorted by name.
+    slow: Vec<(String, Tensor)>,
+}
+
+/// The decay applied after step `step` (1-based count of steps taken) of `total`.
+pub fn decay_at(step: u64, total: u64, every: u64) -> f64 {
+    0.95f64.powi(every as i32) * (step as f64 / total.max(1) as f64).powi(3)
+}
+
+impl Lookahead {
+    /// Starts the slow copy at the current weights.
+    pub fn new(vs: &VarStore, every: u64) -> Self {
+        let mut slow: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.is_floating_point())
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect();
+        slow.sort_by(|a, b| a.0.cmp(&b.0));
+        Lookahead { every: every.max(1), slow }
+    }
+
+    /// Called after every optimizer step with the number of steps taken so far: on every
+    /// `every`-th step, and at the last one (`step == total`, with decay 1: the weights become
+    /// the slow copy), synchronises the two.
+    pub fn after_step(&mut self, vs: &VarStore, step: u64, total: u64) {
+        if step >= total {
+            self.sync(vs, 1.0);
+        } else if step % self.every == 0 {
+            self.sync(vs, decay_at(step, total, self.every));
+        }
+    }
+
+    fn sync(&mut self, vs: &VarStore, decay: f64) {
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            for (name, slow) in &mut self.slow {
+                if let Some(w) = vars.get(name) {
+                    let _ = slow.lerp_(w, 1.0 - decay);
+                    w.shallow_clone().copy_(slow);
+                }
+            }
+        });
+    }
+
+    /// The slow weights, named `lookahead.<variable>` for the checkpoint.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.slow.iter().map(|(n, t)| (format!("{PREFIX}{n}"), t.shallow_clone())).collect()
+    }
+
+    /// Restores the slow weights from checkpoint tensors; false (nothing changed) if any is
+    /// missing or has another shape.
+    pub fn load(&mut self, tensors: &[(String, Tensor)]) -> bool {
+        let map: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let key = |n: &str| format!("{PREFIX}{n}");
+        let all = self.slow.iter().all(|(n, t)| map.get(key(n).as_str()).is_some_and(|s| s.size() == t.size()));
+        if all {
+            tch::no_grad(|| self.slow.iter_mut().for_each(|(n, t)| t.copy_(map[key(n).as_str()])));
+        }
+        all
+    }
+}
