@@ -2,8 +2,10 @@
 
 mod common;
 
-use microvision::data::loader::{Loader, LoaderSpec};
-use microvision::data::transforms::{channels_last, crop_flip, hflip, normalize, random_crop, AugmentParams};
+use microvision::data::loader::{alternate_flip, Loader, LoaderSpec};
+use microvision::data::transforms::{
+    channels_last, crop_flip, hflip, normalize, random_crop, random_crop_reflect, AugmentParams,
+};
 use microvision::data::Dataset;
 use tch::{Device, Kind, Tensor};
 
@@ -131,4 +133,42 @@ fn epoch_loop_may_stop_early() {
     let loader = Loader::new(&data, spec(2, 0));
     let first = loader.epoch(0).next();
     assert!(first.is_some()); // dropping the iterator stops the producer thread without hanging
+}
+
+#[test]
+fn reflect_crop_equals_pytorch_reflect_padding_then_crop() {
+    let x = batch(6);
+    let (dy, dx) = ([0i64, 4, 2, 1, 3, 4], [4i64, 0, 2, 3, 1, 4]);
+    let got = random_crop_reflect(&x, 2, &Tensor::from_slice(&dy), &Tensor::from_slice(&dx));
+    // LibTorch's own reflect padding (F.pad(mode="reflect")) of the whole batch, then each window.
+    let padded = x.to_kind(Kind::Float).reflection_pad2d([2, 2, 2, 2]).to_kind(Kind::Uint8);
+    for b in 0..6 {
+        let want = padded.get(b as i64).narrow(1, dy[b], 8).narrow(2, dx[b], 8);
+        assert!(got.get(b as i64).equal(&want), "image {b} (dy {}, dx {})", dy[b], dx[b]);
+    }
+}
+
+#[test]
+fn alternating_flips_show_every_image_both_ways_every_two_epochs() {
+    let flips = |epoch| (0..1000).map(|i| alternate_flip(3, i, epoch)).collect::<Vec<bool>>();
+    let (odd, even) = (flips(1), flips(2));
+    assert!(odd.iter().zip(&even).all(|(a, b)| a != b), "each image flips in exactly one of two epochs");
+    assert_eq!(flips(3), odd, "the pattern repeats every two epochs");
+    let n = odd.iter().filter(|&&f| f).count();
+    assert!((430..570).contains(&n), "about half flipped in epoch 1: {n}");
+    assert_ne!((0..1000).map(|i| alternate_flip(4, i, 1)).collect::<Vec<_>>(), odd, "the seed picks the half");
+    // Through the loader: with flips on, epoch 2 shows the other orientation of each image.
+    let x = Tensor::randint(256, [64, 3, 8, 8], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
+    let labels = Tensor::arange(64, (Kind::Int64, Device::Cpu));
+    let data = Dataset { images: x.shallow_clone(), labels, classes: (0..64).map(|i| i.to_string()).collect() };
+    let s =
+        LoaderSpec { augment_pad: Some(0), alternate_flip: true, shuffle: false, channels_last: false, ..spec(0, 3) };
+    let loader = Loader::new(&data, s);
+    let first: Vec<_> = loader.epoch(1).collect();
+    let second: Vec<_> = loader.epoch(2).collect();
+    for (a, b) in first.iter().zip(&second) {
+        for i in 0..a.images.size()[0] {
+            assert!(a.images.get(i).flip([2]).equal(&b.images.get(i)), "epoch 2 mirrors epoch 1");
+        }
+    }
 }

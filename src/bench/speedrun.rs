@@ -95,8 +95,12 @@ pub fn run_once(cfg: &Config, seed: u64) -> Result<SpeedrunResult> {
     let mut trainer = Trainer::new(cfg)?;
     let clock = Rc::new(RefCell::new(Clock::default()));
     trainer.add_callback(Box::new(ClockCallback(clock.clone())));
+    // metrics.jsonl and TensorBoard as for `train` (plots are left to `microvision plot`).
+    let loggers = crate::track::Loggers::standard(&trainer.run_dir, &trainer.cfg);
+    trainer.add_callback(loggers.callback());
     trainer.add_callback(crate::track::console(&trainer.cfg));
     let test = trainer.fit()?;
+    loggers.close();
     let c = clock.borrow();
     Ok(SpeedrunResult {
         seed,

@@ -1,0 +1,181 @@
+"""Plain-PyTorch reference of microvision's fast recipe (configs/speedrun94.toml, after airbench94:
+Jordan 2024, arXiv 2404.00498), timed the same way as `microvision bench speedrun`: training time =
+the epochs' step loops (per-epoch validation excluded), whitening init = setup, final TTA
+evaluation = eval time. Same model (bench/models.py), same CPU mixed precision
+(torch.autocast('cpu', bfloat16) + channels_last; fp16 autocast on CUDA), same hyper-parameters.
+
+usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--runs 1] [--seed 0] [--epochs 10]
+prints one line per run and a final JSON line.
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import models
+
+MEAN = (0.49139968, 0.48215841, 0.44653091)
+STD = (0.24703223, 0.24348513, 0.26158784)
+BATCH, LR, MOMENTUM, WD, NORM_LR_SCALE = 1024, 1.5, 0.85, 0.00133043, 64.0
+SMOOTHING, WHITEN_BIAS_EPOCHS, LOOKAHEAD_EVERY, PAD = 0.2, 3, 5, 2
+
+
+def load_cifar(root):
+    """(train_x, train_y), (test_x, test_y): uint8 (N, 3, 32, 32) and int64 labels."""
+    d = os.path.join(root, "cifar-10-batches-bin")
+
+    def read(names):
+        raw = np.concatenate([np.fromfile(os.path.join(d, n), dtype=np.uint8).reshape(-1, 3073) for n in names])
+        return torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).copy()), torch.from_numpy(raw[:, 0].astype(np.int64))
+
+    return read([f"data_batch_{i}.bin" for i in range(1, 6)]), read(["test_batch.bin"])
+
+
+def normalize(x):
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def whiten_(conv, images, eps=5e-4):
+    """Sets the 2x2 conv to the patch-whitening filters of `images` (and their negations)."""
+    c, k = images.shape[1], conv.weight.shape[-1]
+    patches = images.double().unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
+    cov = patches.T @ patches / len(patches)
+    vals, vecs = torch.linalg.eigh(cov)
+    vals, vecs = vals.flip(0), vecs.T.flip(0)
+    scaled = (vecs / (vals + eps).sqrt().unsqueeze(1)).view(-1, c, k, k)
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([scaled, -scaled]).float())
+
+
+def translate_reflect(x, gen):
+    """Random translation by up to PAD px with reflect padding, one offset pair per image."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (PAD,) * 4, mode="reflect")
+    dy = torch.randint(0, 2 * PAD + 1, (b, 1), generator=gen)
+    dx = torch.randint(0, 2 * PAD + 1, (b, 1), generator=gen)
+    rows = (dy + torch.arange(h)).view(b, 1, h, 1)
+    cols = (dx + torch.arange(w)).view(b, 1, 1, w)
+    return padded[torch.arange(b).view(b, 1, 1, 1), torch.arange(3).view(1, 3, 1, 1), rows, cols]
+
+
+def tta_logits(model, x):
+    """airbench's TTA level 2: mirror, plus the mirrored mean over two diagonal 1-px translations."""
+    mirror = lambda v: 0.5 * model(v) + 0.5 * model(v.flip(-1))  # noqa: E731
+    padded = F.pad(x, (1,) * 4, mode="reflect")
+    shifted = 0.5 * mirror(padded[:, :, 0:32, 0:32]) + 0.5 * mirror(padded[:, :, 2:34, 2:34])
+    return 0.5 * mirror(x) + 0.5 * shifted
+
+
+def evaluate(model, x, y, amp, dev, tta):
+    model.eval()
+    correct = 0
+    with torch.no_grad(), amp():
+        for i in range(0, len(x), 2000):
+            xb = normalize(x[i : i + 2000].to(dev)).contiguous(memory_format=torch.channels_last)
+            out = tta_logits(model, xb) if tta else model(xb)
+            correct += (out.argmax(1).cpu() == y[i : i + 2000]).sum().item()
+    model.train()
+    return correct / len(x)
+
+
+def triangle(step, total):
+    rise = int(0.23 * total)
+    if step < rise:
+        f = step / rise
+        return 0.2 * (1 - f) + f
+    f = (step - rise) / (total - rise)
+    return (1 - f) + 0.07 * f
+
+
+def run(seed, epochs, data, dev):
+    (train_x, train_y), (test_x, test_y) = data
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dtype = torch.float16 if dev == "cuda" else torch.bfloat16
+    amp = lambda: torch.autocast(dev, dtype=dtype)  # noqa: E731
+    model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
+    t = time.perf_counter()
+    whiten_(model.whiten, normalize(train_x[:5000]).to(dev))
+    setup = time.perf_counter() - t
+    norm = [p for n, p in model.named_parameters() if "norm" in n and p.requires_grad]
+    other = [p for n, p in model.named_parameters() if "norm" not in n and p.requires_grad]
+    opt = torch.optim.SGD(
+        [dict(params=norm, lr=LR * NORM_LR_SCALE, weight_decay=WD / NORM_LR_SCALE), dict(params=other, lr=LR, weight_decay=WD)],
+        momentum=MOMENTUM,
+        nesterov=True,
+    )
+    per_epoch = len(train_x) // BATCH
+    total = per_epoch * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: triangle(s, total))
+    slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    flip_base = torch.rand(len(train_x), generator=gen) < 0.5
+    train_secs, step = 0.0, 0
+    for epoch in range(epochs):
+        model.whiten.bias.requires_grad = epoch < WHITEN_BIAS_EPOCHS
+        perm = torch.randperm(len(train_x), generator=gen)
+        t = time.perf_counter()
+        for b in range(per_epoch):
+            idx = perm[b * BATCH : (b + 1) * BATCH]
+            x = translate_reflect(train_x[idx], gen)
+            flip = flip_base[idx] ^ (epoch % 2 == 1)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            x = normalize(x.to(dev)).contiguous(memory_format=torch.channels_last)
+            with amp():
+                loss = F.cross_entropy(model(x).float(), train_y[idx].to(dev), label_smoothing=SMOOTHING)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step % LOOKAHEAD_EVERY == 0 or step == total:
+                decay = 1.0 if step == total else 0.95**LOOKAHEAD_EVERY * (step / total) ** 3
+                with torch.no_grad():
+                    for k, w in model.state_dict().items():
+                        if k in slow:
+                            slow[k].lerp_(w, 1 - decay)
+                            w.copy_(slow[k])
+            loss.item()
+        train_secs += time.perf_counter() - t
+        val = evaluate(model, test_x, test_y, amp, dev, tta=False)
+        print(f"  epoch {epoch + 1}/{epochs}: val {val * 100:.2f}%  {time.perf_counter() - t:.1f} s", flush=True)
+    t = time.perf_counter()
+    acc = evaluate(model, test_x, test_y, amp, dev, tta=True)
+    return dict(seed=seed, test_acc=acc, train_secs=train_secs, setup_secs=setup, eval_secs=time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.environ.get("MICROVISION_DATA", "data"))
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    data = load_cifar(a.data)
+    results = []
+    for i in range(a.runs):
+        r = run(a.seed + i, a.epochs, data, dev)
+        print(
+            f"pytorch run {i + 1}/{a.runs} seed {r['seed']}: test accuracy {r['test_acc'] * 100:.2f}%  "
+            f"train {r['train_secs']:.1f} s  setup {r['setup_secs']:.2f} s  eval {r['eval_secs']:.1f} s "
+            f"({torch.get_num_threads()} threads)",
+            flush=True,
+        )
+        results.append(r)
+    accs = [r["test_acc"] * 100 for r in results]
+    summary = dict(runs=len(results), acc_mean=statistics.mean(accs), train_secs_mean=statistics.mean(r["train_secs"] for r in results))
+    print(json.dumps(dict(summary=summary, runs=results)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Alternates `microvision bench speedrun` and the plain-PyTorch reference (bench/speedrun.py) on
+# the same recipe, ROUNDS times each (seeds 0..ROUNDS-1), and prints the median training times,
+# their ratio (microvision / PyTorch; lower is better) and the mean test accuracies.
+# usage: scripts/compare_speedrun.sh [ROUNDS] [EPOCHS]   (EPOCHS < 10 shortens both schedules alike)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} epochs=${2:-10}
+data=${MICROVISION_DATA:-data}
+out=$(mktemp -d)
+for seed in $(seq 0 $((rounds - 1))); do
+  target/release/microvision bench speedrun --runs 1 --set "train.seed=$seed" --set "train.epochs=$epochs" \
+    | tee -a "$out/ours.log" | tail -n 1 >> "$out/ours.jsonl"
+  (cd bench && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --seed "$seed" --epochs "$epochs") \
+    | tee -a "$out/ref.log" | tail -n 1 >> "$out/ref.jsonl"
+done
+.venv/bin/python - "$out" "$epochs" <<'PY'
+import json, statistics, sys
+out, epochs = sys.argv[1], sys.argv[2]
+def runs(name):
+    return [r for line in open(f"{out}/{name}.jsonl") for r in json.loads(line)["runs"]]
+ours, ref = runs("ours"), runs("ref")
+for label, rs in (("microvision", ours), ("pytorch", ref)):
+    secs = [r["train_secs"] for r in rs]
+    accs = [r["test_acc"] * 100 for r in rs]
+    print(f"{label:<12} train {statistics.median(secs):7.1f} s (median of {len(secs)})  "
+          f"eval {statistics.median(r['eval_secs'] for r in rs):5.1f} s  test acc {statistics.mean(accs):.2f}%  "
+          f"[{', '.join(f'{a:.2f}' for a in accs)}]")
+ratio = statistics.median(r["train_secs"] for r in ours) / statistics.median(r["train_secs"] for r in ref)
+print(f"speedrun ({epochs} epochs) training time ratio microvision / pytorch: {ratio:.2f} (alternating, same machine)")
+PY
