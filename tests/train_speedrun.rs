@@ -88,7 +88,7 @@ fn batchnorm_parameters_take_the_scaled_lr_and_divided_decay() {
         ..Default::default()
     };
     let mut opt = Optimizer::new(&vs, &cfg);
-    tch::no_grad(|| bn.bias.shallow_clone().fill_(1.0));
+    let _ = tch::no_grad(|| bn.bias.shallow_clone().fill_(1.0));
     (bn.bias.sum(Kind::Float) + conv.sum(Kind::Float)).backward();
     opt.step(0.01);
     // Coupled decay: p -= lr * s * (g + wd / s * p). Conv: 1 - 0.01 * (1 + 0.1); BN bias:

@@ -219,7 +219,7 @@ impl BatchMaker {
 pub fn alternate_flip(seed: u64, index: i64, epoch: u64) -> bool {
     const FLIP_SALT: u64 = 0xf11b_0001;
     let coin = mix(seed ^ FLIP_SALT, index as u64) & 1 == 1;
-    coin != (epoch % 2 == 0)
+    coin != epoch.is_multiple_of(2)
 }
 
 /// Iterator over one epoch's batches.

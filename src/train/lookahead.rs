@@ -43,7 +43,7 @@ impl Lookahead {
     pub fn after_step(&mut self, vs: &VarStore, step: u64, total: u64) {
         if step >= total {
             self.sync(vs, 1.0);
-        } else if step % self.every == 0 {
+        } else if step.is_multiple_of(self.every) {
             self.sync(vs, decay_at(step, total, self.every));
         }
     }
