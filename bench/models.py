@@ -231,6 +231,7 @@ class Airbench94(nn.Module):
         width = 2 * in_channels * 4
         self.whiten = nn.Conv2d(in_channels, width, 2, padding=0, bias=True)
         self.whiten.weight.requires_grad = False
+        nn.init.zeros_(self.whiten.bias)
         self.block1, self.block2, self.block3 = _AirGroup(width, 64), _AirGroup(64, 256), _AirGroup(256, 256)
         self.head = nn.Linear(256, num_classes, bias=False)
 

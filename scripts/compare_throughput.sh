@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Alternates microvision and the PyTorch eager reference on the same model, batch and precision,
 # ROUNDS times each, and prints both medians and their ratio (training images/s).
-# usage: scripts/compare_throughput.sh MODEL BATCH PRECISION [ROUNDS]
+# usage: scripts/compare_throughput.sh MODEL BATCH PRECISION [ROUNDS] [STEPS]  (STEPS per timing, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-simple_cnn} batch=${2:-128} precision=${3:-bf16} rounds=${4:-3}
+model=${1:-simple_cnn} batch=${2:-128} precision=${3:-bf16} rounds=${4:-3} steps=${5:-20}
 ours=() ref=()
 for _ in $(seq "$rounds"); do
-  ours+=("$(target/release/microvision bench throughput --model "$model" --batch "$batch" --precision "$precision" | tail -n 1)")
-  ref+=("$(cd bench && ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" | tail -n 1)")
+  ours+=("$(target/release/microvision bench throughput --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" | tail -n 1)")
+  ref+=("$(cd bench && ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" | tail -n 1)")
 done
 printf '%s\n' "${ours[@]}" > /tmp/mv_ours.jsonl
 printf '%s\n' "${ref[@]}" > /tmp/mv_ref.jsonl

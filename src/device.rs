@@ -127,8 +127,13 @@ pub fn tune_allocator() {
     if !user_tuned {
         // SAFETY: mallopt only sets allocator parameters; called before tensors are allocated.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM);
+            // glibc before 2.35 caps the mmap threshold at 32 MiB (refusing more). Setting the
+            // trim threshold alone would pin the mmap threshold at its 128 KiB default, worse
+            // than glibc's adaptive default: only go on when a threshold was accepted.
+            if libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP) == 1 || libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+            {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM);
+            }
         }
     }
     let _ = (user_tuned, MMAP, TRIM);

@@ -68,9 +68,12 @@ fn lookahead_pulls_weights_to_the_slow_copy_and_ends_on_it() {
     let got = Vec::<f32>::try_from(&w).unwrap();
     assert!((got[0] - want(4.0)).abs() < 1e-6 && (got[1] - want(8.0)).abs() < 1e-6, "{got:?}");
     set(&mut w, [100.0, 100.0]);
-    la.after_step(&vs, 4, 4); // the last step: the weights become the slow copy
+    // The last step: its regular update (decay 0.95^2 * 1), then the weights become the slow copy.
+    la.after_step(&vs, 4, 4);
+    let d4 = 0.95f64.powi(2);
     let end = Vec::<f32>::try_from(&w).unwrap();
-    assert!((end[0] - want(4.0)).abs() < 1e-6, "{end:?}");
+    let expect = want(4.0) as f64 * d4 + 100.0 * (1.0 - d4);
+    assert!((end[0] as f64 - expect).abs() < 1e-4, "{end:?} vs {expect}");
     let saved = la.state_tensors();
     assert_eq!(saved[0].0, "lookahead.w");
 }
@@ -123,12 +126,17 @@ fn whitening_bias_freezes_after_its_epochs() {
     let mut cfg = speedrun_config(tmp.path(), 4);
     cfg.train.lookahead_every = 0; // lookahead would still move the frozen bias towards its average
     let mut t = Trainer::new(cfg).unwrap();
-    t.stop_after = Some(3);
+    t.stop_after = Some(2);
     t.fit().unwrap();
     let dir = t.run_dir.join("checkpoints");
     let bias = |w: &[(String, Tensor)]| w.iter().find(|(n, _)| n == "whiten.bias").unwrap().1.shallow_clone();
     let conv = |w: &[(String, Tensor)]| w.iter().find(|(n, _)| n == "block1.conv1.weight").unwrap().1.shallow_clone();
+    let epoch2 = checkpoint::load(&dir, "last").unwrap().weights;
+    let mut resumed = Trainer::resume(&t.run_dir).unwrap();
+    resumed.stop_after = Some(3);
+    resumed.fit().unwrap();
     let epoch3 = checkpoint::load(&dir, "last").unwrap().weights;
+    assert!(!bias(&epoch3).equal(&bias(&epoch2)), "whiten.bias still trains in epoch 3");
     let mut resumed = Trainer::resume(&t.run_dir).unwrap();
     resumed.fit().unwrap();
     let epoch4 = checkpoint::load(&dir, "last").unwrap();
@@ -140,18 +148,32 @@ fn whitening_bias_freezes_after_its_epochs() {
     assert!(!bias(&epoch3).equal(&initial_bias), "whiten.bias trains in the first epochs");
 }
 
+/// Requests a stop after optimizer step `at` (as Ctrl-C during that step).
+struct StopAt(i64, std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl microvision::train::callbacks::Callback for StopAt {
+    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
+        if s.step == self.0 {
+            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 #[test]
 fn speedrun_recipe_resumes_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
-    common::synthetic_cifar10(tmp.path(), 40, 40);
-    let cfg = speedrun_config(tmp.path(), 2);
+    common::synthetic_cifar10(tmp.path(), 40, 40); // 200 images / 32 = 6 steps per epoch
+    let mut cfg = speedrun_config(tmp.path(), 4); // 24 steps; the whitening bias freezes in epoch 4
+    cfg.train.lookahead_every = 2;
     let mut straight = Trainer::new(cfg.clone()).unwrap();
     assert!(straight.setup_secs > 0.0, "whitening is timed as setup");
     straight.fit().unwrap();
     let mut first = Trainer::new(cfg).unwrap();
-    first.stop_after = Some(1);
-    first.fit().unwrap();
+    let flag = first.stop.clone();
+    first.add_callback(Box::new(StopAt(9, flag))); // mid-epoch 2, between two lookahead updates
+    assert_eq!(first.fit().unwrap_err().exit_code(), 130);
     let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+    assert_eq!(resumed.state.step, 9);
     resumed.fit().unwrap();
     let a = checkpoint::load(&straight.run_dir.join("checkpoints"), "last").unwrap();
     let b = checkpoint::load(&resumed.run_dir.join("checkpoints"), "last").unwrap();

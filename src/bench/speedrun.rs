@@ -92,6 +92,7 @@ pub fn run_once(cfg: &Config, seed: u64) -> Result<SpeedrunResult> {
     let mut cfg = cfg.clone();
     cfg.train.seed = seed;
     cfg.name = format!("{}-seed{seed}", cfg.name);
+    cfg.train.progress = false; // epoch lines only: no per-step console work in the timed loop
     let mut trainer = Trainer::new(cfg)?;
     let clock = Rc::new(RefCell::new(Clock::default()));
     trainer.add_callback(Box::new(ClockCallback(clock.clone())));

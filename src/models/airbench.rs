@@ -22,7 +22,7 @@
 //! - the logits are scaled by 1/9.
 //!
 //! Key names follow the PyTorch transcription in `bench/models.py`. Parameters (10 classes):
-//! 1,972,864 trainable, plus the 288 fixed whitening weights and 576 fixed BN scales.
+//! 1,971,352 trainable, plus the 288 fixed whitening weights and 1,152 fixed BN scales.
 
 use tch::nn::{ModuleT, Path};
 use tch::{Kind, Tensor};

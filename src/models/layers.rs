@@ -169,12 +169,13 @@ impl Conv2d {
     }
 
     /// The same conv with a weight that is registered (saved, loaded, exported) but not trained,
-    /// e.g. a filter bank set from the data; initialised as [`Conv2d::new`] does.
+    /// e.g. a filter bank set from the data; the weight is initialised as [`Conv2d::new`] does,
+    /// the bias (trained) at zero, as airbench's `Conv.reset_parameters`.
     pub fn fixed_weight(p: &Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Self {
         let bound = 1.0 / ((cin / o.groups * k * k) as f64).sqrt();
         let init = Tensor::empty([cout, cin / o.groups, k, k], (Kind::Float, p.device())).uniform_(-bound, bound);
         let weight = p.add("weight", init, false);
-        let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(cin / o.groups * k * k)));
+        let bias = o.bias.then(|| p.var("bias", &[cout], Init::Const(0.0)));
         Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
     }
 }

@@ -3,7 +3,7 @@
 //! the state_dict's floating-point tensors (BatchNorm statistics included) moves towards the
 //! weights, `slow = lerp(slow, w, 1 - decay)`, and the weights are reset to it. The decay rises
 //! as `0.95^every * (step / total)^3`: no averaging early, strong averaging at the end. After the
-//! last step the weights become the slow copy.
+//! last step (and its regular update, when it falls on one) the weights become the slow copy.
 
 use std::collections::HashMap;
 use tch::nn::VarStore;
@@ -38,13 +38,14 @@ impl Lookahead {
     }
 
     /// Called after every optimizer step with the number of steps taken so far: on every
-    /// `every`-th step, and at the last one (`step == total`, with decay 1: the weights become
-    /// the slow copy), synchronises the two.
+    /// `every`-th step synchronises the two; after the last one (`step == total`) the weights
+    /// become the slow copy (airbench's final update with decay 1).
     pub fn after_step(&mut self, vs: &VarStore, step: u64, total: u64) {
+        if step.is_multiple_of(self.every) {
+            self.sync(vs, decay_at(step, total, self.every));
+        }
         if step >= total {
             self.sync(vs, 1.0);
-        } else if step.is_multiple_of(self.every) {
-            self.sync(vs, decay_at(step, total, self.every));
         }
     }
 

@@ -111,6 +111,8 @@ impl Optimizer {
         for (name, epochs) in schedule {
             if let Some(p) = self.params.iter_mut().find(|p| &p.name == name) {
                 p.frozen = epoch > *epochs;
+                // No gradient for it either: LibTorch then skips the backward work it needed.
+                let _ = p.tensor.set_requires_grad(!p.frozen);
             }
         }
     }

@@ -128,7 +128,10 @@ impl Trainer {
                 t.load_ema(&loaded.optim);
             }
             // Killed before its first checkpoint: start over (the same seed gives the same run).
-            None => eprintln!("note: {} has no usable checkpoint; training from the start", run.display()),
+            None => {
+                eprintln!("note: {} has no usable checkpoint; training from the start", run.display());
+                t.init_from_data();
+            }
         }
         run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
         Ok(t)
@@ -193,7 +196,7 @@ impl Trainer {
 
     /// The model's data-dependent initialisation (see [`crate::models::Network::init_from_data`])
     /// from the first 5,000 normalised training images, timed into `setup_secs`. The lookahead
-    /// copy restarts from the initialised weights.
+    /// copy and the weight average restart from the initialised weights.
     fn init_from_data(&mut self) {
         let start = std::time::Instant::now();
         let n = self.data.train.len().min(5000);
@@ -202,6 +205,9 @@ impl Trainer {
         self.model.net.init_from_data(&images);
         if self.lookahead.is_some() {
             self.lookahead = Some(Lookahead::new(&self.model.vs, self.cfg.train.lookahead_every as u64));
+        }
+        if self.ema.is_some() {
+            self.ema = Some(Ema::new(&self.model.vs, self.cfg.train.ema_decay));
         }
         self.setup_secs = start.elapsed().as_secs_f64();
     }

@@ -45,6 +45,9 @@ impl Trainer {
                 return Err(self.interrupt(start.elapsed().as_secs_f64()));
             }
         }
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64); // the last step's update belongs to this epoch's time
+        }
         let secs = start.elapsed().as_secs_f64();
         Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs, seen))
     }
