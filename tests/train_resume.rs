@@ -123,17 +123,6 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
     assert!(msg.contains("missing") && msg.contains("unexpected"), "{msg}");
 }
 
-/// Requests a stop after optimizer step `at`, like a SIGINT arriving during that step.
-struct StopAt(i64, std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl microvision::train::callbacks::Callback for StopAt {
-    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
-        if s.step == self.0 {
-            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
 #[test]
 fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -144,7 +133,7 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
 
     let mut first = Trainer::new(cfg).unwrap();
     let flag = first.stop.clone();
-    first.add_callback(Box::new(StopAt(8, flag)));
+    first.add_callback(Box::new(common::StopAt(8, flag)));
     let err = first.fit().unwrap_err();
     assert_eq!(err.exit_code(), 130);
     assert!(err.to_string().contains("--resume"), "{err}");

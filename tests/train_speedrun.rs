@@ -148,17 +148,6 @@ fn whitening_bias_freezes_after_its_epochs() {
     assert!(!bias(&epoch3).equal(&initial_bias), "whiten.bias trains in the first epochs");
 }
 
-/// Requests a stop after optimizer step `at` (as Ctrl-C during that step).
-struct StopAt(i64, std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl microvision::train::callbacks::Callback for StopAt {
-    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
-        if s.step == self.0 {
-            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
 #[test]
 fn speedrun_recipe_resumes_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -170,7 +159,7 @@ fn speedrun_recipe_resumes_bit_for_bit() {
     straight.fit().unwrap();
     let mut first = Trainer::new(cfg).unwrap();
     let flag = first.stop.clone();
-    first.add_callback(Box::new(StopAt(9, flag))); // mid-epoch 2, between two lookahead updates
+    first.add_callback(Box::new(common::StopAt(9, flag))); // mid-epoch 2, between two lookahead updates
     assert_eq!(first.fit().unwrap_err().exit_code(), 130);
     let mut resumed = Trainer::resume(&first.run_dir).unwrap();
     assert_eq!(resumed.state.step, 9);

@@ -91,3 +91,14 @@ runs_dir = "{}"
     );
     microvision::Config::from_toml_str(&text, "tiny", &[]).unwrap()
 }
+
+/// Requests a stop after optimizer step `at` (as Ctrl-C during that step).
+pub struct StopAt(pub i64, pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl microvision::train::callbacks::Callback for StopAt {
+    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
+        if s.step == self.0 {
+            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
