@@ -47,7 +47,8 @@ pub fn trace_layers(f: impl FnOnce()) -> Vec<LayerRecord> {
 fn record(name: &str, kind: impl FnOnce() -> String, y: &Tensor, params: &[Option<&Tensor>], macs_per_image: u64) {
     TRACE.with(|t| {
         if let Some(records) = t.borrow_mut().as_mut() {
-            let params = params.iter().flatten().map(|p| p.numel() as i64).sum();
+            // Trainable parameters, as `Model::num_params` counts them (fixed filters are not).
+            let params = params.iter().flatten().filter(|p| p.requires_grad()).map(|p| p.numel() as i64).sum();
             let output_shape = y.size();
             let macs = macs_per_image * output_shape[0] as u64;
             records.push(LayerRecord { name: name.to_string(), kind: kind(), output_shape, params, macs });
