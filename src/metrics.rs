@@ -64,6 +64,8 @@ pub struct EvalResult {
     pub predictions: Vec<i64>,
     /// Softmax probability of each prediction (the model's confidence), in dataset order.
     pub confidences: Vec<f32>,
+    /// Fraction of the images that got the test-time augmentation views (0 without TTA).
+    pub tta_share: f64,
 }
 
 #[cfg(test)]

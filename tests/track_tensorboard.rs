@@ -79,3 +79,46 @@ fn tensorboard_reads_back_the_metrics_of_a_run() {
     assert_eq!(img[2].as_str().unwrap(), format!("{:x}", md5::Md5::digest(&png)));
     assert!(tb["images"]["plots/confusion"].is_array(), "{}", tb["images"]);
 }
+
+#[test]
+fn a_resumed_run_voids_what_the_interrupted_one_logged_after_its_checkpoint() {
+    use microvision::track::tensorboard::TensorBoardLogger;
+    use microvision::track::{Logger, MetricKind, Metrics};
+    let log = |l: &mut TensorBoardLogger, kind, step: i64, name: &str, v: f64| {
+        let values = [(name, v)];
+        l.log_metrics(&Metrics { kind, epoch: step, step, values: &values }).unwrap();
+    };
+    let read = |dir: &std::path::Path| -> Option<serde_json::Value> {
+        let out = std::process::Command::new(common::venv_python()?)
+            .arg(common::repo("tests/oracle/read_events.py"))
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let session = |mark_restart: bool| {
+        let tmp = tempfile::tempdir().unwrap();
+        // The interrupted run logged epochs 1-5 and steps 4-5, but its last checkpoint is at 2.
+        let mut first = TensorBoardLogger::new(tmp.path()).unwrap();
+        (1..=5).for_each(|s| log(&mut first, MetricKind::Epoch, s, "val/acc", s as f64));
+        (4..=5).for_each(|s| log(&mut first, MetricKind::Step, s, "loss", 1.0));
+        drop(first);
+        // The resumed run (same second, same process: a second file, not an overwrite) stops
+        // early after epoch 4 and logs no step values.
+        let mut resumed = TensorBoardLogger::new(tmp.path()).unwrap();
+        if mark_restart {
+            resumed.resume_after(2).unwrap();
+        }
+        (3..=4).for_each(|s| log(&mut resumed, MetricKind::Epoch, s, "val/acc", 10.0 * s as f64));
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+        read(tmp.path())
+    };
+    let Some(tb) = session(true) else { return };
+    assert_eq!(tb["scalars"]["val/acc"], serde_json::json!([[1, 1.0], [2, 2.0], [3, 30.0], [4, 40.0]]), "{tb}");
+    assert!(tb["scalars"]["batch/loss"].as_array().is_none_or(|v| v.is_empty()), "{tb}");
+    // Without the restart mark TensorBoard keeps the orphaned step values (and, per tag, only
+    // drops what is logged again at an earlier step).
+    let tb = session(false).unwrap();
+    assert_eq!(tb["scalars"]["batch/loss"], serde_json::json!([[4, 1.0], [5, 1.0]]), "{tb}");
+}

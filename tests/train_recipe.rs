@@ -199,6 +199,60 @@ fn tta_levels_agree_where_the_augmentations_change_nothing() {
 }
 
 #[test]
+fn tta_cutoff_augments_exactly_the_unsure_images() {
+    use microvision::data::loader::{Loader, LoaderSpec};
+    use microvision::data::Dataset;
+    use microvision::models::{Model, ModelArgs};
+    use microvision::train::eval::{evaluate, Tta};
+    let mut m = Model::new_seeded("simple_cnn", &ModelArgs::default(), Device::Cpu, 3).unwrap();
+    m.to_channels_last();
+    tch::manual_seed(1);
+    let data = Dataset {
+        images: Tensor::randint(256, [11, 3, 32, 32], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8),
+        labels: Tensor::arange(11, (Kind::Int64, Device::Cpu)).remainder(10),
+        classes: (0..10).map(|i| i.to_string()).collect(),
+    };
+    let spec = LoaderSpec {
+        augment: Default::default(),
+        num_classes: 10,
+        batch_size: 4, // batches of 4, 4, 3: the unsure images queue across batches
+        shuffle: false,
+        augment_pad: None,
+        hflip: false,
+        reflect: false,
+        alternate_flip: false,
+        drop_last: false,
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+        channels_last: true,
+        prefetch: 0,
+        seed: 0,
+    };
+    let loader = Loader::new(&data, spec);
+    let eval = |level, cutoff| evaluate(&m, &loader, None, 10, Tta { level, cutoff });
+    let (plain, full) = (eval(0, 0.0), eval(2, 0.0));
+    assert_eq!((plain.tta_share, full.tta_share), (0.0, 1.0));
+    let mut sorted = plain.confidences.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let cutoff = f64::from(sorted[5] + sorted[6]) / 2.0; // the 6 least confident get the views
+    let mixed = eval(2, cutoff);
+    assert!((mixed.tta_share - 6.0 / 11.0).abs() < 1e-12, "{}", mixed.tta_share);
+    for (i, c) in plain.confidences.iter().enumerate() {
+        let want = if f64::from(*c) < cutoff { &full } else { &plain };
+        assert_eq!(mixed.predictions[i], want.predictions[i], "image {i}");
+        assert!(
+            (mixed.confidences[i] - want.confidences[i]).abs() < 1e-5,
+            "image {i}: confidence {c}, cutoff {cutoff}"
+        );
+    }
+    assert_ne!(plain.confidences, full.confidences, "the views change something");
+    // A cutoff below 1 / classes augments nothing.
+    assert_eq!(eval(2, 1e-9).confidences, plain.confidences);
+    let e = microvision::Config::from_toml_str("[train]\ntta = 2\ntta_cutoff = 1.5\n", "t", &[]).unwrap_err();
+    assert!(e.to_string().contains("train.tta_cutoff"), "{e}");
+}
+
+#[test]
 fn muon_matches_the_reference_implementation() {
     let Some(py) = common::venv_python() else { return };
     let vs = VarStore::new(Device::Cpu);

@@ -113,14 +113,16 @@ pub fn run_once(cfg: &Config, seed: u64) -> Result<SpeedrunResult> {
     })
 }
 
-/// Untimed warm-up: a few training steps of the recipe's model at its batch size and precision
-/// (first-call costs: kernel selection, allocator growth). Returns its seconds.
+/// Untimed warm-up: a few training steps of the recipe's model (with its dataset's classes,
+/// channels and input size) at its batch size and precision (first-call costs: kernel
+/// selection, allocator growth). Returns its seconds.
 pub fn warm_up(cfg: &Config) -> Result<f64> {
     use crate::bench::throughput::{measure, ThroughputSpec};
     let start = Instant::now();
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let spec = ThroughputSpec {
         model: cfg.model.name.clone(),
+        args: crate::train::trainer::model_args(cfg),
         batch: cfg.data.batch_size,
         precision,
         device,

@@ -19,6 +19,8 @@ use crate::train::step::{backward_update, forward_backward_checkpointed, forward
 pub struct ThroughputSpec {
     /// Registry name.
     pub model: String,
+    /// Model arguments (classes, input channels and size).
+    pub args: ModelArgs,
     /// Batch size.
     pub batch: i64,
     /// Matmul precision.
@@ -50,12 +52,13 @@ pub struct Throughput {
 
 /// Times training steps (forward, loss, backward, SGD update) and inference forwards.
 pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
-    let args = ModelArgs::default();
-    let mut model = Model::new_seeded(&spec.model, &args, spec.device, 0)?;
+    let args = &spec.args;
+    let mut model = Model::new_seeded(&spec.model, args, spec.device, 0)?;
     model.to_channels_last();
     let mut optim = Optimizer::new(&model.vs, &OptimConfig::default());
-    let x = channels_last(&Tensor::randn([spec.batch, 3, 32, 32], (Kind::Float, spec.device)));
-    let y = Tensor::randint(10, [spec.batch], (Kind::Int64, spec.device));
+    let shape = [spec.batch, args.in_channels, args.input_size, args.input_size];
+    let x = channels_last(&Tensor::randn(shape, (Kind::Float, spec.device)));
+    let y = Tensor::randint(args.num_classes, [spec.batch], (Kind::Int64, spec.device));
     let compute = (spec.precision != Precision::Fp32).then(|| spec.precision.compute_kind());
     if spec.checkpointing && model.net.segments().is_none() {
         return Err(crate::config_err!("model {} does not support gradient checkpointing", spec.model));

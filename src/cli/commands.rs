@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::models::{Model, ModelArgs, MODELS};
 use crate::train::checkpoint;
 use crate::train::eval::evaluate;
-use crate::train::eval::EvalFile;
+use crate::train::eval::{EvalFile, Tta};
 use crate::train::trainer::{loader_spec, model_args};
 use crate::train::{run_dir, Trainer};
 
@@ -35,11 +35,14 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     Ok(())
 }
 
-pub fn eval(run: &Path, which: &str) -> Result<()> {
-    let cfg = run_dir::read_config(run)?;
+pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
+    let cfg = run_dir::read_config_with(run, overrides)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let data = data::load(&cfg.data, cfg.train.seed)?;
-    let model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
+    let mut model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
+    if cfg.train.channels_last {
+        model.to_channels_last(); // as in training: the loader's batches are channels-last too
+    }
     let dir = run.join(&cfg.output.checkpoint_dir);
     let loaded = checkpoint::load(&dir, which)?;
     checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
@@ -49,14 +52,17 @@ pub fn eval(run: &Path, which: &str) -> Result<()> {
     }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
-    let result = evaluate(&model, &loader, kind, data.test.classes.len(), cfg.train.tta);
+    let result = evaluate(&model, &loader, kind, data.test.classes.len(), Tta::from_config(&cfg.train));
     let out = run.join(format!("eval-{which}.json"));
     run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which))?;
     println!(
-        "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}",
+        "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",
         loaded.state.epoch,
         result.acc * 100.0,
-        result.loss
+        result.loss,
+        result.secs,
+        cfg.train.tta,
+        result.tta_share * 100.0
     );
     for (name, acc) in data.test.classes.iter().zip(&result.per_class_acc) {
         println!("  {name:<12} {:.2}%", acc * 100.0);
@@ -248,6 +254,7 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
     let (batch, steps, repeats) = (o.batch, o.steps, o.repeats);
     let spec = ThroughputSpec {
         model: model.into(),
+        args: ModelArgs::default(),
         batch,
         precision,
         device,

@@ -39,6 +39,10 @@ pub enum Command {
         /// unless `data.val_split` > 0).
         #[arg(long, default_value = "last", value_parser = ["best", "last"])]
         checkpoint: String,
+        /// Overrides of the run's config for this evaluation, `key=value` (e.g.
+        /// `train.tta=2`, `train.tta_cutoff=0.9`, `data.root=...`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Draw (or re-draw) a run's plots into RUN_DIR/plots (PNG and SVG).
     Plot {
@@ -226,7 +230,7 @@ pub enum DataAction {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
-        Command::Eval { run_dir, checkpoint } => commands::eval(&run_dir, &checkpoint),
+        Command::Eval { run_dir, checkpoint, overrides } => commands::eval(&run_dir, &checkpoint, &overrides),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::LrFind { config, overrides, start, end, steps } => {

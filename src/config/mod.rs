@@ -230,6 +230,9 @@ pub struct TrainConfig {
     /// Test-time augmentation in every evaluation: 0 = none, 1 = + mirror, 2 = + mirror and
     /// 1-pixel translations (airbench's levels).
     pub tta: i64,
+    /// Cheaper TTA: an image whose plain (un-augmented) top-1 softmax probability is at least
+    /// this keeps its plain logits; only the others get the extra views (0 = every image).
+    pub tta_cutoff: f64,
     /// Keep an exponential moving average of the weights with this decay and evaluate it
     /// (0 = off; 0.999 is typical for 10k+ steps).
     pub ema_decay: f64,
@@ -380,6 +383,7 @@ impl Default for TrainConfig {
             accumulate_steps: 1,
             grad_clip_value: 0.0,
             tta: 0,
+            tta_cutoff: 0.0,
             ema_decay: 0.0,
             early_stop_patience: 0,
             early_stop_metric: "val_acc".into(),

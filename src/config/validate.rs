@@ -76,6 +76,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
             c.train.tta
         ));
     }
+    in_range("train.tta_cutoff", c.train.tta_cutoff, 0.0, 1.0)?;
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
     one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;

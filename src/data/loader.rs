@@ -99,7 +99,12 @@ impl Loader {
         self.len() == 0
     }
 
-    /// Batches per epoch.
+    /// Images per batch (the last one may have fewer).
+    pub fn batch_size(&self) -> i64 {
+        self.spec.batch_size
+    }
+
+    /// Number of batches per epoch.
     pub fn num_batches(&self) -> usize {
         let (n, b) = (self.len(), self.spec.batch_size as usize);
         if self.spec.drop_last {

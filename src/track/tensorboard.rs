@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Logger, MetricKind, Metrics};
@@ -88,6 +89,17 @@ fn event(step: i64, summary: Option<&Pb>, file_version: Option<&str>) -> Vec<u8>
     e.0
 }
 
+/// `Event { wall_time = 1, step = 2, session_log = 7: SessionLog { status = 1: START (1) } }`.
+/// TensorBoard's loader discards the events of earlier files at this step and after
+/// (`purge_orphaned_data`), as PyTorch's `SummaryWriter(purge_step=...)` does.
+fn session_start(step: i64) -> Vec<u8> {
+    let mut log = Pb::default();
+    log.int(1, 1);
+    let mut e = Pb::default();
+    e.double(1, now()).int(2, step).message(7, &log);
+    e.0
+}
+
 /// `Summary { value = 1: Value { tag = 1, simple_value = 2 } }`.
 fn scalar_summary(tag: &str, value: f32) -> Pb {
     let mut v = Pb::default();
@@ -146,11 +158,20 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Creates `dir/events.out.tfevents.<seconds>.<host>` with the file-version header event.
+    /// Creates `dir/events.out.tfevents.<seconds>.<host>.<pid>.<n>` (as PyTorch names them:
+    /// files sort in creation order and never overwrite one another) with the file-version
+    /// header event.
     pub fn create(dir: &Path) -> Result<EventWriter> {
+        static CREATED: AtomicU64 = AtomicU64::new(0);
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "localhost".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{}", now() as u64, host.trim()));
-        let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        let n = CREATED.fetch_add(1, Ordering::Relaxed);
+        let name = format!("events.out.tfevents.{}.{}.{}.{n}", now() as u64, host.trim(), std::process::id());
+        let path = dir.join(name);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot create", &path, e))?;
         let mut w = EventWriter { path, out: BufWriter::new(file) };
         w.write(&event(0, None, Some("brain.Event:2")))?;
         Ok(w)
@@ -161,6 +182,11 @@ impl EventWriter {
             .write_all(&frame(event))
             .and_then(|_| self.out.flush())
             .map_err(|e| Error::io("cannot write", &self.path, e))
+    }
+
+    /// Marks a restart at `step`: what earlier files logged at `step` and after is void.
+    pub fn restart_at(&mut self, step: i64) -> Result<()> {
+        self.write(&session_start(step))
     }
 
     /// A scalar at `step`.
@@ -208,6 +234,11 @@ impl Logger for TensorBoardLogger {
 
     fn log_params(&mut self, cfg: &Config) -> Result<()> {
         self.writer.text("config", 0, &config_markdown(cfg))
+    }
+
+    fn resume_after(&mut self, step: i64) -> Result<()> {
+        self.last_step = step;
+        self.writer.restart_at(step + 1)
     }
 
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {

@@ -53,6 +53,8 @@ pub struct FitInfo<'a> {
     pub config: &'a Config,
     /// First epoch to run (1-based; > 1 when resuming).
     pub start_epoch: i64,
+    /// Optimizer steps already taken (> 0 when resuming, possibly mid-epoch).
+    pub start_step: i64,
     /// Batches per epoch.
     pub batches_per_epoch: usize,
     /// Images per batch.

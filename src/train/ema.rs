@@ -8,14 +8,16 @@
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use super::shadow::{copy_into, Shadow};
+
 /// Name prefix of the average's tensors in the optimizer checkpoint file.
 pub const PREFIX: &str = "ema.";
 
 /// The averaged copy of a model's tensors.
 pub struct Ema {
     decay: f64,
-    /// `(name, average)` for every variable of the store, in the store's order.
-    shadow: Vec<(String, Tensor)>,
+    /// The average of every variable of the store (integer buffers follow the model).
+    shadow: Shadow,
 }
 
 /// The decay used for update number `updates` (0-based).
@@ -26,10 +28,7 @@ pub fn decay_at(decay: f64, updates: i64) -> f64 {
 impl Ema {
     /// Starts the average at the current weights of `vs`.
     pub fn new(vs: &VarStore, decay: f64) -> Self {
-        let mut shadow: Vec<(String, Tensor)> =
-            vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-        shadow.sort_by(|a, b| a.0.cmp(&b.0));
-        Ema { decay, shadow }
+        Ema { decay, shadow: Shadow::of(vs, PREFIX, false) }
     }
 
     /// Folds the current weights in after update number `updates` (0-based).
@@ -37,8 +36,7 @@ impl Ema {
         let d = decay_at(self.decay, updates);
         let vars = vs.variables();
         tch::no_grad(|| {
-            for (name, avg) in &mut self.shadow {
-                let Some(w) = vars.get(name) else { continue };
+            for (avg, w) in self.shadow.pairs_mut(&vars) {
                 if avg.is_floating_point() {
                     // avg = d * avg + (1 - d) * w, in place.
                     let _ = avg.g_mul_scalar_(d).g_add_(&(w * (1.0 - d)));
@@ -51,43 +49,27 @@ impl Ema {
 
     /// The average's tensors, named `ema.<variable>` for the checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.shadow.iter().map(|(n, t)| (format!("{PREFIX}{n}"), t.shallow_clone())).collect()
+        self.shadow.state_tensors()
     }
 
     /// Restores the average from checkpoint tensors (those named `ema.*`); false if absent.
     pub fn load(&mut self, tensors: &[(String, Tensor)]) -> bool {
-        let map: std::collections::HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let all = self
-            .shadow
-            .iter()
-            .all(|(n, t)| map.get(format!("{PREFIX}{n}").as_str()).is_some_and(|s| s.size() == t.size()));
-        if all {
-            tch::no_grad(|| {
-                for (n, t) in &mut self.shadow {
-                    t.copy_(map[format!("{PREFIX}{n}").as_str()]);
-                }
-            });
-        }
-        all
+        self.shadow.load(tensors)
     }
 
     /// Runs `f` with the averaged weights in the model, then puts the trained weights back.
     pub fn with_averaged<T>(&self, vs: &VarStore, f: impl FnOnce() -> T) -> T {
         let vars = vs.variables();
-        let backup: Vec<(String, Tensor)> =
-            self.shadow.iter().filter_map(|(n, _)| vars.get(n).map(|w| (n.clone(), w.detach().copy()))).collect();
-        tch::no_grad(|| swap_in(&vars, &self.shadow));
+        let backup: Vec<(String, Tensor)> = self
+            .shadow
+            .tensors()
+            .iter()
+            .filter_map(|(n, _)| vars.get(n).map(|w| (n.clone(), w.detach().copy())))
+            .collect();
+        copy_into(&vars, self.shadow.tensors());
         let out = f();
-        tch::no_grad(|| swap_in(&vars, &backup));
+        copy_into(&vars, &backup);
         out
-    }
-}
-
-fn swap_in(vars: &std::collections::HashMap<String, Tensor>, from: &[(String, Tensor)]) {
-    for (n, t) in from {
-        if let Some(w) = vars.get(n) {
-            w.shallow_clone().copy_(t);
-        }
     }
 }
 

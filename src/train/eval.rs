@@ -3,57 +3,201 @@
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
+use crate::config::TrainConfig;
 use crate::data::loader::Loader;
 use crate::metrics::{Confusion, EvalResult};
 use crate::models::layers::autocast;
 use crate::models::Model;
 
+/// Test-time augmentation: which views ([`tta_logits`]'s `level`) and for which images.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tta {
+    /// 0 = none, 1 = + mirror, 2 = + mirror and 1-pixel translations.
+    pub level: i64,
+    /// Images whose plain top-1 softmax probability is at least this keep their plain logits;
+    /// 0 = every image gets the views.
+    pub cutoff: f64,
+}
+
+impl Tta {
+    /// The final-test settings of a config (`train.tta`, `train.tta_cutoff`).
+    pub fn from_config(t: &TrainConfig) -> Self {
+        Tta { level: t.tta, cutoff: t.tta_cutoff }
+    }
+
+    /// No test-time augmentation.
+    pub fn none() -> Self {
+        Tta::default()
+    }
+}
+
 /// Logits with test-time augmentation (airbench's `infer`, Jordan 2024, arXiv 2404.00498):
 /// level 0 = the images as they are; 1 = the mean with their mirror images; 2 = half that, half
 /// the mirrored mean over the two diagonal 1-pixel translations (reflect padding).
 pub fn tta_logits(model: &Model, x: &Tensor, compute: Option<Kind>, level: i64) -> Tensor {
-    let net = |x: &Tensor| autocast(compute, || model.forward(x, false)).to_kind(Kind::Float);
-    let mirror = |x: &Tensor| (net(x) + net(&x.flip([3]))) * 0.5;
-    match level {
-        0 => net(x),
-        1 => mirror(x),
-        _ => {
-            let (h, w) = (x.size()[2], x.size()[3]);
-            let padded = x.reflection_pad2d([1, 1, 1, 1]);
-            let shifted = |o: i64| mirror(&padded.narrow(2, o, h).narrow(3, o, w));
-            mirror(x) * 0.5 + (shifted(0) + shifted(2)) * 0.25
-        }
+    let net = |x: &Tensor| plain_logits(model, x, compute);
+    with_views(&net, x, net(x), level)
+}
+
+/// One forward pass in eval mode, conv/linear in `compute`, logits in fp32.
+fn plain_logits(model: &Model, x: &Tensor, compute: Option<Kind>) -> Tensor {
+    autocast(compute, || model.forward(x, false)).to_kind(Kind::Float)
+}
+
+/// Combines `plain` (= `net(x)`) with the extra views of `level` (see [`tta_logits`]).
+fn with_views(net: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, plain: Tensor, level: i64) -> Tensor {
+    if level == 0 {
+        return plain;
     }
+    let mirrored = (plain + net(&x.flip([3]))) * 0.5;
+    if level == 1 {
+        return mirrored;
+    }
+    let (h, w) = (x.size()[2], x.size()[3]);
+    let padded = x.reflection_pad2d([1, 1, 1, 1]);
+    let shifted = |o: i64| {
+        let s = padded.narrow(2, o, h).narrow(3, o, w);
+        (net(&s) + net(&s.flip([3]))) * 0.5
+    };
+    mirrored * 0.5 + (shifted(0) + shifted(2)) * 0.25
 }
 
 /// Evaluates `model` (in eval mode) on every batch of `loader`, computing conv/linear in
-/// `compute` (None = fp32), with test-time augmentation level `tta` (see [`tta_logits`]).
-pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize, tta: i64) -> EvalResult {
+/// `compute` (None = fp32), with test-time augmentation `tta`.
+///
+/// With `tta.cutoff` > 0 the plain logits are computed for every image and the extra views only
+/// for the images whose top-1 probability is below the cutoff: confident images are rarely turned
+/// by the views, so this keeps most of TTA's gain at a fraction of its cost. The unsure images
+/// are queued and run in batches of the loader's size, because oneDNN builds its kernels per
+/// input shape: ragged per-batch subsets would rebuild them on every batch.
+pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize, tta: Tta) -> EvalResult {
     let start = Instant::now();
     let _guard = tch::no_grad_guard();
-    let mut confusion = Confusion::new(num_classes);
-    let mut loss_sum = 0.0;
-    let (mut predictions, mut confidences) = (Vec::new(), Vec::new());
+    let net = |x: &Tensor| plain_logits(model, x, compute);
+    let mut unsure = UnsureQueue::new(tta.level, loader.batch_size());
+    let (mut logits, mut labels, mut offset) = (Vec::new(), Vec::new(), 0);
     for batch in loader.epoch(0) {
-        let logits = tta_logits(model, &batch.images, compute, tta);
-        let loss = logits.cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Sum, -100, 0.0);
-        loss_sum += loss.double_value(&[]);
-        let (conf, preds) = logits.softmax(1, Kind::Float).max_dim(1, false);
-        let preds = Vec::<i64>::try_from(preds.to_device(tch::Device::Cpu)).unwrap_or_default();
-        let labels = Vec::<i64>::try_from(batch.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
-        confusion.add(&labels, &preds);
-        predictions.extend_from_slice(&preds);
-        confidences.extend(Vec::<f32>::try_from(conf.to_device(tch::Device::Cpu)).unwrap_or_default());
+        let plain = net(&batch.images);
+        let n = plain.size()[0];
+        let batch_logits = if tta.level > 0 && tta.cutoff <= 0.0 {
+            unsure.augmented += n;
+            with_views(&net, &batch.images, plain, tta.level)
+        } else {
+            if tta.level > 0 {
+                let rows = plain.softmax(1, Kind::Float).amax([1], false).lt(tta.cutoff).nonzero().squeeze_dim(1);
+                unsure.push(&batch.images, &plain, &rows, offset);
+                unsure.run_full_batches(&net);
+            }
+            plain
+        };
+        logits.push(batch_logits);
+        labels.push(batch.labels);
+        offset += n;
     }
+    unsure.run_rest(&net);
+    let mut logits = Tensor::cat(&logits, 0);
+    unsure.write_into(&mut logits);
+    summarise(&logits, &Tensor::cat(&labels, 0), num_classes, unsure.augmented, start)
+}
+
+/// Loss, accuracy, confusion and per-image predictions of the final logits.
+fn summarise(logits: &Tensor, labels: &Tensor, num_classes: usize, augmented: i64, start: Instant) -> EvalResult {
+    let mut confusion = Confusion::new(num_classes);
+    let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0).double_value(&[]);
+    let (conf, preds) = logits.softmax(1, Kind::Float).max_dim(1, false);
+    let cpu = tch::Device::Cpu;
+    let predictions = Vec::<i64>::try_from(preds.to_device(cpu)).unwrap_or_default();
+    confusion.add(&Vec::<i64>::try_from(labels.to_device(cpu)).unwrap_or_default(), &predictions);
     let n = confusion.total().max(1) as f64;
     EvalResult {
-        loss: loss_sum / n,
+        loss: loss / n,
         acc: confusion.accuracy(),
         per_class_acc: confusion.per_class_accuracy(),
         confusion,
         secs: start.elapsed().as_secs_f64(),
         predictions,
-        confidences,
+        confidences: Vec::<f32>::try_from(conf.to_device(cpu)).unwrap_or_default(),
+        tta_share: augmented as f64 / n,
+    }
+}
+
+/// The images waiting for their test-time augmentation views (with their plain logits and
+/// their rows in the evaluation), run `batch` at a time.
+struct UnsureQueue {
+    level: i64,
+    batch: i64,
+    images: Vec<Tensor>,
+    plain: Vec<Tensor>,
+    rows: Vec<Tensor>,
+    queued: i64,
+    channels_last: bool,
+    /// `(rows, logits with the views)` of the images done.
+    done: Vec<(Tensor, Tensor)>,
+    augmented: i64,
+}
+
+impl UnsureQueue {
+    fn new(level: i64, batch: i64) -> Self {
+        let (images, plain, rows, done) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        UnsureQueue {
+            level,
+            batch: batch.max(1),
+            images,
+            plain,
+            rows,
+            queued: 0,
+            channels_last: false,
+            done,
+            augmented: 0,
+        }
+    }
+
+    /// Queues the images `rows` of a batch whose first image is row `offset` of the evaluation.
+    fn push(&mut self, images: &Tensor, plain: &Tensor, rows: &Tensor, offset: i64) {
+        let n = rows.size()[0];
+        if n > 0 {
+            self.channels_last = !images.is_contiguous();
+            self.images.push(images.index_select(0, rows));
+            self.plain.push(plain.index_select(0, rows));
+            self.rows.push(rows + offset);
+            self.queued += n;
+        }
+    }
+
+    fn run_full_batches(&mut self, net: &dyn Fn(&Tensor) -> Tensor) {
+        while self.queued >= self.batch {
+            self.run(net, self.batch);
+        }
+    }
+
+    fn run_rest(&mut self, net: &dyn Fn(&Tensor) -> Tensor) {
+        if self.queued > 0 {
+            self.run(net, self.queued);
+        }
+    }
+
+    /// Runs the views of the first `n` queued images.
+    fn run(&mut self, net: &dyn Fn(&Tensor) -> Tensor, n: i64) {
+        let take = |parts: &mut Vec<Tensor>| {
+            let all = Tensor::cat(parts, 0);
+            *parts = vec![all.narrow(0, n, all.size()[0] - n)];
+            all.narrow(0, 0, n)
+        };
+        // The subset copies lose a channels-last layout (which the convolutions are fastest on).
+        let images = take(&mut self.images);
+        let images = if self.channels_last { crate::device::channels_last(&images) } else { images };
+        let plain = take(&mut self.plain);
+        let rows = take(&mut self.rows);
+        self.done.push((rows, with_views(net, &images, plain, self.level)));
+        self.queued -= n;
+        self.augmented += n;
+    }
+
+    /// Replaces the plain logits of the augmented rows.
+    fn write_into(&self, logits: &mut Tensor) {
+        for (rows, views) in &self.done {
+            let _ = logits.index_copy_(0, rows, views);
+        }
     }
 }
 
@@ -74,6 +218,9 @@ pub struct EvalFile {
     pub confusion_matrix: Vec<Vec<u64>>,
     /// Evaluation wall time.
     pub eval_secs: f64,
+    /// Fraction of the images that got the test-time augmentation views (`train.tta_cutoff`).
+    #[serde(default)]
+    pub tta_share: f64,
     /// Predicted class per test image, in dataset order (empty in files of older versions).
     #[serde(default)]
     pub predictions: Vec<i64>,
@@ -93,6 +240,7 @@ impl EvalFile {
             per_class_accuracy: r.per_class_acc.clone(),
             confusion_matrix: r.confusion.counts.clone(),
             eval_secs: r.secs,
+            tta_share: r.tta_share,
             predictions: r.predictions.clone(),
             confidences: r.confidences.clone(),
         }

@@ -5,9 +5,10 @@
 //! as `0.95^every * (step / total)^3`: no averaging early, strong averaging at the end. After the
 //! last step (and its regular update, when it falls on one) the weights become the slow copy.
 
-use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::Tensor;
+
+use super::shadow::Shadow;
 
 /// Name prefix of the slow weights in the optimizer checkpoint file.
 pub const PREFIX: &str = "lookahead.";
@@ -15,8 +16,8 @@ pub const PREFIX: &str = "lookahead.";
 /// The slow weights.
 pub struct Lookahead {
     every: u64,
-    /// `(name, slow copy)` for every floating-point variable, sorted by name.
-    slow: Vec<(String, Tensor)>,
+    /// The slow copy of every floating-point variable.
+    slow: Shadow,
 }
 
 /// The decay applied after step `step` (1-based count of steps taken) of `total`.
@@ -27,14 +28,7 @@ pub fn decay_at(step: u64, total: u64, every: u64) -> f64 {
 impl Lookahead {
     /// Starts the slow copy at the current weights.
     pub fn new(vs: &VarStore, every: u64) -> Self {
-        let mut slow: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.is_floating_point())
-            .map(|(n, t)| (n, t.detach().copy()))
-            .collect();
-        slow.sort_by(|a, b| a.0.cmp(&b.0));
-        Lookahead { every: every.max(1), slow }
+        Lookahead { every: every.max(1), slow: Shadow::of(vs, PREFIX, true) }
     }
 
     /// Called after every optimizer step with the number of steps taken so far: on every
@@ -52,29 +46,21 @@ impl Lookahead {
     fn sync(&mut self, vs: &VarStore, decay: f64) {
         let vars = vs.variables();
         tch::no_grad(|| {
-            for (name, slow) in &mut self.slow {
-                if let Some(w) = vars.get(name) {
-                    let _ = slow.lerp_(w, 1.0 - decay);
-                    w.shallow_clone().copy_(slow);
-                }
+            for (slow, w) in self.slow.pairs_mut(&vars) {
+                let _ = slow.lerp_(w, 1.0 - decay);
+                w.shallow_clone().copy_(slow);
             }
         });
     }
 
     /// The slow weights, named `lookahead.<variable>` for the checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.slow.iter().map(|(n, t)| (format!("{PREFIX}{n}"), t.shallow_clone())).collect()
+        self.slow.state_tensors()
     }
 
     /// Restores the slow weights from checkpoint tensors; false (nothing changed) if any is
     /// missing or has another shape.
     pub fn load(&mut self, tensors: &[(String, Tensor)]) -> bool {
-        let map: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let key = |n: &str| format!("{PREFIX}{n}");
-        let all = self.slow.iter().all(|(n, t)| map.get(key(n).as_str()).is_some_and(|s| s.size() == t.size()));
-        if all {
-            tch::no_grad(|| self.slow.iter_mut().for_each(|(n, t)| t.copy_(map[key(n).as_str()])));
-        }
-        all
+        self.slow.load(tensors)
     }
 }

@@ -8,6 +8,7 @@ pub mod lookahead;
 pub mod optim;
 pub mod run_dir;
 pub mod schedule;
+pub mod shadow;
 pub mod step;
 pub mod trainer;
 

@@ -48,6 +48,11 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Reads the resolved config of a run directory.
 pub fn read_config(run: &Path) -> Result<Config> {
+    read_config_with(run, &[])
+}
+
+/// [`read_config`] with `key=value` overrides applied (as `train --set`).
+pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
     let path = run.join("config.toml");
     if !run.is_dir() {
         return Err(Error::Checkpoint(format!("run directory {} does not exist", run.display())));
@@ -57,7 +62,7 @@ pub fn read_config(run: &Path) -> Result<Config> {
             Error::Checkpoint(format!("{} is not a run directory: cannot read {}: {e}", run.display(), path.display()))
         })?,
         &path.display().to_string(),
-        &[],
+        overrides,
     )
 }
 

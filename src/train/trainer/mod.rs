@@ -19,7 +19,7 @@ pub use lr_find::{suggest_lr, LrFind};
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
 use super::ema::Ema;
-use super::eval::{evaluate, EvalFile};
+use super::eval::{evaluate, EvalFile, Tta};
 use super::lookahead::Lookahead;
 use super::optim::Optimizer;
 use super::run_dir;
@@ -232,6 +232,7 @@ impl Trainer {
         let info = FitInfo {
             config: &self.cfg,
             start_epoch: self.state.epoch + 1,
+            start_step: self.state.step,
             batches_per_epoch: self.steps_per_epoch(),
             batch_size: self.cfg.data.batch_size,
         };
@@ -276,7 +277,7 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
         let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
         crate::failpoint::hit("eval");
-        let tta = if self.cfg.train.val_tta { self.cfg.train.tta } else { 0 };
+        let tta = if self.cfg.train.val_tta { Tta::from_config(&self.cfg.train) } else { Tta::none() };
         let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta);
         // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
         self.state.early_stopped = self.should_stop_early(&val);
@@ -299,12 +300,12 @@ impl Trainer {
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
         let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        Ok(self.evaluate_loader(&loader, split.classes.len(), self.cfg.train.tta))
+        Ok(self.evaluate_loader(&loader, split.classes.len(), Tta::from_config(&self.cfg.train)))
     }
 
-    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0, with TTA
-    /// level `tta`.
-    fn evaluate_loader(&self, loader: &Loader, classes: usize, tta: i64) -> EvalResult {
+    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0, with
+    /// test-time augmentation `tta`.
+    fn evaluate_loader(&self, loader: &Loader, classes: usize, tta: Tta) -> EvalResult {
         let run = || evaluate(&self.model, loader, self.compute_kind(), classes, tta);
         match &self.ema {
             Some(ema) => ema.with_averaged(&self.model.vs, run),
