@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A/B of memory-allocation settings on training and inference throughput, alternating runs:
+#   tuned   microvision's mallopt thresholds (the default)
+#   glibc   glibc's adaptive defaults (GLIBC_TUNABLES set: microvision then leaves malloc alone)
+#   thp     the default plus THP_MEM_ALLOC_ENABLE=1 (c10 aligns buffers >= 2 MiB to 2 MiB and
+#           madvises them as transparent huge pages: 512x fewer page faults)
+#   thp+glibc  both
+# and the PyTorch eager reference with and without THP_MEM_ALLOC_ENABLE=1.
+# usage: scripts/ab_allocator.sh MODEL BATCH [ROUNDS] [STEPS] [REPEATS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:-resnet18} batch=${2:-128} rounds=${3:-2} steps=${4:-5} repeats=${5:-3}
+out=$(mktemp -d)
+mv_run() { env "$@" target/release/microvision bench throughput --model "$model" --batch "$batch" --precision bf16 --steps "$steps" --repeats "$repeats" | tail -n 1; }
+py_run() { (cd bench && env "$@" ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision bf16 --steps "$steps" --repeats "$repeats" | tail -n 1); }
+for _ in $(seq "$rounds"); do
+  mv_run X=1 >> "$out/tuned"
+  mv_run GLIBC_TUNABLES= >> "$out/glibc"
+  mv_run THP_MEM_ALLOC_ENABLE=1 >> "$out/thp"
+  mv_run THP_MEM_ALLOC_ENABLE=1 GLIBC_TUNABLES= >> "$out/thp+glibc"
+  py_run X=1 >> "$out/pytorch"
+  py_run THP_MEM_ALLOC_ENABLE=1 >> "$out/pytorch+thp"
+done
+.venv/bin/python - "$out" "$model" "$batch" <<'PY'
+import json, os, statistics, sys
+out, model, batch = sys.argv[1:4]
+rows = {}
+for name in ["tuned", "glibc", "thp", "thp+glibc", "pytorch", "pytorch+thp"]:
+    recs = [json.loads(l) for l in open(os.path.join(out, name))]
+    rows[name] = {k: statistics.median([v for r in recs for v in r[k]]) for k in ("train", "infer")}
+base = rows["pytorch"]
+print(f"{model} batch {batch} bf16, medians over all timings; ratio to pytorch eager (default env)")
+for name, r in rows.items():
+    print(f"  {name:<12} train {r['train']:8.0f} img/s ({r['train'] / base['train']:.2f}x)   "
+          f"infer {r['infer']:8.0f} img/s ({r['infer'] / base['infer']:.2f}x)")
+PY
