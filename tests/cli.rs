@@ -49,6 +49,20 @@ fn train_eval_and_resume_a_finished_run() {
     let out = mv(&["eval", run.to_str().unwrap(), "--checkpoint", "last"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run.join("eval-last.json").exists());
+    // Re-evaluation with other settings: TTA on the unsure images only; a misspelt key is named.
+    let r = run.to_str().unwrap();
+    let out = mv(&["eval", r, "--set", "train.tta=2", "--set", "train.tta_cutoff=0.5"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval-last.json")).unwrap()).unwrap();
+    let share = eval["tta_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{eval}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("TTA level 2 on"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_user_error(&mv(&["eval", r, "--set", "train.tta_cutof=0.5"], tmp.path()), 2, &["tta_cutof", "tta_cutoff"]);
 
     let out = mv(&["export", run.to_str().unwrap(), "--format", "safetensors"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
