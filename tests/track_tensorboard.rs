@@ -101,15 +101,14 @@ fn a_resumed_run_voids_what_the_interrupted_one_logged_after_its_checkpoint() {
         let tmp = tempfile::tempdir().unwrap();
         // The interrupted run logged epochs 1-5 and steps 4-5, but its last checkpoint is at 2.
         let mut first = TensorBoardLogger::new(tmp.path()).unwrap();
+        first.resume_after(0).unwrap(); // a new run: nothing to void, no mark
         (1..=5).for_each(|s| log(&mut first, MetricKind::Epoch, s, "val/acc", s as f64));
         (4..=5).for_each(|s| log(&mut first, MetricKind::Step, s, "loss", 1.0));
         drop(first);
         // The resumed run (same second, same process: a second file, not an overwrite) stops
         // early after epoch 4 and logs no step values.
         let mut resumed = TensorBoardLogger::new(tmp.path()).unwrap();
-        if mark_restart {
-            resumed.resume_after(2).unwrap();
-        }
+        resumed.resume_after(if mark_restart { 2 } else { 5 }).unwrap();
         (3..=4).for_each(|s| log(&mut resumed, MetricKind::Epoch, s, "val/acc", 10.0 * s as f64));
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
         read(tmp.path())
@@ -117,8 +116,9 @@ fn a_resumed_run_voids_what_the_interrupted_one_logged_after_its_checkpoint() {
     let Some(tb) = session(true) else { return };
     assert_eq!(tb["scalars"]["val/acc"], serde_json::json!([[1, 1.0], [2, 2.0], [3, 30.0], [4, 40.0]]), "{tb}");
     assert!(tb["scalars"]["batch/loss"].as_array().is_none_or(|v| v.is_empty()), "{tb}");
-    // Without the restart mark TensorBoard keeps the orphaned step values (and, per tag, only
-    // drops what is logged again at an earlier step).
+    // A mark after the old file's last step voids nothing: version-2 event files keep every
+    // value otherwise (the orphaned step values, and both values of a step logged twice).
     let tb = session(false).unwrap();
     assert_eq!(tb["scalars"]["batch/loss"], serde_json::json!([[4, 1.0], [5, 1.0]]), "{tb}");
+    assert_eq!(tb["scalars"]["val/acc"].as_array().unwrap().len(), 7, "{tb}");
 }

@@ -52,9 +52,10 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
-    let result = evaluate(&model, &loader, kind, data.test.classes.len(), Tta::from_config(&cfg.train));
+    let tta = Tta::from_config(&cfg.train);
+    let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
     let out = run.join(format!("eval-{which}.json"));
-    run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which))?;
+    run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
         "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",
         loaded.state.epoch,

@@ -99,6 +99,11 @@ impl Loader {
         self.len() == 0
     }
 
+    /// Whether batches come channels-last.
+    pub fn channels_last(&self) -> bool {
+        self.spec.channels_last
+    }
+
     /// Images per batch (the last one may have fewer).
     pub fn batch_size(&self) -> i64 {
         self.spec.batch_size

@@ -49,8 +49,9 @@ pub trait Logger {
     fn name(&self) -> &'static str;
     /// The resolved config, once at the start.
     fn log_params(&mut self, cfg: &Config) -> Result<()>;
-    /// The run resumes after optimizer step `step`: anything logged after it by the interrupted
-    /// run is void (metrics.jsonl is truncated by the trainer; TensorBoard marks a restart).
+    /// Training starts after optimizer step `step` (0 for a new run, or for a resumed run that
+    /// had no checkpoint yet): anything an interrupted earlier session of this run logged after
+    /// it is void (metrics.jsonl is truncated by the trainer; TensorBoard marks a restart).
     fn resume_after(&mut self, _step: i64) -> Result<()> {
         Ok(())
     }
@@ -147,9 +148,7 @@ pub fn epoch_values(e: &EpochInfo) -> Vec<(&'static str, f64)> {
 
 impl Callback for Loggers {
     fn fit_start(&mut self, info: &FitInfo) {
-        if info.start_step > 0 {
-            self.each("resume", |l| l.resume_after(info.start_step));
-        }
+        self.each("resume", |l| l.resume_after(info.start_step));
         self.each("params", |l| l.log_params(info.config));
     }
 

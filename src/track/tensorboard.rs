@@ -158,14 +158,14 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Creates `dir/events.out.tfevents.<seconds>.<host>.<pid>.<n>` (as PyTorch names them:
-    /// files sort in creation order and never overwrite one another) with the file-version
-    /// header event.
+    /// Creates `dir/events.out.tfevents.<seconds>.<host>.<pid>.<n>` (as PyTorch names them: a
+    /// later second sorts later, and a second file of the same second never overwrites the
+    /// first) with the file-version header event.
     pub fn create(dir: &Path) -> Result<EventWriter> {
         static CREATED: AtomicU64 = AtomicU64::new(0);
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "localhost".into());
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
-        let name = format!("events.out.tfevents.{}.{}.{}.{n}", now() as u64, host.trim(), std::process::id());
+        let name = format!("events.out.tfevents.{}.{}.{}.{n:04}", now() as u64, host.trim(), std::process::id());
         let path = dir.join(name);
         let file = File::options()
             .write(true)
@@ -218,12 +218,17 @@ impl EventWriter {
 pub struct TensorBoardLogger {
     writer: EventWriter,
     last_step: i64,
+    /// The run directory already had event files: this session continues an earlier one.
+    continues: bool,
 }
 
 impl TensorBoardLogger {
     /// A logger writing a new event file into the run directory.
     pub fn new(run_dir: &Path) -> Result<Self> {
-        Ok(TensorBoardLogger { writer: EventWriter::create(run_dir)?, last_step: 0 })
+        let continues = std::fs::read_dir(run_dir)
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents.")))
+            .unwrap_or(false);
+        Ok(TensorBoardLogger { writer: EventWriter::create(run_dir)?, last_step: 0, continues })
     }
 }
 
@@ -238,7 +243,10 @@ impl Logger for TensorBoardLogger {
 
     fn resume_after(&mut self, step: i64) -> Result<()> {
         self.last_step = step;
-        self.writer.restart_at(step + 1)
+        if self.continues {
+            self.writer.restart_at(step + 1)?;
+        }
+        Ok(())
     }
 
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {

@@ -74,7 +74,7 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
     let start = Instant::now();
     let _guard = tch::no_grad_guard();
     let net = |x: &Tensor| plain_logits(model, x, compute);
-    let mut unsure = UnsureQueue::new(tta.level, loader.batch_size());
+    let mut unsure = UnsureQueue::new(tta.level, loader.batch_size(), loader.channels_last());
     let (mut logits, mut labels, mut offset) = (Vec::new(), Vec::new(), 0);
     for batch in loader.epoch(0) {
         let plain = net(&batch.images);
@@ -95,6 +95,15 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
         offset += n;
     }
     unsure.run_rest(&net);
+    if logits.is_empty() {
+        return summarise(
+            &Tensor::zeros([0, num_classes as i64], (Kind::Float, tch::Device::Cpu)),
+            &Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu)),
+            num_classes,
+            0,
+            start,
+        );
+    }
     let mut logits = Tensor::cat(&logits, 0);
     unsure.write_into(&mut logits);
     summarise(&logits, &Tensor::cat(&labels, 0), num_classes, unsure.augmented, start)
@@ -130,6 +139,7 @@ struct UnsureQueue {
     plain: Vec<Tensor>,
     rows: Vec<Tensor>,
     queued: i64,
+    /// Whether the loader's batches are channels-last (the subsets are made so again).
     channels_last: bool,
     /// `(rows, logits with the views)` of the images done.
     done: Vec<(Tensor, Tensor)>,
@@ -137,17 +147,16 @@ struct UnsureQueue {
 }
 
 impl UnsureQueue {
-    fn new(level: i64, batch: i64) -> Self {
-        let (images, plain, rows, done) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    fn new(level: i64, batch: i64, channels_last: bool) -> Self {
         UnsureQueue {
             level,
             batch: batch.max(1),
-            images,
-            plain,
-            rows,
+            images: Vec::new(),
+            plain: Vec::new(),
+            rows: Vec::new(),
             queued: 0,
-            channels_last: false,
-            done,
+            channels_last,
+            done: Vec::new(),
             augmented: 0,
         }
     }
@@ -156,7 +165,6 @@ impl UnsureQueue {
     fn push(&mut self, images: &Tensor, plain: &Tensor, rows: &Tensor, offset: i64) {
         let n = rows.size()[0];
         if n > 0 {
-            self.channels_last = !images.is_contiguous();
             self.images.push(images.index_select(0, rows));
             self.plain.push(plain.index_select(0, rows));
             self.rows.push(rows + offset);
@@ -218,7 +226,13 @@ pub struct EvalFile {
     pub confusion_matrix: Vec<Vec<u64>>,
     /// Evaluation wall time.
     pub eval_secs: f64,
-    /// Fraction of the images that got the test-time augmentation views (`train.tta_cutoff`).
+    /// Test-time augmentation level used (`train.tta`).
+    #[serde(default)]
+    pub tta: i64,
+    /// Its cutoff (`train.tta_cutoff`; 0 = every image).
+    #[serde(default)]
+    pub tta_cutoff: f64,
+    /// Fraction of the images that got the test-time augmentation views.
     #[serde(default)]
     pub tta_share: f64,
     /// Predicted class per test image, in dataset order (empty in files of older versions).
@@ -230,8 +244,8 @@ pub struct EvalFile {
 }
 
 impl EvalFile {
-    /// Packs an evaluation for `eval.json`.
-    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str) -> Self {
+    /// Packs an evaluation (made with test-time augmentation `tta`) for `eval.json`.
+    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str, tta: Tta) -> Self {
         EvalFile {
             checkpoint: checkpoint.into(),
             accuracy: r.acc,
@@ -240,6 +254,8 @@ impl EvalFile {
             per_class_accuracy: r.per_class_acc.clone(),
             confusion_matrix: r.confusion.counts.clone(),
             eval_secs: r.secs,
+            tta: tta.level,
+            tta_cutoff: tta.cutoff,
             tta_share: r.tta_share,
             predictions: r.predictions.clone(),
             confidences: r.confidences.clone(),

@@ -266,7 +266,10 @@ impl Trainer {
             Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
             _ => self.evaluate(&self.data.test)?,
         };
-        run_dir::write_json(&self.run_dir.join("eval.json"), &EvalFile::new(&test, &self.data.test.classes, "last"))?;
+        run_dir::write_json(
+            &self.run_dir.join("eval.json"),
+            &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train)),
+        )?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
         run_dir::update_peak_memory(&self.run_dir)?;
         Ok(test)
