@@ -6,18 +6,21 @@ mod common;
 
 use serde_json::Value;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use microvision::train::Trainer;
 
-/// Kills the server when the test ends, whatever happens.
+/// Kills the server when the test ends, whatever happens: its whole process group, since
+/// `mlflow server` runs the web server (uvicorn) as a child that would outlive it.
 struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: kill(2) on the group this test created for the server (see `start_server`).
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGTERM) };
         let _ = self.0.wait();
     }
 }
@@ -36,6 +39,7 @@ fn start_server(mlflow: &Path, dir: &Path) -> (Server, String) {
         .arg(dir.join("artifacts"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .process_group(0)
         .spawn()
         .unwrap();
     let server = Server(child);
