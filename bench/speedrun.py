@@ -1,10 +1,12 @@
-"""Plain-PyTorch reference of microvision's fast recipe (configs/speedrun94.toml, after airbench94:
-Jordan 2024, arXiv 2404.00498), timed the same way as `microvision bench speedrun`: training time =
+"""Plain-PyTorch reference of microvision's fast recipes (configs/speedrun94.toml, after airbench94:
+Jordan 2024, arXiv 2404.00498; configs/speedrun94_muon.toml with --recipe muon, after
+airbench94_muon), timed the same way as `microvision bench speedrun`: training time =
 the epochs' step loops (per-epoch validation excluded), whitening init = setup, final TTA
 evaluation = eval time. Same model (bench/models.py), same CPU mixed precision
 (torch.autocast('cpu', bfloat16) + channels_last; fp16 autocast on CUDA), same hyper-parameters.
 
-usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--runs 1] [--seed 0] [--epochs 10]
+usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--recipe airbench94|muon] [--runs 1]
+       [--seed 0] [--epochs N (default: the recipe's)]
 prints one line per run and a final JSON line.
 """
 import argparse
@@ -21,8 +23,13 @@ import models
 
 MEAN = (0.49139968, 0.48215841, 0.44653091)
 STD = (0.24703223, 0.24348513, 0.26158784)
-BATCH, LR, MOMENTUM, WD, NORM_LR_SCALE = 1024, 1.5, 0.85, 0.00133043, 64.0
-SMOOTHING, WHITEN_BIAS_EPOCHS, LOOKAHEAD_EVERY, PAD = 0.2, 3, 5, 2
+SMOOTHING, WHITEN_BIAS_EPOCHS, PAD, NORM_LR_SCALE, MOMENTUM = 0.2, 3, 2, 64.0, 0.85
+# The hyper-parameters of the two config files (mean loss; see their comments).
+RECIPES = {
+    "airbench94": dict(batch=1024, epochs=10, lr=1.5, wd=0.00133043, lookahead_every=5, schedule="triangle"),
+    "muon": dict(batch=2000, epochs=8, lr=1.6562, wd=0.0024152, lookahead_every=0, schedule="linear",
+                 muon_lr=0.24, muon_momentum=0.6, ns_steps=3),
+}
 
 
 def load_cifar(root):
@@ -104,13 +111,65 @@ def triangle(step, total):
     return (1 - f) + 0.07 * f
 
 
+def newton_schulz(g, steps):
+    """Muon's quintic Newton-Schulz iteration towards U V^T, in bf16 (Jordan 2024)."""
+    a, b, c = (3.4445, -4.7750, 2.0315)
+    x = g.bfloat16()
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x = x / (x.norm() + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Optimizer):
+    """airbench94_muon's filter optimizer: Nesterov momentum, each filter renormalised to norm
+    sqrt(out) before the step, the update orthogonalised; no weight decay."""
+
+    def __init__(self, params, lr, momentum, ns_steps):
+        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("buf", torch.zeros_like(p.grad))
+                buf.lerp_(p.grad, 1 - group["momentum"])
+                u = p.grad.lerp(buf, group["momentum"])
+                p.mul_(len(p) ** 0.5 / p.norm())
+                o = newton_schulz(u.reshape(len(u), -1), group["ns_steps"]).view(u.shape)
+                p.add_(o.to(p.dtype), alpha=-group["lr"])
+
+
+def optimizers(model, h):
+    """The recipe's optimizers: SGD (BN shifts and, with Muon, the whitening bias at 64x) and
+    Muon for the conv filters when the recipe has one."""
+    fast = lambda n: "norm" in n or (h.get("muon_lr") and n == "whiten.bias")  # noqa: E731
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    filters = [p for n, p in named if p.dim() == 4] if h.get("muon_lr") else []
+    scaled = [p for n, p in named if fast(n)]
+    other = [p for n, p in named if not fast(n) and not any(p is f for f in filters)]
+    lr, wd = h["lr"], h["wd"]
+    groups = [dict(params=scaled, lr=lr * NORM_LR_SCALE, weight_decay=wd / NORM_LR_SCALE),
+              dict(params=other, lr=lr, weight_decay=wd)]
+    opts = [torch.optim.SGD(groups, momentum=MOMENTUM, nesterov=True)]
+    if filters:
+        opts.append(Muon(filters, lr=h["muon_lr"], momentum=h["muon_momentum"], ns_steps=h["ns_steps"]))
+    return opts
+
+
 def warm_up(dev):
     """Untimed first steps (kernel selection, allocator growth), as `bench speedrun` does."""
     dtype = torch.float16 if dev == "cuda" else torch.bfloat16
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
-    x = torch.randn(BATCH, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (BATCH,), device=dev)
+    x = torch.randn(1024, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (1024,), device=dev)
     for _ in range(3):
         with torch.autocast(dev, dtype=dtype):
             loss = F.cross_entropy(model(x).float(), y)
@@ -120,7 +179,7 @@ def warm_up(dev):
         loss.item()
 
 
-def run(seed, epochs, data, dev):
+def run(seed, epochs, data, dev, h):
     (train_x, train_y), (test_x, test_y) = data
     # The dataset lives on the compute device, as in microvision's loader.
     train_x, train_y = train_x.to(dev), train_y.to(dev)
@@ -132,41 +191,41 @@ def run(seed, epochs, data, dev):
     t = time.perf_counter()
     whiten_(model.whiten, normalize(train_x[:5000]).to(dev))
     setup = time.perf_counter() - t
-    norm = [p for n, p in model.named_parameters() if "norm" in n and p.requires_grad]
-    other = [p for n, p in model.named_parameters() if "norm" not in n and p.requires_grad]
-    opt = torch.optim.SGD(
-        [dict(params=norm, lr=LR * NORM_LR_SCALE, weight_decay=WD / NORM_LR_SCALE), dict(params=other, lr=LR, weight_decay=WD)],
-        momentum=MOMENTUM,
-        nesterov=True,
-    )
-    per_epoch = len(train_x) // BATCH
+    opts = optimizers(model, h)
+    batch = h["batch"]
+    per_epoch = len(train_x) // batch
     total = per_epoch * epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: triangle(s, total))
+    shape = (lambda s: triangle(s, total)) if h["schedule"] == "triangle" else (lambda s: 1 - s / total)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, shape) for o in opts]
     slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     flip_base = (torch.rand(len(train_x), generator=gen) < 0.5).to(dev)
     scaler = torch.amp.GradScaler(enabled=dev == "cuda")  # fp16 on CUDA needs loss scaling, as ours
+    every = h["lookahead_every"]
     train_secs, step = 0.0, 0
     for epoch in range(epochs):
         model.whiten.bias.requires_grad = epoch < WHITEN_BIAS_EPOCHS
         perm = torch.randperm(len(train_x), generator=gen)
         t = time.perf_counter()
         for b in range(per_epoch):
-            idx = perm[b * BATCH : (b + 1) * BATCH].to(dev)
+            idx = perm[b * batch : (b + 1) * batch].to(dev)
             x = translate_reflect(train_x[idx], gen)
             flip = flip_base[idx] ^ (epoch % 2 == 1)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             x = normalize(x).contiguous(memory_format=torch.channels_last)
             with amp():
                 loss = F.cross_entropy(model(x).float(), train_y[idx], label_smoothing=SMOOTHING)
-            opt.zero_grad(set_to_none=True)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            scaler.step(opt)
+            for o in opts:
+                scaler.step(o)
             scaler.update()
-            sched.step()
+            for s in scheds:
+                s.step()
             step += 1
-            if step % LOOKAHEAD_EVERY == 0:
-                lookahead_(model, slow, 0.95**LOOKAHEAD_EVERY * (step / total) ** 3)
-            if step == total:
+            if every and step % every == 0:
+                lookahead_(model, slow, 0.95**every * (step / total) ** 3)
+            if every and step == total:
                 lookahead_(model, slow, 1.0)
             loss.item()
         if dev == "cuda":
@@ -184,7 +243,8 @@ def main():
     ap.add_argument("--data", default=os.environ.get("MICROVISION_DATA", "data"))
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="airbench94")
+    ap.add_argument("--epochs", type=int, default=0, help="0: the recipe's")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
@@ -196,7 +256,8 @@ def main():
     print(f"warm-up (untimed): {time.perf_counter() - t:.1f} s", flush=True)
     results = []
     for i in range(a.runs):
-        r = run(a.seed + i, a.epochs, data, dev)
+        h = RECIPES[a.recipe]
+        r = run(a.seed + i, a.epochs or h["epochs"], data, dev, h)
         print(
             f"pytorch run {i + 1}/{a.runs} seed {r['seed']}: test accuracy {r['test_acc'] * 100:.2f}%  "
             f"train {r['train_secs']:.1f} s  setup {r['setup_secs']:.2f} s  eval {r['eval_secs']:.1f} s "

@@ -2,21 +2,30 @@
 # Alternates `microvision bench speedrun` and the plain-PyTorch reference (bench/speedrun.py) on
 # the same recipe, ROUNDS times each (seeds 0..ROUNDS-1), and prints the median training times,
 # their ratio (microvision / PyTorch; lower is better) and the mean test accuracies.
-# usage: scripts/compare_speedrun.sh [ROUNDS] [EPOCHS]   (EPOCHS < 10 shortens both schedules alike)
+# usage: scripts/compare_speedrun.sh [ROUNDS] [EPOCHS] [RECIPE]
+#   RECIPE: airbench94 (configs/speedrun94.toml, the default) or muon (configs/speedrun94_muon.toml);
+#   EPOCHS: 0 or omitted = the recipe's own (10 / 8); fewer shortens both schedules alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3} epochs=${2:-10}
+rounds=${1:-3} epochs=${2:-0} recipe=${3:-airbench94}
+case $recipe in
+  airbench94) config=configs/speedrun94.toml ;;
+  muon) config=configs/speedrun94_muon.toml ;;
+  *) echo "compare_speedrun.sh: RECIPE = '$recipe': expected airbench94 or muon" >&2; exit 2 ;;
+esac
 data=${MICROVISION_DATA:-data}
 out=$(mktemp -d)
+ours_epochs=()
+[ "$epochs" -gt 0 ] && ours_epochs=(--set "train.epochs=$epochs")
 for seed in $(seq 0 $((rounds - 1))); do
-  target/release/microvision bench speedrun --runs 1 --set "train.seed=$seed" --set "train.epochs=$epochs" \
+  target/release/microvision bench speedrun --config "$config" --runs 1 --set "train.seed=$seed" "${ours_epochs[@]}" \
     | tee -a "$out/ours.log" | tail -n 1 >> "$out/ours.jsonl"
-  (cd bench && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --seed "$seed" --epochs "$epochs") \
+  (cd bench && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --recipe "$recipe" --seed "$seed" --epochs "$epochs") \
     | tee -a "$out/ref.log" | tail -n 1 >> "$out/ref.jsonl"
 done
-.venv/bin/python - "$out" "$epochs" <<'PY'
+.venv/bin/python - "$out" "$recipe" <<'PY'
 import json, statistics, sys
-out, epochs = sys.argv[1], sys.argv[2]
+out, recipe = sys.argv[1], sys.argv[2]
 def runs(name):
     return [r for line in open(f"{out}/{name}.jsonl") for r in json.loads(line)["runs"]]
 ours, ref = runs("ours"), runs("ref")
@@ -27,5 +36,5 @@ for label, rs in (("microvision", ours), ("pytorch", ref)):
           f"eval {statistics.median(r['eval_secs'] for r in rs):5.1f} s  test acc {statistics.mean(accs):.2f}%  "
           f"[{', '.join(f'{a:.2f}' for a in accs)}]")
 ratio = statistics.median(r["train_secs"] for r in ours) / statistics.median(r["train_secs"] for r in ref)
-print(f"speedrun ({epochs} epochs) training time ratio microvision / pytorch: {ratio:.2f} (alternating, same machine)")
+print(f"speedrun ({recipe}) training time ratio microvision / pytorch: {ratio:.2f} (alternating, same machine)")
 PY

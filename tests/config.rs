@@ -155,3 +155,18 @@ fn mlflow_uri_must_be_a_url() {
     assert!(e.contains("track.mlflow_uri") && e.contains("localhost:5000") && e.contains("http://"), "{e}");
     assert!(load("[track]\nmlflow_uri = \"http://127.0.0.1:5000\"\n", &[]).is_ok());
 }
+
+#[test]
+fn lr_scales_is_a_free_map_of_positive_numbers() {
+    let c = load("[optim.lr_scales]\n\"whiten.bias\" = 64\nhead = 0.5\n", &[]).unwrap();
+    assert_eq!(c.optim.lr_scales.get("whiten.bias"), Some(&64.0));
+    assert_eq!(c.optim.lr_scales.get("head"), Some(&0.5));
+    let c = load("", &["optim.lr_scales={ head = 2.0 }"]).unwrap();
+    assert_eq!(c.optim.lr_scales.get("head"), Some(&2.0));
+    let e = err("[optim]\nlr_scales = { head = -1.0 }\n", &[]);
+    assert!(e.contains("optim.lr_scales.\"head\"") && e.contains("positive"), "{e}");
+    let e = err("[optim]\nlr_scales = { head = \"fast\" }\n", &[]);
+    assert!(e.contains("lr_scales") || e.contains("head"), "{e}");
+    let e = err("[optim]\nmuon_ns_steps = 0\n", &[]);
+    assert!(e.contains("optim.muon_ns_steps"), "{e}");
+}

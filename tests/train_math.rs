@@ -177,3 +177,35 @@ fn loss_scaler_skips_overflowing_steps_and_halves() {
     assert!(!applied, "an overflowing step is skipped");
     assert!(before.iter().all(|v| v.is_finite()), "weights stay finite");
 }
+
+#[test]
+fn lr_scales_cover_names_and_dotted_prefixes_longest_first() {
+    use microvision::train::optim::lr_scale_for;
+    let scales = [("head".to_string(), 2.0), ("head.bias".to_string(), 3.0)].into_iter().collect();
+    assert_eq!(lr_scale_for("head.weight", &scales), Some(2.0));
+    assert_eq!(lr_scale_for("head.bias", &scales), Some(3.0), "the longest key wins");
+    assert_eq!(lr_scale_for("header.weight", &scales), None, "a prefix ends at a dot");
+    assert_eq!(lr_scale_for("block.head.weight", &scales), None, "keys start at the root");
+
+    // In a step: lr times the multiplier, the decay coefficient divided by it (same decay per step).
+    let vs = VarStore::new(Device::Cpu);
+    let a = vs.root().var_copy("a", &Tensor::from_slice(&[1.0f32]));
+    let b = vs.root().var_copy("b", &Tensor::from_slice(&[1.0f32]));
+    (&a + &b).sum(Kind::Float).backward(); // both gradients 1
+    let cfg = OptimConfig {
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.1,
+        lr_scales: [("b".to_string(), 4.0)].into_iter().collect(),
+        ..OptimConfig::default()
+    };
+    let mut opt = Optimizer::new(&vs, &cfg);
+    opt.check_lr_scales(&cfg.lr_scales).unwrap();
+    opt.step(0.5);
+    // a: 1 - 0.5 * (1 + 0.1);  b: 1 - 2.0 * (1 + 0.025)
+    assert!((values(&a)[0] - 0.45).abs() < 1e-6, "{:?}", values(&a));
+    assert!((values(&b)[0] + 1.05).abs() < 1e-6, "{:?}", values(&b));
+    let unknown = OptimConfig { lr_scales: [("c".to_string(), 2.0)].into_iter().collect(), ..cfg };
+    let err = Optimizer::new(&vs, &unknown).check_lr_scales(&unknown.lr_scales).unwrap_err();
+    assert!(err.contains("[\"c\"]") && err.contains("a, b"), "{err}");
+}

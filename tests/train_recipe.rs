@@ -254,6 +254,18 @@ fn tta_cutoff_augments_exactly_the_unsure_images() {
 
 #[test]
 fn muon_matches_the_reference_implementation() {
+    muon_against_reference(5, false);
+}
+
+#[test]
+fn muon_with_airbench_options_matches_airbench94_muon() {
+    // 3 Newton-Schulz steps and the filters renormalised before each update (airbench94_muon).
+    muon_against_reference(3, true);
+}
+
+/// Two Muon steps on a conv filter and a bias, against Keller Jordan's reference written out in
+/// PyTorch (with airbench94_muon's renormalisation when `weight_norm`).
+fn muon_against_reference(ns_steps: i64, weight_norm: bool) {
     let Some(py) = common::venv_python() else { return };
     let vs = VarStore::new(Device::Cpu);
     let init = Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).sin().view([8, 3, 3, 3]) * 0.1;
@@ -264,6 +276,9 @@ fn muon_matches_the_reference_implementation() {
         lr: 0.1,
         muon_lr: 0.2,
         momentum: 0.6,
+        muon_momentum: 0.6,
+        muon_ns_steps: ns_steps,
+        muon_weight_norm: weight_norm,
         nesterov: true,
         weight_decay: 0.0,
         ..Default::default()
@@ -275,10 +290,10 @@ fn muon_matches_the_reference_implementation() {
         ((&w * gw).sum(Kind::Float) + (&b * 2.0).sum(Kind::Float)).backward();
         opt.step(0.1);
     }
-    // Keller Jordan's reference (Muon repository), written out in PyTorch.
     let script = r#"
-import torch
-def ns5(G, steps=5):
+import sys, torch
+ns_steps, weight_norm = int(sys.argv[1]), sys.argv[2] == "1"
+def ns5(G, steps):
     a, b, c = (3.4445, -4.7750, 2.0315)
     X = G.bfloat16()
     if G.size(-2) > G.size(-1): X = X.mT
@@ -295,16 +310,23 @@ for step in range(2):
     g = torch.arange(8 * 27, dtype=torch.float32).cos().view(8, 3, 3, 3) * (step + 1)
     buf.lerp_(g, 1 - 0.6)
     u = g.lerp_(buf, 0.6)
-    u = ns5(u.view(len(u), -1)) * max(1, g.size(-2) / g.size(-1)) ** 0.5
+    u = ns5(u.view(len(u), -1), ns_steps) * max(1, g.size(-2) / g.size(-1)) ** 0.5
+    if weight_norm: p.mul_(len(p) ** 0.5 / p.norm())
     p.add_(u.reshape(p.shape).float(), alpha=-0.2)
 print(" ".join(str(v) for v in p.flatten().tolist()))
 "#;
-    let out = std::process::Command::new(py).args(["-c", script]).output().unwrap();
+    let flag = if weight_norm { "1" } else { "0" };
+    let out = std::process::Command::new(py).args(["-c", script, &ns_steps.to_string(), flag]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let want: Vec<f32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|v| v.parse().unwrap()).collect();
     let got = Vec::<f32>::try_from(w.flatten(0, -1)).unwrap();
     let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-6, "Muon differs from the reference by {worst}");
+    if weight_norm {
+        // The second step started from a filter of norm sqrt(8), then moved by 0.2 * U S' V^T.
+        let norm = w.norm().double_value(&[]);
+        assert!((norm - 8f64.sqrt()).abs() < 0.5, "norm {norm}");
+    }
     // The bias took two Nesterov SGD steps with gradient 2: buf 2 then 3.2; d = 2 + 1.2, 2 + 1.92.
     let bias = Vec::<f32>::try_from(&b).unwrap();
     assert!((bias[0] - (-0.1 * (3.2 + 3.92)) as f32).abs() < 1e-6, "{bias:?}");

@@ -92,6 +92,9 @@ fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Resu
                     type_name(sub_schema)
                 ));
             }
+            // An empty table in the default config is a free-form map (`optim.lr_scales`): its
+            // keys are the user's, its values are checked by serde and validation.
+            Some(sub_schema) if sub_schema.as_table().is_some_and(|t| t.is_empty()) => {}
             Some(sub_schema) => check_keys(sub, sub_schema, &full, origin)?,
             None => {
                 let names: Vec<&str> = known.keys().map(String::as_str).collect();

@@ -6,9 +6,11 @@
 //! was expected.
 
 mod load;
+mod optim;
 mod validate;
 
 pub use load::apply_override;
+pub use optim::OptimConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -144,36 +146,6 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Stochastic-depth rate of the last residual block, rising linearly from 0 (EfficientNet).
     pub drop_path: f64,
-}
-
-/// `[optim]`: optimizer choice and hyper-parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OptimConfig {
-    /// "sgd", "adamw" or "muon" (Muon for conv filters, Nesterov SGD for the rest).
-    pub name: String,
-    /// Muon: peak learning rate of the conv filters (the schedule scales it like `lr`).
-    pub muon_lr: f64,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// SGD momentum.
-    pub momentum: f64,
-    /// Nesterov momentum (SGD).
-    pub nesterov: bool,
-    /// Weight-decay coefficient.
-    pub weight_decay: f64,
-    /// Decoupled weight decay (AdamW-style `w -= lr * wd * w`) instead of L2 added to the gradient.
-    /// AdamW is always decoupled.
-    pub decoupled_wd: bool,
-    /// Exclude biases and normalisation weights from weight decay.
-    pub wd_exclude_bn_bias: bool,
-    /// Learning-rate multiplier of the BatchNorm parameters (airbench's `bias_scaler`, 64); their
-    /// weight-decay coefficient is divided by it, so the decay per step is unchanged.
-    pub norm_lr_scale: f64,
-    /// Adam betas.
-    pub betas: [f64; 2],
-    /// Adam epsilon.
-    pub eps: f64,
 }
 
 /// `[schedule]`: learning rate as a function of the step.
@@ -332,24 +304,6 @@ impl Default for DataConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig { name: "simple_cnn".into(), dropout: 0.5, drop_path: 0.0 }
-    }
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        OptimConfig {
-            name: "sgd".into(),
-            lr: 0.05,
-            muon_lr: 0.05,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 5e-4,
-            decoupled_wd: false,
-            wd_exclude_bn_bias: false,
-            norm_lr_scale: 1.0,
-            betas: [0.9, 0.999],
-            eps: 1e-8,
-        }
     }
 }
 

@@ -58,6 +58,13 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("optim.betas[1]", c.optim.betas[1], 0.0, 0.99999)?;
     positive_f("optim.eps", c.optim.eps)?;
     positive_f("optim.norm_lr_scale", c.optim.norm_lr_scale)?;
+    for (name, scale) in &c.optim.lr_scales {
+        positive_f(&format!("optim.lr_scales.\"{name}\""), *scale)?;
+    }
+    in_range("optim.muon_momentum", c.optim.muon_momentum, 0.0, 0.9999)?;
+    if !(1..=10).contains(&c.optim.muon_ns_steps) {
+        return Err(config_err!("`optim.muon_ns_steps` = {}: expected 1 to 10 iterations", c.optim.muon_ns_steps));
+    }
     non_negative_i("train.lookahead_every", c.train.lookahead_every)?;
     in_range("schedule.warmup_epochs", c.schedule.warmup_epochs, 0.0, c.train.epochs as f64)?;
     positive_f("schedule.step_epochs", c.schedule.step_epochs)?;

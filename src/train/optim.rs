@@ -41,12 +41,20 @@ pub enum Rule {
     },
     /// Muon for 4-d (conv) weights at `lr * lr_ratio`, SGD (momentum, Nesterov) for the rest.
     Muon {
-        /// Momentum of both parts.
+        /// Momentum of the conv filters.
         momentum: f64,
-        /// Nesterov momentum.
+        /// Nesterov momentum (both parts).
         nesterov: bool,
         /// Muon learning rate over the SGD one (`optim.muon_lr / optim.lr`).
         lr_ratio: f64,
+        /// Newton-Schulz iterations.
+        ns_steps: usize,
+        /// Rescale each filter tensor to Frobenius norm `sqrt(out_channels)` before its update.
+        weight_norm: bool,
+        /// Momentum of the other parameters' SGD steps.
+        sgd_momentum: f64,
+        /// Decoupled weight decay for the SGD steps.
+        decoupled: bool,
     },
     /// Adam with decoupled weight decay.
     AdamW {
@@ -79,7 +87,15 @@ impl Optimizer {
     pub fn new(vs: &VarStore, cfg: &OptimConfig) -> Self {
         let rule = match cfg.name.as_str() {
             "adamw" => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
-            "muon" => Rule::Muon { momentum: cfg.momentum, nesterov: cfg.nesterov, lr_ratio: cfg.muon_lr / cfg.lr },
+            "muon" => Rule::Muon {
+                momentum: cfg.muon_momentum,
+                nesterov: cfg.nesterov,
+                lr_ratio: cfg.muon_lr / cfg.lr,
+                ns_steps: cfg.muon_ns_steps.max(1) as usize,
+                weight_norm: cfg.muon_weight_norm,
+                sgd_momentum: cfg.momentum,
+                decoupled: cfg.decoupled_wd,
+            },
             _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
         };
         let all = vs.variables();
@@ -96,13 +112,30 @@ impl Optimizer {
             .map(|(name, tensor)| {
                 // Biases and normalisation scales are 1-d: excluded from decay when asked.
                 let decay = !(cfg.wd_exclude_bn_bias && tensor.dim() <= 1);
-                let lr_scale = if is_norm(&name) { cfg.norm_lr_scale } else { 1.0 };
+                let lr_scale =
+                    lr_scale_for(&name, &cfg.lr_scales).unwrap_or(if is_norm(&name) { cfg.norm_lr_scale } else { 1.0 });
                 Param { name, tensor, decay, lr_scale, frozen: false }
             })
             .collect();
         let buffers = if matches!(rule, Rule::AdamW { .. }) { 2 } else { 1 };
         let state = params.iter().map(|p| (0..buffers).map(|_| p.tensor.zeros_like()).collect()).collect();
         Optimizer { rule, weight_decay: cfg.weight_decay, params, state, steps: 0 }
+    }
+
+    /// Checks that every key of `optim.lr_scales` covers a trainable parameter; the error names
+    /// the key and the model's top-level modules.
+    pub fn check_lr_scales(&self, scales: &std::collections::BTreeMap<String, f64>) -> Result<(), String> {
+        let bad: Vec<&String> = scales.keys().filter(|k| !self.params.iter().any(|p| covers(k, &p.name))).collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let mut tops: Vec<&str> = self.params.iter().map(|p| p.name.split('.').next().unwrap_or("")).collect();
+        tops.dedup();
+        Err(format!(
+            "`optim.lr_scales`: {bad:?} names no trainable parameter of this model; expected a parameter name or a \
+             dotted prefix of one, under: {}",
+            tops.join(", ")
+        ))
     }
 
     /// Freezes the parameters of `schedule` (`(name, epochs)`: trained during the first `epochs`
@@ -153,11 +186,13 @@ impl Optimizer {
                 Rule::Sgd { momentum, nesterov, decoupled } => {
                     sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, decoupled)
                 }
-                Rule::Muon { momentum, nesterov, lr_ratio } if p.tensor.dim() == 4 => {
-                    muon_update(&mut p.tensor, &g, &mut state[0], lr * lr_ratio, wd, momentum, nesterov)
+                Rule::Muon { momentum, nesterov, lr_ratio, ns_steps, weight_norm, .. } if p.tensor.dim() == 4 => {
+                    let wd = if weight_norm { 0.0 } else { wd };
+                    let h = MuonStep { lr: lr * lr_ratio, wd, mom: momentum, nesterov, ns_steps, weight_norm };
+                    muon_update(&mut p.tensor, &g, &mut state[0], &h)
                 }
-                Rule::Muon { momentum, nesterov, .. } => {
-                    sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, momentum, nesterov, true)
+                Rule::Muon { sgd_momentum, nesterov, decoupled, .. } => {
+                    sgd_update(&mut p.tensor, &g, &mut state[0], lr, wd, sgd_momentum, nesterov, decoupled)
                 }
                 Rule::AdamW { beta1, beta2, eps } => {
                     let (m, v) = state.split_at_mut(1);
@@ -273,18 +308,46 @@ pub fn newton_schulz5(g: &Tensor, steps: usize) -> Tensor {
     x
 }
 
+/// The hyper-parameters of one Muon update.
+struct MuonStep {
+    lr: f64,
+    wd: f64,
+    mom: f64,
+    nesterov: bool,
+    ns_steps: usize,
+    weight_norm: bool,
+}
+
 /// Muon's update: `buf = lerp(buf, g, 1 - mom)`, Nesterov `lerp(g, buf, mom)`, orthogonalised
 /// (conv filters as `(out, in * k * k)`), scaled by `max(1, rows / cols)^0.5` of the last two
-/// dimensions, decoupled weight decay.
-fn muon_update(p: &mut Tensor, g: &Tensor, buf: &mut Tensor, lr: f64, wd: f64, mom: f64, nesterov: bool) {
-    let _ = buf.lerp_(g, 1.0 - mom);
-    let u = if nesterov { g.lerp(&*buf, mom) } else { buf.shallow_clone() };
+/// dimensions, decoupled weight decay. airbench94_muon accumulates `buf = mom * buf + g` instead:
+/// the same direction times `1 / (1 - mom)`, which the orthogonalisation's normalisation removes.
+/// With `weight_norm` the filters are first rescaled to norm `sqrt(out)`, as airbench94_muon does.
+fn muon_update(p: &mut Tensor, g: &Tensor, buf: &mut Tensor, h: &MuonStep) {
+    let _ = buf.lerp_(g, 1.0 - h.mom);
+    let u = if h.nesterov { g.lerp(&*buf, h.mom) } else { buf.shallow_clone() };
     let s = g.size();
     // reshape, not view: channels_last weights (the default) have gradients that cannot be viewed.
-    let o = newton_schulz5(&u.reshape([s[0], -1]), 5).to_kind(p.kind()).reshape(s.as_slice());
+    let o = newton_schulz5(&u.reshape([s[0], -1]), h.ns_steps).to_kind(p.kind()).reshape(s.as_slice());
     let scale = (s[s.len() - 2] as f64 / s[s.len() - 1] as f64).max(1.0).sqrt();
-    let _ = p.g_mul_scalar_(1.0 - lr * wd);
-    let _ = p.g_sub_(&(o * (lr * scale)));
+    if h.weight_norm {
+        // A tensor factor, not a number: no device sync on a GPU.
+        let factor = p.norm().clamp_min(1e-12).reciprocal() * (s[0] as f64).sqrt();
+        let _ = p.g_mul_(&factor);
+    }
+    let _ = p.g_mul_scalar_(1.0 - h.lr * h.wd);
+    let _ = p.g_sub_(&(o * (h.lr * scale)));
+}
+
+/// Whether key `key` covers parameter `name`: equal to it or one of its dotted prefixes.
+fn covers(key: &str, name: &str) -> bool {
+    name == key || name.strip_prefix(key).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The learning-rate multiplier `optim.lr_scales` gives parameter `name`: that of the longest key
+/// equal to the name or to one of its dotted prefixes (`"head"` covers `head.weight`).
+pub fn lr_scale_for(name: &str, scales: &std::collections::BTreeMap<String, f64>) -> Option<f64> {
+    scales.iter().filter(|(k, _)| covers(k, name)).max_by_key(|(k, _)| k.len()).map(|(_, v)| *v)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -150,6 +150,7 @@ impl Trainer {
             model.to_channels_last();
         }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
+        optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
         let lookahead =
             (cfg.train.lookahead_every > 0).then(|| Lookahead::new(&model.vs, cfg.train.lookahead_every as u64));
