@@ -83,20 +83,14 @@ fn dataset(n: i64) -> Dataset {
 
 fn spec(prefetch: usize, seed: u64) -> LoaderSpec {
     LoaderSpec {
-        augment: Default::default(),
         num_classes: 10,
-        batch_size: 16,
         shuffle: true,
         augment_pad: Some(4),
         hflip: true,
-        reflect: false,
-        alternate_flip: false,
         drop_last: true,
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-        channels_last: true,
         prefetch,
         seed,
+        ..LoaderSpec::evaluation(16, vec![0.5; 3], vec![0.25; 3], true)
     }
 }
 

@@ -212,22 +212,8 @@ fn tta_cutoff_augments_exactly_the_unsure_images() {
         labels: Tensor::arange(11, (Kind::Int64, Device::Cpu)).remainder(10),
         classes: (0..10).map(|i| i.to_string()).collect(),
     };
-    let spec = LoaderSpec {
-        augment: Default::default(),
-        num_classes: 10,
-        batch_size: 4, // batches of 4, 4, 3: the unsure images queue across batches
-        shuffle: false,
-        augment_pad: None,
-        hflip: false,
-        reflect: false,
-        alternate_flip: false,
-        drop_last: false,
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-        channels_last: true,
-        prefetch: 0,
-        seed: 0,
-    };
+    // Batches of 4, 4, 3: the unsure images queue across batches.
+    let spec = LoaderSpec::evaluation(4, vec![0.5; 3], vec![0.25; 3], true);
     let loader = Loader::new(&data, spec);
     let eval = |level, cutoff| evaluate(&m, &loader, None, 10, Tta { level, cutoff });
     let (plain, full) = (eval(0, 0.0), eval(2, 0.0));

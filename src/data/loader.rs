@@ -53,6 +53,29 @@ pub struct LoaderSpec {
     pub num_classes: i64,
 }
 
+impl LoaderSpec {
+    /// An evaluation loader's spec: every image in order (last batch kept), unaugmented,
+    /// normalised by `mean`/`std`, prepared inline.
+    pub fn evaluation(batch_size: i64, mean: Vec<f64>, std: Vec<f64>, channels_last: bool) -> Self {
+        LoaderSpec {
+            batch_size,
+            shuffle: false,
+            augment_pad: None,
+            hflip: false,
+            reflect: false,
+            alternate_flip: false,
+            drop_last: false,
+            mean,
+            std,
+            channels_last,
+            prefetch: 0,
+            seed: 0,
+            augment: AugmentConfig::default(),
+            num_classes: 0,
+        }
+    }
+}
+
 /// One training or evaluation batch, ready for the model.
 #[derive(Debug)]
 pub struct Batch {
