@@ -138,7 +138,9 @@ class Muon(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                buf = self.state[p].setdefault("buf", torch.zeros_like(p.grad))
+                if "buf" not in self.state[p]:
+                    self.state[p]["buf"] = torch.zeros_like(p.grad)
+                buf = self.state[p]["buf"]
                 buf.lerp_(p.grad, 1 - group["momentum"])
                 u = p.grad.lerp(buf, group["momentum"])
                 p.mul_(len(p) ** 0.5 / p.norm())
@@ -163,13 +165,13 @@ def optimizers(model, h):
     return opts
 
 
-def warm_up(dev):
+def warm_up(dev, batch):
     """Untimed first steps (kernel selection, allocator growth), as `bench speedrun` does."""
     dtype = torch.float16 if dev == "cuda" else torch.bfloat16
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
-    x = torch.randn(1024, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (1024,), device=dev)
+    x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=dev)
     for _ in range(3):
         with torch.autocast(dev, dtype=dtype):
             loss = F.cross_entropy(model(x).float(), y)
@@ -252,7 +254,7 @@ def main():
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     data = load_cifar(a.data)
     t = time.perf_counter()
-    warm_up(dev)
+    warm_up(dev, RECIPES[a.recipe]["batch"])
     print(f"warm-up (untimed): {time.perf_counter() - t:.1f} s", flush=True)
     results = []
     for i in range(a.runs):

@@ -18,7 +18,7 @@ out=$(mktemp -d)
 ours_epochs=()
 [ "$epochs" -gt 0 ] && ours_epochs=(--set "train.epochs=$epochs")
 for seed in $(seq 0 $((rounds - 1))); do
-  target/release/microvision bench speedrun --config "$config" --runs 1 --set "train.seed=$seed" "${ours_epochs[@]}" \
+  target/release/microvision bench speedrun --config "$config" --runs 1 --set "train.seed=$seed" ${ours_epochs[@]+"${ours_epochs[@]}"} \
     | tee -a "$out/ours.log" | tail -n 1 >> "$out/ours.jsonl"
   (cd bench && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --recipe "$recipe" --seed "$seed" --epochs "$epochs") \
     | tee -a "$out/ref.log" | tail -n 1 >> "$out/ref.jsonl"

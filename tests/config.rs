@@ -166,7 +166,10 @@ fn lr_scales_is_a_free_map_of_positive_numbers() {
     let e = err("[optim]\nlr_scales = { head = -1.0 }\n", &[]);
     assert!(e.contains("optim.lr_scales.\"head\"") && e.contains("positive"), "{e}");
     let e = err("[optim]\nlr_scales = { head = \"fast\" }\n", &[]);
-    assert!(e.contains("lr_scales") || e.contains("head"), "{e}");
+    assert!(e.contains("`optim.lr_scales.head` = \"fast\": expected a number"), "{e}");
+    // An unquoted dotted name is a nested table: the error says to quote it.
+    let e = err("[optim.lr_scales]\nwhiten.bias = 64\n", &[]);
+    assert!(e.contains("`optim.lr_scales.whiten`") && e.contains("quote dotted parameter names"), "{e}");
     let e = err("[optim]\nmuon_ns_steps = 0\n", &[]);
     assert!(e.contains("optim.muon_ns_steps"), "{e}");
 }

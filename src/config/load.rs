@@ -76,6 +76,21 @@ fn set_path(value: &mut Value, dotted: &str, new: Value) {
     }
 }
 
+/// Tables whose keys are the user's (parameter names) and whose values are numbers.
+const NUMBER_MAPS: &[&str] = &["optim.lr_scales"];
+
+fn check_number_map(map: &Value, full: &str, origin: &str) -> Result<()> {
+    for (key, v) in map.as_table().into_iter().flatten() {
+        if !matches!(v, Value::Float(_) | Value::Integer(_)) {
+            return Err(config_err!(
+                "config {origin}: `{full}.{key}` = {v}: expected a number; quote dotted parameter names, e.g. \
+                 {full} = {{ \"whiten.bias\" = 64.0 }}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Result<()> {
     let (Some(table), Some(known)) = (value.as_table(), schema.as_table()) else {
         return Ok(());
@@ -92,9 +107,7 @@ fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Resu
                     type_name(sub_schema)
                 ));
             }
-            // An empty table in the default config is a free-form map (`optim.lr_scales`): its
-            // keys are the user's, its values are checked by serde and validation.
-            Some(sub_schema) if sub_schema.as_table().is_some_and(|t| t.is_empty()) => {}
+            Some(_) if NUMBER_MAPS.contains(&full.as_str()) => check_number_map(sub, &full, origin)?,
             Some(sub_schema) => check_keys(sub, sub_schema, &full, origin)?,
             None => {
                 let names: Vec<&str> = known.keys().map(String::as_str).collect();

@@ -19,7 +19,8 @@ pub struct Param {
     pub tensor: Tensor,
     /// Whether weight decay applies to it.
     pub decay: bool,
-    /// Learning-rate multiplier (`optim.norm_lr_scale` for BatchNorm parameters, else 1); the
+    /// Learning-rate multiplier (from `optim.lr_scales` when a key covers the name, else
+    /// `optim.norm_lr_scale` for BatchNorm parameters, else 1; Muon filters' rate too); the
     /// weight-decay coefficient is divided by it.
     pub lr_scale: f64,
     /// Frozen: skipped by every update (its state kept), as a tensor without gradient is in
