@@ -54,7 +54,8 @@ fn train_eval_and_resume_a_finished_run() {
     let out = mv(&["eval", r, "--set", "train.tta=2", "--set", "train.tta_cutoff=1.0"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("eval-last.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval-last-tta2-cutoff1.json")).unwrap()).unwrap();
+    assert!(run.join("eval-last.json").exists(), "the evaluation without TTA is kept");
     // A barely trained model is sure of no image: (almost) all get the views.
     assert!(eval["tta_share"].as_f64().unwrap() > 0.9, "{eval}");
     assert_eq!((eval["tta"].as_i64(), eval["tta_cutoff"].as_f64()), (Some(2), Some(1.0)), "{eval}");

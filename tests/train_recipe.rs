@@ -331,6 +331,16 @@ fn muon_trains_channels_last_weights() {
 }
 
 #[test]
+fn evaluations_with_other_tta_settings_get_their_own_file_names() {
+    use microvision::train::eval::Tta;
+    let name = |level, cutoff| Tta { level, cutoff }.file_suffix();
+    assert_eq!(name(0, 0.0), "");
+    assert_eq!(name(0, 0.7), "", "without TTA the cutoff does nothing");
+    assert_eq!(name(1, 0.0), "-tta1");
+    assert_eq!(name(2, 0.7), "-tta2-cutoff0.7");
+}
+
+#[test]
 fn an_early_stopped_run_stays_stopped_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);

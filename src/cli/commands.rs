@@ -54,7 +54,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
     let tta = Tta::from_config(&cfg.train);
     let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
-    let out = run.join(format!("eval-{which}.json"));
+    let out = run.join(format!("eval-{which}{}.json", tta.file_suffix()));
     run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
         "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",

@@ -29,6 +29,17 @@ impl Tta {
     pub fn none() -> Self {
         Tta::default()
     }
+
+    /// What distinguishes files of evaluations with these settings: `""` without TTA,
+    /// `"-tta2"`, or `"-tta2-cutoff0.7"` when only the unsure images get the views. Keeps an
+    /// `eval` with other TTA settings from overwriting an earlier one.
+    pub fn file_suffix(&self) -> String {
+        match (self.level, self.cutoff) {
+            (0, _) => String::new(),
+            (level, c) if c > 0.0 => format!("-tta{level}-cutoff{c}"),
+            (level, _) => format!("-tta{level}"),
+        }
+    }
 }
 
 /// Logits with test-time augmentation (airbench's `infer`, Jordan 2024, arXiv 2404.00498):
