@@ -1,0 +1,49 @@
+"""Writes CIFAR-10 (binary version) as an image folder of PNGs: OUT/train/<class>/<n>.png and
+OUT/test/<class>/<n>.png. Used to check `data.dataset = "image_folder"` end to end on real images
+(the same pixels as the binary files, so a model should reach the same accuracy either way).
+
+Usage: .venv/bin/python scripts/cifar10_to_image_folder.py CIFAR_DIR OUT
+  CIFAR_DIR: the directory holding data_batch_1.bin ... test_batch.bin and batches.meta.txt
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+RECORD = 1 + 3 * 32 * 32  # label byte, then the red, green and blue 32x32 planes
+
+
+def read_batches(files):
+    """Labels (N,) and images (N, 32, 32, 3) uint8 of the given binary batch files."""
+    raw = np.concatenate([np.fromfile(f, dtype=np.uint8) for f in files])
+    if raw.size % RECORD:
+        sys.exit(f"{files}: size is not a multiple of {RECORD} bytes")
+    raw = raw.reshape(-1, RECORD)
+    return raw[:, 0], raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def write_split(out, labels, images, classes):
+    for c in classes:
+        (out / c).mkdir(parents=True, exist_ok=True)
+    for i, (label, image) in enumerate(zip(labels, images)):
+        Image.fromarray(image).save(out / classes[label] / f"{i:05d}.png")
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    classes = [c for c in (src / "batches.meta.txt").read_text().split() if c]
+    if len(classes) != 10:
+        sys.exit(f"{src / 'batches.meta.txt'}: expected 10 class names, found {len(classes)}")
+    splits = {"train": [src / f"data_batch_{i}.bin" for i in range(1, 6)], "test": [src / "test_batch.bin"]}
+    for split, files in splits.items():
+        labels, images = read_batches(files)
+        write_split(out / split, labels, images, classes)
+        print(f"{out / split}: {len(labels)} images")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+//! What a config implies for the trainer's parts: the model's arguments (checked by building it
+//! once), and the loader settings for training and evaluation.
+
+use tch::Device;
+
+use crate::config::Config;
+use crate::data::loader::LoaderSpec;
+use crate::data::DataSplits;
+use crate::error::{Error, Result};
+use crate::models::{Model, ModelArgs};
+
+/// Checks that the model exists and supports what the config asks of it.
+pub(super) fn check_model(cfg: &Config) -> Result<()> {
+    crate::models::lookup(&cfg.model.name)?;
+    let args = model_args(cfg);
+    let probe = Model::new(&cfg.model.name, &args, Device::Cpu)?;
+    // One image through the network: an input too small for its pooling stages fails here, with
+    // a message, instead of inside the first training step.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // the expected LibTorch panic is reported below
+    let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| probe.macs_per_image(&args))).is_ok();
+    std::panic::set_hook(hook);
+    if !fits {
+        return Err(Error::Config(format!(
+            "model {:?} does not work on {}x{}x{} inputs (data.dataset = {:?}): its downsampling needs larger \
+             images; choose another model (resnet18, simple_cnn and improved_cnn take any size from 16 px)",
+            cfg.model.name, args.in_channels, args.input_size, args.input_size, cfg.data.dataset
+        )));
+    }
+    if cfg.train.grad_checkpointing && probe.net.segments().is_none() {
+        return Err(Error::Config(format!(
+            "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
+            cfg.model.name
+        )));
+    }
+    Ok(())
+}
+
+/// The architecture arguments implied by a config.
+pub fn model_args(cfg: &Config) -> ModelArgs {
+    ModelArgs {
+        num_classes: cfg.data.num_classes,
+        in_channels: crate::data::source::source(&cfg.data.dataset).map_or(3, |s| s.channels()),
+        input_size: cfg.data.input_size,
+        dropout: cfg.model.dropout,
+        drop_path: cfg.model.drop_path,
+    }
+}
+
+/// Loader settings for training (`train = true`: shuffled, augmented, drop_last) or evaluation.
+pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
+    LoaderSpec {
+        batch_size: if train { cfg.data.batch_size } else { cfg.data.eval_batch_size },
+        shuffle: train,
+        augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
+        hflip: cfg.data.hflip,
+        reflect: cfg.data.pad_mode == "reflect",
+        alternate_flip: cfg.data.flip_mode == "alternate",
+        drop_last: train,
+        mean: data.mean.clone(),
+        std: data.std.clone(),
+        channels_last: cfg.train.channels_last,
+        prefetch: cfg.data.workers as usize,
+        seed: cfg.train.seed,
+        augment: cfg.augment.clone(),
+        num_classes: cfg.data.num_classes,
+    }
+}
