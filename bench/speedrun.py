@@ -155,7 +155,8 @@ def optimizers(model, h):
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     filters = [p for n, p in named if p.dim() == 4] if h.get("muon_lr") else []
     scaled = [p for n, p in named if fast(n)]
-    other = [p for n, p in named if not fast(n) and not any(p is f for f in filters)]
+    muon = lambda p: bool(filters) and p.dim() == 4  # noqa: E731  (the same test as `filters`)
+    other = [p for n, p in named if not fast(n) and not muon(p)]
     lr, wd = h["lr"], h["wd"]
     groups = [dict(params=scaled, lr=lr * NORM_LR_SCALE, weight_decay=wd / NORM_LR_SCALE),
               dict(params=other, lr=lr, weight_decay=wd)]
