@@ -181,16 +181,28 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// Whether this conv runs in fp32 inside bf16 autocast on the CPU: a depthwise conv with a
+    /// kernel of 5 or more, whose bf16 backward in LibTorch 2.11 takes ~3.5x the fp32 one on this
+    /// CPU (fwd+bwd at batch 64: 30-37 ms bf16 against 10 ms fp32 with the casts; 3x3 kernels
+    /// are faster in bf16), about 60% of EfficientNet-B0's bf16 step (`bench/profile_step.py`).
+    fn fp32_island(&self, x: &Tensor) -> bool {
+        let depthwise_large = self.groups > 1 && self.weight.size()[1] == 1 && self.weight.size()[2] >= 5;
+        depthwise_large && x.device() == tch::Device::Cpu && AUTOCAST.with(Cell::get) == Some(Kind::BFloat16)
+    }
+}
+
 impl ModuleT for Conv2d {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        let y = cast(x).conv2d(
-            &cast(&self.weight),
-            self.bias.as_ref().map(cast).as_ref(),
-            [self.stride],
-            [self.padding],
-            [1],
-            self.groups,
-        );
+        let conv = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| {
+            x.conv2d(w, b, [self.stride], [self.padding], [1], self.groups)
+        };
+        let y = if self.fp32_island(x) {
+            // Output back in bf16: the BatchNorm and activation after it stay in bf16.
+            conv(&x.to_kind(Kind::Float), &self.weight, self.bias.as_ref()).to_kind(Kind::BFloat16)
+        } else {
+            conv(&cast(x), &cast(&self.weight), self.bias.as_ref().map(cast).as_ref())
+        };
         let (_, cout, h, w) = y.size4().unwrap_or((0, 0, 0, 0));
         let per_out = self.weight.size()[1] * self.weight.size()[2] * self.weight.size()[3];
         let macs = (cout * h * w * per_out) as u64;
