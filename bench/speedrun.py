@@ -153,9 +153,9 @@ def optimizers(model, h):
     Muon for the conv filters when the recipe has one."""
     fast = lambda n: "norm" in n or (h.get("muon_lr") and n == "whiten.bias")  # noqa: E731
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    filters = [p for n, p in named if p.dim() == 4] if h.get("muon_lr") else []
+    muon = lambda p: bool(h.get("muon_lr")) and p.dim() == 4  # noqa: E731
+    filters = [p for n, p in named if muon(p)]
     scaled = [p for n, p in named if fast(n)]
-    muon = lambda p: bool(filters) and p.dim() == 4  # noqa: E731  (the same test as `filters`)
     other = [p for n, p in named if not fast(n) and not muon(p)]
     lr, wd = h["lr"], h["wd"]
     groups = [dict(params=scaled, lr=lr * NORM_LR_SCALE, weight_decay=wd / NORM_LR_SCALE),

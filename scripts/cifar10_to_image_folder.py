@@ -35,7 +35,9 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
-    classes = [c for c in (src / "batches.meta.txt").read_text().split() if c]
+    # Label i is the i-th name; CIFAR-10's names are in alphabetical order, which is also the
+    # order in which the image-folder reader numbers class directories, so labels carry over.
+    classes = (src / "batches.meta.txt").read_text().split()
     if len(classes) != 10:
         sys.exit(f"{src / 'batches.meta.txt'}: expected 10 class names, found {len(classes)}")
     splits = {"train": [src / f"data_batch_{i}.bin" for i in range(1, 6)], "test": [src / "test_batch.bin"]}

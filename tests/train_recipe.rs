@@ -199,6 +199,16 @@ fn tta_levels_agree_where_the_augmentations_change_nothing() {
 }
 
 #[test]
+fn evaluations_with_other_tta_settings_get_their_own_file_names() {
+    use microvision::train::eval::Tta;
+    let name = |level, cutoff| Tta { level, cutoff }.file_suffix();
+    assert_eq!(name(0, 0.0), "");
+    assert_eq!(name(0, 0.7), "", "without TTA the cutoff does nothing");
+    assert_eq!(name(1, 0.0), "-tta1");
+    assert_eq!(name(2, 0.7), "-tta2-cutoff0.7");
+}
+
+#[test]
 fn tta_cutoff_augments_exactly_the_unsure_images() {
     use microvision::data::loader::{Loader, LoaderSpec};
     use microvision::data::Dataset;
@@ -328,16 +338,6 @@ fn muon_trains_channels_last_weights() {
     assert!(cfg.train.channels_last, "the default lays conv weights out channels-last");
     let mut t = Trainer::new(cfg).unwrap();
     assert!(t.fit().unwrap().loss.is_finite());
-}
-
-#[test]
-fn evaluations_with_other_tta_settings_get_their_own_file_names() {
-    use microvision::train::eval::Tta;
-    let name = |level, cutoff| Tta { level, cutoff }.file_suffix();
-    assert_eq!(name(0, 0.0), "");
-    assert_eq!(name(0, 0.7), "", "without TTA the cutoff does nothing");
-    assert_eq!(name(1, 0.0), "-tta1");
-    assert_eq!(name(2, 0.7), "-tta2-cutoff0.7");
 }
 
 #[test]

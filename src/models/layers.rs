@@ -2,9 +2,11 @@
 //! initialisation, so weights round-trip with `torch.nn` models by `state_dict` key.
 //!
 //! Mixed precision: [`autocast`] sets, for the current thread, the dtype in which [`Conv2d`] and
-//! [`Linear`] compute (bf16/fp16), the way `torch.autocast` does. Weights stay fp32 (the casts are
-//! differentiable, so gradients reach the fp32 master weights) and [`BatchNorm2d`] keeps fp32
-//! parameters and statistics whatever the activation dtype.
+//! [`Linear`] compute (bf16/fp16), the way `torch.autocast` does (one exception: on a CPU in
+//! bf16, depthwise convs with kernels of 5 or more compute in fp32 and return bf16, see
+//! `Conv2d::fp32_island`). Weights stay fp32 (the casts are differentiable, so gradients reach
+//! the fp32 master weights) and [`BatchNorm2d`] keeps fp32 parameters and statistics whatever
+//! the activation dtype.
 
 use rand::{RngCore, SeedableRng};
 use rand_pcg::Pcg64;
@@ -86,7 +88,8 @@ pub fn seed_dropout(seed: u64) {
     DROPOUT_RNG.with(|r| *r.borrow_mut() = Pcg64::seed_from_u64(seed));
 }
 
-/// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32).
+/// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32; the
+/// one exception is in the module doc).
 pub fn autocast<T>(kind: Option<Kind>, f: impl FnOnce() -> T) -> T {
     let prev = AUTOCAST.with(|a| a.replace(kind));
     let out = f();
@@ -133,6 +136,8 @@ pub struct Conv2d {
     stride: i64,
     padding: i64,
     groups: i64,
+    /// Depthwise with a kernel of 5 or more: computes in fp32 under bf16 autocast on a CPU.
+    depthwise_large: bool,
     name: String,
 }
 
@@ -166,7 +171,7 @@ impl Conv2d {
         let fan_in = cin / o.groups * k * k;
         let weight = p.var("weight", &[cout, cin / o.groups, k, k], torch_default(fan_in));
         let bias = o.bias.then(|| p.var("bias", &[cout], torch_default(fan_in)));
-        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
+        Self::assemble(p, weight, bias, o)
     }
 
     /// The same conv with a weight that is registered (saved, loaded, exported) but not trained,
@@ -177,25 +182,31 @@ impl Conv2d {
         let init = Tensor::empty([cout, cin / o.groups, k, k], (Kind::Float, p.device())).uniform_(-bound, bound);
         let weight = p.add("weight", init, false);
         let bias = o.bias.then(|| p.var("bias", &[cout], Init::Const(0.0)));
-        Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups, name: path_name(p) }
+        Self::assemble(p, weight, bias, o)
     }
-}
 
-impl Conv2d {
-    /// Whether this conv runs in fp32 inside bf16 autocast on the CPU: a depthwise conv with a
-    /// kernel of 5 or more, whose bf16 backward in LibTorch 2.11 takes ~3.5x the fp32 one on this
-    /// CPU (fwd+bwd at batch 64: 30-37 ms bf16 against 10 ms fp32 with the casts; 3x3 kernels
-    /// are faster in bf16), about 60% of EfficientNet-B0's bf16 step (`bench/profile_step.py`).
+    fn assemble(p: &Path, weight: Tensor, bias: Option<Tensor>, o: ConvOpts) -> Self {
+        let size = weight.size();
+        let depthwise_large = o.groups > 1 && size[1] == 1 && size[2] >= 5;
+        let (stride, padding, groups) = (o.stride, o.padding, o.groups);
+        Conv2d { weight, bias, stride, padding, groups, depthwise_large, name: path_name(p) }
+    }
+
+    /// Whether this conv computes in fp32 inside bf16 autocast: a depthwise conv with a kernel of
+    /// 5 or more, on a CPU. LibTorch 2.11's bf16 backward of those is slow on the AMX Xeon this
+    /// was developed on (forward + backward at batch 64, bf16 input: 30-37 ms in bf16 against
+    /// 10 ms in fp32 including the casts, ~3.5x); in bf16 they took half of EfficientNet-B0's step
+    /// (`bench/profile_step.py`), and fp32 for its 3x3 depthwise convs too gained nothing.
+    /// Inference is about as fast either way; one path keeps evaluation's numerics training's.
     fn fp32_island(&self, x: &Tensor) -> bool {
-        let depthwise_large = self.groups > 1 && self.weight.size()[1] == 1 && self.weight.size()[2] >= 5;
-        depthwise_large && x.device() == tch::Device::Cpu && AUTOCAST.with(Cell::get) == Some(Kind::BFloat16)
+        self.depthwise_large && AUTOCAST.with(Cell::get) == Some(Kind::BFloat16) && x.device() == tch::Device::Cpu
     }
 }
 
 impl ModuleT for Conv2d {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        let conv = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| {
-            x.conv2d(w, b, [self.stride], [self.padding], [1], self.groups)
+        let conv = |input: &Tensor, w: &Tensor, b: Option<&Tensor>| {
+            input.conv2d(w, b, [self.stride], [self.padding], [1], self.groups)
         };
         let y = if self.fp32_island(x) {
             // Output back in bf16: the BatchNorm and activation after it stay in bf16.
