@@ -44,7 +44,8 @@ pub fn select_device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
         "cuda" => Err(config_err!("`train.device` = \"cuda\": no CUDA device is visible; use \"auto\" or \"cpu\"")),
-        _ => Ok(Device::cuda_if_available()),
+        "auto" => Ok(Device::cuda_if_available()),
+        other => Err(config_err!("`train.device` = {other:?}: expected one of auto, cpu, cuda")),
     }
 }
 
@@ -59,8 +60,9 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
         "fp16" => {
             Err(config_err!("`train.precision` = \"fp16\": fp16 needs a CUDA device; on CPU use \"bf16\" or \"auto\""))
         }
-        _ if device.is_cuda() || cpu_has_native_bf16() => Ok(Precision::Bf16),
-        _ => Ok(Precision::Fp32),
+        "auto" if device.is_cuda() || cpu_has_native_bf16() => Ok(Precision::Bf16),
+        "auto" => Ok(Precision::Fp32),
+        other => Err(config_err!("`train.precision` = {other:?}: expected one of auto, fp32, bf16, fp16")),
     }
 }
 

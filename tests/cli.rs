@@ -91,6 +91,15 @@ fn train_eval_and_resume_a_finished_run() {
     let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(before, std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(), "finished run untouched");
+
+    assert_user_error(&mv(&["compare", r, r], tmp.path()), 2, &["given twice"]);
+    // A config that names another model than the checkpoint holds: export refuses, as eval does.
+    let saved = saved.replace("name = \"simple_cnn\"", "name = \"improved_cnn\"");
+    std::fs::write(run.join("config.toml"), saved).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let o = mv(&["export", r, "--out", elsewhere.to_str().unwrap()], tmp.path());
+    assert_user_error(&o, 4, &["does not fit this model"]);
+    assert!(!elsewhere.exists(), "nothing written");
 }
 
 #[test]
@@ -145,6 +154,28 @@ fn bad_run_directory_exits_4() {
     let tmp = tempfile::tempdir().unwrap();
     assert_user_error(&mv(&["eval", tmp.path().to_str().unwrap()], tmp.path()), 4, &["not a run directory"]);
     assert_user_error(&mv(&["train", "--resume", "/no/such/run"], tmp.path()), 4, &["does not exist"]);
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    assert_user_error(&mv(&["report", file.to_str().unwrap()], tmp.path()), 4, &["is a file"]);
+}
+
+#[test]
+fn out_of_range_arguments_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[&[&str]] = &[
+        &["bench", "throughput", "--precision", "fp8"],
+        &["bench", "throughput", "--device", "tpu"],
+        &["bench", "throughput", "--batch", "0"],
+        &["bench", "throughput", "--steps", "0"],
+        &["bench", "speedrun", "--runs", "0"],
+        &["bench", "speedrun", "--target", "200"],
+        &["data", "preview", "--per-class", "100000"],
+    ];
+    for args in cases {
+        let o = mv(args, tmp.path());
+        let flag = args[2];
+        assert_user_error(&o, 2, &[flag]);
+    }
 }
 
 #[test]

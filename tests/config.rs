@@ -101,7 +101,11 @@ fn range_errors_name_key_value_and_expectation() {
         ("train.epochs=0", "train.epochs", "positive integer"),
         ("data.workers=-1", "data.workers", "0 or more"),
         ("schedule.div_factor=0.5", "schedule.div_factor", ">= 1"),
-        ("train.grad_clip=-2", "train.grad_clip", "[0,"),
+        ("train.grad_clip=-2", "train.grad_clip", ">= 0"),
+        ("schedule.warmup_epochs=11", "schedule.warmup_epochs", "to train.epochs (10)"),
+        ("output.checkpoint_dir=\"/tmp/shared\"", "output.checkpoint_dir", "inside the run directory"),
+        ("output.checkpoint_dir=\"../x\"", "output.checkpoint_dir", "no `..`"),
+        ("data.root=\"\"", "data.root", "expected the directory"),
     ];
     for (ov, key, expect) in cases {
         let e = err("", &[ov]);
@@ -117,6 +121,16 @@ fn enum_errors_list_choices_and_suggest() {
     assert!(e.contains("train.precision") && e.contains("bf16"), "{e}");
     let e = err("", &["schedule.name=exponential"]);
     assert!(e.contains("onecycle"), "{e}");
+    let e = err("", &["augment.policy=foo"]);
+    assert!(e.contains("expected one of \"\" (none), autoaugment"), "{e}");
+}
+
+#[test]
+fn errors_blame_the_override_that_set_the_value() {
+    let e = err("[optim]\nlr = 0.1\n", &["optim.lr=-0.1"]);
+    assert!(e.starts_with("--set optim.lr=-0.1: `optim.lr` = -0.1"), "{e}");
+    let e = err("[optim]\nlr = -0.1\n", &["train.epochs=3"]);
+    assert!(e.starts_with("config test.toml: `optim.lr`"), "{e}");
 }
 
 #[test]

@@ -77,6 +77,19 @@ fn trains_end_to_end_on_an_image_folder() {
         serde_json::from_str(&std::fs::read_to_string(t.run_dir.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["classes"], serde_json::json!(["daisy", "rose", "tulip"]));
     cfg.data.num_classes = 5;
+    let e = Trainer::new(cfg.clone()).err().unwrap().to_string();
+    assert!(e.contains("3 classes") && e.contains("set data.num_classes = 3") && e.contains("daisy"), "{e}");
+    // Too small for SimpleCNN's three poolings: a config error before LibTorch sees a 0-wide layer.
+    let tiny = microvision::Config {
+        data: microvision::config::DataConfig { num_classes: 3, input_size: 4, crop_padding: 0, ..cfg.data.clone() },
+        ..cfg.clone()
+    };
+    let e = Trainer::new(tiny).err().unwrap();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("does not work on 3x4x4 inputs"), "{e}");
+    // Different class folders in the two splits: both lists are named.
+    std::fs::rename(root.join("test/tulip"), root.join("test/lily")).unwrap();
+    cfg.data.num_classes = 3;
     let e = Trainer::new(cfg).err().unwrap().to_string();
-    assert!(e.contains("3 classes") && e.contains("num_classes") && e.contains("daisy"), "{e}");
+    assert!(e.contains("(daisy, rose, tulip)") && e.contains("(daisy, lily, rose)"), "{e}");
 }

@@ -102,6 +102,28 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
     let best = checkpoint::load(&ckpt, "best").unwrap().state.epoch;
     let resumed = Trainer::resume(&t.run_dir).unwrap();
     assert_eq!(resumed.state.epoch, best);
+    drop(resumed);
+
+    // Both unreadable: resume refuses (exit code 4) and leaves the files as they were.
+    let b = ckpt.join("best.safetensors");
+    std::fs::write(&b, &std::fs::read(&b).unwrap()[..100]).unwrap();
+    let files = |dir: &std::path::Path| {
+        let mut all: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        all.sort();
+        all.into_iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect::<Vec<_>>()
+    };
+    let before = files(&ckpt);
+    let err = Trainer::resume(&t.run_dir).err().expect("no readable checkpoint: resume must refuse");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("no readable checkpoint"), "{err}");
+    assert!(before == files(&ckpt), "the checkpoint files are left as they were");
+    // No checkpoint file, but metrics.jsonl records a finished epoch: refused too.
+    std::fs::remove_dir_all(&ckpt).unwrap();
+    let metrics = t.run_dir.join("metrics.jsonl");
+    let line = "{\"kind\":\"epoch\",\"epoch\":1,\"step\":6,\"split\":\"train\",\"loss\":2.0}\n";
+    std::fs::write(&metrics, line).unwrap();
+    assert_eq!(Trainer::resume(&t.run_dir).err().expect("finished epochs: refuse").exit_code(), 4);
+    assert_eq!(std::fs::read_to_string(&metrics).unwrap(), line, "metrics.jsonl untouched");
 }
 
 #[test]

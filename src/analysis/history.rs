@@ -57,9 +57,20 @@ impl History {
     /// JSON (a torn last line after a crash) are skipped.
     pub fn read(run: &Path) -> Result<History> {
         let path = run.join("metrics.jsonl");
+        if !path.exists() {
+            return Err(Error::Checkpoint(format!(
+                "{} has no metrics.jsonl: expected a run directory written by `microvision train`",
+                run.display()
+            )));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let parsed: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+        let torn = text.lines().count() - parsed.len();
+        if torn > 0 {
+            eprintln!("warning: {}: skipped {torn} line(s) that are not JSON", path.display());
+        }
         let mut h = History::default();
-        for v in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        for v in parsed {
             let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             let (step, epoch) = (v["step"].as_i64().unwrap_or(0), v["epoch"].as_i64().unwrap_or(0));
             match (v["kind"].as_str(), v["split"].as_str()) {

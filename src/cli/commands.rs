@@ -95,6 +95,7 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     if !have_plots {
         plot(run)?;
     }
+    let out = out.map(|o| if o.is_dir() { o.join("report.html") } else { o });
     let path = crate::analysis::report::write(run, out.as_deref())?;
     println!("wrote {}", path.display());
     Ok(())
@@ -188,8 +189,10 @@ pub fn models(memory: bool) -> Result<()> {
 
 fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
     data::source::source(dataset)?;
-    let root =
-        root.or_else(|| std::env::var_os("MICROVISION_DATA").map(PathBuf::from)).unwrap_or_else(|| "data".into());
+    let root = root.or_else(crate::config::data_env).unwrap_or_else(|| "data".into());
+    if root.as_os_str().is_empty() {
+        return Err(crate::config_err!("--root \"\": expected a directory"));
+    }
     Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
 }
 
@@ -231,7 +234,7 @@ pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out:
     let src = data::source::source(dataset)?;
     let dir = data::locate_or_download(&cfg)?;
     let train = src.read_split(&dir, true)?;
-    let grid = crate::analysis::plots::class_grid(&train, per_class.max(1));
+    let grid = crate::analysis::plots::class_grid(&train, per_class);
     let files = crate::analysis::plots::save(&grid, out, "data_preview")?;
     println!("wrote {} and {}", files[0].display(), files[1].display());
     Ok(())
@@ -323,6 +326,9 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let dir = run.join(&cfg.output.checkpoint_dir);
     let loaded = checkpoint::load(&dir, which)?; // verifies the checksums
+                                                 // The JSON names the config's model: the weights must be that model's, tensor by tensor.
+    let model = Model::new(&cfg.model.name, &model_args(&cfg), tch::Device::Cpu)?;
+    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
     let out = out.unwrap_or_else(|| run.join("export"));
     std::fs::create_dir_all(&out).map_err(|e| crate::Error::io("cannot create", &out, e))?;
     let weights = out.join("model.safetensors");
@@ -367,6 +373,13 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
 pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<PathBuf>) -> Result<()> {
     use crate::analysis::compare::{curves, group, summarize, table};
     use crate::analysis::plots::save;
+    let mut seen = std::collections::HashSet::new();
+    for r in runs {
+        // The same run twice would count as two seeds of one recipe.
+        if !seen.insert(std::fs::canonicalize(r).unwrap_or_else(|_| r.clone())) {
+            return Err(crate::config_err!("run {} is given twice; expected distinct run directories", r.display()));
+        }
+    }
     let summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
     let groups = group(summaries);
     print!("{}", table(&groups, csv));

@@ -146,19 +146,19 @@ pub enum BenchWhat {
         #[arg(long, default_value = "simple_cnn")]
         model: String,
         /// Batch size.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..=65536))]
         batch: i64,
         /// auto, fp32, bf16 or fp16.
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "fp32", "bf16", "fp16"])]
         precision: String,
         /// auto, cpu or cuda.
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
         device: String,
         /// Steps per timed repeat.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one())]
         steps: usize,
         /// Timed repeats.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         repeats: usize,
         /// Intra-op threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
@@ -174,10 +174,10 @@ pub enum BenchWhat {
         #[arg(long, short, default_value = "configs/speedrun94.toml")]
         config: PathBuf,
         /// Number of runs.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
         runs: u64,
-        /// Target test accuracy in percent.
-        #[arg(long, default_value_t = 94.0)]
+        /// Target test accuracy in percent (0 to 100).
+        #[arg(long, default_value_t = 94.0, value_parser = percent)]
         target: f64,
         /// Config overrides, `key=value` (as `train --set`).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -217,13 +217,26 @@ pub enum DataAction {
         /// Parent directory (default: $MICROVISION_DATA or ./data).
         #[arg(long)]
         root: Option<PathBuf>,
-        /// Images per class.
-        #[arg(long, default_value_t = 8)]
+        /// Images per class (1 to 64).
+        #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
         per_class: usize,
         /// Output directory.
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+}
+
+/// A count of 1 or more (steps, repeats).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+}
+
+/// A percentage in [0, 100].
+fn percent(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a percentage from 0 to 100, got {s:?}")),
+    }
 }
 
 /// Runs a parsed command line.

@@ -32,10 +32,20 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
         config_err!("config {origin}: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
     })?;
     cfg.validate().map_err(|e| match e {
-        Error::Config(msg) => config_err!("config {origin}: {msg}"),
+        Error::Config(msg) => match override_of(&msg, overrides) {
+            Some(ov) => config_err!("--set {ov}: {msg}"),
+            None => config_err!("config {origin}: {msg}"),
+        },
         other => other,
     })?;
     Ok(cfg)
+}
+
+/// The `--set` override that set the key a validation message starts with (`` `key` = ...``), so
+/// the error blames the command line rather than the file when the value came from there.
+fn override_of<'a>(msg: &str, overrides: &'a [String]) -> Option<&'a str> {
+    let key = msg.strip_prefix('`')?.split('`').next()?;
+    overrides.iter().rev().map(String::as_str).find(|ov| ov.split_once('=').is_some_and(|(k, _)| k.trim() == key))
 }
 
 /// The set of valid keys, taken from the default config itself so it never drifts from the types.

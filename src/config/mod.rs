@@ -359,11 +359,16 @@ impl Default for OutputConfig {
     }
 }
 
+/// The `MICROVISION_DATA` environment variable, when it is set and not empty.
+pub fn data_env() -> Option<PathBuf> {
+    std::env::var_os("MICROVISION_DATA").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 impl Config {
     /// Reads a TOML file, applies `--set` overrides (`section.key=value`) and the
     /// `MICROVISION_DATA` environment variable, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        load::load_file(path, overrides, std::env::var_os("MICROVISION_DATA").map(PathBuf::from))
+        load::load_file(path, overrides, data_env())
     }
 
     /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.

@@ -29,6 +29,19 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
         return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
     }
+    if c.data.root.as_os_str().is_empty() {
+        return Err(config_err!("`data.root` = \"\": expected the directory that holds (or will receive) the dataset"));
+    }
+    let ckpt = &c.output.checkpoint_dir;
+    let inside = ckpt.components().all(|p| matches!(p, std::path::Component::Normal(_)));
+    if ckpt.as_os_str().is_empty() || !inside {
+        // An absolute or `..` path would be shared by every run: each would overwrite the others'.
+        return Err(config_err!(
+            "`output.checkpoint_dir` = {:?}: expected a directory name inside the run directory, e.g. \"checkpoints\" \
+             (not absolute, no `..`), so that runs never share checkpoints",
+            ckpt.display().to_string()
+        ));
+    }
     let uri = &c.track.mlflow_uri;
     if !(uri.is_empty() || uri.starts_with("http://") || uri.starts_with("https://")) {
         return Err(config_err!(
@@ -66,7 +79,13 @@ pub(super) fn validate(c: &Config) -> Result<()> {
         return Err(config_err!("`optim.muon_ns_steps` = {}: expected 1 to 10 iterations", c.optim.muon_ns_steps));
     }
     non_negative_i("train.lookahead_every", c.train.lookahead_every)?;
-    in_range("schedule.warmup_epochs", c.schedule.warmup_epochs, 0.0, c.train.epochs as f64)?;
+    let warmup = c.schedule.warmup_epochs;
+    if !(0.0..=c.train.epochs as f64).contains(&warmup) {
+        return Err(config_err!(
+            "`schedule.warmup_epochs` = {warmup}: expected a number from 0 to train.epochs ({})",
+            c.train.epochs
+        ));
+    }
     positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
     in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;
     in_range("schedule.min_lr_ratio", c.schedule.min_lr_ratio, 0.0, 1.0)?;
@@ -74,9 +93,9 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     at_least("schedule.div_factor", c.schedule.div_factor, 1.0)?;
     at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
-    in_range("train.grad_clip", c.train.grad_clip, 0.0, f64::MAX)?;
+    at_least("train.grad_clip", c.train.grad_clip, 0.0)?;
     positive_i("train.accumulate_steps", c.train.accumulate_steps)?;
-    in_range("train.grad_clip_value", c.train.grad_clip_value, 0.0, f64::MAX)?;
+    at_least("train.grad_clip_value", c.train.grad_clip_value, 0.0)?;
     if !(0..=2).contains(&c.train.tta) {
         return Err(config_err!(
             "`train.tta` = {}: expected 0 (none), 1 (mirror) or 2 (mirror + translate)",
@@ -87,7 +106,7 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
     one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;
-    in_range("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0, f64::MAX)?;
+    at_least("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0)?;
     let m = &c.schedule.milestones;
     if m.iter().any(|e| !e.is_finite() || *e <= 0.0) || m.windows(2).any(|w| w[0] >= w[1]) {
         return Err(config_err!(
@@ -169,7 +188,9 @@ fn one_of(key: &str, value: &str, valid: &[&str]) -> Result<()> {
         Some(s) => format!(" (did you mean {s:?}?)"),
         None => String::new(),
     };
-    Err(config_err!("`{key}` = {value:?}: expected one of {}{hint}", valid.join(", ")))
+    let shown: Vec<String> =
+        valid.iter().map(|v| if v.is_empty() { "\"\" (none)".into() } else { v.to_string() }).collect();
+    Err(config_err!("`{key}` = {value:?}: expected one of {}{hint}", shown.join(", ")))
 }
 
 fn positive_i(key: &str, v: i64) -> Result<()> {

@@ -117,6 +117,16 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     Ok((dims, data.to_vec()))
 }
 
+/// The file `read` takes for `name`: `dir/name` when it exists, else the raw one without `.gz`.
+fn path_of(dir: &Path, name: &str) -> PathBuf {
+    let gz = dir.join(name);
+    if gz.is_file() {
+        gz
+    } else {
+        dir.join(name.trim_end_matches(".gz"))
+    }
+}
+
 /// Reads `name` from `dir`, gzip-compressed (`name`) or raw (`name` without `.gz`).
 pub fn read(dir: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8>)> {
     let gz = dir.join(name);
@@ -156,7 +166,11 @@ impl IdxSpec {
             ));
         }
         if let Some(bad) = labels.iter().find(|&&l| l as usize >= self.classes.len()) {
-            return Err(data_err!("{}: label {bad} out of range 0..{}", dir.join(lab).display(), self.classes.len()));
+            return Err(data_err!(
+                "{}: label {bad} out of range 0..{}",
+                path_of(dir, lab).display(),
+                self.classes.len()
+            ));
         }
         let images = Tensor::from_slice(&pixels).view([dims[0] as i64, 1, dims[1] as i64, dims[2] as i64]);
         let labels: Vec<i64> = labels.into_iter().map(i64::from).collect();

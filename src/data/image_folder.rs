@@ -44,6 +44,12 @@ fn scan(dir: &Path) -> Result<(Vec<String>, Labelled)> {
             })
             .collect();
         imgs.sort();
+        if imgs.is_empty() {
+            eprintln!(
+                "warning: {} has no .png/.jpg images: class {class:?} has no examples",
+                dir.join(class).display()
+            );
+        }
         files.extend(imgs.into_iter().map(|p| (p, label as i64)));
     }
     if classes.is_empty() || files.is_empty() {

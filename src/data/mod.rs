@@ -123,14 +123,21 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     }
     let full_train = src.read_split(&dir, true)?;
     let test = src.read_split(&dir, false)?;
-    if full_train.classes.len() as i64 != cfg.num_classes || test.classes != full_train.classes {
+    if test.classes != full_train.classes {
         return Err(data_err!(
-            "{}: {} classes in the training split ({}) and {} in the test split; `data.num_classes` = {}",
+            "{}: the training split's classes ({}) differ from the test split's ({}); expected the same class folders in both",
             dir.display(),
-            full_train.classes.len(),
             full_train.classes.join(", "),
-            test.classes.len(),
-            cfg.num_classes
+            test.classes.join(", ")
+        ));
+    }
+    let found = full_train.classes.len();
+    if found as i64 != cfg.num_classes {
+        return Err(crate::config_err!(
+            "`data.num_classes` = {}: {} has {found} classes ({}); set data.num_classes = {found}",
+            cfg.num_classes,
+            dir.display(),
+            full_train.classes.join(", ")
         ));
     }
     // Statistics of the whole training split (before any validation hold-out), as published.
@@ -172,14 +179,38 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
     if !cfg.download {
         return Err(missing(src, &cfg.root, "data.download = false"));
     }
-    src.fetch(&cfg.url, &cfg.root).map_err(|e| match e {
-        crate::error::Error::Data(msg) => data_err!("{msg}\n{}", missing(src, &cfg.root, "download failed")),
-        other => other,
+    let root_existed = cfg.root.exists();
+    src.fetch(&cfg.url, &cfg.root).map_err(|e| {
+        if !root_existed {
+            remove_empty_dirs(&cfg.root); // a failed download leaves no empty directories behind
+        }
+        match e {
+            crate::error::Error::Data(msg) => data_err!("{msg}\n{}", missing(src, &cfg.root, "download failed")),
+            other => other,
+        }
     })?;
     src.locate(&cfg.root).ok_or_else(|| missing(src, &cfg.root, "the download did not contain the expected files"))
 }
 
+/// Removes `root` and the empty directories under it (`remove_dir` refuses non-empty ones).
+fn remove_empty_dirs(root: &Path) {
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+            remove_empty_dirs(&entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(root);
+}
+
 fn missing(src: source::Source, root: &Path, why: &str) -> crate::error::Error {
+    let expected_dir = match src {
+        source::Source::Cifar(spec) => Some(root.join(spec.dir)),
+        source::Source::Idx(spec) => Some(root.join(spec.dir)),
+        source::Source::ImageFolder { .. } => None,
+    };
+    if let Some(dir) = expected_dir.filter(|d| d.exists() && !d.is_dir()) {
+        return data_err!("{} is a file; expected the directory of {} files", dir.display(), src.name());
+    }
     let hint = match src {
         source::Source::Cifar(spec) => format!(
             "Put the official binary files ({}, ...) in {}, or download {} (MD5 {}) and extract it there",

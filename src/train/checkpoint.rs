@@ -182,9 +182,8 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
 }
 
 /// The newest checkpoint of `dir` that passes verification (`last` or `best`, by step), with its
-/// tag. Corrupt ones are reported as warnings; `None` when there is no usable checkpoint (the run
-/// then starts over, which reproduces the same trajectory). Stale temporary files of a write that
-/// was killed are removed.
+/// tag. Corrupt ones are reported as warnings; `None` when there is no usable checkpoint. Stale
+/// temporary files of a write that was killed are removed.
 pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
     remove_stale_temporaries(dir);
     let mut best: Option<(&'static str, Loaded)> = None;
@@ -199,6 +198,11 @@ pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
         }
     }
     best
+}
+
+/// Whether any file of a `last` or `best` checkpoint exists in `dir` (readable or not).
+pub fn any_present(dir: &Path) -> bool {
+    ["last", "best"].iter().flat_map(|tag| paths(dir, tag)).any(|p| p.exists())
 }
 
 fn remove_stale_temporaries(dir: &Path) {

@@ -54,6 +54,12 @@ pub fn read_config(run: &Path) -> Result<Config> {
 /// [`read_config`] with `key=value` overrides applied (as `train --set`).
 pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
     let path = run.join("config.toml");
+    if run.exists() && !run.is_dir() {
+        return Err(Error::Checkpoint(format!(
+            "{} is a file; expected a run directory (runs/<name>-<time>)",
+            run.display()
+        )));
+    }
     if !run.is_dir() {
         return Err(Error::Checkpoint(format!("run directory {} does not exist", run.display())));
     }
@@ -151,6 +157,15 @@ pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
         out.push('\n');
     }
     write_atomic(path, out.as_bytes())
+}
+
+/// Whether the run's `metrics.jsonl` records a finished epoch (then it had checkpoints too).
+pub fn has_epoch_records(run: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return false };
+    text.lines().any(|line| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .is_ok_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("epoch"))
+    })
 }
 
 /// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).

@@ -132,9 +132,20 @@ impl Trainer {
                 t.load_ema(&loaded.optim);
             }
             // Killed before its first checkpoint: start over (the same seed gives the same run).
-            None => {
-                eprintln!("note: {} has no usable checkpoint; training from the start", run.display());
+            None if !checkpoint::any_present(&dir) && !run_dir::has_epoch_records(&t.run_dir) => {
+                eprintln!("note: {} has no checkpoint yet; training from the start", run.display());
                 t.init_from_data();
+            }
+            // Checkpoints (or finished epochs) existed but none can be read: starting over would
+            // overwrite the run's history, so leave it as it is.
+            None => {
+                return Err(Error::Checkpoint(format!(
+                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), but the run had \
+                     progress; nothing was changed. Start a new run with `microvision train -c {}`",
+                    run.display(),
+                    dir.display(),
+                    run.join("config.toml").display()
+                )))
             }
         }
         run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;

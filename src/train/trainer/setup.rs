@@ -13,20 +13,25 @@ use crate::models::{Model, ModelArgs};
 pub(super) fn check_model(cfg: &Config) -> Result<()> {
     crate::models::lookup(&cfg.model.name)?;
     let args = model_args(cfg);
-    let probe = Model::new(&cfg.model.name, &args, Device::Cpu)?;
-    // One image through the network: an input too small for its pooling stages fails here, with
-    // a message, instead of inside the first training step.
+    // Build the model and pass one image through it: an input too small for its pooling stages
+    // (a zero-sized layer, an empty feature map) fails here, with a message, instead of inside
+    // LibTorch during initialisation or the first training step.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {})); // the expected LibTorch panic is reported below
-    let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| probe.macs_per_image(&args))).is_ok();
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Model::new(&cfg.model.name, &args, Device::Cpu).inspect(|m| {
+            m.macs_per_image(&args);
+        })
+    }));
     std::panic::set_hook(hook);
-    if !fits {
+    let Ok(probe) = built else {
         return Err(Error::Config(format!(
             "model {:?} does not work on {}x{}x{} inputs (data.dataset = {:?}): its downsampling needs larger \
              images; choose another model (resnet18, simple_cnn and improved_cnn take any size from 16 px)",
             cfg.model.name, args.in_channels, args.input_size, args.input_size, cfg.data.dataset
         )));
-    }
+    };
+    let probe = probe?;
     if cfg.train.grad_checkpointing && probe.net.segments().is_none() {
         return Err(Error::Config(format!(
             "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
