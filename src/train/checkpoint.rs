@@ -200,9 +200,10 @@ pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
     best
 }
 
-/// Whether any file of a `last` or `best` checkpoint exists in `dir` (readable or not).
-pub fn any_present(dir: &Path) -> bool {
-    ["last", "best"].iter().flat_map(|tag| paths(dir, tag)).any(|p| p.exists())
+/// Whether `dir` holds the state file of a `last` or `best` checkpoint, readable or not: `save`
+/// renames it last, so one existed that was complete at some point.
+pub fn any_committed(dir: &Path) -> bool {
+    ["last", "best"].iter().any(|tag| paths(dir, tag)[2].exists())
 }
 
 fn remove_stale_temporaries(dir: &Path) {

@@ -159,15 +159,6 @@ pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
-/// Whether the run's `metrics.jsonl` records a finished epoch (then it had checkpoints too).
-pub fn has_epoch_records(run: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return false };
-    text.lines().any(|line| {
-        serde_json::from_str::<serde_json::Value>(line)
-            .is_ok_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("epoch"))
-    })
-}
-
 /// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
 pub fn update_peak_memory(run: &Path) -> Result<()> {
     let path = run.join("env.json");

@@ -131,17 +131,18 @@ impl Trainer {
                 t.state = loaded.state;
                 t.load_ema(&loaded.optim);
             }
-            // Killed before its first checkpoint: start over (the same seed gives the same run).
-            None if !checkpoint::any_present(&dir) && !run_dir::has_epoch_records(&t.run_dir) => {
+            // Killed before its first checkpoint was complete: start over (the same seed gives
+            // the same run).
+            None if !checkpoint::any_committed(&dir) => {
                 eprintln!("note: {} has no checkpoint yet; training from the start", run.display());
                 t.init_from_data();
             }
-            // Checkpoints (or finished epochs) existed but none can be read: starting over would
-            // overwrite the run's history, so leave it as it is.
+            // Complete checkpoints existed but none can be read now: starting over would overwrite
+            // the run's history, so leave it as it is.
             None => {
                 return Err(Error::Checkpoint(format!(
-                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), but the run had \
-                     progress; nothing was changed. Start a new run with `microvision train -c {}`",
+                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though complete \
+                     ones were written: starting over would overwrite the run, so nothing was changed. Start a new run with `microvision train -c {}`",
                     run.display(),
                     dir.display(),
                     run.join("config.toml").display()
