@@ -112,6 +112,7 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
         all.sort();
         all.into_iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect::<Vec<_>>()
     };
+    std::fs::write(ckpt.join(".tmp-1-last.safetensors"), b"a write in progress").unwrap();
     let before = files(&ckpt);
     let err = Trainer::resume(&t.run_dir).err().expect("no readable checkpoint: resume must refuse");
     assert_eq!(err.exit_code(), 4, "{err}");

@@ -325,8 +325,9 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
 pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let dir = run.join(&cfg.output.checkpoint_dir);
-    let loaded = checkpoint::load(&dir, which)?; // verifies the checksums
-                                                 // The JSON names the config's model: the weights must be that model's, tensor by tensor.
+    // Verifies the checksums; the JSON names the config's model, so the weights must be that
+    // model's, tensor by tensor.
+    let loaded = checkpoint::load(&dir, which)?;
     let model = Model::new(&cfg.model.name, &model_args(&cfg), tch::Device::Cpu)?;
     checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
     let out = out.unwrap_or_else(|| run.join("export"));

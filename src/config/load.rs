@@ -34,6 +34,8 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
     cfg.validate().map_err(|e| match e {
         Error::Config(msg) => match override_of(&msg, overrides) {
             Some(ov) => config_err!("--set {ov}: {msg}"),
+            // A check across keys may involve an override: name both sources.
+            None if !overrides.is_empty() => config_err!("config {origin} with the --set overrides: {msg}"),
             None => config_err!("config {origin}: {msg}"),
         },
         other => other,
@@ -45,7 +47,8 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
 /// the error blames the command line rather than the file when the value came from there.
 fn override_of<'a>(msg: &str, overrides: &'a [String]) -> Option<&'a str> {
     let key = msg.strip_prefix('`')?.split('`').next()?;
-    overrides.iter().rev().map(String::as_str).find(|ov| ov.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+    let sets = |k: &str| key == k || key.strip_prefix(k).is_some_and(|rest| rest.starts_with('.'));
+    overrides.iter().rev().map(String::as_str).find(|ov| ov.split_once('=').is_some_and(|(k, _)| sets(k.trim())))
 }
 
 /// The set of valid keys, taken from the default config itself so it never drifts from the types.

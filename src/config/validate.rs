@@ -32,16 +32,6 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     if c.data.root.as_os_str().is_empty() {
         return Err(config_err!("`data.root` = \"\": expected the directory that holds (or will receive) the dataset"));
     }
-    let ckpt = &c.output.checkpoint_dir;
-    let inside = ckpt.components().all(|p| matches!(p, std::path::Component::Normal(_)));
-    if ckpt.as_os_str().is_empty() || !inside {
-        // An absolute or `..` path would be shared by every run: each would overwrite the others'.
-        return Err(config_err!(
-            "`output.checkpoint_dir` = {:?}: expected a directory name inside the run directory, e.g. \"checkpoints\" \
-             (not absolute, no `..`), so that runs never share checkpoints",
-            ckpt.display().to_string()
-        ));
-    }
     let uri = &c.track.mlflow_uri;
     if !(uri.is_empty() || uri.starts_with("http://") || uri.starts_with("https://")) {
         return Err(config_err!(

@@ -195,7 +195,8 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
 /// Removes `root` and the empty directories under it (`remove_dir` refuses non-empty ones).
 fn remove_empty_dirs(root: &Path) {
     if let Ok(entries) = std::fs::read_dir(root) {
-        for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+        // file_type does not follow symlinks: never walk out of `root`.
+        for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
             remove_empty_dirs(&entry.path());
         }
     }

@@ -182,10 +182,8 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
 }
 
 /// The newest checkpoint of `dir` that passes verification (`last` or `best`, by step), with its
-/// tag. Corrupt ones are reported as warnings; `None` when there is no usable checkpoint. Stale
-/// temporary files of a write that was killed are removed.
+/// tag. Corrupt ones are reported as warnings; `None` when there is no usable checkpoint.
 pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
-    remove_stale_temporaries(dir);
     let mut best: Option<(&'static str, Loaded)> = None;
     for tag in ["last", "best"] {
         if !paths(dir, tag)[2].exists() {
@@ -200,13 +198,18 @@ pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
     best
 }
 
-/// Whether `dir` holds the state file of a `last` or `best` checkpoint, readable or not: `save`
-/// renames it last, so one existed that was complete at some point.
-pub fn any_committed(dir: &Path) -> bool {
-    ["last", "best"].iter().any(|tag| paths(dir, tag)[2].exists())
+/// Whether a checkpoint in `dir`, readable or not, was written after a finished epoch: a state
+/// file that says so, or one that cannot be parsed (assume it did). `save` renames the state file
+/// last, so a write killed midway leaves none.
+pub fn records_finished_epoch(dir: &Path) -> bool {
+    ["last", "best"].iter().map(|tag| paths(dir, tag)[2].clone()).filter(|p| p.exists()).any(|p| {
+        let state = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        state.and_then(|s| s["epoch"].as_i64()).is_none_or(|epoch| epoch >= 1)
+    })
 }
 
-fn remove_stale_temporaries(dir: &Path) {
+/// Removes the temporary files of checkpoint writes that were killed (`.tmp-*` in `dir`).
+pub fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(".tmp-") {

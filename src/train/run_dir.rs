@@ -159,6 +159,12 @@ pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
+/// Whether the run's `metrics.jsonl` records a finished epoch (written after its checkpoint).
+pub fn has_epoch_records(run: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return false };
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["kind"] == "epoch")
+}
+
 /// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
 pub fn update_peak_memory(run: &Path) -> Result<()> {
     let path = run.join("env.json");

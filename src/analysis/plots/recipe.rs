@@ -32,6 +32,7 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
 /// The first `per_class` images of each class of `data`, one row per class, captioned with the
 /// class name (`microvision data preview`).
 pub fn class_grid(data: &crate::data::Dataset, per_class: usize) -> ImageGrid {
+    let per_class = per_class.max(1); // a grid has at least one column
     let labels = Vec::<i64>::try_from(data.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
     let mut tiles = Vec::new();
     for (c, name) in data.classes.iter().enumerate() {

@@ -15,7 +15,7 @@ mod persist;
 mod setup;
 mod steps;
 
-use setup::check_model;
+use setup::{check_checkpoint_dir, check_model};
 pub use setup::{loader_spec, model_args};
 
 pub use lr_find::{suggest_lr, LrFind};
@@ -85,6 +85,7 @@ impl Trainer {
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
+        check_checkpoint_dir(&cfg)?;
         let data = data::load(&cfg.data, cfg.train.seed)?;
         let train_images = data.train.len();
         if train_images < cfg.data.batch_size {
@@ -118,39 +119,47 @@ impl Trainer {
         device::set_threads(cfg.train.threads);
         let data = data::load(&cfg.data, cfg.train.seed)?;
         let mut t = Trainer::assemble(cfg, run.to_path_buf(), device, precision, data)?;
-        let dir = t.checkpoint_dir();
+        t.restore_newest_checkpoint()?;
+        checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
+        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
+        Ok(t)
+    }
+
+    /// Loads the newest valid checkpoint into the model, optimizer and state; starts over when no
+    /// epoch had finished, and refuses (changing nothing) when finished epochs are recorded but
+    /// no checkpoint can be read.
+    fn restore_newest_checkpoint(&mut self) -> Result<()> {
+        let dir = self.checkpoint_dir();
         match checkpoint::load_newest_valid(&dir) {
             Some((tag, loaded)) => {
                 if tag != "last" {
                     eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
                 }
-                checkpoint::load_weights(&t.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
-                t.optim.load_state(&loaded.optim).map_err(|e| {
+                checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+                self.optim.load_state(&loaded.optim).map_err(|e| {
                     Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
                 })?;
-                t.state = loaded.state;
-                t.load_ema(&loaded.optim);
+                self.state = loaded.state;
+                self.load_ema(&loaded.optim);
             }
-            // Killed before its first checkpoint was complete: start over (the same seed gives
-            // the same run).
-            None if !checkpoint::any_committed(&dir) => {
-                eprintln!("note: {} has no checkpoint yet; training from the start", run.display());
-                t.init_from_data();
+            // Killed in the first epoch (or inside its checkpoint write): start over, which gives
+            // the same run (the same seed).
+            None if !checkpoint::records_finished_epoch(&dir) && !run_dir::has_epoch_records(&self.run_dir) => {
+                eprintln!("note: {} finished no epoch yet; training from the start", self.run_dir.display());
+                self.init_from_data();
             }
-            // Complete checkpoints existed but none can be read now: starting over would overwrite
-            // the run's history, so leave it as it is.
             None => {
                 return Err(Error::Checkpoint(format!(
-                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though complete \
-                     ones were written: starting over would overwrite the run, so nothing was changed. Start a new run with `microvision train -c {}`",
-                    run.display(),
+                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though the run \
+                     had finished epochs: starting over would overwrite it, so nothing was changed. Start a \
+                     new run with `microvision train -c {}`",
+                    self.run_dir.display(),
                     dir.display(),
-                    run.join("config.toml").display()
+                    self.run_dir.join("config.toml").display()
                 )))
             }
         }
-        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
-        Ok(t)
+        Ok(())
     }
 
     fn assemble(

@@ -41,6 +41,23 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a new run's checkpoints stay inside its own directory. (Only for new runs: the
+/// config of an existing run is read back as it was written.)
+pub(super) fn check_checkpoint_dir(cfg: &Config) -> Result<()> {
+    use std::path::Component;
+    let dir = &cfg.output.checkpoint_dir;
+    let inside = dir.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if inside && !dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    // An absolute or `..` path would be shared by every run: each would overwrite the others'.
+    Err(Error::Config(format!(
+        "`output.checkpoint_dir` = {:?}: expected a directory name inside the run directory, e.g. \"checkpoints\" \
+         (not absolute, no `..`), so that runs never share checkpoints",
+        dir.display().to_string()
+    )))
+}
+
 /// The architecture arguments implied by a config.
 pub fn model_args(cfg: &Config) -> ModelArgs {
     ModelArgs {
