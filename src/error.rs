@@ -58,6 +58,19 @@ impl Error {
     }
 }
 
+/// `std::fs::create_dir_all` whose error says so when the path, or a parent of it, exists and is
+/// not a directory (a file or a device given where a directory was expected).
+pub fn create_dir_all(dir: &Path, action: &'static str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| match dir.ancestors().find(|p| p.exists() && !p.is_dir()) {
+        Some(f) => Error::Config(format!(
+            "{action} {}: {} exists and is not a directory; expected a directory there",
+            dir.display(),
+            f.display()
+        )),
+        None => Error::io(action, dir, e),
+    })
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -35,8 +35,19 @@ fn runs_differing_only_in_seed_are_grouped() {
     assert_eq!(md.lines().count(), 4, "{md}");
     assert!(md.lines().nth(2).unwrap().contains("+-"), "{md}");
     let csv = table(&groups, true);
-    assert!(csv.starts_with("run,model,params,seeds,epochs"), "{csv}");
+    assert!(csv.starts_with("run,model,dataset,params,seeds,epochs"), "{csv}");
     assert_eq!(csv.lines().count(), 3);
+    // The same seed twice is one seed; an unfinished run is marked and grouped apart; CSV quotes.
+    let mut again = summarize(&dirs[0]).unwrap();
+    let mut unfinished = summarize(&dirs[1]).unwrap();
+    unfinished.finished = false;
+    again.config.name = "a,b".into();
+    again.dir = again.dir.with_file_name("a,b");
+    let odd = group(vec![again, summarize(&dirs[0]).unwrap(), unfinished]);
+    assert_eq!(odd.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+    let csv = table(&odd, true);
+    assert!(csv.lines().nth(1).unwrap().starts_with("\"a,b\",simple_cnn,cifar10,1147914,1 (2 runs),"), "{csv}");
+    assert!(csv.lines().nth(2).unwrap().contains("(unfinished)"), "{csv}");
     // Overlaid curves: one line per group, the seed group's line is the mean of its runs.
     let (acc, loss) = curves(&groups).unwrap();
     assert_eq!((acc.series.len(), loss.series.len()), (2, 2));

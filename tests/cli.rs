@@ -88,9 +88,12 @@ fn train_eval_and_resume_a_finished_run() {
     }
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
+    let events = std::fs::read_dir(&run).unwrap().count();
     let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
     assert_eq!(before, std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(), "finished run untouched");
+    assert_eq!(events, std::fs::read_dir(&run).unwrap().count(), "no new files (e.g. TensorBoard events)");
 
     assert_user_error(&mv(&["compare", r, r], tmp.path()), 2, &["given twice"]);
     // A config that names another model than the checkpoint holds: export refuses, as eval does.
@@ -205,10 +208,15 @@ fn sigint_saves_a_checkpoint_and_prints_the_resume_command() {
         assert!(std::time::Instant::now() < deadline, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
+    let run = metrics.parent().unwrap();
+    // While it trains, a second process may not train the same run.
+    let lines = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    let o = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
+    assert_user_error(&o, 4, &["is being trained by another process", &format!("pid {}", child.id())]);
+    assert!(std::fs::read_to_string(&metrics).unwrap().lines().count() >= lines, "metrics untouched");
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_user_error(&out, 130, &["Resume with: microvision train --resume"]);
-    let run = metrics.parent().unwrap();
     assert!(microvision::train::checkpoint::load(&run.join("checkpoints"), "last").is_ok());
     let out = mv(&["train", "--resume", run.to_str().unwrap(), "--set", "x=1"], tmp.path());
     assert_eq!(out.status.code(), Some(2), "--resume takes no overrides: {}", stderr(&out));
@@ -266,5 +274,5 @@ fn data_preview_draws_a_row_per_class() {
     let svg = std::fs::read_to_string(out.join("data_preview.svg")).unwrap();
     assert!(["airplane", "truck", "3 training images per class"].iter().all(|w| svg.contains(w)));
     let o = mv(&["data", "preview", "imagenet"], tmp.path());
-    assert_user_error(&o, 3, &["imagenet", "fashion_mnist"]);
+    assert_user_error(&o, 2, &["imagenet", "fashion_mnist"]);
 }

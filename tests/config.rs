@@ -99,7 +99,12 @@ fn range_errors_name_key_value_and_expectation() {
         ("train.label_smoothing=1.0", "train.label_smoothing", "[0, 0.99]"),
         ("data.val_split=0.95", "data.val_split", "[0, 0.9]"),
         ("train.epochs=0", "train.epochs", "positive integer"),
-        ("data.workers=-1", "data.workers", "0 or more"),
+        ("data.workers=-1", "data.workers", "from 0 to 256"),
+        ("train.threads=1000000", "train.threads", "from 0 to 1024"),
+        ("data.input_size=1000", "data.input_size", "from 1 to 512"),
+        ("name=\"a\\nb\"", "`name`", "control characters"),
+        ("name=\" \"", "`name`", "1 to 100 bytes"),
+        ("output.runs_dir=\"\"", "output.runs_dir", "expected a directory"),
         ("schedule.div_factor=0.5", "schedule.div_factor", ">= 1"),
         ("train.grad_clip=-2", "train.grad_clip", ">= 0"),
         ("schedule.warmup_epochs=11", "schedule.warmup_epochs", "to train.epochs (10)"),
@@ -127,6 +132,8 @@ fn enum_errors_list_choices_and_suggest() {
 fn errors_blame_the_override_that_set_the_value() {
     let e = err("[optim]\nlr = 0.1\n", &["optim.lr=-0.1"]);
     assert!(e.starts_with("--set optim.lr=-0.1: `optim.lr` = -0.1"), "{e}");
+    let e = err("", &["optim.betas=[0.9, 0.9, 0.9]"]);
+    assert!(e.starts_with("--set optim.betas=[0.9, 0.9, 0.9]: "), "{e}");
     let e = err("", &["optim={lr=-0.1}"]);
     assert!(e.starts_with("--set optim={lr=-0.1}: `optim.lr`"), "{e}");
     let e = err("[optim]\nlr = -0.1\n", &[]);

@@ -163,3 +163,19 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
         assert!(t.equal(&b[name]), "{name} differs after a mid-epoch resume");
     }
 }
+
+#[test]
+fn resume_refuses_data_that_changed_since_the_run_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    let test = dir.join("test_batch.bin");
+    let mut bytes = std::fs::read(&test).unwrap();
+    bytes[0] = (bytes[0] + 1) % 10; // another label
+    std::fs::write(&test, bytes).unwrap();
+    let err = Trainer::resume(&t.run_dir).err().expect("changed data: resume must refuse");
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.to_string().contains("test_batch.bin is not the file this run started with"), "{err}");
+}

@@ -1,5 +1,5 @@
-//! `microvision compare`: one table over finished runs (model, parameters, epochs, best and final
-//! accuracy, training time, images/s), as Markdown or CSV. Runs whose configs differ only in the
+//! `microvision compare`: one table over runs (model, dataset, parameters, epochs, best and final
+//! accuracy, training time, images/s), as Markdown or CSV; unfinished runs are marked. Runs whose configs differ only in the
 //! seed are grouped, their numbers shown as mean +- std; [`curves`] overlays their validation curves.
 
 use serde_json::Value;
@@ -30,6 +30,8 @@ pub struct RunSummary {
     pub train_secs: f64,
     /// Median training images/s over epochs.
     pub img_per_s: f64,
+    /// Whether the run has its final test evaluation (eval.json).
+    pub finished: bool,
 }
 
 /// Reads a run directory.
@@ -52,6 +54,7 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         final_acc,
         train_secs: h.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum(),
         img_per_s: ips.get(ips.len() / 2).copied().unwrap_or(0.0),
+        finished: h.eval.is_some(),
         config,
     })
 }
@@ -64,14 +67,15 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Groups runs whose configs are equal apart from the seed and the run name.
+/// Groups runs whose configs are equal apart from the seed and the run name. Unfinished runs
+/// (no final test) never share a group with finished ones: their last number is a validation one.
 pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
     let key = |r: &RunSummary| {
         let mut c = r.config.clone();
         c.train.seed = 0;
         c.name.clear();
         c.track = Default::default();
-        c.to_toml()
+        format!("{}{}", r.finished, c.to_toml())
     };
     let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();
     for r in runs {
@@ -95,16 +99,21 @@ fn cell(values: &[f64], scale: f64, decimals: usize) -> String {
 
 /// The comparison table, `csv = false` for Markdown.
 pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
-    let header = ["run", "model", "params", "seeds", "epochs", "best val acc %", "final acc %", "train s", "img/s"];
+    let header =
+        ["run", "model", "dataset", "params", "seeds", "epochs", "best val acc %", "final acc %", "train s", "img/s"];
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for g in groups {
         let col = |f: fn(&RunSummary) -> f64| g.iter().map(f).collect::<Vec<_>>();
         let first = &g[0];
+        let name = first.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let seeds: std::collections::BTreeSet<u64> = g.iter().map(|r| r.config.train.seed).collect();
         rows.push(vec![
-            first.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            if first.finished { name } else { format!("{name} (unfinished)") },
             first.config.model.name.clone(),
+            first.config.data.dataset.clone(),
             first.params.to_string(),
-            g.len().to_string(),
+            // Repeated seeds are the same run again, not more evidence: say so.
+            if seeds.len() == g.len() { g.len().to_string() } else { format!("{} ({} runs)", seeds.len(), g.len()) },
             first.epochs.to_string(),
             cell(&col(|r| r.best_acc), 100.0, 2),
             cell(&col(|r| r.final_acc), 100.0, 2),
@@ -113,7 +122,15 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
         ]);
     }
     if csv {
-        return rows.iter().map(|r| r.join(",")).collect::<Vec<_>>().join("\n") + "\n";
+        let field = |f: &String| {
+            if f.contains([',', '"', '\n']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        };
+        let lines: Vec<String> = rows.iter().map(|r| r.iter().map(field).collect::<Vec<_>>().join(",")).collect();
+        return lines.join("\n") + "\n";
     }
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {

@@ -18,8 +18,21 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         (None, Some(path)) => Trainer::new(Config::load(&path, overrides)?)?,
         (None, None) => unreachable!("clap requires --config or --resume"),
     };
-    // SIGINT/SIGTERM: finish the current step, save `last`, exit 130 with the resume command.
+    let done = trainer.state.epoch >= trainer.cfg.train.epochs || trainer.state.early_stopped;
+    if done && trainer.run_dir.join("eval.json").exists() {
+        println!(
+            "{} finished (epoch {}) and has its test evaluation (eval.json): nothing to do. Evaluate again with: \
+             microvision eval {}",
+            trainer.run_dir.display(),
+            trainer.state.epoch,
+            trainer.run_dir.display()
+        );
+        return Ok(());
+    }
+    // SIGINT/SIGTERM: finish the current step, save `last`, exit 130 with the resume command. A
+    // second one quits at once (e.g. during an evaluation); the last checkpoint stays intact.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, trainer.stop.clone());
         let _ = signal_hook::flag::register(signal, trainer.stop.clone());
     }
     eprintln!(
@@ -102,9 +115,9 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
 }
 
 pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f64, usize)) -> Result<()> {
-    if !(start > 0.0 && end > start && steps >= 5) {
+    if !(start > 0.0 && end > start && end.is_finite() && steps >= 5) {
         return Err(crate::Error::Config(format!(
-            "lr-find: expected 0 < --start < --end and --steps >= 5 (got {start}, {end}, {steps})"
+            "lr-find: expected 0 < --start < --end (finite) and --steps >= 5 (got {start}, {end}, {steps})"
         )));
     }
     let mut cfg = Config::load(config, overrides)?;
@@ -198,6 +211,12 @@ fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
 
 pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
     let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
+    if dataset == "image_folder" {
+        return Err(crate::config_err!(
+            "image_folder datasets are local, there is nothing to download: point --root (or data.root) at \
+             ROOT/train/<class>/<image> and ROOT/test/"
+        ));
+    }
     let dir = data::locate_or_download(&cfg)?;
     data::source::source(dataset)?.verify(&dir)?;
     println!("{dataset} is ready in {} (MD5 verified)", dir.display());
@@ -331,7 +350,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let model = Model::new(&cfg.model.name, &model_args(&cfg), tch::Device::Cpu)?;
     checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
     let out = out.unwrap_or_else(|| run.join("export"));
-    std::fs::create_dir_all(&out).map_err(|e| crate::Error::io("cannot create", &out, e))?;
+    crate::error::create_dir_all(&out, "cannot create")?;
     let weights = out.join("model.safetensors");
     // With train.ema_decay > 0 the weight average is what was evaluated, so it is what ships.
     let ema = crate::train::ema::weights_from_checkpoint(&loaded.optim);

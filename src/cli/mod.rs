@@ -83,8 +83,8 @@ pub enum Command {
         /// Override a config value: section.key=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Images in the grid.
-        #[arg(long, default_value_t = 40)]
+        /// Images in the grid (1 to 256).
+        #[arg(long, default_value_t = 40, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
         count: usize,
         /// Output directory (writes augment_preview.png and .svg).
         #[arg(long, default_value = ".")]
@@ -161,7 +161,7 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         repeats: usize,
         /// Intra-op threads (0 = all cores).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=1024))]
         threads: i64,
         /// Train with gradient checkpointing (segmented models only).
         #[arg(long)]

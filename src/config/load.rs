@@ -25,11 +25,21 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
         // The environment points at the data unless the command line says otherwise.
         set_path(&mut value, "data.root", Value::String(root.display().to_string()));
     }
+    let base = value.clone();
     for ov in overrides {
         apply_override(&mut value, ov)?;
     }
     let cfg: Config = value.try_into().map_err(|e: toml::de::Error| {
-        config_err!("config {origin}: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+        let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        // A type error names no key; find the override that causes it, if one does.
+        let culprit = overrides.iter().find(|ov| {
+            let mut v = base.clone();
+            apply_override(&mut v, ov).is_ok() && v.try_into::<Config>().is_err()
+        });
+        match culprit {
+            Some(ov) => config_err!("--set {ov}: {msg}"),
+            None => config_err!("config {origin}: {msg}"),
+        }
     })?;
     cfg.validate().map_err(|e| match e {
         Error::Config(msg) => match override_of(&msg, overrides) {

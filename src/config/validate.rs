@@ -26,8 +26,17 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("data.pad_mode", &c.data.pad_mode, &["zeros", "reflect"])?;
     one_of("data.flip_mode", &c.data.flip_mode, &["random", "alternate"])?;
     in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
-    if c.name.is_empty() || c.name.contains(['/', '\\']) || c.name.starts_with('.') {
-        return Err(config_err!("`name` = {:?}: expected a non-empty run name without '/' or a leading '.'", c.name));
+    let odd = |ch: char| ch.is_control() || ch == '/' || ch == '\\';
+    if c.name.trim().is_empty() || c.name.contains(odd) || c.name.starts_with('.') || c.name.len() > 100 {
+        return Err(config_err!(
+            "`name` = {:?}: expected a run name of 1 to 100 bytes without '/', control characters or a leading '.'",
+            c.name
+        ));
+    }
+    if c.output.runs_dir.as_os_str().is_empty() {
+        return Err(config_err!(
+            "`output.runs_dir` = \"\": expected a directory for the run directories, e.g. \"runs\""
+        ));
     }
     if c.data.root.as_os_str().is_empty() {
         return Err(config_err!("`data.root` = \"\": expected the directory that holds (or will receive) the dataset"));
@@ -42,13 +51,14 @@ pub(super) fn validate(c: &Config) -> Result<()> {
         return Err(config_err!("`track.mlflow_experiment` = \"\": expected an experiment name"));
     }
     positive_i("data.num_classes", c.data.num_classes)?;
-    positive_i("data.input_size", c.data.input_size)?;
+    // The dataset is held in memory as uint8 and SimpleCNN's head grows with the square.
+    int_range("data.input_size", c.data.input_size, 1, 512)?;
     positive_i("data.batch_size", c.data.batch_size)?;
     positive_i("data.eval_batch_size", c.data.eval_batch_size)?;
     positive_i("train.epochs", c.train.epochs)?;
-    non_negative_i("data.workers", c.data.workers)?;
     non_negative_i("data.crop_padding", c.data.crop_padding)?;
-    non_negative_i("train.threads", c.train.threads)?;
+    int_range("train.threads", c.train.threads, 0, 1024)?;
+    int_range("data.workers", c.data.workers, 0, 256)?;
     non_negative_i("train.log_every", c.train.log_every)?;
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
     in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
@@ -188,6 +198,14 @@ fn positive_i(key: &str, v: i64) -> Result<()> {
         Ok(())
     } else {
         Err(config_err!("`{key}` = {v}: expected a positive integer"))
+    }
+}
+
+fn int_range(key: &str, v: i64, lo: i64, hi: i64) -> Result<()> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(config_err!("`{key}` = {v}: expected an integer from {lo} to {hi}"))
     }
 }
 

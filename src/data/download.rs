@@ -17,7 +17,7 @@ const ATTEMPTS: usize = 3;
 /// Downloads `url` (normally `spec.url`) into `root`, verifies the official MD5 and extracts
 /// `spec.dir` atomically.
 pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()> {
-    std::fs::create_dir_all(root).map_err(|e| Error::io("cannot create data directory", root, e))?;
+    crate::error::create_dir_all(root, "cannot create data directory")?;
     let archive = root.join(format!("{}.tar.gz", spec.dir));
     let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
     if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
@@ -45,7 +45,7 @@ fn fetch_verified(url: &str, partial: &Path, dest: &Path, md5: &str) -> Result<(
 /// Downloads each `(name, md5)` of `files` from `base` + name into `dir` (skipping files already
 /// there with the right MD5), each through a `.partial` file that is renamed only once verified.
 pub fn fetch_files(base: &str, files: &[(&str, &str)], dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create data directory", dir, e))?;
+    crate::error::create_dir_all(dir, "cannot create data directory")?;
     for (name, md5) in files {
         let dest = dir.join(name);
         if dest.is_file() && md5_matches(&dest, md5)? {

@@ -44,7 +44,7 @@ pub fn source(name: &str) -> Result<Source> {
         .map(Source::Cifar)
         .or_else(|| idx::spec(name).map(Source::Idx))
         .or_else(|| (name == "image_folder").then_some(Source::ImageFolder { size: 32, skip_corrupt: false }))
-        .ok_or_else(|| data_err!("unknown dataset {name:?}; expected one of {}", DATASETS.join(", ")))
+        .ok_or_else(|| crate::config_err!("unknown dataset {name:?}; expected one of {}", DATASETS.join(", ")))
 }
 
 impl Source {
@@ -141,6 +141,9 @@ impl Source {
 
     /// Downloads the official files into `root` (from `url` instead when not empty), MD5-checked.
     pub fn fetch(&self, url: &str, root: &Path) -> Result<()> {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(crate::config_err!("`data.url` / --url = {url:?}: expected an http:// or https:// URL"));
+        }
         match self {
             Source::Cifar(s) => super::download::fetch_and_extract(s, if url.is_empty() { s.url } else { url }, root),
             Source::Idx(s) => {

@@ -74,7 +74,7 @@ pub fn paths(dir: &Path, tag: &str) -> [PathBuf; 3] {
 
 /// Writes checkpoint `tag` atomically.
 pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], state: &TrainState) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create checkpoint directory", dir, e))?;
+    crate::error::create_dir_all(dir, "cannot create checkpoint directory")?;
     let [w, o, s] = paths(dir, tag);
     let mut weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));

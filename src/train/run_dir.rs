@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// Creates a fresh run directory under `cfg.output.runs_dir`.
 pub fn create(cfg: &Config) -> Result<PathBuf> {
     let parent = &cfg.output.runs_dir;
-    std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create runs directory", parent, e))?;
+    crate::error::create_dir_all(parent, "cannot create runs directory")?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     for n in 1..1000 {
         let name = if n == 1 { format!("{}-{stamp}", cfg.name) } else { format!("{}-{stamp}-{n}", cfg.name) };
@@ -23,6 +23,42 @@ pub fn create(cfg: &Config) -> Result<PathBuf> {
         }
     }
     Err(Error::Runtime(format!("too many runs named {} in {}", cfg.name, parent.display())))
+}
+
+/// An exclusive lock on a run directory, held while a process trains it. The operating system
+/// releases it when the process ends, however it ends (kill -9 included).
+#[derive(Debug)]
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
+/// Locks `run` for training: a second process (e.g. `--resume` of a run that is still training)
+/// would interleave checkpoint writes and truncate the metrics the first one appends to.
+pub fn lock(run: &Path) -> Result<RunLock> {
+    use std::io::Write;
+    let path = run.join(".lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("cannot create", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0).and_then(|_| write!(file, "{}", std::process::id()));
+            Ok(RunLock(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(Error::Checkpoint(format!(
+                "{} is being trained by another process (pid {}); wait for it to finish, or stop it \
+                 (Ctrl-C, or kill {}) and resume then",
+                run.display(),
+                pid.trim(),
+                pid.trim()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
+    }
 }
 
 /// Writes `bytes` to `dir/name` atomically (temporary file, fsync, rename).

@@ -49,7 +49,7 @@ pub enum Format {
 /// Draws `fig` into `dir/<stem>.png` and `dir/<stem>.svg`; returns both paths.
 pub fn save(fig: &impl Figure, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     register_fonts();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    crate::error::create_dir_all(dir, "cannot create")?;
     let mut out = Vec::new();
     for format in [Format::Png, Format::Svg] {
         let ext = if format == Format::Png { "png" } else { "svg" };

@@ -77,11 +77,17 @@ pub struct Trainer {
     data: DataSplits,
     train_loader: Loader,
     callbacks: Vec<Box<dyn Callback>>,
+    /// Held from `new`/`resume` until `fit` returns: one trainer trains a run at a time.
+    lock: Option<run_dir::RunLock>,
 }
 
 impl Trainer {
     /// A new run: creates `runs/<name>-<timestamp>/` and writes `config.toml` and `env.json`.
-    pub fn new(cfg: Config) -> Result<Trainer> {
+    pub fn new(mut cfg: Config) -> Result<Trainer> {
+        // Recorded absolute, so `eval` and `--resume` from another directory find the same data.
+        if let Ok(root) = std::path::absolute(&cfg.data.root) {
+            cfg.data.root = root;
+        }
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
@@ -104,8 +110,9 @@ impl Trainer {
             )));
         }
         let run_dir = run_dir::create(&cfg)?;
+        let lock = run_dir::lock(&run_dir)?;
         run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let mut trainer = Trainer::assemble(cfg, run_dir, device, precision, data)?;
+        let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
         trainer.init_from_data();
         trainer.write_provenance()?;
         Ok(trainer)
@@ -115,10 +122,12 @@ impl Trainer {
     /// warning when `last` is corrupt).
     pub fn resume(run: &Path) -> Result<Trainer> {
         let cfg = run_dir::read_config(run)?;
+        let lock = run_dir::lock(run)?; // before anything in the run is read for training or written
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         let data = data::load(&cfg.data, cfg.train.seed)?;
-        let mut t = Trainer::assemble(cfg, run.to_path_buf(), device, precision, data)?;
+        let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data)?;
+        t.check_same_data()?;
         t.restore_newest_checkpoint()?;
         checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
         run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
@@ -164,7 +173,7 @@ impl Trainer {
 
     fn assemble(
         cfg: Config,
-        run_dir: PathBuf,
+        (run_dir, lock): (PathBuf, run_dir::RunLock),
         device: Device,
         precision: Precision,
         data: DataSplits,
@@ -217,6 +226,7 @@ impl Trainer {
             data,
             train_loader,
             callbacks: Vec::new(),
+            lock: Some(lock),
         })
     }
 
@@ -253,8 +263,18 @@ impl Trainer {
         self.run_dir.join(&self.cfg.output.checkpoint_dir)
     }
 
-    /// Trains the remaining epochs, then evaluates on the test split and writes `eval.json`.
+    /// Trains the remaining epochs, then evaluates on the test split and writes `eval.json`. The
+    /// run is locked against other trainers from `new`/`resume` until `fit` returns.
     pub fn fit(&mut self) -> Result<EvalResult> {
+        if self.lock.is_none() {
+            self.lock = Some(run_dir::lock(&self.run_dir)?);
+        }
+        let result = self.fit_locked();
+        self.lock = None; // another process, or a resumed Trainer, may train the run now
+        result
+    }
+
+    fn fit_locked(&mut self) -> Result<EvalResult> {
         let info = FitInfo {
             config: &self.cfg,
             start_epoch: self.state.epoch + 1,
@@ -290,6 +310,13 @@ impl Trainer {
         let val_is_test = self.cfg.data.val_split == 0.0 && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
         let test = match last_val {
             Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
+            _ if self.stop.load(Ordering::Relaxed) => {
+                return Err(Error::Interrupted(format!(
+                    "stopped before the final test (training finished, `last` saved); evaluate with: \
+                     microvision eval {}",
+                    self.run_dir.display()
+                )))
+            }
             _ => self.evaluate(&self.data.test)?,
         };
         run_dir::write_json(

@@ -108,6 +108,29 @@ impl Trainer {
         Ok(())
     }
 
+    /// On resume: the dataset files must be those the run started with (env.json's MD5s), or the
+    /// resumed epochs would train or test on other data.
+    pub(super) fn check_same_data(&self) -> Result<()> {
+        let path = self.run_dir.join("env.json");
+        let Some(recorded) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| serde_json::from_value::<Vec<(String, String)>>(v["data_md5"].clone()).ok())
+        else {
+            return Ok(()); // a run without provenance (killed before writing it): nothing to compare
+        };
+        let now = crate::data::source::source(&self.cfg.data.dataset)?.md5s(&self.data.dir)?;
+        match recorded.iter().find(|r| !now.contains(r)) {
+            None => Ok(()),
+            Some((file, md5)) => Err(Error::Data(format!(
+                "{}: {file} is not the file this run started with (MD5 {md5} in {}); resuming would mix \
+                 datasets. Point data.root back at the original files or start a new run",
+                self.data.dir.display(),
+                path.display()
+            ))),
+        }
+    }
+
     pub(super) fn write_provenance(&self) -> Result<()> {
         let src = crate::data::source::source(&self.cfg.data.dataset)?;
         let prov = run_dir::Provenance {

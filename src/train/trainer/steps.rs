@@ -102,9 +102,14 @@ impl Trainer {
         };
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
+            let remedies = if self.cfg.train.on_nan == "restore" {
+                "set a lower optim.lr or train.grad_clip" // the restores did not help
+            } else {
+                "set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
+            };
             return Err(Error::Diverged(format!(
-                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. Lower optim.lr \
-                 or set train.grad_clip or train.on_nan = \"restore\" in {}/config.toml, then resume with --resume {}",
+                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. {remedies} in \
+                 {}/config.toml, then resume with --resume {}",
                 self.state.step + 1,
                 self.state.epoch + 1,
                 self.run_dir.display(),
