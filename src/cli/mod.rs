@@ -1,6 +1,7 @@
 //! Command-line interface: parses arguments and calls the library; no logic of its own.
 
 mod commands;
+mod datasets;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -265,11 +266,11 @@ pub fn run(cli: Cli) -> Result<()> {
             commands::bench_speedrun(&config, &overrides, runs, target)
         }
         Command::Data { action: DataAction::Download { dataset, root, url } } => {
-            commands::data_download(&dataset, root, url)
+            datasets::data_download(&dataset, root, url)
         }
-        Command::Data { action: DataAction::Info { dataset, root } } => commands::data_info(&dataset, root),
+        Command::Data { action: DataAction::Info { dataset, root } } => datasets::data_info(&dataset, root),
         Command::Data { action: DataAction::Preview { dataset, root, per_class, out } } => {
-            commands::data_preview(&dataset, root, per_class, &out)
+            datasets::data_preview(&dataset, root, per_class, &out)
         }
     }
 }

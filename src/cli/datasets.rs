@@ -1,0 +1,66 @@
+//! `microvision data ...`: download, inspect and preview a dataset without a config file.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::DataConfig;
+use crate::data;
+use crate::error::Result;
+
+fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
+    data::source::source(dataset)?;
+    let root = root.or_else(crate::config::data_env).unwrap_or_else(|| "data".into());
+    if root.as_os_str().is_empty() {
+        return Err(crate::config_err!("--root \"\": expected a directory"));
+    }
+    Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
+}
+
+pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
+    let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
+    if dataset == "image_folder" {
+        return Err(crate::config_err!(
+            "image_folder datasets are local, there is nothing to download: point --root (or data.root) at \
+             ROOT/train/<class>/<image> and ROOT/test/"
+        ));
+    }
+    let dir = data::locate_or_download(&cfg)?;
+    data::source::source(dataset)?.verify(&dir)?;
+    println!("{dataset} is ready in {} (MD5 verified)", dir.display());
+    Ok(())
+}
+
+pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
+    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let src = data::source::for_config(&cfg)?;
+    let dir = data::locate_or_download(&cfg)?;
+    println!("{dataset} in {}", dir.display());
+    for (name, train) in [("train", true), ("test", false)] {
+        let split = src.read_split(&dir, train)?;
+        let (mean, std) = split.mean_std();
+        let size = split.images.size();
+        println!(
+            "{name}: {} images of {}x{}x{}, {} classes",
+            split.len(),
+            size[1],
+            size[2],
+            size[3],
+            split.classes.len()
+        );
+        println!("  mean {:.4?}  std {:.4?}", mean, std);
+        for (c, n) in split.classes.iter().zip(split.class_counts()) {
+            println!("  {c:<12} {n}");
+        }
+    }
+    Ok(())
+}
+
+pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out: &Path) -> Result<()> {
+    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let src = data::source::source(dataset)?;
+    let dir = data::locate_or_download(&cfg)?;
+    let train = src.read_split(&dir, true)?;
+    let grid = crate::analysis::plots::class_grid(&train, per_class);
+    let files = crate::analysis::plots::save(&grid, out, "data_preview")?;
+    println!("wrote {} and {}", files[0].display(), files[1].display());
+    Ok(())
+}
