@@ -65,6 +65,9 @@ fn train_eval_and_resume_a_finished_run() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_user_error(&mv(&["eval", r, "--set", "train.tta_cutof=0.5"], tmp.path()), 2, &["tta_cutof", "tta_cutoff"]);
+    let out = mv(&["eval", r, "--set", "train.precision=fp32"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run.join("eval-last-fp32.json").exists(), "another precision: another file");
 
     let out = mv(&["export", run.to_str().unwrap(), "--format", "safetensors"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));

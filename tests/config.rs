@@ -129,6 +129,14 @@ fn enum_errors_list_choices_and_suggest() {
 }
 
 #[test]
+fn text_keys_take_the_override_as_text() {
+    for name in ["nan", "123", "true"] {
+        assert_eq!(load("", &[&format!("name={name}")]).unwrap().name, name);
+    }
+    assert_eq!(load("", &["name=\"quoted\""]).unwrap().name, "quoted");
+}
+
+#[test]
 fn errors_blame_the_override_that_set_the_value() {
     let e = err("[optim]\nlr = 0.1\n", &["optim.lr=-0.1"]);
     assert!(e.starts_with("--set optim.lr=-0.1: `optim.lr` = -0.1"), "{e}");
@@ -150,6 +158,9 @@ fn conflicting_options_are_errors() {
     assert!(e.contains("num_classes") && e.contains("10 classes"), "{e}");
     let e = err("", &["data.crop_padding=40"]);
     assert!(e.contains("crop_padding"), "{e}");
+    let e = err("", &["schedule.warmup_epochs=1"]);
+    assert!(e.contains("schedule.warmup_epochs") && e.contains("\"onecycle\" has its own rise"), "{e}");
+    assert!(load("", &["schedule.warmup_epochs=1", "schedule.name=cosine"]).is_ok());
 }
 
 #[test]

@@ -106,6 +106,42 @@ fn nan_loss_with_restore_policy_recovers_at_a_lower_learning_rate() {
     assert_eq!(t.state.lr_scale, 0.5);
 }
 
+/// Fills a weight with NaN after optimizer step `at` (once): the next step's loss diverges.
+struct PoisonAfter(i64, tch::Tensor, bool);
+
+impl microvision::train::callbacks::Callback for PoisonAfter {
+    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
+        if s.step == self.0 && !self.2 {
+            self.2 = true;
+            tch::no_grad(|| {
+                let _ = self.1.fill_(f64::NAN);
+            });
+        }
+    }
+}
+
+#[test]
+fn a_divergence_restore_rewinds_the_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 10); // 100 images / 32: 3 steps per epoch
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    (cfg.train.epochs, cfg.train.on_nan, cfg.train.log_every) = (3, "restore".into(), 1);
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    t.add_callback(Box::new(microvision::track::Loggers::standard(&t.run_dir, &cfg)));
+    let weight = t.model.vs.variables()["classifier.3.weight"].shallow_clone();
+    t.add_callback(Box::new(PoisonAfter(5, weight, false))); // steps 4, 5 logged, 6 diverges
+    t.fit().unwrap();
+    assert_eq!(t.state.lr_scale, 0.5, "restored once");
+    let text = std::fs::read_to_string(t.run_dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<i64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=9).collect::<Vec<_>>(), "each step once, in order: {text}");
+}
+
 #[test]
 fn runs_started_together_with_one_name_get_distinct_directories() {
     let tmp = tempfile::tempdir().unwrap();

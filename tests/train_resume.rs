@@ -3,10 +3,26 @@
 
 mod common;
 
+use microvision::train::callbacks::{Callback, EpochInfo};
 use microvision::train::checkpoint;
 use microvision::train::Trainer;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use tch::Tensor;
+
+/// An epoch's (number, training loss, training accuracy, images).
+type TrainLine = (i64, f64, f64, i64);
+
+/// Records each epoch's training line.
+struct TrainLines(Rc<RefCell<Vec<TrainLine>>>);
+
+impl Callback for TrainLines {
+    fn epoch_end(&mut self, e: &EpochInfo) {
+        let images = (e.img_per_s * e.epoch_secs).round() as i64;
+        self.0.borrow_mut().push((e.epoch, e.train_loss, e.train_acc, images));
+    }
+}
 
 fn weights(run: &std::path::Path, tag: &str) -> HashMap<String, Tensor> {
     checkpoint::load(&run.join("checkpoints"), tag).unwrap().weights.into_iter().collect()
@@ -144,7 +160,9 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 40, 40); // 200 images / 32 = 6 steps per epoch
     let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    let straight_epochs = Rc::new(RefCell::new(Vec::new()));
     let mut straight = Trainer::new(cfg.clone()).unwrap();
+    straight.add_callback(Box::new(TrainLines(straight_epochs.clone())));
     straight.fit().unwrap();
 
     let mut first = Trainer::new(cfg).unwrap();
@@ -155,7 +173,11 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     assert!(err.to_string().contains("--resume"), "{err}");
     let mut resumed = Trainer::resume(&first.run_dir).unwrap();
     assert_eq!((resumed.state.epoch, resumed.state.step), (1, 8));
+    let resumed_epochs = Rc::new(RefCell::new(Vec::new()));
+    resumed.add_callback(Box::new(TrainLines(resumed_epochs.clone())));
     resumed.fit().unwrap();
+    // The interrupted epoch's line covers all its steps: the same loss, accuracy and images.
+    assert_eq!(straight_epochs.borrow()[1], resumed_epochs.borrow()[0]);
 
     let a = weights(&straight.run_dir, "last");
     let b = weights(&resumed.run_dir, "last");

@@ -67,7 +67,11 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
     let tta = Tta::from_config(&cfg.train);
     let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
-    let out = run.join(format!("eval-{which}{}.json", tta.file_suffix()));
+    // Another precision than the run's gives other numbers: keep both files.
+    let own_precision = run_dir::read_config(run)?.train.precision;
+    let precision_suffix =
+        if cfg.train.precision == own_precision { String::new() } else { format!("-{}", precision.name()) };
+    let out = run.join(format!("eval-{which}{}{precision_suffix}.json", tta.file_suffix()));
     run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
         "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",
@@ -81,6 +85,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     for (name, acc) in data.test.classes.iter().zip(&result.per_class_acc) {
         println!("  {name:<12} {:.2}%", acc * 100.0);
     }
+    println!("wrote {}", out.display());
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -73,13 +73,17 @@ pub fn apply_override(value: &mut Value, ov: &str) -> Result<()> {
         .split_once('=')
         .ok_or_else(|| config_err!("--set {ov:?}: expected section.key=value, e.g. --set optim.lr=0.1"))?;
     let key = key.trim();
+    let schema = schema();
+    let is_text = key.split('.').try_fold(&schema, |v, part| v.get(part)).is_some_and(Value::is_str);
     let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
+        // A text key takes the text as given: `--set name=nan` is the name "nan", not a float.
+        .filter(|v| !is_text || v.is_str())
         .unwrap_or_else(|| Value::String(raw.to_string()));
     let mut probe = Value::Table(Default::default());
     set_path(&mut probe, key, parsed.clone());
-    check_keys(&probe, &schema(), "", &format!("--set {ov}"))?;
+    check_keys(&probe, &schema, "", &format!("--set {ov}"))?;
     set_path(value, key, parsed);
     Ok(())
 }

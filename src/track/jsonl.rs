@@ -60,6 +60,13 @@ impl Logger for JsonlLogger {
         Ok(()) // the config is in the run's config.toml
     }
 
+    fn rewind_to(&mut self, step: i64) -> Result<()> {
+        self.file = None; // the rewrite replaces the file: append to the new one
+        crate::train::run_dir::truncate_metrics_after(&self.path, step)?;
+        *self = JsonlLogger::new(&self.path);
+        Ok(())
+    }
+
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {
         match m.kind {
             MetricKind::Step => self.write(line("step", "train", m, m.values)),

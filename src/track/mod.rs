@@ -55,6 +55,11 @@ pub trait Logger {
     fn resume_after(&mut self, _step: i64) -> Result<()> {
         Ok(())
     }
+    /// A divergence restore went back to optimizer step `step` within this session: void what
+    /// was logged after it.
+    fn rewind_to(&mut self, _step: i64) -> Result<()> {
+        Ok(())
+    }
     /// Metric values.
     fn log_metrics(&mut self, m: &Metrics) -> Result<()>;
     /// A file of the run (`path`), known to the run as `name` (`plots/loss.png`).
@@ -168,6 +173,10 @@ impl Callback for Loggers {
     fn fit_end(&mut self, test: &EvalResult) {
         let values = [("test/loss", test.loss), ("test/acc", test.acc)];
         self.log_metrics(&Metrics { kind: MetricKind::Test, epoch: self.last.0, step: self.last.1, values: &values });
+    }
+
+    fn rewound(&mut self, step: i64) {
+        self.each("rewind", |l| l.rewind_to(step));
     }
 }
 

@@ -238,6 +238,9 @@ impl Logger for TensorBoardLogger {
     }
 
     fn log_params(&mut self, cfg: &Config) -> Result<()> {
+        if self.continues {
+            return Ok(()); // written by the session that started the run
+        }
         self.writer.text("config", 0, &config_markdown(cfg))
     }
 
@@ -247,6 +250,11 @@ impl Logger for TensorBoardLogger {
             self.writer.restart_at(step + 1)?;
         }
         Ok(())
+    }
+
+    fn rewind_to(&mut self, step: i64) -> Result<()> {
+        self.last_step = step;
+        self.writer.restart_at(step + 1) // TensorBoard drops the events of this file from there on
     }
 
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {

@@ -73,4 +73,7 @@ pub trait Callback {
     fn epoch_end(&mut self, _epoch: &EpochInfo) {}
     /// After the last epoch, with the final test evaluation.
     fn fit_end(&mut self, _test: &EvalResult) {}
+    /// A divergence restore took the run back to optimizer step `step`: what was reported after
+    /// it is void (the steps are trained again).
+    fn rewound(&mut self, _step: i64) {}
 }

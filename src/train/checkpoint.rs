@@ -49,10 +49,27 @@ pub struct TrainState {
     /// Early stopping ended the run (a resume then goes straight to the final evaluation).
     #[serde(default)]
     pub early_stopped: bool,
+    /// Totals of the epoch in progress when the run was interrupted mid-epoch (zero at epoch
+    /// ends), so the resumed epoch's line covers all its steps.
+    #[serde(default)]
+    pub partial: EpochTotals,
     /// CRC32C of the weights file.
     pub weights_crc32c: u32,
     /// CRC32C of the optimizer file.
     pub optim_crc32c: u32,
+}
+
+/// Running sums over an epoch's training steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochTotals {
+    /// Sum of loss x batch size.
+    pub loss_sum: f64,
+    /// Correct predictions (soft for mixed batches).
+    pub correct: f64,
+    /// Images.
+    pub seen: i64,
+    /// Seconds.
+    pub secs: f64,
 }
 
 fn one() -> f64 {

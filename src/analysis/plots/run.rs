@@ -93,7 +93,8 @@ fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         let total = per_epoch * cfg.train.epochs as u64;
         let schedule = Schedule::from_config(&cfg.schedule, per_epoch);
         let stride = (total / 2000).max(1) as usize;
-        let pts = (0..total).step_by(stride).map(|s| (s as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
+        // Step s (0-based) trains at lr(s) and is logged as step s + 1: draw it there.
+        let pts = (0..total).step_by(stride).map(|s| ((s + 1) as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
         series.push((format!("{} schedule", cfg.schedule.name), pts));
     }
     let logged: Vec<(f64, f64)> = h.steps.iter().map(|s| (s.step as f64, s.lr)).collect();

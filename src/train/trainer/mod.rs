@@ -204,6 +204,7 @@ impl Trainer {
             loss_scaler: Default::default(),
             early_stop: (f64::MIN, 0),
             early_stopped: false,
+            partial: Default::default(),
             lr_scale: 1.0,
             weights_crc32c: 0,
             optim_crc32c: 0,
@@ -291,6 +292,8 @@ impl Trainer {
                 Err(Error::Diverged(msg)) if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES => {
                     restores += 1;
                     self.restore_after_divergence(&msg)?;
+                    let step = self.state.step;
+                    self.callbacks.iter_mut().for_each(|c| c.rewound(step));
                     continue;
                 }
                 other => other?,
@@ -331,21 +334,22 @@ impl Trainer {
     /// One epoch: train steps, evaluation, checkpoint, callbacks. Returns the validation result.
     fn run_epoch(&mut self, epoch: i64, val_loader: &Loader) -> Result<EvalResult> {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
-        let (train_loss, train_acc, secs, seen) = self.train_epoch(epoch)?;
+        let (totals, secs_here) = self.train_epoch(epoch)?;
+        let seen = totals.seen.max(1) as f64;
         crate::failpoint::hit("eval");
         let tta = if self.cfg.train.val_tta { Tta::from_config(&self.cfg.train) } else { Tta::none() };
         let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta);
         // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
         self.state.early_stopped = self.should_stop_early(&val);
-        let is_best = self.checkpoint(epoch, &val, secs)?;
+        let is_best = self.checkpoint(epoch, &val, secs_here)?;
         let record = EpochInfo {
             epoch,
             step: self.state.step,
-            train_loss,
-            train_acc,
+            train_loss: totals.loss_sum / seen,
+            train_acc: totals.correct / seen,
             lr: self.lr_at(self.state.step.saturating_sub(1) as u64),
-            img_per_s: seen as f64 / secs.max(1e-9),
-            epoch_secs: secs,
+            img_per_s: totals.seen as f64 / totals.secs.max(1e-9),
+            epoch_secs: totals.secs,
             val: val.clone(),
             is_best,
         };

@@ -101,8 +101,9 @@ impl Trainer {
         self.load_ema(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
         self.state = TrainState { lr_scale, ..loaded.state };
+        let what = why.split(". ").next().unwrap_or(why); // not the advice for a stopped run
         eprintln!(
-            "warning: {why}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
+            "warning: {what}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
             self.state.step
         );
         Ok(())

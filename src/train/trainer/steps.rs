@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::train::checkpoint::EpochTotals;
 
 impl Trainer {
     /// Optimizer steps per epoch: the loader's batches grouped by `train.accumulate_steps` (an
@@ -16,40 +17,45 @@ impl Trainer {
         self.cfg.train.accumulate_steps.max(1) as usize
     }
 
-    /// Trains the (rest of the) epoch; returns mean loss, accuracy, seconds and images seen.
-    pub(super) fn train_epoch(&mut self, epoch: i64) -> Result<(f64, f64, f64, i64)> {
+    /// Trains the (rest of the) epoch; returns the whole epoch's totals (steps trained before an
+    /// interruption included) and the seconds this call trained.
+    pub(super) fn train_epoch(&mut self, epoch: i64) -> Result<(EpochTotals, f64)> {
         let (accum, per_epoch) = (self.accumulate(), self.steps_per_epoch());
         // Steps of this epoch already trained before an interruption (0 unless resuming mid-epoch).
         let done = (self.state.step - (epoch - 1) * per_epoch as i64).clamp(0, per_epoch as i64) as usize;
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0i64);
+        // Resumed mid-epoch: continue the sums of the steps trained before the interruption.
+        let mut t = if done > 0 { self.state.partial } else { EpochTotals::default() };
+        let (seen_before, secs_before) = (t.seen, t.secs);
         self.optim.freeze_trained_out(&self.model.net.trained_for_epochs(), epoch);
         let mut batches = self.train_loader.epoch_from(epoch as u64, done * accum);
         for _ in done..per_epoch {
             let group: Vec<Batch> = batches.by_ref().take(accum).collect();
             let (loss, n_correct) = self.train_step(&group)?;
             let b: i64 = group.iter().map(|g| g.labels.size()[0]).sum();
-            loss_sum += loss * b as f64;
-            correct += n_correct;
-            seen += b;
+            t.loss_sum += loss * b as f64;
+            t.correct += n_correct;
+            t.seen += b;
             let step = StepInfo {
                 epoch,
                 step: self.state.step,
                 loss,
                 acc: n_correct / b as f64,
                 lr: self.lr_at(self.state.step as u64 - 1),
-                img_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+                img_per_s: (t.seen - seen_before) as f64 / start.elapsed().as_secs_f64().max(1e-9),
             };
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
             if self.stop.load(Ordering::Relaxed) {
+                self.state.partial = EpochTotals { secs: secs_before + start.elapsed().as_secs_f64(), ..t };
                 return Err(self.interrupt(start.elapsed().as_secs_f64()));
             }
         }
         if let Device::Cuda(i) = self.device {
             tch::Cuda::synchronize(i as i64); // the last step's update belongs to this epoch's time
         }
-        let secs = start.elapsed().as_secs_f64();
-        Ok((loss_sum / seen.max(1) as f64, correct / seen.max(1) as f64, secs, seen))
+        self.state.partial = EpochTotals::default();
+        let secs_here = start.elapsed().as_secs_f64();
+        Ok((EpochTotals { secs: secs_before + secs_here, ..t }, secs_here))
     }
 
     /// One optimizer step over a group of micro-batches: forward, loss, backward for each
