@@ -144,6 +144,8 @@ fn config_mistakes_exit_2() {
     let ckpt = ["train", "-c", c, "--set", "train.grad_checkpointing=true"];
     assert_user_error(&mv(&ckpt, tmp.path()), 2, &["grad_checkpointing", "simple_cnn", "resnet"]);
     assert_user_error(&mv(&["train", "-c", c, "--set", "optim.betas=[0.9]"], tmp.path()), 2, &["optim.betas"]);
+    let o = mv(&["train", "-c", c, "--set", "schedule.warmup_epochs=1"], tmp.path());
+    assert_user_error(&o, 2, &["schedule.warmup_epochs", "\"onecycle\" has its own rise"]);
     for shared in ["/tmp/ckpt", "../ckpt", ""] {
         let o = mv(&["train", "-c", c, "--set", &format!("output.checkpoint_dir=\"{shared}\"")], tmp.path());
         assert_user_error(&o, 2, &["output.checkpoint_dir", "inside the run directory"]);

@@ -158,9 +158,6 @@ fn conflicting_options_are_errors() {
     assert!(e.contains("num_classes") && e.contains("10 classes"), "{e}");
     let e = err("", &["data.crop_padding=40"]);
     assert!(e.contains("crop_padding"), "{e}");
-    let e = err("", &["schedule.warmup_epochs=1"]);
-    assert!(e.contains("schedule.warmup_epochs") && e.contains("\"onecycle\" has its own rise"), "{e}");
-    assert!(load("", &["schedule.warmup_epochs=1", "schedule.name=cosine"]).is_ok());
 }
 
 #[test]

@@ -75,6 +75,8 @@ pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
         c.train.seed = 0;
         c.name.clear();
         c.track = Default::default();
+        // Where the data and outputs lie is not part of the recipe.
+        (c.data.root, c.output) = (Default::default(), Default::default());
         format!("{}{}", r.finished, c.to_toml())
     };
     let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();

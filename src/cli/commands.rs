@@ -67,10 +67,15 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
     let tta = Tta::from_config(&cfg.train);
     let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
-    // Another precision than the run's gives other numbers: keep both files.
-    let own_precision = run_dir::read_config(run)?.train.precision;
-    let precision_suffix =
-        if cfg.train.precision == own_precision { String::new() } else { format!("-{}", precision.name()) };
+    // Another precision than the one the run trained in (env.json) gives other numbers: keep both.
+    let trained_in = std::fs::read_to_string(run.join("env.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["precision"].as_str().map(String::from));
+    let precision_suffix = match trained_in {
+        Some(p) if p != precision.name() => format!("-{}", precision.name()),
+        _ => String::new(),
+    };
     let out = run.join(format!("eval-{which}{}{precision_suffix}.json", tta.file_suffix()));
     run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
@@ -85,7 +90,6 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     for (name, acc) in data.test.classes.iter().zip(&result.per_class_acc) {
         println!("  {name:<12} {:.2}%", acc * 100.0);
     }
-    println!("wrote {}", out.display());
     println!("wrote {}", out.display());
     Ok(())
 }

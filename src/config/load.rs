@@ -32,7 +32,8 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
     let cfg: Config = value.try_into().map_err(|e: toml::de::Error| {
         let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         // A type error names no key; find the override that causes it, if one does.
-        let culprit = overrides.iter().find(|ov| {
+        let file_ok = base.clone().try_into::<Config>().is_ok();
+        let culprit = overrides.iter().filter(|_| file_ok).find(|ov| {
             let mut v = base.clone();
             apply_override(&mut v, ov).is_ok() && v.try_into::<Config>().is_err()
         });

@@ -132,14 +132,6 @@ pub(super) fn validate(c: &Config) -> Result<()> {
 }
 
 fn consistency(c: &Config) -> Result<()> {
-    let schedule = c.schedule.name.as_str();
-    if c.schedule.warmup_epochs > 0.0 && matches!(schedule, "onecycle" | "triangle") {
-        return Err(config_err!(
-            "`schedule.warmup_epochs` = {}: schedule.name = {schedule:?} has its own rise (schedule.pct_start); \
-             expected 0, or a schedule that warms up (constant, step, multistep, linear, cosine)",
-            c.schedule.warmup_epochs
-        ));
-    }
     if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
         return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
     }

@@ -57,7 +57,11 @@ pub fn lock(run: &Path) -> Result<RunLock> {
                 pid.trim()
             )))
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
+        // Some network file systems cannot lock: train unguarded rather than not at all.
+        Err(std::fs::TryLockError::Error(e)) => {
+            eprintln!("warning: cannot lock {} ({e}); make sure no other process trains this run", path.display());
+            Ok(RunLock(file))
+        }
     }
 }
 

@@ -15,7 +15,7 @@ mod persist;
 mod setup;
 mod steps;
 
-use setup::{check_checkpoint_dir, check_model};
+use setup::{check_model, check_new_run};
 pub use setup::{loader_spec, model_args};
 
 pub use lr_find::{suggest_lr, LrFind};
@@ -91,7 +91,7 @@ impl Trainer {
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
-        check_checkpoint_dir(&cfg)?;
+        check_new_run(&cfg)?;
         let data = data::load(&cfg.data, cfg.train.seed)?;
         let train_images = data.train.len();
         if train_images < cfg.data.batch_size {

@@ -41,10 +41,19 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Checks that a new run's checkpoints stay inside its own directory. (Only for new runs: the
-/// config of an existing run is read back as it was written.)
-pub(super) fn check_checkpoint_dir(cfg: &Config) -> Result<()> {
+/// Checks made for new runs only (the config of an existing run is read back as it was written,
+/// by an older version perhaps): checkpoints stay inside the run directory, and no setting is
+/// silently ignored.
+pub(super) fn check_new_run(cfg: &Config) -> Result<()> {
     use std::path::Component;
+    let schedule = cfg.schedule.name.as_str();
+    if cfg.schedule.warmup_epochs > 0.0 && matches!(schedule, "onecycle" | "triangle") {
+        return Err(Error::Config(format!(
+            "`schedule.warmup_epochs` = {}: schedule.name = {schedule:?} has its own rise (schedule.pct_start); \
+             expected 0, or a schedule that warms up (constant, step, multistep, linear, cosine)",
+            cfg.schedule.warmup_epochs
+        )));
+    }
     let dir = &cfg.output.checkpoint_dir;
     let inside = dir.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if inside && !dir.as_os_str().is_empty() {

@@ -109,9 +109,9 @@ impl Trainer {
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             let remedies = if self.cfg.train.on_nan == "restore" {
-                "set a lower optim.lr or train.grad_clip" // the restores did not help
+                "Set a lower optim.lr or train.grad_clip" // the restores did not help
             } else {
-                "set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
+                "Set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
             };
             return Err(Error::Diverged(format!(
                 "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. {remedies} in \
