@@ -182,3 +182,21 @@ fn chromium_renders_the_report_without_errors() {
     let blue = shot.pixels().filter(|p| p.0 == [r, g, b]).count();
     assert!(blue > 100, "plot colours not visible ({blue} px)");
 }
+
+#[test]
+fn a_confusion_matrix_of_many_classes_stays_a_readable_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let heatmap = |n: usize| plots::Heatmap {
+        title: format!("{n} classes"),
+        labels: (0..n).map(|i| format!("class_{i}")).collect(),
+        shade: (0..n).map(|r| (0..n).map(|c| if r == c { 0.8 } else { 0.02 }).collect()).collect(),
+        text: (0..n).map(|_| vec!["1".to_string(); n]).collect(),
+    };
+    for (n, max_side) in [(10, 1000), (100, 1500)] {
+        let files = plots::save(&heatmap(n), tmp.path(), &format!("c{n}")).unwrap();
+        let (w, h) = image::image_dimensions(&files[0]).unwrap();
+        assert!(w <= max_side && h <= max_side, "{n} classes: {w}x{h}");
+        let svg = std::fs::read_to_string(&files[1]).unwrap();
+        assert!(svg.contains(&format!("class_{}", n - 1)), "every class is named");
+    }
+}

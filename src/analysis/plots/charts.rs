@@ -79,44 +79,58 @@ pub struct Heatmap {
     pub text: Vec<Vec<String>>,
 }
 
+/// Up to this many classes a heatmap writes every cell's value and names columns horizontally.
+const HEATMAP_TEXT_CLASSES: usize = 20;
+
+impl Heatmap {
+    fn dense(&self) -> bool {
+        self.labels.len() > HEATMAP_TEXT_CLASSES
+    }
+
+    /// Cell side in pixels: 56 with values written in; smaller for many classes, so that e.g. a
+    /// 100-class confusion matrix stays a readable ~1,200 px image rather than 5,800 px.
+    fn cell(&self) -> u32 {
+        let n = self.labels.len().max(1) as u32;
+        if self.dense() {
+            (1200 / n).max(10)
+        } else {
+            56
+        }
+    }
+}
+
 impl Figure for Heatmap {
     fn size(&self) -> (u32, u32) {
         let n = self.labels.len() as u32;
-        (220 + 56 * n, 160 + 56 * n)
+        let bottom = if self.dense() { 220 } else { 160 }; // room for the vertical column names
+        (220 + self.cell() * n, bottom + self.cell() * n)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
     where
         DB::ErrorType: 'static,
     {
-        let n = self.labels.len();
+        let (n, dense) = (self.labels.len(), self.dense());
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(12)
             .margin_left(120)
-            .margin_bottom(70)
+            .margin_bottom(if dense { 130 } else { 70 })
             .build_cartesian_2d(0..n, 0..n)?;
-        // Class names centred on rows and columns (drawn by hand: mesh labels sit on cell edges).
-        let font = TextStyle::from(("sans-serif", 13).into_font());
-        for (i, name) in self.labels.iter().enumerate() {
-            let (x0, y0) = chart.backend_coord(&(i, 0));
-            let (x1, _) = chart.backend_coord(&(i + 1, 0));
-            let w = root.estimate_text_size(name, &font)?.0 as i32;
-            let dy = if i % 2 == 0 { 6 } else { 24 }; // staggered so long names do not collide
-            root.draw(&Text::new(name.clone(), ((x0 + x1) / 2 - w / 2, y0 + dy), font.clone()))?;
-            let (_, ya) = chart.backend_coord(&(0, n - i));
-            let (xa, yb) = chart.backend_coord(&(0, n - 1 - i));
-            root.draw(&Text::new(name.clone(), (xa - w - 8, (ya + yb) / 2 - 7), font.clone()))?;
-        }
+        self.draw_labels(root, &chart)?;
         let (x_mid, y_bottom) = chart.backend_coord(&(n / 2, 0));
-        root.draw(&Text::new("predicted class", (x_mid - 50, y_bottom + 44), ("sans-serif", 15).into_font()))?;
-        root.draw(&Text::new("rows: true class", (8, y_bottom + 44), ("sans-serif", 15).into_font()))?;
+        let below = y_bottom + if dense { 110 } else { 44 };
+        root.draw(&Text::new("predicted class", (x_mid - 50, below), ("sans-serif", 15).into_font()))?;
+        root.draw(&Text::new("rows: true class", (8, below), ("sans-serif", 15).into_font()))?;
         for (r, row) in self.shade.iter().enumerate() {
             for (c, &v) in row.iter().enumerate() {
                 let y = n - 1 - r; // row 0 at the top
                 let v = v.clamp(0.0, 1.0);
                 let fill = RGBColor((247.0 - 239.0 * v) as u8, (251.0 - 203.0 * v) as u8, (255.0 - 148.0 * v) as u8);
                 chart.draw_series([Rectangle::new([(c, y), (c + 1, y + 1)], fill.filled())])?;
+                if dense {
+                    continue; // the shade alone: the numbers are in eval.json
+                }
                 let color = if v > 0.5 { WHITE } else { BLACK };
                 let style = TextStyle::from(("sans-serif", 13).into_font()).color(&color);
                 let text = self.text[r][c].clone();
@@ -125,6 +139,42 @@ impl Figure for Heatmap {
                 let w = root.estimate_text_size(&text, &style)?.0 as i32;
                 root.draw(&Text::new(text, ((px + qx) / 2 - w / 2, (py + qy) / 2 - 7), style))?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Heatmap {
+    /// Class names centred on rows and columns (drawn by hand: mesh labels sit on cell edges);
+    /// columns staggered when few, vertical when many.
+    fn draw_labels<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &ChartContext<
+            DB,
+            Cartesian2d<plotters::coord::types::RangedCoordusize, plotters::coord::types::RangedCoordusize>,
+        >,
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.labels.len();
+        let size = if self.dense() { (self.cell() as f64 - 1.0).clamp(8.0, 13.0) } else { 13.0 };
+        let font = TextStyle::from(("sans-serif", size).into_font());
+        let vertical = font.transform(FontTransform::Rotate90);
+        for (i, name) in self.labels.iter().enumerate() {
+            let (x0, y0) = chart.backend_coord(&(i, 0));
+            let (x1, _) = chart.backend_coord(&(i + 1, 0));
+            let (w, h) = root.estimate_text_size(name, &font)?;
+            if self.dense() {
+                root.draw(&Text::new(name.clone(), ((x0 + x1) / 2 + h as i32 / 2, y0 + 4), vertical.clone()))?;
+            } else {
+                let dy = if i % 2 == 0 { 6 } else { 24 }; // staggered so long names do not collide
+                root.draw(&Text::new(name.clone(), ((x0 + x1) / 2 - w as i32 / 2, y0 + dy), font.clone()))?;
+            }
+            let (_, ya) = chart.backend_coord(&(0, n - i));
+            let (xa, yb) = chart.backend_coord(&(0, n - 1 - i));
+            root.draw(&Text::new(name.clone(), (xa - w as i32 - 8, (ya + yb) / 2 - h as i32 / 2), font.clone()))?;
         }
         Ok(())
     }
