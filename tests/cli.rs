@@ -109,6 +109,18 @@ fn train_eval_and_resume_a_finished_run() {
 }
 
 #[test]
+fn config_prints_every_key_with_its_value() {
+    let out = mv(&["config", "--set", "optim.lr=0.3"], Path::new("."));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parsed: microvision::Config = toml::from_str(&text).unwrap();
+    assert_eq!(parsed.optim.lr, 0.3);
+    for section in ["[data]", "[model]", "[optim]", "[schedule]", "[train]", "[augment]", "[track]", "[output]"] {
+        assert!(text.contains(section), "{section}: {text}");
+    }
+}
+
+#[test]
 fn models_lists_the_registry() {
     let out = mv(&["models"], Path::new("."));
     let text = String::from_utf8_lossy(&out.stdout);

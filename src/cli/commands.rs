@@ -48,6 +48,15 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     Ok(())
 }
 
+pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(&path, overrides)?,
+        None => Config::from_toml_str("", "(defaults)", overrides)?,
+    };
+    print!("{}", cfg.to_toml());
+    Ok(())
+}
+
 pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let cfg = run_dir::read_config_with(run, overrides)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;

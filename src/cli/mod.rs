@@ -118,6 +118,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         plot_dir: Option<PathBuf>,
     },
+    /// Print a config as TOML with every key: the defaults, or a file's resolved values.
+    Config {
+        /// Config file (TOML); without it, the defaults.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Override a config value: section.key=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// List the registered models with parameters and MFLOPs per image.
     Models {
         /// Also measure the memory of a training step at batch 128 (takes a minute or more).
@@ -255,6 +264,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Report { run_dir, out } => commands::report(&run_dir, out),
         Command::Models { memory } => commands::models(memory),
+        Command::Config { config, overrides } => commands::show_config(config, &overrides),
         Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),
         Command::Bench {
             what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing },

@@ -156,7 +156,8 @@ pub struct ScheduleConfig {
     /// (linear from `peak / div_factor` up to the peak at `pct_start`, then linear down to
     /// `min_lr_ratio * peak`: airbench's schedule).
     pub name: String,
-    /// Linear warm-up length in epochs (constant, step and cosine).
+    /// Linear warm-up length in epochs (constant, step, multistep, linear and cosine; onecycle and
+    /// triangle rise by `pct_start` instead).
     pub warmup_epochs: f64,
     /// Step schedule: multiply the lr by `gamma` every `step_epochs` epochs.
     pub step_epochs: f64,
