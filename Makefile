@@ -40,5 +40,10 @@ lint: setup
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
-bench-pytorch: setup
-	./scripts/compare_throughput.sh simple_cnn 128 bf16
+# make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=bf16] [ROUNDS=3]
+MODEL ?= simple_cnn
+BATCH ?= 128
+PRECISION ?= bf16
+ROUNDS ?= 3
+bench-pytorch: build
+	./scripts/compare_throughput.sh $(MODEL) $(BATCH) $(PRECISION) $(ROUNDS)

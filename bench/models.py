@@ -133,7 +133,7 @@ def build(name, num_classes=10, in_channels=3):
         return ResNet([3, 4, 6, 3], num_classes, in_channels)
     if name in VGG_PLANS:
         return VGG(VGG_PLANS[name], num_classes, in_channels)
-    raise SystemExit(f"unknown model {name}")
+    raise SystemExit(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
 
 
 class _ConvBn(nn.Sequential):
@@ -250,3 +250,6 @@ def build(name, num_classes=10, in_channels=3):  # noqa: F811
     if name == "airbench94":
         return Airbench94(num_classes, in_channels)
     return _build_base(name, num_classes, in_channels)
+
+
+MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94"]

@@ -12,6 +12,7 @@ import argparse
 import torch
 
 import models
+from args import positive_int
 
 
 def step_fn(model, x, y, precision):
@@ -39,10 +40,10 @@ def conv_backward_split(events):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="efficientnet_b0")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=positive_int, default=64)
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--steps", type=positive_int, default=3)
+    ap.add_argument("--top", type=positive_int, default=8)
     a = ap.parse_args()
     torch.manual_seed(0)
     model = models.build(a.model).train().to(memory_format=torch.channels_last)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import models
+from args import non_negative_int, positive_int
 
 MEAN = (0.49139968, 0.48215841, 0.44653091)
 STD = (0.24703223, 0.24348513, 0.26158784)
@@ -244,12 +245,16 @@ def run(seed, epochs, data, dev, h):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.environ.get("MICROVISION_DATA", "data"))
-    ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=positive_int, default=1)
+    ap.add_argument("--seed", type=non_negative_int, default=0)
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="airbench94")
-    ap.add_argument("--epochs", type=int, default=0, help="0: the recipe's")
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--epochs", type=non_negative_int, default=0, help="0: the recipe's")
+    ap.add_argument("--threads", type=non_negative_int, default=0, help="0: all cores")
     a = ap.parse_args()
+    batches = os.path.join(a.data, "cifar-10-batches-bin")
+    if not os.path.isfile(os.path.join(batches, "test_batch.bin")):
+        hint = " (pass its parent directory)" if os.path.isfile(os.path.join(a.data, "test_batch.bin")) else ""
+        ap.error(f"--data {a.data}: expected a directory holding cifar-10-batches-bin/{hint}")
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = "cuda" if torch.cuda.is_available() else "cpu"

@@ -13,16 +13,17 @@ import time
 import torch
 
 import models
+from args import non_negative_int, positive_int
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="simple_cnn")
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--batch", type=positive_int, default=128)
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--steps", type=positive_int, default=20)
+    ap.add_argument("--repeats", type=positive_int, default=5)
+    ap.add_argument("--threads", type=non_negative_int, default=0, help="0: all cores")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -9,8 +9,14 @@
 # usage: scripts/ab_allocator.sh MODEL BATCH [ROUNDS] [STEPS] [REPEATS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
+usage_if_asked "$@"
+[ $# -le 5 ] || { echo "ab_allocator.sh: at most 5 arguments (MODEL BATCH ROUNDS STEPS REPEATS)" >&2; exit 2; }
 model=${1:-resnet18} batch=${2:-128} rounds=${3:-2} steps=${4:-5} repeats=${5:-3}
+need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"; need_count REPEATS "$repeats"
+need_tools
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 mv_run() { env "$@" target/release/microvision bench throughput --model "$model" --batch "$batch" --precision bf16 --steps "$steps" --repeats "$repeats" | tail -n 1; }
 py_run() { (cd bench && env "$@" ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision bf16 --steps "$steps" --repeats "$repeats" | tail -n 1); }
 for _ in $(seq "$rounds"); do

@@ -15,12 +15,18 @@ from PIL import Image
 RECORD = 1 + 3 * 32 * 32  # label byte, then the red, green and blue 32x32 planes
 
 
-def read_batches(files):
+def read_batches(files, num_classes):
     """Labels (N,) and images (N, 32, 32, 3) uint8 of the given binary batch files."""
-    raw = np.concatenate([np.fromfile(f, dtype=np.uint8) for f in files])
-    if raw.size % RECORD:
-        sys.exit(f"{files}: size is not a multiple of {RECORD} bytes")
-    raw = raw.reshape(-1, RECORD)
+    parts = []
+    for f in files:
+        raw = np.fromfile(f, dtype=np.uint8)
+        if raw.size % RECORD:
+            sys.exit(f"{f}: {raw.size} bytes, expected a multiple of {RECORD} (truncated or not a CIFAR-10 batch)")
+        raw = raw.reshape(-1, RECORD)
+        if raw[:, 0].max(initial=0) >= num_classes:
+            sys.exit(f"{f}: label {raw[:, 0].max()} out of range 0..{num_classes - 1}")
+        parts.append(raw)
+    raw = np.concatenate(parts)
     return raw[:, 0], raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
@@ -35,14 +41,19 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    splits = {"train": [src / f"data_batch_{i}.bin" for i in range(1, 6)], "test": [src / "test_batch.bin"]}
+    missing = [str(f) for f in [src / "batches.meta.txt", *splits["train"], *splits["test"]] if not f.is_file()]
+    if missing:
+        sys.exit(f"{src}: missing {', '.join(missing)}; expected the cifar-10-batches-bin directory")
+    if out.exists() and any(out.iterdir()):
+        sys.exit(f"{out} is not empty: choose a new directory (old images would mix with the new ones)")
     # Label i is the i-th name; CIFAR-10's names are in alphabetical order, which is also the
     # order in which the image-folder reader numbers class directories, so labels carry over.
     classes = (src / "batches.meta.txt").read_text().split()
     if len(classes) != 10:
         sys.exit(f"{src / 'batches.meta.txt'}: expected 10 class names, found {len(classes)}")
-    splits = {"train": [src / f"data_batch_{i}.bin" for i in range(1, 6)], "test": [src / "test_batch.bin"]}
     for split, files in splits.items():
-        labels, images = read_batches(files)
+        labels, images = read_batches(files, len(classes))
         write_split(out / split, labels, images, classes)
         print(f"{out / split}: {len(labels)} images")
 

@@ -7,14 +7,22 @@
 #   EPOCHS: 0 or omitted = the recipe's own (10 / 8); fewer shortens both schedules alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
+usage_if_asked "$@"
+[ $# -le 3 ] || { echo "compare_speedrun.sh: at most 3 arguments (ROUNDS EPOCHS RECIPE)" >&2; exit 2; }
 rounds=${1:-3} epochs=${2:-0} recipe=${3:-airbench94}
+need_count ROUNDS "$rounds"; need_count EPOCHS "$epochs" 0
 case $recipe in
   airbench94) config=configs/speedrun94.toml ;;
   muon) config=configs/speedrun94_muon.toml ;;
   *) echo "compare_speedrun.sh: RECIPE = '$recipe': expected airbench94 or muon" >&2; exit 2 ;;
 esac
+need_tools
 data=${MICROVISION_DATA:-data}
+[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || {
+  echo "compare_speedrun.sh: no CIFAR-10 under MICROVISION_DATA = '$data' (expected $data/cifar-10-batches-bin/)" >&2; exit 2; }
 out=$(mktemp -d)
+echo "logs of both sides: $out" >&2
 ours_epochs=()
 [ "$epochs" -gt 0 ] && ours_epochs=(--set "train.epochs=$epochs")
 for seed in $(seq 0 $((rounds - 1))); do

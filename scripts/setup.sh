@@ -11,6 +11,10 @@
 # fresh clone on the same machine (CI) reuses it instead of downloading ~4 GB again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "$*" in
+  "" | --browser) ;;
+  *) echo "setup.sh: unknown arguments '$*': expected none or --browser" >&2; exit 2 ;;
+esac
 
 TORCH_VERSION=2.11.0
 PY=${PYTHON:-python3}
