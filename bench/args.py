@@ -2,23 +2,20 @@
 import argparse
 
 
-def positive_int(text):
-    """An integer >= 1 (batch size, steps, repeats, runs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive integer")
-    return value
+def _int_at_least(low, expected):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text):
-    """An integer >= 0 (threads and epochs, where 0 means the default)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or a positive integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: expected 0 or a positive integer")
-    return value
+# An integer >= 1 (batch size, steps, repeats, runs).
+positive_int = _int_at_least(1, "a positive integer")
+# An integer >= 0 (threads and epochs, where 0 means the default; seeds).
+non_negative_int = _int_at_least(0, "0 or a positive integer")
