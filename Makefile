@@ -41,9 +41,10 @@ lint: setup
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
 # make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=bf16] [ROUNDS=3]
-MODEL ?= simple_cnn
-BATCH ?= 128
-PRECISION ?= bf16
-ROUNDS ?= 3
+# (plain `=`: a MODEL or BATCH in the environment does not change it; the command line does)
+MODEL = simple_cnn
+BATCH = 128
+PRECISION = bf16
+ROUNDS = 3
 bench-pytorch: build
-	./scripts/compare_throughput.sh $(MODEL) $(BATCH) $(PRECISION) $(ROUNDS)
+	./scripts/compare_throughput.sh "$(MODEL)" "$(BATCH)" "$(PRECISION)" "$(ROUNDS)"

@@ -8,9 +8,10 @@
 # and the PyTorch eager reference with and without THP_MEM_ALLOC_ENABLE=1.
 # usage: scripts/ab_allocator.sh MODEL BATCH [ROUNDS] [STEPS] [REPEATS]
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-usage_if_asked "$@"
+usage_if_asked "$self" "$@"
 [ $# -le 5 ] || { echo "ab_allocator.sh: at most 5 arguments (MODEL BATCH ROUNDS STEPS REPEATS)" >&2; exit 2; }
 model=${1:-resnet18} batch=${2:-128} rounds=${3:-2} steps=${4:-5} repeats=${5:-3}
 need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"; need_count REPEATS "$repeats"

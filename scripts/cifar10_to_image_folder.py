@@ -38,6 +38,9 @@ def write_split(out, labels, images, classes):
 
 
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -45,6 +48,8 @@ def main():
     missing = [str(f) for f in [src / "batches.meta.txt", *splits["train"], *splits["test"]] if not f.is_file()]
     if missing:
         sys.exit(f"{src}: missing {', '.join(missing)}; expected the cifar-10-batches-bin directory")
+    if out.exists() and not out.is_dir():
+        sys.exit(f"{out} is a file: expected a new directory")
     if out.exists() and any(out.iterdir()):
         sys.exit(f"{out} is not empty: choose a new directory (old images would mix with the new ones)")
     # Label i is the i-th name; CIFAR-10's names are in alphabetical order, which is also the

@@ -6,9 +6,10 @@
 #   RECIPE: airbench94 (configs/speedrun94.toml, the default) or muon (configs/speedrun94_muon.toml);
 #   EPOCHS: 0 or omitted = the recipe's own (10 / 8); fewer shortens both schedules alike.
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-usage_if_asked "$@"
+usage_if_asked "$self" "$@"
 [ $# -le 3 ] || { echo "compare_speedrun.sh: at most 3 arguments (ROUNDS EPOCHS RECIPE)" >&2; exit 2; }
 rounds=${1:-3} epochs=${2:-0} recipe=${3:-airbench94}
 need_count ROUNDS "$rounds"; need_count EPOCHS "$epochs" 0

@@ -3,9 +3,10 @@
 # ROUNDS times each, and prints both medians and their ratio (training images/s).
 # usage: scripts/compare_throughput.sh MODEL BATCH PRECISION [ROUNDS] [STEPS]  (STEPS per timing, default 20)
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-usage_if_asked "$@"
+usage_if_asked "$self" "$@"
 [ $# -le 5 ] || { echo "compare_throughput.sh: at most 5 arguments (MODEL BATCH PRECISION ROUNDS STEPS)" >&2; exit 2; }
 model=${1:-simple_cnn} batch=${2:-128} precision=${3:-bf16} rounds=${4:-3} steps=${5:-20}
 need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"

@@ -3,7 +3,8 @@
 # need_count NAME VALUE [MIN]: VALUE must be an integer >= MIN (default 1).
 need_count() {
   local name=$1 value=$2 min=${3:-1}
-  if ! [[ $value =~ ^[0-9]+$ ]] || [ "$value" -lt "$min" ]; then
+  # Up to 9 digits and no leading zero: bash arithmetic would read 08 as octal.
+  if ! [[ $value =~ ^(0|[1-9][0-9]{0,8})$ ]] || ((value < min)); then
     echo "$(basename "$0"): $name = '$value': expected an integer >= $min" >&2
     exit 2
   fi
@@ -21,9 +22,11 @@ need_tools() {
   fi
 }
 
-# usage_if_asked "$@": prints the script's header comment for -h/--help and exits.
+# usage_if_asked SCRIPT "$@": prints SCRIPT's header comment for -h/--help and exits.
 usage_if_asked() {
+  local script=$1
+  shift
   case ${1:-} in
-    -h | --help) sed -n '2,/^set /p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set /p' "$script" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 }

@@ -51,7 +51,15 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
 pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> {
     let cfg = match config {
         Some(path) => Config::load(&path, overrides)?,
-        None => Config::from_toml_str("", "(defaults)", overrides)?,
+        // As a new run sees it: MICROVISION_DATA sets data.root.
+        None => {
+            let mut ov: Vec<String> = crate::config::data_env()
+                .map(|d| format!("data.root={:?}", d.display().to_string()))
+                .into_iter()
+                .collect();
+            ov.extend_from_slice(overrides);
+            Config::from_toml_str("", "(defaults)", &ov)?
+        }
     };
     print!("{}", cfg.to_toml());
     Ok(())

@@ -92,7 +92,7 @@ impl Heatmap {
     fn cell(&self) -> u32 {
         let n = self.labels.len().max(1) as u32;
         if self.dense() {
-            (1200 / n).max(10)
+            (1200 / n).clamp(10, 56)
         } else {
             56
         }
