@@ -100,8 +100,10 @@ fn a_resumed_run_voids_what_the_interrupted_one_logged_after_its_checkpoint() {
     let session = |mark_restart: bool| {
         let tmp = tempfile::tempdir().unwrap();
         // The interrupted run logged epochs 1-5 and steps 4-5, but its last checkpoint is at 2.
+        let cfg = microvision::Config::default();
         let mut first = TensorBoardLogger::new(tmp.path()).unwrap();
         first.resume_after(0).unwrap(); // a new run: nothing to void, no mark
+        first.log_params(&cfg).unwrap();
         (1..=5).for_each(|s| log(&mut first, MetricKind::Epoch, s, "val/acc", s as f64));
         (4..=5).for_each(|s| log(&mut first, MetricKind::Step, s, "loss", 1.0));
         drop(first);
@@ -109,6 +111,15 @@ fn a_resumed_run_voids_what_the_interrupted_one_logged_after_its_checkpoint() {
         // early after epoch 4 and logs no step values.
         let mut resumed = TensorBoardLogger::new(tmp.path()).unwrap();
         resumed.resume_after(if mark_restart { 2 } else { 5 }).unwrap();
+        resumed.log_params(&cfg).unwrap(); // the config is written once per run, by its first session
+        let with_config = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| {
+                let bytes = std::fs::read(e.as_ref().unwrap().path()).unwrap();
+                bytes.windows(9).any(|w| w == b"[optim]\n ")
+            })
+            .count();
+        assert_eq!(with_config, 1, "one event file holds the config");
         (3..=4).for_each(|s| log(&mut resumed, MetricKind::Epoch, s, "val/acc", 10.0 * s as f64));
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
         read(tmp.path())
