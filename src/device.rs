@@ -45,7 +45,7 @@ pub fn select_device(name: &str) -> Result<Device> {
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
         "cuda" => Err(config_err!("`train.device` = \"cuda\": no CUDA device is visible; use \"auto\" or \"cpu\"")),
         "auto" => Ok(Device::cuda_if_available()),
-        other => Err(config_err!("`train.device` = {other:?}: expected one of auto, cpu, cuda")),
+        other => Err(config_err!("`train.device` = {other:?}: expected one of {}", crate::config::DEVICES.join(", "))),
     }
 }
 
@@ -62,7 +62,9 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
         }
         "auto" if device.is_cuda() || cpu_has_native_bf16() => Ok(Precision::Bf16),
         "auto" => Ok(Precision::Fp32),
-        other => Err(config_err!("`train.precision` = {other:?}: expected one of auto, fp32, bf16, fp16")),
+        other => {
+            Err(config_err!("`train.precision` = {other:?}: expected one of {}", crate::config::PRECISIONS.join(", ")))
+        }
     }
 }
 

@@ -32,9 +32,14 @@ pub enum Error {
     /// Stopped by a signal or a stop request; the message says how to resume.
     #[error("{0}")]
     Interrupted(String),
-    /// The loss became NaN or infinite.
-    #[error("{0}")]
-    Diverged(String),
+    /// The loss or the weights became NaN or infinite: what happened, and what to do about it.
+    #[error("{what}. {advice}")]
+    Diverged {
+        /// What happened, where (step, epoch).
+        what: String,
+        /// What the user can change before resuming.
+        advice: String,
+    },
     /// Another runtime condition stopped the run.
     #[error("{0}")]
     Runtime(String),
@@ -48,7 +53,7 @@ impl Error {
             Error::Data(_) => 3,
             Error::Checkpoint(_) => 4,
             Error::Interrupted(_) => 130,
-            Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) | Error::Diverged(_) => 1,
+            Error::Io { .. } | Error::Torch(_) | Error::Runtime(_) | Error::Diverged { .. } => 1,
         }
     }
 

@@ -89,7 +89,7 @@ fn poisoned_after_one_epoch(on_nan: &str) -> (tempfile::TempDir, Trainer) {
 fn nan_loss_stops_naming_the_step_and_writes_no_nan_checkpoint() {
     let (_tmp, mut t) = poisoned_after_one_epoch("stop");
     let err = t.fit().unwrap_err();
-    assert!(matches!(err, Error::Diverged(_)));
+    assert!(matches!(err, Error::Diverged { .. }));
     let msg = err.to_string();
     assert!(msg.contains("loss became NaN at step 4 (epoch 2)") && msg.contains("--resume"), "{msg}");
     let last = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();

@@ -2,7 +2,6 @@
 //! accuracy, training time, images/s), as Markdown or CSV; unfinished runs are marked. Runs whose configs differ only in the
 //! seed are grouped, their numbers shown as mean +- std; [`curves`] overlays their validation curves.
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 use super::history::{EpochRow, History};
@@ -37,9 +36,7 @@ pub struct RunSummary {
 /// Reads a run directory.
 pub fn summarize(dir: &Path) -> Result<RunSummary> {
     let config = run_dir::read_config(dir)?;
-    let read_json =
-        |name: &str| -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok() };
-    let params = read_json("env.json").and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
+    let params = run_dir::read_env(dir).and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
     // metrics.jsonl and eval.json as History reads them for the plots and the report.
     let h = History::read(dir).map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
     let val_acc: Vec<f64> = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).collect();

@@ -33,10 +33,7 @@ pub fn escape(s: &str) -> String {
 pub fn render(run: &Path) -> Result<String> {
     let cfg = run_dir::read_config(run)?;
     let h = History::read(run)?;
-    let env: Value = std::fs::read_to_string(run.join("env.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let env: Value = run_dir::read_env(run).unwrap_or(Value::Null);
     let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut html = String::new();
     let _ = write!(

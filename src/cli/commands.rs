@@ -18,8 +18,7 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         (None, Some(path)) => Trainer::new(Config::load(&path, overrides)?)?,
         (None, None) => unreachable!("clap requires --config or --resume"),
     };
-    let done = trainer.state.epoch >= trainer.cfg.train.epochs || trainer.state.early_stopped;
-    if done && trainer.run_dir.join("eval.json").exists() {
+    if trainer.training_done() && trainer.run_dir.join("eval.json").exists() {
         println!(
             "{} finished (epoch {}) and has its test evaluation (eval.json): nothing to do. Evaluate again with: \
              microvision eval {}",
@@ -51,15 +50,7 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
 pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> {
     let cfg = match config {
         Some(path) => Config::load(&path, overrides)?,
-        // As a new run sees it: MICROVISION_DATA sets data.root.
-        None => {
-            let mut ov: Vec<String> = crate::config::data_env()
-                .map(|d| format!("data.root={:?}", d.display().to_string()))
-                .into_iter()
-                .collect();
-            ov.extend_from_slice(overrides);
-            Config::from_toml_str("", "(defaults)", &ov)?
-        }
+        None => Config::defaults(overrides)?,
     };
     print!("{}", cfg.to_toml());
     Ok(())
@@ -85,10 +76,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let tta = Tta::from_config(&cfg.train);
     let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
     // Another precision than the one the run trained in (env.json) gives other numbers: keep both.
-    let trained_in = std::fs::read_to_string(run.join("env.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["precision"].as_str().map(String::from));
+    let trained_in = run_dir::read_env(run).and_then(|v| v["precision"].as_str().map(String::from));
     let precision_suffix = match trained_in {
         Some(p) if p != precision.name() => format!("-{}", precision.name()),
         _ => String::new(),
@@ -331,10 +319,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     }
     let src = data::source::source(&cfg.data.dataset)?;
     // The statistics the run normalised with (env.json), else the published ones.
-    let env: serde_json::Value = std::fs::read_to_string(run.join("env.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let env = run_dir::read_env(run).unwrap_or_default();
     let (mean, std) = match (env["norm_mean"].as_array(), env["norm_std"].as_array()) {
         (Some(m), Some(s)) => (serde_json::json!(m), serde_json::json!(s)),
         _ => {

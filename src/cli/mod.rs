@@ -159,10 +159,10 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..=65536))]
         batch: i64,
         /// auto, fp32, bf16 or fp16.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "fp32", "bf16", "fp16"])]
+        #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(crate::config::PRECISIONS))]
         precision: String,
         /// auto, cpu or cuda.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+        #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(crate::config::DEVICES))]
         device: String,
         /// Steps per timed repeat.
         #[arg(long, default_value_t = 20, value_parser = at_least_one())]

@@ -9,6 +9,8 @@ mod load;
 mod optim;
 mod validate;
 
+pub use validate::{DEVICES, PRECISIONS};
+
 pub use load::apply_override;
 pub use optim::OptimConfig;
 use serde::{Deserialize, Serialize};
@@ -370,6 +372,11 @@ impl Config {
     /// `MICROVISION_DATA` environment variable, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
         load::load_file(path, overrides, data_env())
+    }
+
+    /// The default config with `--set` overrides, as a new run sees it (`MICROVISION_DATA` applies).
+    pub fn defaults(overrides: &[String]) -> Result<Config> {
+        load::load_str("", "(defaults)", overrides, data_env())
     }
 
     /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.

@@ -129,18 +129,16 @@ fn path_of(dir: &Path, name: &str) -> PathBuf {
 
 /// Reads `name` from `dir`, gzip-compressed (`name`) or raw (`name` without `.gz`).
 pub fn read(dir: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8>)> {
-    let gz = dir.join(name);
-    let raw = dir.join(name.trim_end_matches(".gz"));
-    let (path, bytes) = if gz.is_file() {
-        let file = std::fs::File::open(&gz).map_err(|e| data_err!("cannot open {}: {e}", gz.display()))?;
+    let path = path_of(dir, name);
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let file = std::fs::File::open(&path).map_err(|e| data_err!("cannot open {}: {e}", path.display()))?;
         let mut out = Vec::new();
         GzDecoder::new(file)
             .read_to_end(&mut out)
-            .map_err(|e| data_err!("{}: not a valid gzip file: {e}", gz.display()))?;
-        (gz, out)
+            .map_err(|e| data_err!("{}: not a valid gzip file: {e}", path.display()))?;
+        out
     } else {
-        let bytes = std::fs::read(&raw).map_err(|e| data_err!("cannot read {}: {e}", raw.display()))?;
-        (raw, bytes)
+        std::fs::read(&path).map_err(|e| data_err!("cannot read {}: {e}", path.display()))?
     };
     parse(&bytes, &path)
 }

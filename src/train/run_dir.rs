@@ -94,14 +94,12 @@ pub fn read_config(run: &Path) -> Result<Config> {
 /// [`read_config`] with `key=value` overrides applied (as `train --set`).
 pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
     let path = run.join("config.toml");
-    if run.exists() && !run.is_dir() {
-        return Err(Error::Checkpoint(format!(
-            "{} is a file; expected a run directory (runs/<name>-<time>)",
-            run.display()
-        )));
-    }
     if !run.is_dir() {
-        return Err(Error::Checkpoint(format!("run directory {} does not exist", run.display())));
+        return Err(Error::Checkpoint(if run.exists() {
+            format!("{} is a file; expected a run directory (runs/<name>-<time>)", run.display())
+        } else {
+            format!("run directory {} does not exist", run.display())
+        }));
     }
     Config::from_toml_str(
         &std::fs::read_to_string(&path).map_err(|e| {
@@ -205,11 +203,14 @@ pub fn has_epoch_records(run: &Path) -> bool {
     text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["kind"] == "epoch")
 }
 
+/// The run's `env.json` as JSON (`None` when missing or unreadable: a run killed before writing it).
+pub fn read_env(run: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).ok()?).ok()
+}
+
 /// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
 pub fn update_peak_memory(run: &Path) -> Result<()> {
-    let path = run.join("env.json");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+    let Some(mut v) = read_env(run) else { return Ok(()) };
     v["peak_rss_bytes"] = peak_rss_bytes().into();
-    write_json(&path, &v)
+    write_json(&run.join("env.json"), &v)
 }

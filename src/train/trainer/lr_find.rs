@@ -60,7 +60,7 @@ impl Trainer {
                 self.lr_override = Some(lr);
                 let loss = match self.train_step(std::slice::from_ref(&batch)) {
                     Ok((loss, _)) => loss,
-                    Err(Error::Diverged(_)) => break 'sweep, // the loss exploded: the sweep is over
+                    Err(Error::Diverged { .. }) => break 'sweep, // the loss exploded: the sweep is over
                     Err(e) => return Err(e),
                 };
                 avg = beta * avg + (1.0 - beta) * loss;

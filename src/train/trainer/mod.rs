@@ -134,43 +134,6 @@ impl Trainer {
         Ok(t)
     }
 
-    /// Loads the newest valid checkpoint into the model, optimizer and state; starts over when no
-    /// epoch had finished, and refuses (changing nothing) when finished epochs are recorded but
-    /// no checkpoint can be read.
-    fn restore_newest_checkpoint(&mut self) -> Result<()> {
-        let dir = self.checkpoint_dir();
-        match checkpoint::load_newest_valid(&dir) {
-            Some((tag, loaded)) => {
-                if tag != "last" {
-                    eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
-                }
-                checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
-                self.optim.load_state(&loaded.optim).map_err(|e| {
-                    Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
-                })?;
-                self.state = loaded.state;
-                self.load_ema(&loaded.optim);
-            }
-            // Killed in the first epoch (or inside its checkpoint write): start over, which gives
-            // the same run (the same seed).
-            None if !checkpoint::records_finished_epoch(&dir) && !run_dir::has_epoch_records(&self.run_dir) => {
-                eprintln!("note: {} finished no epoch yet; training from the start", self.run_dir.display());
-                self.init_from_data();
-            }
-            None => {
-                return Err(Error::Checkpoint(format!(
-                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though the run \
-                     had finished epochs: starting over would overwrite it, so nothing was changed. Start a \
-                     new run with `microvision train -c {}`",
-                    self.run_dir.display(),
-                    dir.display(),
-                    self.run_dir.join("config.toml").display()
-                )))
-            }
-        }
-        Ok(())
-    }
-
     fn assemble(
         cfg: Config,
         (run_dir, lock): (PathBuf, run_dir::RunLock),
@@ -259,6 +222,11 @@ impl Trainer {
         &self.data.test
     }
 
+    /// Whether every epoch has been trained, or early stopping ended the run.
+    pub fn training_done(&self) -> bool {
+        self.state.epoch >= self.cfg.train.epochs || self.state.early_stopped
+    }
+
     /// The directory holding `last.*` and `best.*`.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.run_dir.join(&self.cfg.output.checkpoint_dir)
@@ -286,12 +254,14 @@ impl Trainer {
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
         let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
         let (mut last_val, mut restores) = (None, 0);
-        while self.state.epoch < self.cfg.train.epochs && !self.state.early_stopped {
+        while !self.training_done() {
             let epoch = self.state.epoch + 1;
             let val = match self.run_epoch(epoch, &val_loader) {
-                Err(Error::Diverged(msg)) if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES => {
+                Err(Error::Diverged { what, advice })
+                    if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES =>
+                {
                     restores += 1;
-                    self.restore_after_divergence(&msg)?;
+                    self.restore_after_divergence(&what, &advice)?;
                     let step = self.state.step;
                     self.callbacks.iter_mut().for_each(|c| c.rewound(step));
                     continue;

@@ -1,5 +1,6 @@
 //! The trainer's persistence: epoch checkpoints (`best` then `last`), the checkpoint written on
-//! interruption, the restore after a divergence, and the run's provenance (`env.json`).
+//! interruption, resume from the newest valid checkpoint, the restore after a divergence, and the
+//! run's provenance (`env.json`).
 
 use super::*;
 use tch::Tensor;
@@ -43,13 +44,14 @@ impl Trainer {
             self.state.best_epoch = epoch;
         }
         if !val.loss.is_finite() || !self.weights_finite() {
-            return Err(Error::Diverged(format!(
-                "the weights became non-finite during epoch {epoch} (validation loss {}); no checkpoint was written \
-                 for it. Lower optim.lr or set train.grad_clip in {}/config.toml, then resume with --resume {}",
-                val.loss,
-                self.run_dir.display(),
-                self.run_dir.display()
-            )));
+            return Err(Error::Diverged {
+                what: format!(
+                    "the weights became non-finite during epoch {epoch} (validation loss {}); no checkpoint was \
+                     written for it",
+                    val.loss
+                ),
+                advice: self.resume_advice("Lower optim.lr or set train.grad_clip"),
+            });
         }
         let dir = self.checkpoint_dir();
         let optim = self.checkpoint_tensors();
@@ -89,19 +91,56 @@ impl Trainer {
         }
     }
 
+    /// Loads the newest valid checkpoint into the model, optimizer and state; starts over when no
+    /// epoch had finished, and refuses (changing nothing) when finished epochs are recorded but
+    /// no checkpoint can be read.
+    pub(super) fn restore_newest_checkpoint(&mut self) -> Result<()> {
+        let dir = self.checkpoint_dir();
+        match checkpoint::load_newest_valid(&dir) {
+            Some((tag, loaded)) => {
+                if tag != "last" {
+                    eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
+                }
+                checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+                self.optim.load_state(&loaded.optim).map_err(|e| {
+                    Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
+                })?;
+                self.state = loaded.state;
+                self.load_ema(&loaded.optim);
+            }
+            // Killed in the first epoch (or inside its checkpoint write): start over, which gives
+            // the same run (the same seed).
+            None if !checkpoint::records_finished_epoch(&dir) && !run_dir::has_epoch_records(&self.run_dir) => {
+                eprintln!("note: {} finished no epoch yet; training from the start", self.run_dir.display());
+                self.init_from_data();
+            }
+            None => {
+                return Err(Error::Checkpoint(format!(
+                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though the run \
+                     had finished epochs: starting over would overwrite it, so nothing was changed. Start a \
+                     new run with `microvision train -c {}`",
+                    self.run_dir.display(),
+                    dir.display(),
+                    self.run_dir.join("config.toml").display()
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// `train.on_nan = "restore"`: reload the newest valid checkpoint and scale the learning rate
     /// by `train.nan_lr_factor` (cumulatively), then carry on.
-    pub(super) fn restore_after_divergence(&mut self, why: &str) -> Result<()> {
+    pub(super) fn restore_after_divergence(&mut self, what: &str, advice: &str) -> Result<()> {
         let dir = self.checkpoint_dir();
         let Some((tag, loaded)) = checkpoint::load_newest_valid(&dir) else {
-            return Err(Error::Diverged(format!("{why}; no checkpoint to restore yet")));
+            let what = format!("{what}; no checkpoint to restore yet");
+            return Err(Error::Diverged { what, advice: advice.into() });
         };
         checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
         self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
         self.load_ema(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
         self.state = TrainState { lr_scale, ..loaded.state };
-        let what = why.split(". ").next().unwrap_or(why); // not the advice for a stopped run
         eprintln!(
             "warning: {what}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
             self.state.step
@@ -109,13 +148,16 @@ impl Trainer {
         Ok(())
     }
 
+    /// "`remedies` in RUN/config.toml, then resume with --resume RUN".
+    pub(super) fn resume_advice(&self, remedies: &str) -> String {
+        let run = self.run_dir.display();
+        format!("{remedies} in {run}/config.toml, then resume with --resume {run}")
+    }
+
     /// On resume: the dataset files must be those the run started with (env.json's MD5s), or the
     /// resumed epochs would train or test on other data.
     pub(super) fn check_same_data(&self) -> Result<()> {
-        let path = self.run_dir.join("env.json");
-        let Some(recorded) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        let Some(recorded) = run_dir::read_env(&self.run_dir)
             .and_then(|v| serde_json::from_value::<Vec<(String, String)>>(v["data_md5"].clone()).ok())
         else {
             return Ok(()); // a run without provenance (killed before writing it): nothing to compare
@@ -127,7 +169,7 @@ impl Trainer {
                 "{}: {file} is not the file this run started with (MD5 {md5} in {}); resuming would mix \
                  datasets. Point data.root back at the original files or start a new run",
                 self.data.dir.display(),
-                path.display()
+                self.run_dir.join("env.json").display()
             ))),
         }
     }

@@ -113,14 +113,14 @@ impl Trainer {
             } else {
                 "Set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
             };
-            return Err(Error::Diverged(format!(
-                "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it. {remedies} in \
-                 {}/config.toml, then resume with --resume {}",
-                self.state.step + 1,
-                self.state.epoch + 1,
-                self.run_dir.display(),
-                self.run_dir.display()
-            )));
+            return Err(Error::Diverged {
+                what: format!(
+                    "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it",
+                    self.state.step + 1,
+                    self.state.epoch + 1
+                ),
+                advice: self.resume_advice(remedies),
+            });
         }
         if checkpointed.is_none() {
             if scale == 1.0 {
