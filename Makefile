@@ -9,7 +9,7 @@ MICROVISION_DATA ?= $(if $(wildcard ../shared/data/cifar-10-batches-bin),../shar
 export MICROVISION_DATA
 BIN := target/release/microvision
 
-.PHONY: setup build demo test test-real lint bench-pytorch clean-runs
+.PHONY: setup build demo test test-real lint bench-pytorch gpu-bundle clean-runs
 
 setup:
 	@./scripts/setup.sh
@@ -48,3 +48,9 @@ PRECISION = bf16
 ROUNDS = 3
 bench-pytorch: build
 	./scripts/compare_throughput.sh "$(MODEL)" "$(BATCH)" "$(PRECISION)" "$(ROUNDS)"
+
+# A stripped binary (~9 MB, under the device tool's 64 MiB) for scripts/gpu_check.sh on a GPU
+# machine, which runs it against its own PyTorch 2.11 libtorch.
+gpu-bundle: build
+	mkdir -p .gpu
+	strip -o .gpu/microvision $(BIN)
