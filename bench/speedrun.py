@@ -3,7 +3,8 @@ Jordan 2024, arXiv 2404.00498; configs/speedrun94_muon.toml with --recipe muon, 
 airbench94_muon), timed the same way as `microvision bench speedrun`: training time =
 the epochs' step loops (per-epoch validation excluded), whitening init = setup, final TTA
 evaluation = eval time. Same model (bench/models.py), same CPU mixed precision
-(torch.autocast('cpu', bfloat16) + channels_last; fp16 autocast on CUDA), same hyper-parameters.
+(torch.autocast(device, bfloat16) + channels_last, as `precision = "auto"` gives on CPUs with
+native bf16 and on CUDA), same hyper-parameters.
 
 usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--recipe airbench94|muon] [--runs 1]
        [--seed 0] [--epochs N (default: the recipe's)]
@@ -169,7 +170,7 @@ def optimizers(model, h):
 
 def warm_up(dev, batch):
     """Untimed first steps (kernel selection, allocator growth), as `bench speedrun` does."""
-    dtype = torch.float16 if dev == "cuda" else torch.bfloat16
+    dtype = torch.bfloat16  # microvision's "auto": bf16 on CUDA and on CPUs with native bf16
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
     x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
@@ -189,7 +190,7 @@ def run(seed, epochs, data, dev, h):
     train_x, train_y = train_x.to(dev), train_y.to(dev)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    dtype = torch.float16 if dev == "cuda" else torch.bfloat16
+    dtype = torch.bfloat16  # microvision's "auto": bf16 on CUDA and on CPUs with native bf16
     amp = lambda: torch.autocast(dev, dtype=dtype)  # noqa: E731
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     t = time.perf_counter()
@@ -203,7 +204,6 @@ def run(seed, epochs, data, dev, h):
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, shape) for o in opts]
     slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     flip_base = (torch.rand(len(train_x), generator=gen) < 0.5).to(dev)
-    scaler = torch.amp.GradScaler(enabled=dev == "cuda")  # fp16 on CUDA needs loss scaling, as ours
     every = h["lookahead_every"]
     train_secs, step = 0.0, 0
     for epoch in range(epochs):
@@ -220,10 +220,9 @@ def run(seed, epochs, data, dev, h):
                 loss = F.cross_entropy(model(x).float(), train_y[idx], label_smoothing=SMOOTHING)
             for o in opts:
                 o.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss.backward()  # bf16: no loss scaling
             for o in opts:
-                scaler.step(o)
-            scaler.update()
+                o.step()
             for s in scheds:
                 s.step()
             step += 1

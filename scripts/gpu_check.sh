@@ -4,15 +4,21 @@
 #   1. training/inference images/s of microvision and PyTorch eager on the same GPU, alternating
 #      (resnet18 batch 128, airbench94 batch 1024, bf16);
 #   2. speedrun training time of microvision and of the plain-PyTorch reference (airbench94 and
-#      muon recipes) on synthetic data of CIFAR-10's shape (timing only: accuracy is meaningless).
+#      muon recipes, bf16 both) on synthetic data of CIFAR-10's shape (timing only: accuracy is
+#      meaningless, and random labels may make a run diverge).
 # Prepare here with `make gpu-bundle` (a stripped binary in .gpu/, ~9 MB), then run there with the
 # device tool: command `bash scripts/gpu_check.sh`, carry [".gpu"]. Writes $OUT/gpu_check.log.
 # usage: scripts/gpu_check.sh [ROUNDS]   (alternating rounds per throughput pair, default 2)
-set -euo pipefail
+set -uo pipefail # no -e: a failed measurement prints "FAILED rc=N" and the others still run
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 usage_if_asked "$self" "$@"
+log=${OUT:-/tmp}/gpu_check.log
+exec > >(tee "$log") 2>&1
+tee_pid=$!
+finish() { exec >&- 2>&-; wait "$tee_pid"; } # the whole log is written before the command returns
+trap finish EXIT
 rounds=${1:-2}
 need_count ROUNDS "$rounds"
 bin=.gpu/microvision
@@ -20,8 +26,6 @@ bin=.gpu/microvision
 py=${PYTHON:-python3}
 torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-log=${OUT:-/tmp}/gpu_check.log
-exec > >(tee "$log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$py" -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
 
@@ -29,9 +33,11 @@ for pair in resnet18:128 airbench94:1024; do
   model=${pair%:*} batch=${pair#*:}
   for _ in $(seq "$rounds"); do
     echo "== $model batch $batch bf16: microvision"
-    "$bin" bench throughput --model "$model" --batch "$batch" --precision bf16 --device cuda --steps 50 --repeats 5 | sed -n 1p
+    "$bin" bench throughput --model "$model" --batch "$batch" --precision bf16 --device cuda --steps 50 --repeats 5 |
+      sed -n 1p || echo "FAILED rc=$?"
     echo "== $model batch $batch bf16: pytorch eager"
-    (cd bench && "$py" throughput.py --model "$model" --batch "$batch" --precision bf16 --steps 50 --repeats 5 | sed -n 1p)
+    (cd bench && "$py" throughput.py --model "$model" --batch "$batch" --precision bf16 --steps 50 --repeats 5 |
+      sed -n 1p) || echo "FAILED rc=$?"
   done
 done
 
@@ -49,10 +55,13 @@ for name, n in [(f"data_batch_{i}.bin", 10000) for i in range(1, 6)] + [("test_b
 names = "airplane automobile bird cat deer dog frog horse ship truck".split()
 open(os.path.join(out, "batches.meta.txt"), "w").write("\n".join(names) + "\n")
 PY
+[ $? -eq 0 ] || echo "FAILED: synthetic data"
+# Evaluation: TTA on every image on both sides (tta_cutoff = 0), as the reference does.
 for recipe in airbench94:configs/speedrun94.toml muon:configs/speedrun94_muon.toml; do
   name=${recipe%%:*} config=${recipe#*:}
   echo "== speedrun $name (synthetic data: times only): microvision"
-  MICROVISION_DATA=$synth "$bin" bench speedrun -c "$config" --runs 3 --set data.verify_md5=false | grep -v '^{'
+  MICROVISION_DATA=$synth "$bin" bench speedrun -c "$config" --runs 3 --set train.tta_cutoff=0 |
+    grep -v '^{' || echo "FAILED rc=$?"
   echo "== speedrun $name (synthetic data: times only): pytorch"
-  (cd bench && "$py" speedrun.py --data "$synth" --recipe "$name" --runs 3 | grep -v '^{')
+  (cd bench && "$py" speedrun.py --data "$synth" --recipe "$name" --runs 3 | grep -v '^{') || echo "FAILED rc=$?"
 done
