@@ -70,6 +70,7 @@ fn batches(c: &mut Criterion) {
         seed: 0,
         augment,
         num_classes: 10,
+        train_sizes: Vec::new(),
     };
     let mut g = c.benchmark_group("batch");
     g.throughput(Throughput::Elements(n as u64));

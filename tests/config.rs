@@ -109,6 +109,16 @@ fn range_errors_name_key_value_and_expectation() {
         ("train.grad_clip=-2", "train.grad_clip", ">= 0"),
         ("schedule.warmup_epochs=11", "schedule.warmup_epochs", "to train.epochs (10)"),
         ("data.root=\"\"", "data.root", "expected the directory"),
+        (
+            "data.train_sizes=[16, 40]",
+            "data.train_sizes",
+            "contains 40: expected image sides from 1 to data.input_size (32)",
+        ),
+        (
+            "data.train_sizes=[16,16,16,16,16,16,16,16,16,16,16]",
+            "data.train_sizes",
+            "lists 11 epochs: expected at most train.epochs (10)",
+        ),
     ];
     for (ov, key, expect) in cases {
         let e = err("", &[ov]);

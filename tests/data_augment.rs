@@ -135,3 +135,18 @@ fn training_with_every_augmentation_on_runs_and_resumes_the_same_batches() {
     let test = trainer.fit().unwrap();
     assert!(test.loss.is_finite());
 }
+
+#[test]
+fn progressive_resizing_trains_small_then_full_and_refuses_fixed_size_heads() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.data.train_sizes = vec![24];
+    let e = microvision::train::Trainer::new(cfg.clone()).err().expect("simple_cnn's head is sized for 32 px");
+    let msg = e.to_string();
+    assert!(msg.contains("`data.train_sizes` contains 24") && msg.contains("simple_cnn"), "{msg}");
+    cfg.model.name = "improved_cnn".into();
+    let mut trainer = microvision::train::Trainer::new(cfg).unwrap();
+    let test = trainer.fit().unwrap();
+    assert!(test.loss.is_finite());
+}

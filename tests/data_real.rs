@@ -29,6 +29,14 @@ fn mean_and_std_constants_match_the_training_set() {
 fn counts_and_first_images_match_the_dataset_facts() {
     let Some(d) = real() else { return };
     assert_eq!((d.train.len(), d.test.len()), (50_000, 10_000));
+    // The sums verified while loading travel with the splits (provenance reuses them).
+    let official: Vec<(String, String)> = cifar::CIFAR10
+        .train_files
+        .iter()
+        .chain(cifar::CIFAR10.test_files)
+        .map(|(f, m)| (f.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(d.md5.as_deref(), Some(&official[..]));
     assert_eq!(d.train.class_counts(), vec![5000; 10]);
     assert_eq!(d.test.class_counts(), vec![1000; 10]);
     let first_batch = d.train.labels.narrow(0, 0, 10_000).bincount::<tch::Tensor>(None, 10);

@@ -4,7 +4,7 @@ mod common;
 
 use microvision::data::loader::{alternate_flip, Loader, LoaderSpec};
 use microvision::data::transforms::{
-    channels_last, crop_flip, hflip, normalize, random_crop, random_crop_reflect, AugmentParams,
+    channels_last, crop_flip, hflip, normalize, random_crop, random_crop_reflect, resize, AugmentParams,
 };
 use microvision::data::Dataset;
 use tch::{Device, Kind, Tensor};
@@ -165,4 +165,33 @@ fn alternating_flips_show_every_image_both_ways_every_two_epochs() {
             assert!(a.images.get(i).flip([2]).equal(&b.images.get(i)), "epoch 2 mirrors epoch 1");
         }
     }
+}
+
+#[test]
+fn resize_is_antialiased_bilinear_by_hand() {
+    // Halving 4 px with PyTorch's antialiased bilinear filter (a triangle twice as wide as the
+    // pixel step, output centres at input 1 and 3): weights 3/7, 3/7, 1/7 on inputs 0-2 for the
+    // first output, 1/7, 3/7, 3/7 on inputs 1-3 for the second.
+    let x = Tensor::arange(4, (Kind::Float, Device::Cpu)).view([1, 1, 1, 4]).expand([2, 3, 4, 4], false).contiguous();
+    let y = resize(&x, 2);
+    assert_eq!(y.size(), [2, 3, 2, 2]);
+    let want = Tensor::from_slice(&[5.0f32 / 7.0, 16.0 / 7.0]).view([1, 1, 1, 2]);
+    assert!((&y - want).abs().max().double_value(&[]) < 1e-6, "{y}");
+    assert!(resize(&x, 4).equal(&x), "the same size is left alone");
+}
+
+#[test]
+fn progressive_sizes_downscale_the_same_batches_per_epoch() {
+    let data = dataset(64);
+    let full = Loader::new(&data, LoaderSpec { channels_last: false, ..spec(0, 1) });
+    let small = Loader::new(&data, LoaderSpec { train_sizes: vec![16, 24], channels_last: false, ..spec(1, 1) });
+    for (epoch, side) in [(1u64, 16i64), (2, 24), (3, 32)] {
+        let (a, b): (Vec<_>, Vec<_>) = (full.epoch(epoch).collect(), small.epoch(epoch).collect());
+        assert_eq!(b[0].images.size(), [16, 3, side, side], "epoch {epoch}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(resize(&x.images, side).equal(&y.images) && x.labels.equal(&y.labels), "epoch {epoch}");
+        }
+    }
+    let resumed: Vec<_> = small.epoch_from(2, 1).collect();
+    assert!(resumed[0].images.equal(&small.epoch(2).nth(1).unwrap().images));
 }

@@ -114,23 +114,30 @@ pub fn run_once(cfg: &Config, seed: u64) -> Result<SpeedrunResult> {
 }
 
 /// Untimed warm-up: a few training steps of the recipe's model (with its dataset's classes,
-/// channels and input size) at its batch size and precision (first-call costs: kernel
-/// selection, allocator growth). Returns its seconds.
+/// channels and input size, and each progressive-resizing size) at its batch size and precision
+/// (first-call costs: kernel selection per shape, allocator growth). Returns its seconds.
 pub fn warm_up(cfg: &Config) -> Result<f64> {
     use crate::bench::throughput::{measure, ThroughputSpec};
     let start = Instant::now();
     let (device, precision) = crate::device::resolve(&cfg.train)?;
-    let spec = ThroughputSpec {
-        model: cfg.model.name.clone(),
-        args: crate::train::trainer::model_args(cfg),
-        batch: cfg.data.batch_size,
-        precision,
-        device,
-        warmup: 3,
-        steps: 0,
-        repeats: 0,
-        checkpointing: false,
-    };
-    measure(&spec)?;
+    let args = crate::train::trainer::model_args(cfg);
+    let mut sizes = cfg.data.train_sizes.clone();
+    sizes.push(args.input_size);
+    sizes.sort_unstable();
+    sizes.dedup();
+    for input_size in sizes {
+        let spec = ThroughputSpec {
+            model: cfg.model.name.clone(),
+            args: crate::models::ModelArgs { input_size, ..args.clone() },
+            batch: cfg.data.batch_size,
+            precision,
+            device,
+            warmup: 3,
+            steps: 0,
+            repeats: 0,
+            checkpointing: false,
+        };
+        measure(&spec)?;
+    }
     Ok(start.elapsed().as_secs_f64())
 }

@@ -85,6 +85,10 @@ pub struct DataConfig {
     /// flipped in odd epochs and exactly the other half in even ones (airbench's derandomised
     /// flipping, every image seen both ways every two epochs).
     pub flip_mode: String,
+    /// Progressive resizing: epoch `i` (1-based) trains on images downscaled to `train_sizes[i-1]`
+    /// pixels (after augmentation, antialiased bilinear); later epochs and evaluation use
+    /// `input_size`. Empty = off.
+    pub train_sizes: Vec<i64>,
 }
 
 /// `[augment]`: training-time augmentations, batched on the compute device and seeded by
@@ -300,6 +304,7 @@ impl Default for DataConfig {
             val_split: 0.0,
             pad_mode: "zeros".into(),
             flip_mode: "random".into(),
+            train_sizes: Vec::new(),
         }
     }
 }

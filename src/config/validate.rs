@@ -170,6 +170,19 @@ fn consistency(c: &Config) -> Result<()> {
             "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"
         ));
     }
+    if let Some(s) = c.data.train_sizes.iter().find(|s| !(1..=c.data.input_size).contains(*s)) {
+        return Err(config_err!(
+            "`data.train_sizes` contains {s}: expected image sides from 1 to data.input_size ({})",
+            c.data.input_size
+        ));
+    }
+    if c.data.train_sizes.len() as i64 > c.train.epochs {
+        return Err(config_err!(
+            "`data.train_sizes` lists {} epochs: expected at most train.epochs ({}), one size per epoch",
+            c.data.train_sizes.len(),
+            c.train.epochs
+        ));
+    }
     if c.data.crop_padding >= c.data.input_size {
         return Err(config_err!(
             "`data.crop_padding` = {}: expected less than data.input_size ({})",

@@ -4,7 +4,6 @@
 //! or raw. Official files and MD5s as listed by torchvision 0.26 (`datasets/mnist.py`).
 
 use flate2::read::GzDecoder;
-use md5::{Digest, Md5};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -178,12 +177,28 @@ impl IdxSpec {
 
     /// Checks each present `.gz` file against its official MD5.
     pub fn verify(&self, dir: &Path) -> Result<()> {
+        self.check_md5s(dir, &self.md5s(dir)?)
+    }
+
+    /// MD5 of each data file present in `dir` (the `.gz` file, or the raw one when only it is
+    /// there), for provenance and verification.
+    pub fn md5s(&self, dir: &Path) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (name, _) in &self.files {
+            let raw = name.trim_end_matches(".gz");
+            if let Some(f) = [*name, raw].into_iter().find(|f| dir.join(f).is_file()) {
+                out.push((f.to_string(), super::cifar::md5_file(&dir.join(f))?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks sums computed by [`IdxSpec::md5s`] against the official ones (raw files have none).
+    pub fn check_md5s(&self, dir: &Path, sums: &[(String, String)]) -> Result<()> {
         for (name, md5) in &self.files {
-            let path = dir.join(name);
-            if let Ok(bytes) = std::fs::read(&path) {
-                let got = format!("{:x}", Md5::digest(&bytes));
-                if got != *md5 {
-                    return Err(data_err!("{}: MD5 {got}, expected the official {md5}", path.display()));
+            if let Some((_, got)) = sums.iter().find(|(f, _)| f == name) {
+                if got != md5 {
+                    return Err(data_err!("{}: MD5 {got}, expected the official {md5}", dir.join(name).display()));
                 }
             }
         }

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
 
 use super::augment::{self, Draws};
-use super::transforms::{crop_flip, hflip, normalize, random_crop_reflect, AugmentParams};
+use super::transforms::{crop_flip, hflip, normalize, random_crop_reflect, resize, AugmentParams};
 use super::Dataset;
 use crate::config::AugmentConfig;
 
@@ -51,6 +51,9 @@ pub struct LoaderSpec {
     pub augment: AugmentConfig,
     /// Classes, for the soft targets of mixed batches.
     pub num_classes: i64,
+    /// Progressive resizing: the image side of each epoch (1-based) in order; epochs past the
+    /// list keep the stored size. Empty = off.
+    pub train_sizes: Vec<i64>,
 }
 
 impl LoaderSpec {
@@ -72,6 +75,7 @@ impl LoaderSpec {
             seed: 0,
             augment: AugmentConfig::default(),
             num_classes: 0,
+            train_sizes: Vec::new(),
         }
     }
 }
@@ -156,6 +160,7 @@ impl Loader {
             images: self.images.shallow_clone(),
             labels: self.labels.shallow_clone(),
             spec: self.spec.clone(),
+            size: self.image_size(epoch),
         };
         if self.spec.prefetch == 0 {
             return BatchIter { inner: Inner::Inline { maker: Box::new(maker), plans: plans.into_iter() } };
@@ -170,6 +175,12 @@ impl Loader {
             }
         });
         BatchIter { inner: Inner::Prefetch { rx, handle: Some(handle) } }
+    }
+
+    /// The image side of epoch `epoch`'s batches, when progressive resizing changes it.
+    pub fn image_size(&self, epoch: u64) -> Option<i64> {
+        let size = *self.spec.train_sizes.get((epoch as usize).checked_sub(1)?)?;
+        (size != self.height || size != self.width).then_some(size)
     }
 
     fn plan(&self, epoch: u64) -> Vec<Plan> {
@@ -211,6 +222,8 @@ struct BatchMaker {
     images: Tensor,
     labels: Tensor,
     spec: LoaderSpec,
+    /// Side to downscale to (progressive resizing), if any.
+    size: Option<i64>,
 }
 
 impl BatchMaker {
@@ -240,6 +253,9 @@ impl BatchMaker {
         };
         let labels = self.labels.index_select(0, &idx).to_kind(Kind::Int64);
         let (mut x, targets) = augment::apply_normalized(x, &labels, &plan.draws, self.spec.num_classes);
+        if let Some(size) = self.size {
+            x = resize(&x, size);
+        }
         if self.spec.channels_last {
             x = super::transforms::channels_last(&x);
         }

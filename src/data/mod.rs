@@ -112,15 +112,15 @@ pub struct DataSplits {
     pub std: Vec<f64>,
     /// Directory the files were read from.
     pub dir: PathBuf,
+    /// MD5 of each file (name, hex), when loading computed them (`data.verify_md5`).
+    pub md5: Option<Vec<(String, String)>>,
 }
 
 /// Finds (or downloads) the configured dataset and reads both splits into memory.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let src = source::for_config(cfg)?;
     let dir = locate_or_download(cfg)?;
-    if cfg.verify_md5 {
-        src.verify(&dir)?;
-    }
+    let md5 = if cfg.verify_md5 { Some(src.verify(&dir)?) } else { None };
     let full_train = src.read_split(&dir, true)?;
     let test = src.read_split(&dir, false)?;
     if test.classes != full_train.classes {
@@ -159,7 +159,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
         };
         (full_train, val)
     };
-    Ok(DataSplits { train, val, test, mean, std, dir })
+    Ok(DataSplits { train, val, test, mean, std, dir, md5 })
 }
 
 /// The test split of a dataset that is already on disk (never downloads): for re-drawing a

@@ -103,29 +103,23 @@ impl Source {
         }
     }
 
-    /// Checks the files against the official MD5 sums.
-    pub fn verify(&self, dir: &Path) -> Result<()> {
+    /// Checks the files against the official MD5 sums; returns the sums (as [`Source::md5s`]) so
+    /// the run's provenance need not read the files again.
+    pub fn verify(&self, dir: &Path) -> Result<Vec<(String, String)>> {
+        let sums = self.md5s(dir)?;
         match self {
-            Source::Cifar(s) => s.verify(dir),
-            Source::Idx(s) => s.verify(dir),
-            Source::ImageFolder { .. } => Ok(()), // local files: no official checksums
+            Source::Cifar(s) => s.check_md5s(dir, &sums)?,
+            Source::Idx(s) => s.check_md5s(dir, &sums)?,
+            Source::ImageFolder { .. } => {} // local files: no official checksums
         }
+        Ok(sums)
     }
 
     /// MD5 of every data file present in `dir`, for provenance.
     pub fn md5s(&self, dir: &Path) -> Result<Vec<(String, String)>> {
         match self {
             Source::Cifar(s) => s.md5s(dir),
-            Source::Idx(s) => {
-                let mut out = Vec::new();
-                for (name, _) in &s.files {
-                    let raw = name.trim_end_matches(".gz");
-                    if let Some(f) = [*name, raw].into_iter().find(|f| dir.join(f).is_file()) {
-                        out.push((f.to_string(), cifar::md5_file(&dir.join(f))?));
-                    }
-                }
-                Ok(out)
-            }
+            Source::Idx(s) => s.md5s(dir),
             Source::ImageFolder { .. } => Ok(Vec::new()),
         }
     }

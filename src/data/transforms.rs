@@ -44,6 +44,17 @@ pub fn hflip(x: &Tensor, mask: &Tensor) -> Tensor {
     x.flip([3]).where_self(&mask.view([b, 1, 1, 1]), x)
 }
 
+/// Downscales a float batch `(B, C, H, W)` to `size x size` with antialiased bilinear
+/// interpolation (torchvision's `Resize(size, antialias=True)` on tensors); progressive resizing
+/// trains early epochs on such smaller views. A batch already at that size is returned as is.
+pub fn resize(x: &Tensor, size: i64) -> Tensor {
+    let s = x.size();
+    if s[2] == size && s[3] == size {
+        return x.shallow_clone();
+    }
+    x.internal_upsample_bilinear2d_aa([size, size], false, None, None)
+}
+
 /// uint8 `[0, 255]` -> float `(x / 255 - mean) / std`, per channel, as one fused multiply-add.
 pub fn normalize(x: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
     let (dev, c) = (x.device(), mean.len() as i64);

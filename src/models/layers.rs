@@ -91,17 +91,25 @@ pub fn seed_dropout(seed: u64) {
 /// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32; the
 /// one exception is in the module doc).
 pub fn autocast<T>(kind: Option<Kind>, f: impl FnOnce() -> T) -> T {
-    let prev = AUTOCAST.with(|a| a.replace(kind));
-    let out = f();
-    AUTOCAST.with(|a| a.set(prev));
-    out
+    let _restore = Restore(&AUTOCAST, AUTOCAST.with(|a| a.replace(kind)));
+    f()
 }
 
 /// Counts the multiply-accumulates of conv and linear layers run inside `f`.
 pub fn count_macs(f: impl FnOnce()) -> u64 {
-    let prev = MACS.with(|m| m.replace(Some(0)));
+    let _restore = Restore(&MACS, MACS.with(|m| m.replace(Some(0))));
     f();
-    MACS.with(|m| m.replace(prev)).unwrap_or(0)
+    MACS.with(Cell::get).unwrap_or(0)
+}
+
+/// Puts a thread-local setting back when dropped, also when a LibTorch error unwinds through the
+/// closure that changed it (a shape probe that fails must not leave autocast or counting on).
+struct Restore<V: Copy + 'static>(&'static std::thread::LocalKey<Cell<V>>, V);
+
+impl<V: Copy + 'static> Drop for Restore<V> {
+    fn drop(&mut self) {
+        self.0.with(|c| c.set(self.1));
+    }
 }
 
 fn add_macs(n: u64) {

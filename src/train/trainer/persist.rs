@@ -162,7 +162,7 @@ impl Trainer {
         else {
             return Ok(()); // a run without provenance (killed before writing it): nothing to compare
         };
-        let now = crate::data::source::source(&self.cfg.data.dataset)?.md5s(&self.data.dir)?;
+        let now = self.data_md5s()?;
         match recorded.iter().find(|r| !now.contains(r)) {
             None => Ok(()),
             Some((file, md5)) => Err(Error::Data(format!(
@@ -174,8 +174,15 @@ impl Trainer {
         }
     }
 
+    /// MD5 of each dataset file: those computed while loading (`data.verify_md5`), else read now.
+    fn data_md5s(&self) -> Result<Vec<(String, String)>> {
+        match &self.data.md5 {
+            Some(sums) => Ok(sums.clone()),
+            None => crate::data::source::source(&self.cfg.data.dataset)?.md5s(&self.data.dir),
+        }
+    }
+
     pub(super) fn write_provenance(&self) -> Result<()> {
-        let src = crate::data::source::source(&self.cfg.data.dataset)?;
         let prov = run_dir::Provenance {
             git_commit: run_dir::git_commit(),
             microvision_version: env!("CARGO_PKG_VERSION"),
@@ -187,7 +194,7 @@ impl Trainer {
             cpu_flags: device::cpu_flags(),
             threads: tch::get_num_threads() as i64,
             data_dir: self.data.dir.clone(),
-            data_md5: src.md5s(&self.data.dir)?,
+            data_md5: self.data_md5s()?,
             norm_mean: self.data.mean.clone(),
             norm_std: self.data.std.clone(),
             seed: self.cfg.train.seed,

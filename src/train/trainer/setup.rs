@@ -16,15 +16,12 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
     // Build the model and pass one image through it: an input too small for its pooling stages
     // (a zero-sized layer, an empty feature map) fails here, with a message, instead of inside
     // LibTorch during initialisation or the first training step.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {})); // the expected LibTorch panic is reported below
-    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let built = quietly(|| {
         Model::new(&cfg.model.name, &args, Device::Cpu).inspect(|m| {
             m.macs_per_image(&args);
         })
-    }));
-    std::panic::set_hook(hook);
-    let Ok(probe) = built else {
+    });
+    let Some(probe) = built else {
         return Err(Error::Config(format!(
             "model {:?} does not work on {}x{}x{} inputs (data.dataset = {:?}): its downsampling needs larger \
              images; choose another model (resnet18, simple_cnn and improved_cnn take any size from 16 px)",
@@ -32,6 +29,7 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
         )));
     };
     let probe = probe?;
+    check_train_sizes(cfg, &probe, &args)?;
     if cfg.train.grad_checkpointing && probe.net.segments().is_none() {
         return Err(Error::Config(format!(
             "`train.grad_checkpointing` = true: model {:?} has no checkpoint segments (supported: resnet*, vgg*, efficientnet_b0)",
@@ -39,6 +37,40 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Progressive resizing feeds the model (built for `data.input_size`) smaller images: each size
+/// must pass through it (a flattening head sized for the full input would fail at the first step).
+fn check_train_sizes(cfg: &Config, model: &Model, args: &ModelArgs) -> Result<()> {
+    let mut sizes = cfg.data.train_sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes.into_iter().filter(|s| *s != args.input_size) {
+        let x = tch::Tensor::zeros([1, args.in_channels, size, size], (tch::Kind::Float, Device::Cpu));
+        if quietly(|| model.forward(&x, false)).is_none() {
+            return Err(Error::Config(format!(
+                "`data.train_sizes` contains {size}: model {:?} (built for {}x{} inputs) does not take {size}x{size} \
+                 images; choose larger sizes, or a model with global pooling (resnet*, efficientnet_b0, airbench94, \
+                 improved_cnn)",
+                cfg.model.name, args.input_size, args.input_size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` without gradients, turning a panic (LibTorch's error for a shape that does not fit)
+/// into `None` without printing it: the caller reports it as a config error. The guard restores
+/// gradient mode on unwinding (`tch::no_grad` would leave it off after a panic).
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _no_grad = tch::no_grad_guard();
+        f()
+    }));
+    std::panic::set_hook(hook);
+    out.ok()
 }
 
 /// Checks made for new runs only (the config of an existing run is read back as it was written,
@@ -95,5 +127,6 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         seed: cfg.train.seed,
         augment: cfg.augment.clone(),
         num_classes: cfg.data.num_classes,
+        train_sizes: if train { cfg.data.train_sizes.clone() } else { Vec::new() },
     }
 }
