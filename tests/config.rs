@@ -115,9 +115,9 @@ fn range_errors_name_key_value_and_expectation() {
             "contains 40: expected image sides from 1 to data.input_size (32)",
         ),
         (
-            "data.train_sizes=[16,16,16,16,16,16,16,16,16,16,16]",
+            "data.train_sizes=[16,16,16,16,16,16,16,16,16,16]",
             "data.train_sizes",
-            "lists 11 epochs: expected at most train.epochs (10)",
+            "lists 10 epochs: expected fewer than train.epochs (10)",
         ),
     ];
     for (ov, key, expect) in cases {

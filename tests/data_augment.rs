@@ -144,9 +144,16 @@ fn progressive_resizing_trains_small_then_full_and_refuses_fixed_size_heads() {
     cfg.data.train_sizes = vec![24];
     let e = microvision::train::Trainer::new(cfg.clone()).err().expect("simple_cnn's head is sized for 32 px");
     let msg = e.to_string();
-    assert!(msg.contains("`data.train_sizes` contains 24") && msg.contains("simple_cnn"), "{msg}");
+    assert!(msg.contains("`data.train_sizes` contains 24") && msg.contains("smallest side it takes is 32"), "{msg}");
+    let mut airbench = cfg.clone();
+    (airbench.model.name, airbench.data.train_sizes) = ("airbench94".into(), vec![16, 8]);
+    let msg = microvision::train::trainer::check_model(&airbench).unwrap_err().to_string();
+    assert!(msg.contains("contains 8") && msg.contains("smallest side it takes is 9"), "{msg}");
     cfg.model.name = "improved_cnn".into();
-    let mut trainer = microvision::train::Trainer::new(cfg).unwrap();
+    let data = microvision::data::load(&cfg.data, cfg.train.seed).unwrap();
+    let spec = |train| microvision::train::trainer::loader_spec(&cfg, &data, train).train_sizes;
+    assert_eq!((spec(true), spec(false)), (vec![24], vec![]), "training batches only");
+    let mut trainer = microvision::train::Trainer::new(cfg.clone()).unwrap();
     let test = trainer.fit().unwrap();
     assert!(test.loss.is_finite());
 }

@@ -31,6 +31,15 @@ fn autocast_runs_conv_and_linear_in_bf16_and_bn_keeps_fp32_stats() {
     assert_eq!(vars["features.0.weight"].kind(), Kind::Float, "master weights stay fp32");
     assert_eq!(vars["features.1.num_batches_tracked"].int64_value(&[]), 1);
     assert_eq!(model.forward(&x, false).kind(), Kind::Float, "no autocast outside the scope");
+    // A LibTorch error inside the scope (a shape probe that does not fit) unwinds through it.
+    let bad = Tensor::ones([2, 3, 2, 2], (Kind::Float, Device::Cpu));
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::AssertUnwindSafe(|| autocast(Some(Kind::BFloat16), || model.forward(&bad, false)));
+    let failed = std::panic::catch_unwind(probe);
+    std::panic::set_hook(hook);
+    assert!(failed.is_err(), "simple_cnn cannot take 2x2 images");
+    assert_eq!(model.forward(&x, false).kind(), Kind::Float, "autocast is off again after the panic");
 }
 
 #[test]

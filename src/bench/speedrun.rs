@@ -118,6 +118,7 @@ pub fn run_once(cfg: &Config, seed: u64) -> Result<SpeedrunResult> {
 /// (first-call costs: kernel selection per shape, allocator growth). Returns its seconds.
 pub fn warm_up(cfg: &Config) -> Result<f64> {
     use crate::bench::throughput::{measure, ThroughputSpec};
+    crate::train::trainer::check_model(cfg)?; // a clear error before any step of a misfit size
     let start = Instant::now();
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let args = crate::train::trainer::model_args(cfg);

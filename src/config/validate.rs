@@ -176,9 +176,11 @@ fn consistency(c: &Config) -> Result<()> {
             c.data.input_size
         ));
     }
-    if c.data.train_sizes.len() as i64 > c.train.epochs {
+    if !c.data.train_sizes.is_empty() && c.data.train_sizes.len() as i64 >= c.train.epochs {
+        // The last epoch at full size also sets the BatchNorm statistics that evaluation uses.
         return Err(config_err!(
-            "`data.train_sizes` lists {} epochs: expected at most train.epochs ({}), one size per epoch",
+            "`data.train_sizes` lists {} epochs: expected fewer than train.epochs ({}), one size per epoch, so that \
+             training ends at data.input_size",
             c.data.train_sizes.len(),
             c.train.epochs
         ));

@@ -4,6 +4,7 @@
 //! suggest the rate where the loss falls fastest.
 
 use super::*;
+use crate::data::loader::LoaderSpec;
 
 /// The sweep's record.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -50,8 +51,12 @@ impl Trainer {
         let mut rec = LrFind { lrs: vec![], losses: vec![], smoothed: vec![], suggested_lr: None, min_loss_lr: None };
         let (beta, mut avg, mut best) = (0.98, 0.0, f64::INFINITY);
         let mut epoch = 1u64;
+        // At the full image size throughout: progressive resizing would change the input size
+        // (and the loss level) at each epoch boundary of the sweep.
+        let spec = LoaderSpec { train_sizes: Vec::new(), ..loader_spec(&self.cfg, &self.data, true) };
+        let loader = Loader::new(&self.data.train, spec);
         'sweep: loop {
-            for batch in self.train_loader.epoch(epoch) {
+            for batch in loader.epoch(epoch) {
                 let i = rec.lrs.len();
                 if i == steps {
                     break 'sweep;

@@ -15,8 +15,8 @@ mod persist;
 mod setup;
 mod steps;
 
-use setup::{check_model, check_new_run};
-pub use setup::{loader_spec, model_args};
+use setup::check_new_run;
+pub use setup::{check_model, loader_spec, model_args};
 
 pub use lr_find::{suggest_lr, LrFind};
 
@@ -125,6 +125,7 @@ impl Trainer {
         let lock = run_dir::lock(run)?; // before anything in the run is read for training or written
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
+        check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
         let data = data::load(&cfg.data, cfg.train.seed)?;
         let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data)?;
         t.check_same_data()?;

@@ -9,8 +9,9 @@ use crate::data::DataSplits;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelArgs};
 
-/// Checks that the model exists and supports what the config asks of it.
-pub(super) fn check_model(cfg: &Config) -> Result<()> {
+/// Checks that the model exists and supports what the config asks of it: its input size, the
+/// progressive-resizing sizes and gradient checkpointing.
+pub fn check_model(cfg: &Config) -> Result<()> {
     crate::models::lookup(&cfg.model.name)?;
     let args = model_args(cfg);
     // Build the model and pass one image through it: an input too small for its pooling stages
@@ -40,36 +41,53 @@ pub(super) fn check_model(cfg: &Config) -> Result<()> {
 }
 
 /// Progressive resizing feeds the model (built for `data.input_size`) smaller images: each size
-/// must pass through it (a flattening head sized for the full input would fail at the first step).
+/// must pass through it in training mode (a flattening head sized for the full input, or a
+/// BatchNorm over a single value, would fail at the first step of that epoch).
 fn check_train_sizes(cfg: &Config, model: &Model, args: &ModelArgs) -> Result<()> {
+    let batch = cfg.data.batch_size.min(2);
+    let takes = |size: i64| {
+        let x = tch::Tensor::zeros([batch, args.in_channels, size, size], (tch::Kind::Float, Device::Cpu));
+        quietly(|| model.forward(&x, true)).is_some()
+    };
     let mut sizes = cfg.data.train_sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();
-    for size in sizes.into_iter().filter(|s| *s != args.input_size) {
-        let x = tch::Tensor::zeros([1, args.in_channels, size, size], (tch::Kind::Float, Device::Cpu));
-        if quietly(|| model.forward(&x, false)).is_none() {
-            return Err(Error::Config(format!(
-                "`data.train_sizes` contains {size}: model {:?} (built for {}x{} inputs) does not take {size}x{size} \
-                 images; choose larger sizes, or a model with global pooling (resnet*, efficientnet_b0, airbench94, \
-                 improved_cnn)",
-                cfg.model.name, args.input_size, args.input_size
-            )));
-        }
-    }
-    Ok(())
+    let Some(&size) = sizes.iter().find(|&&s| s != args.input_size && !takes(s)) else {
+        return Ok(());
+    };
+    let smallest = (size + 1..args.input_size).find(|&s| takes(s)).unwrap_or(args.input_size);
+    Err(Error::Config(format!(
+        "`data.train_sizes` contains {size}: model {:?} (built for {}x{} inputs, batches of {}) does not take \
+         {size}x{size} images; the smallest side it takes is {smallest}",
+        cfg.model.name, args.input_size, args.input_size, cfg.data.batch_size
+    )))
+}
+
+thread_local! {
+    /// Set while [`quietly`] runs on this thread: its expected panics are not printed.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` without gradients, turning a panic (LibTorch's error for a shape that does not fit)
 /// into `None` without printing it: the caller reports it as a config error. The guard restores
-/// gradient mode on unwinding (`tch::no_grad` would leave it off after a panic).
+/// gradient mode on unwinding (`tch::no_grad` would leave it off after a panic). The panic hook
+/// is wrapped once and consults a thread-local flag, so other threads' panics still print.
 fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _no_grad = tch::no_grad_guard();
         f()
     }));
-    std::panic::set_hook(hook);
+    QUIET.with(|q| q.set(false));
     out.ok()
 }
 
