@@ -122,11 +122,7 @@ pub fn warm_up(cfg: &Config) -> Result<f64> {
     let start = Instant::now();
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let args = crate::train::trainer::model_args(cfg);
-    let mut sizes = cfg.data.train_sizes.clone();
-    sizes.push(args.input_size);
-    sizes.sort_unstable();
-    sizes.dedup();
-    for input_size in sizes {
+    for input_size in crate::data::loader::train_sides(&cfg.data) {
         let spec = ThroughputSpec {
             model: cfg.model.name.clone(),
             args: crate::models::ModelArgs { input_size, ..args.clone() },

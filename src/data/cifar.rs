@@ -170,11 +170,6 @@ impl CifarSpec {
             .collect()
     }
 
-    /// Checks every file against the official MD5 sums.
-    pub fn verify(&self, dir: &Path) -> Result<()> {
-        self.check_md5s(dir, &self.md5s(dir)?)
-    }
-
     /// Checks sums computed by [`CifarSpec::md5s`] against the official ones.
     pub fn check_md5s(&self, dir: &Path, sums: &[(String, String)]) -> Result<()> {
         let official = self.train_files.iter().chain(self.test_files);

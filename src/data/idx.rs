@@ -175,11 +175,6 @@ impl IdxSpec {
         Ok(Dataset { images, labels: Tensor::from_slice(&labels), classes })
     }
 
-    /// Checks each present `.gz` file against its official MD5.
-    pub fn verify(&self, dir: &Path) -> Result<()> {
-        self.check_md5s(dir, &self.md5s(dir)?)
-    }
-
     /// MD5 of each data file present in `dir` (the `.gz` file, or the raw one when only it is
     /// there), for provenance and verification.
     pub fn md5s(&self, dir: &Path) -> Result<Vec<(String, String)>> {

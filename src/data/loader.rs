@@ -56,6 +56,16 @@ pub struct LoaderSpec {
     pub train_sizes: Vec<i64>,
 }
 
+/// Every image side a training loader for `data` produces, ascending and distinct: `input_size`
+/// and the progressive-resizing `train_sizes`.
+pub fn train_sides(data: &crate::config::DataConfig) -> Vec<i64> {
+    let mut sides = data.train_sizes.clone();
+    sides.push(data.input_size);
+    sides.sort_unstable();
+    sides.dedup();
+    sides
+}
+
 impl LoaderSpec {
     /// An evaluation loader's spec: every image in order (last batch kept), unaugmented,
     /// normalised by `mean`/`std`, prepared inline.

@@ -49,10 +49,9 @@ fn check_train_sizes(cfg: &Config, model: &Model, args: &ModelArgs) -> Result<()
         let x = tch::Tensor::zeros([batch, args.in_channels, size, size], (tch::Kind::Float, Device::Cpu));
         quietly(|| model.forward(&x, true)).is_some()
     };
-    let mut sizes = cfg.data.train_sizes.clone();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let Some(&size) = sizes.iter().find(|&&s| s != args.input_size && !takes(s)) else {
+    let Some(size) =
+        crate::data::loader::train_sides(&cfg.data).into_iter().find(|&s| s != args.input_size && !takes(s))
+    else {
         return Ok(());
     };
     let smallest = (size + 1..args.input_size).find(|&s| takes(s)).unwrap_or(args.input_size);
