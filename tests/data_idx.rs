@@ -79,6 +79,10 @@ fn gzip_and_raw_files_read_the_same_and_corrupt_gzip_is_reported() {
     assert!(e.contains("t10k-images-idx3-ubyte.gz"), "{e}");
     let src = microvision::data::source::source("fashion_mnist").unwrap();
     assert!(src.verify(&dir).unwrap_err().to_string().contains("MD5"), "synthetic files are not the official ones");
+    // Raw files have no official MD5: hashed for provenance, never verified.
+    let raw = spec.locate(&tmp.path().join("b")).unwrap();
+    let sums = src.verify(&raw).unwrap();
+    assert_eq!((sums.len(), src.officially_checked(&sums)), (4, 0));
 }
 
 #[test]

@@ -115,6 +115,17 @@ impl Source {
         Ok(sums)
     }
 
+    /// How many of `sums` (from [`Source::md5s`]) had an official MD5 to compare with: raw IDX
+    /// files and files published without one are hashed but cannot be verified.
+    pub fn officially_checked(&self, sums: &[(String, String)]) -> usize {
+        let official: Vec<(&str, &str)> = match self {
+            Source::Cifar(s) => s.train_files.iter().chain(s.test_files).copied().collect(),
+            Source::Idx(s) => s.files.to_vec(),
+            Source::ImageFolder { .. } => Vec::new(),
+        };
+        sums.iter().filter(|(f, _)| official.iter().any(|(name, md5)| name == f && !md5.is_empty())).count()
+    }
+
     /// MD5 of every data file present in `dir`, for provenance.
     pub fn md5s(&self, dir: &Path) -> Result<Vec<(String, String)>> {
         match self {
