@@ -187,16 +187,4 @@ impl IdxSpec {
         }
         Ok(out)
     }
-
-    /// Checks sums computed by [`IdxSpec::md5s`] against the official ones (raw files have none).
-    pub fn check_md5s(&self, dir: &Path, sums: &[(String, String)]) -> Result<()> {
-        for (name, md5) in &self.files {
-            if let Some((_, got)) = sums.iter().find(|(f, _)| f == name) {
-                if got != md5 {
-                    return Err(data_err!("{}: MD5 {got}, expected the official {md5}", dir.join(name).display()));
-                }
-            }
-        }
-        Ok(())
-    }
 }

@@ -47,6 +47,9 @@ pub fn source(name: &str) -> Result<Source> {
         .ok_or_else(|| crate::config_err!("unknown dataset {name:?}; expected one of {}", DATASETS.join(", ")))
 }
 
+/// A data file's name and its published MD5 (empty when none was published).
+type Md5Entry<'a> = (&'a str, &'a str);
+
 impl Source {
     /// The config name.
     pub fn name(&self) -> &'static str {
@@ -107,10 +110,13 @@ impl Source {
     /// the run's provenance need not read the files again.
     pub fn verify(&self, dir: &Path) -> Result<Vec<(String, String)>> {
         let sums = self.md5s(dir)?;
-        match self {
-            Source::Cifar(s) => s.check_md5s(dir, &sums)?,
-            Source::Idx(s) => s.check_md5s(dir, &sums)?,
-            Source::ImageFolder { .. } => {} // local files: no official checksums
+        for (file, got) in &sums {
+            if let Some(want) = self.official_md5(file).filter(|want| want != got) {
+                return Err(data_err!(
+                    "{}: MD5 {got} does not match the official {want}; the file is corrupt, delete it and download again",
+                    dir.join(file).display()
+                ));
+            }
         }
         Ok(sums)
     }
@@ -118,12 +124,18 @@ impl Source {
     /// How many of `sums` (from [`Source::md5s`]) had an official MD5 to compare with: raw IDX
     /// files and files published without one are hashed but cannot be verified.
     pub fn officially_checked(&self, sums: &[(String, String)]) -> usize {
-        let official: Vec<(&str, &str)> = match self {
-            Source::Cifar(s) => s.train_files.iter().chain(s.test_files).copied().collect(),
-            Source::Idx(s) => s.files.to_vec(),
-            Source::ImageFolder { .. } => Vec::new(),
+        sums.iter().filter(|(file, _)| self.official_md5(file).is_some()).count()
+    }
+
+    /// The published MD5 of `file` (image folders, raw IDX files and files published without one
+    /// have none).
+    fn official_md5(&self, file: &str) -> Option<&str> {
+        let (train, test): (&[Md5Entry], &[Md5Entry]) = match self {
+            Source::Cifar(s) => (s.train_files, s.test_files),
+            Source::Idx(s) => (&s.files, &[]),
+            Source::ImageFolder { .. } => (&[], &[]),
         };
-        sums.iter().filter(|(f, _)| official.iter().any(|(name, md5)| name == f && !md5.is_empty())).count()
+        train.iter().chain(test).find(|(name, _)| *name == file).map(|&(_, md5)| md5).filter(|md5| !md5.is_empty())
     }
 
     /// MD5 of every data file present in `dir`, for provenance.
