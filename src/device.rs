@@ -137,6 +137,10 @@ pub fn tune_allocator() {
             if libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP) == 1 || libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
             {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM);
+                // Threads other than the main one allocate from their own arenas, whose heaps
+                // grow to 64 MiB at most: larger buffers (a data-parallel replica's activations)
+                // would be fresh mmaps again. One arena serves every thread from the main heap.
+                libc::mallopt(libc::M_ARENA_MAX, 1);
             }
         }
     }

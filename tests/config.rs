@@ -101,6 +101,7 @@ fn range_errors_name_key_value_and_expectation() {
         ("train.epochs=0", "train.epochs", "positive integer"),
         ("data.workers=-1", "data.workers", "from 0 to 256"),
         ("train.threads=1000000", "train.threads", "from 0 to 1024"),
+        ("train.replicas=0", "train.replicas", "from 1 to 64"),
         ("data.input_size=1000", "data.input_size", "from 1 to 512"),
         ("name=\"a\\nb\"", "`name`", "control characters"),
         ("name=\" \"", "`name`", "1 to 100 bytes"),
@@ -124,6 +125,8 @@ fn range_errors_name_key_value_and_expectation() {
         let e = err("", &[ov]);
         assert!(e.contains(key) && e.contains(expect), "{ov}: {e}");
     }
+    let e = err("", &["data.batch_size=4", "train.replicas=8"]);
+    assert!(e.contains("`train.replicas` = 8") && e.contains("`data.batch_size` is 4; expected at most 4"), "{e}");
 }
 
 #[test]

@@ -6,13 +6,15 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::OptimConfig;
+use crate::data::loader::Batch;
 use crate::data::transforms::channels_last;
 use crate::device::Precision;
 use crate::error::Result;
 use crate::models::layers::autocast;
 use crate::models::{Model, ModelArgs};
 use crate::train::optim::Optimizer;
-use crate::train::step::{backward_update, forward_backward_checkpointed, forward_loss, update};
+use crate::train::replicas::{Pass, Replicas};
+use crate::train::step::update;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct ThroughputSpec {
     pub repeats: usize,
     /// Train with gradient checkpointing.
     pub checkpointing: bool,
+    /// Data-parallel replicas on CPU (`train.replicas`; 1 = off).
+    pub replicas: usize,
 }
 
 /// Measured images/s: every repeat, and the medians.
@@ -63,37 +67,41 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     if spec.checkpointing && model.net.segments().is_none() {
         return Err(crate::config_err!("model {} does not support gradient checkpointing", spec.model));
     }
-    let train_step = |optim: &mut Optimizer| {
-        let loss = if spec.checkpointing {
-            optim.zero_grad();
-            let (loss, _) = forward_backward_checkpointed(&model, &x, &y, compute, 0.0, 1.0).expect("segmented model");
-            update(optim, Default::default(), 0.01, None);
-            loss
-        } else {
-            let (loss, _) = forward_loss(&model, &x, &y, compute, 0.0);
-            backward_update(optim, &loss, Default::default(), 0.01, None);
-            loss
-        };
-        let _ = loss.double_value(&[]); // synchronise (CUDA) like a real loop reading the loss
+    if spec.replicas as i64 > spec.batch {
+        return Err(crate::config_err!(
+            "{} replicas for a batch of {}: each replica trains a chunk of the batch; expected at most {} replicas",
+            spec.replicas,
+            spec.batch,
+            spec.batch
+        ));
+    }
+    let mut replicas = Replicas::new(&model, args, spec.replicas, true)?;
+    let batch = Batch { images: x.shallow_clone(), labels: y, targets: None };
+    let pass = Pass { compute, smoothing: 0.0, scale: 1.0, checkpointing: spec.checkpointing };
+    let mut train_step = |model: &mut Model, optim: &mut Optimizer| {
+        optim.zero_grad();
+        // Reads the loss, which synchronises (CUDA) like a real loop.
+        replicas.forward_backward(model, &batch, pass, 0);
+        update(optim, Default::default(), 0.01, None);
     };
-    let infer_step = || {
+    let infer_step = |model: &Model| {
         tch::no_grad(|| {
             let out = autocast(compute, || model.forward(&x, false));
             let _ = out.double_value(&[0, 0]);
         })
     };
     for _ in 0..spec.warmup {
-        train_step(&mut optim);
-        infer_step();
+        train_step(&mut model, &mut optim);
+        infer_step(&model);
     }
     let images = (spec.batch as usize * spec.steps) as f64;
     let (mut train, mut infer) = (Vec::new(), Vec::new());
     for _ in 0..spec.repeats {
         let t = Instant::now();
-        (0..spec.steps).for_each(|_| train_step(&mut optim));
+        (0..spec.steps).for_each(|_| train_step(&mut model, &mut optim));
         train.push(images / t.elapsed().as_secs_f64());
         let t = Instant::now();
-        (0..spec.steps).for_each(|_| infer_step());
+        (0..spec.steps).for_each(|_| infer_step(&model));
         infer.push(images / t.elapsed().as_secs_f64());
     }
     Ok(Throughput { train_median: median(&train), infer_median: median(&infer), train, infer })

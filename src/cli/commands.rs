@@ -221,6 +221,7 @@ pub struct ThroughputOpts {
     pub repeats: usize,
     pub threads: i64,
     pub checkpointing: bool,
+    pub replicas: usize,
 }
 
 pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &ThroughputOpts) -> Result<()> {
@@ -240,14 +241,16 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
         steps,
         repeats,
         checkpointing: o.checkpointing,
+        replicas: if device == tch::Device::Cpu { o.replicas } else { 1 },
     };
     let load_before = load_average();
     let r = measure(&spec)?;
     println!(
-        "{model} batch {batch} {} on {device:?} ({} threads): train {:.0} img/s, inference {:.0} img/s \
+        "{model} batch {batch} {} on {device:?} ({} threads, {} replicas): train {:.0} img/s, inference {:.0} img/s \
          (median of {repeats} x {steps} steps; load average {load_before:.2} -> {:.2})",
         precision.name(),
         tch::get_num_threads(),
+        spec.replicas,
         r.train_median,
         r.infer_median,
         load_average()
@@ -282,7 +285,7 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
     let s = summarize(&results, target);
     println!(
         "{} runs of {}: test accuracy {:.2} +- {:.2}% ({:.0}% of runs >= {target}%), training {:.1} +- {:.1} s \
-         ({} threads)",
+         ({} threads{})",
         s.runs,
         config.display(),
         s.acc_mean,
@@ -290,7 +293,12 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
         s.at_target * 100.0,
         s.train_secs_mean,
         s.train_secs_std,
-        tch::get_num_threads()
+        tch::get_num_threads(),
+        if cfg.train.replicas > 1 {
+            format!(", train.replicas = {} on CPU", cfg.train.replicas)
+        } else {
+            String::new()
+        }
     );
     println!("{}", serde_json::json!({ "summary": s, "runs": results, "warmup_secs": warm }));
     Ok(())

@@ -176,6 +176,10 @@ pub enum BenchWhat {
         /// Train with gradient checkpointing (segmented models only).
         #[arg(long)]
         checkpointing: bool,
+        /// Data-parallel replicas on CPU, each on its own thread with threads / replicas
+        /// intra-op threads (`train.replicas`).
+        #[arg(long, default_value_t = 1, value_parser = at_least_one())]
+        replicas: usize,
     },
     /// N full trainings of a recipe with seeds seed..seed+N-1: test accuracy (with TTA), training
     /// time (first step to last), setup and evaluation time, mean +- std, fraction >= target.
@@ -267,9 +271,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config { config, overrides } => commands::show_config(config, &overrides),
         Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),
         Command::Bench {
-            what: BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing },
+            what:
+                BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing, replicas },
         } => {
-            let opts = commands::ThroughputOpts { batch, steps, repeats, threads, checkpointing };
+            let opts = commands::ThroughputOpts { batch, steps, repeats, threads, checkpointing, replicas };
             commands::bench_throughput(&model, &precision, &device, &opts)
         }
         Command::Bench { what: BenchWhat::Speedrun { config, runs, target, overrides } } => {

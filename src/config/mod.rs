@@ -197,6 +197,10 @@ pub struct TrainConfig {
     pub channels_last: bool,
     /// Intra-op threads on CPU (0 = all cores).
     pub threads: i64,
+    /// Data-parallel model replicas on CPU: each batch is split into this many chunks, each
+    /// trained on its own thread with `threads / replicas` intra-op threads, gradients summed
+    /// (BatchNorm normalises each chunk by its own statistics). 1 = off; ignored on CUDA.
+    pub replicas: i64,
     /// Label smoothing for the cross-entropy loss, in [0, 1).
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this value (0 = off).
@@ -340,6 +344,7 @@ impl Default for TrainConfig {
             precision: "auto".into(),
             channels_last: true,
             threads: 0,
+            replicas: 1,
             label_smoothing: 0.0,
             grad_clip: 0.0,
             accumulate_steps: 1,

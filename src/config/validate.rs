@@ -58,6 +58,16 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     positive_i("train.epochs", c.train.epochs)?;
     non_negative_i("data.crop_padding", c.data.crop_padding)?;
     int_range("train.threads", c.train.threads, 0, 1024)?;
+    int_range("train.replicas", c.train.replicas, 1, 64)?;
+    if c.train.replicas > c.data.batch_size {
+        return Err(config_err!(
+            "`train.replicas` = {}: each replica trains a chunk of the batch, and `data.batch_size` is {}; expected \
+             at most {}",
+            c.train.replicas,
+            c.data.batch_size,
+            c.data.batch_size
+        ));
+    }
     int_range("data.workers", c.data.workers, 0, 256)?;
     non_negative_i("train.log_every", c.train.log_every)?;
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;

@@ -26,6 +26,7 @@ use super::ema::Ema;
 use super::eval::{evaluate, EvalFile, Tta};
 use super::lookahead::Lookahead;
 use super::optim::Optimizer;
+use super::replicas::Replicas;
 use super::run_dir;
 use super::schedule::Schedule;
 use super::step;
@@ -64,6 +65,8 @@ pub struct Trainer {
     /// writes `last` and returns [`Error::Interrupted`] with the command that resumes the run.
     pub stop: Arc<AtomicBool>,
     optim: Optimizer,
+    /// The model's data-parallel copies (`train.replicas`, CPU only).
+    replicas: Replicas,
     /// A fixed learning rate instead of the schedule (the LR finder's sweep).
     lr_override: Option<f64>,
     /// Moving average of the weights (`train.ema_decay` > 0), evaluated instead of the weights.
@@ -148,6 +151,7 @@ impl Trainer {
             model.to_channels_last();
         }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
+        let replicas = Replicas::new(&model, &args, replica_count(&cfg, device), cfg.train.channels_last)?;
         optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
         let lookahead =
@@ -184,6 +188,7 @@ impl Trainer {
             lr_override: None,
             stop: Arc::new(AtomicBool::new(false)),
             optim,
+            replicas,
             ema,
             lookahead,
             setup_secs: 0.0,
@@ -369,7 +374,18 @@ impl Trainer {
         self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
     }
 
-    fn compute_kind(&self) -> Option<Kind> {
+    pub(super) fn compute_kind(&self) -> Option<Kind> {
         (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
     }
+}
+
+/// The data-parallel replicas a run trains with: `train.replicas` on a CPU, one on CUDA (where
+/// one device runs the whole batch; said once, on the console).
+fn replica_count(cfg: &Config, device: Device) -> usize {
+    let asked = cfg.train.replicas.max(1) as usize;
+    if asked > 1 && device != Device::Cpu {
+        eprintln!("note: `train.replicas` = {asked} applies to CPU training; on {device:?} the batch trains as one");
+        return 1;
+    }
+    asked
 }

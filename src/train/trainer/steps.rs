@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::train::checkpoint::EpochTotals;
+use crate::train::replicas::Pass;
 
 impl Trainer {
     /// Optimizer steps per epoch: the loader's batches grouped by `train.accumulate_steps` (an
@@ -65,14 +66,22 @@ impl Trainer {
     pub fn train_step(&mut self, group: &[Batch]) -> Result<(f64, f64)> {
         let n = group.len().max(1);
         let fp16 = self.precision == Precision::Fp16;
-        let scale = if fp16 { self.state.loss_scaler.scale } else { 1.0 } / n as f64;
+        let pass = Pass {
+            compute: self.compute_kind(),
+            smoothing: self.cfg.train.label_smoothing,
+            scale: if fp16 { self.state.loss_scaler.scale } else { 1.0 } / n as f64,
+            checkpointing: self.cfg.train.grad_checkpointing,
+        };
         self.optim.zero_grad();
         let (mut loss_sum, mut correct) = (0.0, 0.0);
         for (i, batch) in group.iter().enumerate() {
             // Dropout masks derive from (seed, micro-batch number): resuming needs no generator state.
             let micro = self.state.step as u64 * n as u64 + i as u64;
-            crate::models::layers::seed_dropout(mix(self.cfg.train.seed ^ DROPOUT_SALT, micro));
-            let (loss, c) = self.forward_backward(batch, scale)?;
+            let dropout_seed = mix(self.cfg.train.seed ^ DROPOUT_SALT, micro);
+            let (loss, c) = self.replicas.forward_backward(&mut self.model, batch, pass, dropout_seed);
+            if !loss.is_finite() {
+                return Err(self.diverged(loss));
+            }
             loss_sum += loss;
             correct += c;
         }
@@ -91,45 +100,20 @@ impl Trainer {
         Ok((loss_sum / n as f64, correct))
     }
 
-    /// Forward and backward of one micro-batch, the loss scaled by `scale` for the backward pass
-    /// (fp16 loss scale / group size). Returns (loss, correct count).
-    fn forward_backward(&mut self, batch: &Batch, scale: f64) -> Result<(f64, f64)> {
-        let (smoothing, compute) = (self.cfg.train.label_smoothing, self.compute_kind());
-        let (images, labels) = (&batch.images, &batch.labels);
-        let target = batch.targets.as_ref().unwrap_or(labels);
-        let checkpointed = if self.cfg.train.grad_checkpointing {
-            step::forward_backward_checkpointed(&self.model, images, target, compute, smoothing, scale)
+    /// The error for a non-finite loss, with the remedies that fit the config.
+    fn diverged(&self, loss: f64) -> Error {
+        let remedies = if self.cfg.train.on_nan == "restore" {
+            "Set a lower optim.lr or train.grad_clip" // the restores did not help
         } else {
-            None
+            "Set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
         };
-        let (loss, logits) = match &checkpointed {
-            Some((loss, logits)) => (loss.shallow_clone(), logits.shallow_clone()),
-            None => step::forward_loss(&self.model, images, target, compute, smoothing),
-        };
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            let remedies = if self.cfg.train.on_nan == "restore" {
-                "Set a lower optim.lr or train.grad_clip" // the restores did not help
-            } else {
-                "Set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""
-            };
-            return Err(Error::Diverged {
-                what: format!(
-                    "loss became {loss_value} at step {} (epoch {}); no checkpoint was written for it",
-                    self.state.step + 1,
-                    self.state.epoch + 1
-                ),
-                advice: self.resume_advice(remedies),
-            });
+        Error::Diverged {
+            what: format!(
+                "loss became {loss} at step {} (epoch {}); no checkpoint was written for it",
+                self.state.step + 1,
+                self.state.epoch + 1
+            ),
+            advice: self.resume_advice(remedies),
         }
-        if checkpointed.is_none() {
-            if scale == 1.0 {
-                loss.backward();
-            } else {
-                (&loss * scale).backward();
-            }
-        }
-        let correct = tch::no_grad(|| logits.argmax(1, false).eq_tensor(labels).sum(Kind::Float).double_value(&[]));
-        Ok((loss_value, correct))
     }
 }
