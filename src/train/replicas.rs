@@ -8,12 +8,13 @@
 //! (PyTorch eager, airbench94 bf16, alternating rounds): two single-threaded processes of batch
 //! 1000 trained 958-1,167 img/s together, one two-threaded process of batch 2000 541-742 img/s.
 //!
-//! Semantics, as PyTorch's `DistributedDataParallel` with one process per core: each chunk's mean
-//! loss is weighted by its share of the batch, so the summed gradients are the whole batch's;
-//! BatchNorm normalises each chunk by its own statistics ("ghost" batch norm), and the running
-//! statistics become the replicas' average. The optimizer, weight averages and checkpoints see
-//! only replica 0 (the trainer's model); the others copy its weights before every pass. Results
-//! are bit-reproducible for a given replica count, and differ from a single replica's.
+//! Semantics: as PyTorch's `DistributedDataParallel` with one process per core, each chunk's mean
+//! loss is weighted by its share of the batch and the gradients are summed, and BatchNorm
+//! normalises each chunk by its own statistics ("ghost" batch norm). Unlike DDP, which hands
+//! rank 0's buffers to the others, the running statistics become the replicas' average. The
+//! optimizer, weight averages and checkpoints see only replica 0 (the trainer's model); the
+//! others copy its weights before every pass. Results are bit-reproducible for a given replica
+//! count, and differ from a single replica's.
 
 use tch::{Kind, Tensor};
 
@@ -61,10 +62,11 @@ impl Replicas {
         self.copies.len() + 1
     }
 
-    /// Forward and backward pass of `batch`, split across the replicas; the gradients add into
-    /// `model`'s `.grad()` (as one `backward()` of the batch's loss times `pass.scale` would).
-    /// `dropout_seed` seeds the dropout masks (replica `k > 0`: mixed with `k`). Returns the
-    /// batch's mean loss and its count of correct top-1 predictions.
+    /// Forward and backward pass of `batch`, split across the replicas; the gradients of the
+    /// chunks' mean losses, each weighted by its share of the batch and times `pass.scale`, add
+    /// into `model`'s `.grad()` (one replica: one `backward()` of the batch's loss times
+    /// `pass.scale`). `dropout_seed` seeds the dropout masks (replica `k > 0`: mixed with `k`).
+    /// Returns the batch's mean loss and its count of correct top-1 predictions.
     pub fn forward_backward(&mut self, model: &mut Model, batch: &Batch, pass: Pass, dropout_seed: u64) -> (f64, f64) {
         let target = batch.targets.as_ref().unwrap_or(&batch.labels);
         if self.copies.is_empty() {
@@ -129,7 +131,9 @@ impl Replicas {
                 let mut grad = var.grad();
                 for c in &copies {
                     let g = c[&name].grad();
-                    if grad.defined() && g.defined() {
+                    // Every replica runs the same graph: replica 0 has each gradient another has.
+                    assert!(grad.defined() || !g.defined(), "{name}: replica 0 has no gradient to add to");
+                    if g.defined() {
                         let _ = grad.g_add_(&g);
                     }
                 }

@@ -374,7 +374,7 @@ impl Trainer {
         self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
     }
 
-    pub(super) fn compute_kind(&self) -> Option<Kind> {
+    fn compute_kind(&self) -> Option<Kind> {
         (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
     }
 }
