@@ -133,7 +133,7 @@ pub fn warm_up(cfg: &Config) -> Result<f64> {
             steps: 0,
             repeats: 0,
             checkpointing: false,
-            replicas: if device == tch::Device::Cpu { cfg.train.replicas.max(1) as usize } else { 1 },
+            replicas: cfg.train.replicas.max(1) as usize,
         };
         measure(&spec)?;
     }

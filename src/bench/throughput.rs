@@ -52,6 +52,8 @@ pub struct Throughput {
     pub train_median: f64,
     /// Median inference images/s.
     pub infer_median: f64,
+    /// Data-parallel replicas that trained (1 on CUDA, whatever was asked).
+    pub replicas: usize,
 }
 
 /// Times training steps (forward, loss, backward, SGD update) and inference forwards.
@@ -104,7 +106,13 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
         (0..spec.steps).for_each(|_| infer_step(&model));
         infer.push(images / t.elapsed().as_secs_f64());
     }
-    Ok(Throughput { train_median: median(&train), infer_median: median(&infer), train, infer })
+    Ok(Throughput {
+        train_median: median(&train),
+        infer_median: median(&infer),
+        train,
+        infer,
+        replicas: replicas.count(),
+    })
 }
 
 /// Median of a sample (upper median for even sizes).

@@ -241,7 +241,7 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
         steps,
         repeats,
         checkpointing: o.checkpointing,
-        replicas: if device == tch::Device::Cpu { o.replicas } else { 1 },
+        replicas: o.replicas,
     };
     let load_before = load_average();
     let r = measure(&spec)?;
@@ -250,7 +250,7 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
          (median of {repeats} x {steps} steps; load average {load_before:.2} -> {:.2})",
         precision.name(),
         tch::get_num_threads(),
-        spec.replicas,
+        r.replicas,
         r.train_median,
         r.infer_median,
         load_average()

@@ -16,7 +16,7 @@
 //! others copy its weights before every pass. Results are bit-reproducible for a given replica
 //! count, and differ from a single replica's.
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::step;
 use crate::data::loader::{mix, Batch};
@@ -43,12 +43,23 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// `count - 1` copies of `model`'s architecture (none for `count` <= 1: steps then run on
-    /// the calling thread, exactly as without replicas).
+    /// `count - 1` copies of `model`'s architecture on a CPU. None for `count` <= 1, nor on CUDA,
+    /// where one device trains the whole batch (said once per process): steps then run on the
+    /// calling thread, exactly as without replicas.
     pub fn new(model: &Model, args: &ModelArgs, count: usize, channels_last: bool) -> Result<Replicas> {
+        let device = model.vs.device();
+        if count > 1 && device != Device::Cpu {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "note: `train.replicas` = {count} applies to CPU training; on {device:?} the batch trains as one"
+                )
+            });
+            return Ok(Replicas { copies: Vec::new() });
+        }
         let mut copies = Vec::new();
         for _ in 1..count {
-            let mut copy = Model::new(&model.name, args, model.vs.device())?;
+            let mut copy = Model::new(&model.name, args, device)?;
             if channels_last {
                 copy.to_channels_last();
             }

@@ -151,7 +151,7 @@ impl Trainer {
             model.to_channels_last();
         }
         let optim = Optimizer::new(&model.vs, &cfg.optim);
-        let replicas = Replicas::new(&model, &args, replica_count(&cfg, device), cfg.train.channels_last)?;
+        let replicas = Replicas::new(&model, &args, cfg.train.replicas.max(1) as usize, cfg.train.channels_last)?;
         optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
         let lookahead =
@@ -377,15 +377,4 @@ impl Trainer {
     fn compute_kind(&self) -> Option<Kind> {
         (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
     }
-}
-
-/// The data-parallel replicas a run trains with: `train.replicas` on a CPU, one on CUDA (where
-/// one device runs the whole batch; said once, on the console).
-fn replica_count(cfg: &Config, device: Device) -> usize {
-    let asked = cfg.train.replicas.max(1) as usize;
-    if asked > 1 && device != Device::Cpu {
-        eprintln!("note: `train.replicas` = {asked} applies to CPU training; on {device:?} the batch trains as one");
-        return 1;
-    }
-    asked
 }
