@@ -52,7 +52,7 @@ pub struct Throughput {
     pub train_median: f64,
     /// Median inference images/s.
     pub infer_median: f64,
-    /// Data-parallel replicas that trained (1 on CUDA, whatever was asked).
+    /// Data-parallel replicas that trained: as asked on a CPU, 1 on CUDA.
     pub replicas: usize,
 }
 
