@@ -40,11 +40,11 @@ lint: setup
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
-# make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=bf16] [ROUNDS=3]
+# make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=auto|fp32|bf16] [ROUNDS=3]
 # (plain `=`: a MODEL or BATCH in the environment does not change it; the command line does)
 MODEL = simple_cnn
 BATCH = 128
-PRECISION = bf16
+PRECISION = auto
 ROUNDS = 3
 bench-pytorch: build
 	./scripts/compare_throughput.sh "$(MODEL)" "$(BATCH)" "$(PRECISION)" "$(ROUNDS)"

@@ -2,12 +2,13 @@
 Jordan 2024, arXiv 2404.00498; configs/speedrun94_muon.toml with --recipe muon, after
 airbench94_muon), timed the same way as `microvision bench speedrun`: training time =
 the epochs' step loops (per-epoch validation excluded), whitening init = setup, final TTA
-evaluation = eval time. Same model (bench/models.py), same CPU mixed precision
-(torch.autocast(device, bfloat16) + channels_last, as `precision = "auto"` gives on CPUs with
-native bf16 and on CUDA), same hyper-parameters.
+evaluation = eval time. Same model (bench/models.py), same precision as microvision's
+`precision = "auto"`: bf16 mixed precision (torch.autocast(device, bfloat16), Muon's Newton-Schulz
+in bf16) on CUDA and on CPUs with native bf16, fp32 elsewhere; channels_last; same
+hyper-parameters.
 
 usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--recipe airbench94|muon] [--runs 1]
-       [--seed 0] [--epochs N (default: the recipe's)]
+       [--seed 0] [--epochs N (default: the recipe's)] [--precision auto|fp32|bf16]
 prints one line per run and a final JSON line.
 """
 import argparse
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import models
-from args import non_negative_int, positive_int
+from args import PRECISIONS, non_negative_int, positive_int, resolve_precision
 
 MEAN = (0.49139968, 0.48215841, 0.44653091)
 STD = (0.24703223, 0.24348513, 0.26158784)
@@ -113,10 +114,10 @@ def triangle(step, total):
     return (1 - f) + 0.07 * f
 
 
-def newton_schulz(g, steps):
-    """Muon's quintic Newton-Schulz iteration towards U V^T, in bf16 (Jordan 2024)."""
+def newton_schulz(g, steps, dtype):
+    """Muon's quintic Newton-Schulz iteration towards U V^T, in `dtype` (Jordan 2024: bf16)."""
     a, b, c = (3.4445, -4.7750, 2.0315)
-    x = g.bfloat16()
+    x = g.to(dtype)
     tall = x.size(0) > x.size(1)
     if tall:
         x = x.T
@@ -131,8 +132,8 @@ class Muon(torch.optim.Optimizer):
     """airbench94_muon's filter optimizer: Nesterov momentum, each filter renormalised to norm
     sqrt(out) before the step, the update orthogonalised; no weight decay."""
 
-    def __init__(self, params, lr, momentum, ns_steps):
-        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
+    def __init__(self, params, lr, momentum, ns_steps, ns_dtype):
+        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps, ns_dtype=ns_dtype))
 
     @torch.no_grad()
     def step(self):
@@ -146,11 +147,11 @@ class Muon(torch.optim.Optimizer):
                 buf.lerp_(p.grad, 1 - group["momentum"])
                 u = p.grad.lerp(buf, group["momentum"])
                 p.mul_(len(p) ** 0.5 / p.norm())
-                o = newton_schulz(u.reshape(len(u), -1), group["ns_steps"]).view(u.shape)
+                o = newton_schulz(u.reshape(len(u), -1), group["ns_steps"], group["ns_dtype"]).view(u.shape)
                 p.add_(o.to(p.dtype), alpha=-group["lr"])
 
 
-def optimizers(model, h):
+def optimizers(model, h, dtype):
     """The recipe's optimizers: SGD (BN shifts and, with Muon, the whitening bias at 64x) and
     Muon for the conv filters when the recipe has one."""
     fast = lambda n: "norm" in n or (h.get("muon_lr") and n == "whiten.bias")  # noqa: E731
@@ -164,19 +165,18 @@ def optimizers(model, h):
               dict(params=other, lr=lr, weight_decay=wd)]
     opts = [torch.optim.SGD(groups, momentum=MOMENTUM, nesterov=True)]
     if filters:
-        opts.append(Muon(filters, lr=h["muon_lr"], momentum=h["muon_momentum"], ns_steps=h["ns_steps"]))
+        opts.append(Muon(filters, lr=h["muon_lr"], momentum=h["muon_momentum"], ns_steps=h["ns_steps"], ns_dtype=dtype))
     return opts
 
 
-def warm_up(dev, batch):
+def warm_up(dev, batch, dtype):
     """Untimed first steps (kernel selection, allocator growth), as `bench speedrun` does."""
-    dtype = torch.bfloat16  # microvision's "auto": bf16 on CUDA and on CPUs with native bf16
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
     x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=dev)
     for _ in range(3):
-        with torch.autocast(dev, dtype=dtype):
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -184,19 +184,18 @@ def warm_up(dev, batch):
         loss.item()
 
 
-def run(seed, epochs, data, dev, h):
+def run(seed, epochs, data, dev, h, dtype):
     (train_x, train_y), (test_x, test_y) = data
     # The dataset lives on the compute device, as in microvision's loader.
     train_x, train_y = train_x.to(dev), train_y.to(dev)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    dtype = torch.bfloat16  # microvision's "auto": bf16 on CUDA and on CPUs with native bf16
-    amp = lambda: torch.autocast(dev, dtype=dtype)  # noqa: E731
+    amp = lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)  # noqa: E731
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     t = time.perf_counter()
     whiten_(model.whiten, normalize(train_x[:5000]).to(dev))
     setup = time.perf_counter() - t
-    opts = optimizers(model, h)
+    opts = optimizers(model, h, dtype)
     batch = h["batch"]
     per_epoch = len(train_x) // batch
     total = per_epoch * epochs
@@ -249,6 +248,7 @@ def main():
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="airbench94")
     ap.add_argument("--epochs", type=non_negative_int, default=0, help="0: the recipe's")
     ap.add_argument("--threads", type=non_negative_int, default=0, help="0: all cores")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: as microvision resolves it")
     a = ap.parse_args()
     batches = os.path.join(a.data, "cifar-10-batches-bin")
     if not os.path.isfile(os.path.join(batches, "test_batch.bin")):
@@ -257,23 +257,25 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(a.precision, dev)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     data = load_cifar(a.data)
     t = time.perf_counter()
-    warm_up(dev, RECIPES[a.recipe]["batch"])
+    warm_up(dev, RECIPES[a.recipe]["batch"], dtype)
     print(f"warm-up (untimed): {time.perf_counter() - t:.1f} s", flush=True)
     results = []
     for i in range(a.runs):
         h = RECIPES[a.recipe]
-        r = run(a.seed + i, a.epochs or h["epochs"], data, dev, h)
+        r = run(a.seed + i, a.epochs or h["epochs"], data, dev, h, dtype)
         print(
             f"pytorch run {i + 1}/{a.runs} seed {r['seed']}: test accuracy {r['test_acc'] * 100:.2f}%  "
             f"train {r['train_secs']:.1f} s  setup {r['setup_secs']:.2f} s  eval {r['eval_secs']:.1f} s "
-            f"({torch.get_num_threads()} threads)",
+            f"({precision}, {torch.get_num_threads()} threads)",
             flush=True,
         )
         results.append(r)
     accs = [r["test_acc"] * 100 for r in results]
-    summary = dict(runs=len(results), acc_mean=statistics.mean(accs), train_secs_mean=statistics.mean(r["train_secs"] for r in results))
+    summary = dict(runs=len(results), precision=precision, acc_mean=statistics.mean(accs), train_secs_mean=statistics.mean(r["train_secs"] for r in results))
     print(json.dumps(dict(summary=summary, runs=results)))
 
 

@@ -1,4 +1,4 @@
-use microvision::device::channels_last;
+use microvision::device::{channels_last, Precision};
 use microvision::models::{layers::autocast, Model, ModelArgs};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -37,7 +37,8 @@ fn main() {
         });
     }
     let y = Tensor::randint(10, [128], (Kind::Int64, Device::Cpu));
-    let mut opt = microvision::train::optim::Optimizer::new(&m.vs, &microvision::config::OptimConfig::default());
+    let mut opt =
+        microvision::train::optim::Optimizer::new(&m.vs, &microvision::config::OptimConfig::default(), Precision::Fp32);
     {
         let out = m.forward(&x, true).sum(Kind::Float);
         out.backward();

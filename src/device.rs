@@ -55,7 +55,12 @@ pub fn select_device(name: &str) -> Result<Device> {
 pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
     match name {
         "fp32" => Ok(Precision::Fp32),
-        "bf16" => Ok(Precision::Bf16),
+        "bf16" => {
+            if !device.is_cuda() && !cpu_has_native_bf16() {
+                note_emulated_bf16();
+            }
+            Ok(Precision::Bf16)
+        }
         "fp16" if device.is_cuda() => Ok(Precision::Fp16),
         "fp16" => {
             Err(config_err!("`train.precision` = \"fp16\": fp16 needs a CUDA device; on CPU use \"bf16\" or \"auto\""))
@@ -66,6 +71,18 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
             Err(config_err!("`train.precision` = {other:?}: expected one of {}", crate::config::PRECISIONS.join(", ")))
         }
     }
+}
+
+/// Says once per process that bf16 asked for on a CPU without native bf16 will be slow.
+fn note_emulated_bf16() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "note: `train.precision` = \"bf16\" on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN \
+             refuses bf16 convolutions there and LibTorch falls back to its reference kernels, many times \
+             slower than fp32 (see README, Mixed precision); \"auto\" picks fp32 on this CPU"
+        )
+    });
 }
 
 /// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16).

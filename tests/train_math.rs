@@ -1,6 +1,7 @@
 //! Schedules at their endpoints and one optimizer step against hand-computed values.
 
 use microvision::config::{OptimConfig, ScheduleConfig};
+use microvision::device::Precision;
 use microvision::train::optim::Optimizer;
 use microvision::train::schedule::Schedule;
 use tch::nn::{Init, VarStore};
@@ -69,7 +70,7 @@ fn values(t: &Tensor) -> Vec<f64> {
 fn sgd_nesterov_with_l2_two_steps_by_hand() {
     let (vs, w) = one_param([0.5, 0.25]);
     let cfg = OptimConfig { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01, ..OptimConfig::default() };
-    let mut opt = Optimizer::new(&vs, &cfg);
+    let mut opt = Optimizer::new(&vs, &cfg, Precision::Fp32);
     opt.step(0.1);
     // d = g + wd*w = [0.51, 0.23]; buf = d; update = d + 0.9*buf = 1.9*d; w -= 0.1*update
     let want = [1.0 - 0.1 * 1.9 * 0.51, -2.0 - 0.1 * 1.9 * 0.23];
@@ -89,7 +90,7 @@ fn sgd_decoupled_weight_decay_by_hand() {
     let (vs, w) = one_param([0.5, 0.25]);
     let cfg =
         OptimConfig { momentum: 0.0, nesterov: false, weight_decay: 0.1, decoupled_wd: true, ..OptimConfig::default() };
-    let mut opt = Optimizer::new(&vs, &cfg);
+    let mut opt = Optimizer::new(&vs, &cfg, Precision::Fp32);
     opt.step(0.5);
     // w = w * (1 - lr*wd) - lr*g
     let want = [1.0 * 0.95 - 0.25, -2.0 * 0.95 - 0.125];
@@ -107,7 +108,7 @@ fn adamw_first_step_by_hand() {
         betas: [0.9, 0.999],
         ..OptimConfig::default()
     };
-    let mut opt = Optimizer::new(&vs, &cfg);
+    let mut opt = Optimizer::new(&vs, &cfg, Precision::Fp32);
     opt.step(0.01);
     // Step 1: m_hat = g, v_hat = g^2, so the update is lr * g/|g| = lr * sign(g) (eps negligible),
     // after decoupled decay w *= 1 - lr*wd.
@@ -119,7 +120,7 @@ fn adamw_first_step_by_hand() {
 #[test]
 fn grad_norm_clipping_scales_to_max() {
     let (vs, w) = one_param([3.0, 4.0]);
-    let mut opt = Optimizer::new(&vs, &OptimConfig::default());
+    let mut opt = Optimizer::new(&vs, &OptimConfig::default(), Precision::Fp32);
     let norm = opt.clip_grad_norm(1.0);
     assert!((norm - 5.0).abs() < 1e-6);
     let g = values(&w.grad());
@@ -129,15 +130,15 @@ fn grad_norm_clipping_scales_to_max() {
 #[test]
 fn optimizer_state_round_trips() {
     let (vs, _) = one_param([0.5, 0.25]);
-    let mut a = Optimizer::new(&vs, &OptimConfig::default());
+    let mut a = Optimizer::new(&vs, &OptimConfig::default(), Precision::Fp32);
     a.step(0.1);
     let saved = a.state_tensors();
-    let mut b = Optimizer::new(&vs, &OptimConfig::default());
+    let mut b = Optimizer::new(&vs, &OptimConfig::default(), Precision::Fp32);
     b.load_state(&saved).unwrap();
     assert_eq!(b.steps, 1);
     assert!(b.state[0][0].equal(&a.state[0][0]));
     let adam = OptimConfig { name: "adamw".into(), ..OptimConfig::default() };
-    let err = Optimizer::new(&vs, &adam).load_state(&saved).unwrap_err();
+    let err = Optimizer::new(&vs, &adam, Precision::Fp32).load_state(&saved).unwrap_err();
     assert!(err.contains("exp_avg"), "{err}");
 }
 
@@ -145,7 +146,7 @@ fn tiny_model_step(scaler: Option<&mut microvision::train::step::LossScaler>) ->
     use microvision::models::{Model, ModelArgs};
     let model =
         Model::new_seeded("simple_cnn", &ModelArgs { dropout: 0.0, ..Default::default() }, Device::Cpu, 3).unwrap();
-    let mut opt = Optimizer::new(&model.vs, &OptimConfig::default());
+    let mut opt = Optimizer::new(&model.vs, &OptimConfig::default(), Precision::Fp32);
     // A fixed input (not LibTorch's global generator, which parallel tests share).
     let x = Tensor::arange(4 * 3 * 32 * 32, (Kind::Float, Device::Cpu)).sin().view([4, 3, 32, 32]);
     let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
@@ -199,13 +200,13 @@ fn lr_scales_cover_names_and_dotted_prefixes_longest_first() {
         lr_scales: [("b".to_string(), 4.0)].into_iter().collect(),
         ..OptimConfig::default()
     };
-    let mut opt = Optimizer::new(&vs, &cfg);
+    let mut opt = Optimizer::new(&vs, &cfg, Precision::Fp32);
     opt.check_lr_scales(&cfg.lr_scales).unwrap();
     opt.step(0.5);
     // a: 1 - 0.5 * (1 + 0.1);  b: 1 - 2.0 * (1 + 0.025)
     assert!((values(&a)[0] - 0.45).abs() < 1e-6, "{:?}", values(&a));
     assert!((values(&b)[0] + 1.05).abs() < 1e-6, "{:?}", values(&b));
     let unknown = OptimConfig { lr_scales: [("c".to_string(), 2.0)].into_iter().collect(), ..cfg };
-    let err = Optimizer::new(&vs, &unknown).check_lr_scales(&unknown.lr_scales).unwrap_err();
+    let err = Optimizer::new(&vs, &unknown, Precision::Fp32).check_lr_scales(&unknown.lr_scales).unwrap_err();
     assert!(err.contains("[\"c\"]") && err.contains("a, b"), "{err}");
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use microvision::device::Precision;
 use microvision::models::airbench::whitening_filters;
 use microvision::train::checkpoint;
 use microvision::train::lookahead::{decay_at, Lookahead};
@@ -90,7 +91,7 @@ fn batchnorm_parameters_take_the_scaled_lr_and_divided_decay() {
         norm_lr_scale: 64.0,
         ..Default::default()
     };
-    let mut opt = Optimizer::new(&vs, &cfg);
+    let mut opt = Optimizer::new(&vs, &cfg, Precision::Fp32);
     let _ = tch::no_grad(|| bn.bias.shallow_clone().fill_(1.0));
     (bn.bias.sum(Kind::Float) + conv.sum(Kind::Float)).backward();
     opt.step(0.01);

@@ -61,7 +61,7 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let args = &spec.args;
     let mut model = Model::new_seeded(&spec.model, args, spec.device, 0)?;
     model.to_channels_last();
-    let mut optim = Optimizer::new(&model.vs, &OptimConfig::default());
+    let mut optim = Optimizer::new(&model.vs, &OptimConfig::default(), spec.precision);
     let shape = [spec.batch, args.in_channels, args.input_size, args.input_size];
     let x = channels_last(&Tensor::randn(shape, (Kind::Float, spec.device)));
     let y = Tensor::randint(args.num_classes, [spec.batch], (Kind::Int64, spec.device));

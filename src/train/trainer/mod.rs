@@ -150,7 +150,7 @@ impl Trainer {
         if cfg.train.channels_last {
             model.to_channels_last();
         }
-        let optim = Optimizer::new(&model.vs, &cfg.optim);
+        let optim = Optimizer::new(&model.vs, &cfg.optim, precision);
         let replicas = Replicas::new(&model, &args, cfg.train.replicas.max(1) as usize, cfg.train.channels_last)?;
         optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
         let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
