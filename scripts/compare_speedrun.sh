@@ -44,6 +44,12 @@ for label, rs in (("microvision", ours), ("pytorch", ref)):
     print(f"{label:<12} train {statistics.median(secs):7.1f} s (median of {len(secs)})  "
           f"eval {statistics.median(r['eval_secs'] for r in rs):5.1f} s  test acc {statistics.mean(accs):.2f}%  "
           f"[{', '.join(f'{a:.2f}' for a in accs)}]")
+def precisions(name):
+    recs = [json.loads(line) for line in open(f"{out}/{name}.jsonl")]
+    return sorted({r.get("precision") or r["summary"].get("precision") or "?" for r in recs})
+mine, theirs = precisions("ours"), precisions("ref")
+print(f"precision: microvision {', '.join(mine)}, pytorch {', '.join(theirs)}"
+      + ("" if mine == theirs else "  (DIFFERENT: the ratio compares unlike runs)"))
 ratio = statistics.median(r["train_secs"] for r in ours) / statistics.median(r["train_secs"] for r in ref)
 print(f"speedrun ({recipe}) training time ratio microvision / pytorch: {ratio:.2f} (alternating, same machine)")
 PY

@@ -264,6 +264,7 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
     use crate::bench::throughput::load_average;
     let cfg = Config::load(config, overrides)?;
     crate::device::set_threads(cfg.train.threads);
+    let (_, precision) = crate::device::resolve(&cfg.train)?;
     let warm = warm_up(&cfg)?;
     eprintln!("warm-up (untimed): {warm:.1} s; load average {:.2}", load_average());
     let mut results = Vec::new();
@@ -285,7 +286,7 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
     let s = summarize(&results, target);
     println!(
         "{} runs of {}: test accuracy {:.2} +- {:.2}% ({:.0}% of runs >= {target}%), training {:.1} +- {:.1} s \
-         ({} threads{})",
+         ({}, {} threads{})",
         s.runs,
         config.display(),
         s.acc_mean,
@@ -293,6 +294,7 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
         s.at_target * 100.0,
         s.train_secs_mean,
         s.train_secs_std,
+        precision.name(),
         tch::get_num_threads(),
         if cfg.train.replicas > 1 {
             format!(", train.replicas = {} on CPU", cfg.train.replicas)
@@ -300,7 +302,10 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
             String::new()
         }
     );
-    println!("{}", serde_json::json!({ "summary": s, "runs": results, "warmup_secs": warm }));
+    println!(
+        "{}",
+        serde_json::json!({ "summary": s, "runs": results, "warmup_secs": warm, "precision": precision.name() })
+    );
     Ok(())
 }
 
