@@ -169,6 +169,11 @@ def optimizers(model, h, dtype):
     return opts
 
 
+def autocast(dev, dtype):
+    """bf16 autocast when the run's dtype is bf16; a no-op context in fp32."""
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+
+
 def warm_up(dev, batch, dtype):
     """Untimed first steps (kernel selection, allocator growth), as `bench speedrun` does."""
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
@@ -176,7 +181,7 @@ def warm_up(dev, batch, dtype):
     x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=dev)
     for _ in range(3):
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        with autocast(dev, dtype):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,7 +195,7 @@ def run(seed, epochs, data, dev, h, dtype):
     train_x, train_y = train_x.to(dev), train_y.to(dev)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    amp = lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)  # noqa: E731
+    amp = lambda: autocast(dev, dtype)  # noqa: E731
     model = models.build("airbench94").to(dev).to(memory_format=torch.channels_last)
     t = time.perf_counter()
     whiten_(model.whiten, normalize(train_x[:5000]).to(dev))
@@ -275,8 +280,8 @@ def main():
         )
         results.append(r)
     accs = [r["test_acc"] * 100 for r in results]
-    summary = dict(runs=len(results), precision=precision, acc_mean=statistics.mean(accs), train_secs_mean=statistics.mean(r["train_secs"] for r in results))
-    print(json.dumps(dict(summary=summary, runs=results)))
+    summary = dict(runs=len(results), acc_mean=statistics.mean(accs), train_secs_mean=statistics.mean(r["train_secs"] for r in results))
+    print(json.dumps(dict(summary=summary, runs=results, precision=precision)))  # as `bench speedrun`
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ cd "$(dirname "$0")/.."
 usage_if_asked "$self" "$@"
 [ $# -le 5 ] || { echo "ab_allocator.sh: at most 5 arguments (MODEL BATCH ROUNDS STEPS REPEATS)" >&2; exit 2; }
 model=${1:-resnet18} batch=${2:-128} rounds=${3:-2} steps=${4:-5} repeats=${5:-3} precision=${PRECISION:-auto}
-case $precision in auto | fp32 | bf16) ;; *) echo "ab_allocator.sh: PRECISION = '$precision': expected auto, fp32 or bf16" >&2; exit 2 ;; esac
-need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"; need_count REPEATS "$repeats"
+need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"; need_count REPEATS "$repeats"; need_precision PRECISION "$precision"
 need_tools
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -46,7 +46,7 @@ for label, rs in (("microvision", ours), ("pytorch", ref)):
           f"[{', '.join(f'{a:.2f}' for a in accs)}]")
 def precisions(name):
     recs = [json.loads(line) for line in open(f"{out}/{name}.jsonl")]
-    return sorted({r.get("precision") or r["summary"].get("precision") or "?" for r in recs})
+    return sorted({r["precision"] for r in recs})
 mine, theirs = precisions("ours"), precisions("ref")
 print(f"precision: microvision {', '.join(mine)}, pytorch {', '.join(theirs)}"
       + ("" if mine == theirs else "  (DIFFERENT: the ratio compares unlike runs)"))

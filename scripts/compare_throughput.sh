@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 usage_if_asked "$self" "$@"
 [ $# -le 5 ] || { echo "compare_throughput.sh: at most 5 arguments (MODEL BATCH PRECISION ROUNDS STEPS)" >&2; exit 2; }
 model=${1:-simple_cnn} batch=${2:-128} precision=${3:-auto} rounds=${4:-3} steps=${5:-20}
-need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"
-case $precision in auto | fp32 | bf16) ;; *) echo "compare_throughput.sh: PRECISION = '$precision': expected auto, fp32 or bf16" >&2; exit 2 ;; esac
+need_count BATCH "$batch"; need_count ROUNDS "$rounds"; need_count STEPS "$steps"; need_precision PRECISION "$precision"
 need_tools
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -10,6 +10,14 @@ need_count() {
   fi
 }
 
+# need_precision NAME VALUE: VALUE must be a precision both sides take (auto, fp32 or bf16).
+need_precision() {
+  case $2 in
+    auto | fp32 | bf16) ;;
+    *) echo "$(basename "$0"): $1 = '$2': expected auto, fp32 or bf16" >&2; exit 2 ;;
+  esac
+}
+
 # need_tools: the release binary and the project's Python, before any long run starts.
 need_tools() {
   if [ ! -x target/release/microvision ]; then
