@@ -9,7 +9,7 @@ MICROVISION_DATA ?= $(if $(wildcard ../shared/data/cifar-10-batches-bin),../shar
 export MICROVISION_DATA
 BIN := target/release/microvision
 
-.PHONY: setup build demo test test-real lint bench-pytorch gpu-bundle clean-runs
+.PHONY: setup build demo test test-real lint bench-pytorch gpu-bundle
 
 setup:
 	@./scripts/setup.sh

@@ -8,7 +8,7 @@
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
-# fresh clone on the same machine (CI) reuses it instead of downloading ~4 GB again.
+# fresh clone on the same machine (CI) reuses it instead of downloading ~5.5 GB again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "$*" in
@@ -26,7 +26,7 @@ packages="torch==$TORCH_VERSION torchvision==0.26.0 numpy safetensors tensorboar
 stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
 
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing torch==$TORCH_VERSION into $venv (one time, about 4 GB)" >&2
+  echo "setup: installing torch==$TORCH_VERSION into $venv (one time, about 5.5 GB)" >&2
   mkdir -p "$cache"
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   # The PyPI wheel is the CUDA build; its nvidia-* dependencies are what libtorch_cuda.so loads,

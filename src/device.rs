@@ -1,4 +1,4 @@
-//! Device, thread-count and precision detection, and seeding.
+//! Device, thread-count and precision detection.
 
 use tch::{Device, Kind, Tensor};
 
@@ -26,6 +26,11 @@ impl Precision {
             Precision::Bf16 => Kind::BFloat16,
             Precision::Fp16 => Kind::Half,
         }
+    }
+
+    /// The kind to autocast conv and linear layers to: None in fp32 (nothing to cast).
+    pub fn autocast_kind(self) -> Option<Kind> {
+        (self != Precision::Fp32).then(|| self.compute_kind())
     }
 
     /// The config spelling.

@@ -1,4 +1,5 @@
-//! Classification metrics as pure functions over predictions and labels.
+//! Classification metrics as pure functions over predictions and labels, and the summary
+//! statistics of repeated measurements (runs, timings).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,21 @@ impl Confusion {
     }
 }
 
+/// Mean and sample standard deviation (0 for fewer than two values; mean 0 for none).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n.max(1.0);
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Median of a sample (the upper one for even sizes, a value that was measured); None when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied()
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
@@ -71,6 +87,16 @@ pub struct EvalResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_sample_std_and_median_by_hand() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((m - 2.5).abs() < 1e-12 && (s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_std(&[7.0]), (7.0, 0.0));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(3.0), "the upper median: a measured value");
+        assert_eq!(median(&[]), None);
+    }
 
     #[test]
     fn hand_computed_confusion() {

@@ -2,16 +2,9 @@
 
 mod common;
 
-use microvision::analysis::compare::{curves, group, mean_std, summarize, table};
+use microvision::analysis::compare::{curves, group, summarize, table};
 use microvision::analysis::history::History;
 use microvision::train::Trainer;
-
-#[test]
-fn mean_and_sample_std_by_hand() {
-    let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
-    assert!((m - 2.5).abs() < 1e-12 && (s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-    assert_eq!(mean_std(&[7.0]), (7.0, 0.0));
-}
 
 #[test]
 fn runs_differing_only_in_seed_are_grouped() {

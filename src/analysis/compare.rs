@@ -8,6 +8,7 @@ use super::history::{EpochRow, History};
 use super::plots::LineChart;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::mean_std;
 use crate::train::run_dir;
 
 /// The numbers of one run, read from its directory.
@@ -40,28 +41,18 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
     // metrics.jsonl and eval.json as History reads them for the plots and the report.
     let h = History::read(dir).map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
     let val_acc: Vec<f64> = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).collect();
-    let mut ips: Vec<f64> = h.epochs.iter().map(|r| r.img_per_s).filter(|v| v.is_finite()).collect();
-    ips.sort_by(f64::total_cmp);
     let final_acc = h.eval.as_ref().map(|e| e.accuracy).or_else(|| val_acc.last().copied()).unwrap_or(0.0);
     Ok(RunSummary {
         dir: dir.to_path_buf(),
         params,
         epochs: val_acc.len(),
-        best_acc: val_acc.iter().copied().fold(0.0, f64::max),
+        best_acc: h.best_val_acc().unwrap_or(0.0),
         final_acc,
-        train_secs: h.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum(),
-        img_per_s: ips.get(ips.len() / 2).copied().unwrap_or(0.0),
+        train_secs: h.train_secs(),
+        img_per_s: h.median_img_per_s().unwrap_or(0.0),
         finished: h.eval.is_some(),
         config,
     })
-}
-
-/// Mean and (sample) standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n.max(1.0);
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
 }
 
 /// Groups runs whose configs are equal apart from the seed and the run name. Unfinished runs

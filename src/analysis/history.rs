@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::metrics::median;
 use crate::train::eval::EvalFile;
 
 /// One epoch's train and validation numbers.
@@ -53,6 +54,21 @@ pub struct History {
 }
 
 impl History {
+    /// Best validation accuracy over the epochs (None before the first validated epoch).
+    pub fn best_val_acc(&self) -> Option<f64> {
+        self.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).reduce(f64::max)
+    }
+
+    /// Seconds spent training, summed over the epochs.
+    pub fn train_secs(&self) -> f64 {
+        self.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum()
+    }
+
+    /// Median training throughput over the epochs (None before the first epoch).
+    pub fn median_img_per_s(&self) -> Option<f64> {
+        median(&self.epochs.iter().map(|r| r.img_per_s).filter(|v| v.is_finite()).collect::<Vec<_>>())
+    }
+
     /// Reads `run/metrics.jsonl` (required) and `run/eval.json` (optional). Lines that are not
     /// JSON (a torn last line after a crash) are skipped.
     pub fn read(run: &Path) -> Result<History> {

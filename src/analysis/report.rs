@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::history::History;
 use crate::error::Result;
+use crate::fsio;
 use crate::train::run_dir;
 
 /// The plots in report order, with captions.
@@ -72,7 +73,7 @@ pub fn render(run: &Path) -> Result<String> {
 pub fn write(run: &Path, out: Option<&Path>) -> Result<std::path::PathBuf> {
     let html = render(run)?;
     let path = out.map_or_else(|| run.join("report.html"), Path::to_path_buf);
-    run_dir::write_atomic(&path, html.as_bytes())?;
+    fsio::write_atomic(&path, html.as_bytes())?;
     Ok(path)
 }
 
@@ -86,10 +87,8 @@ td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f
 pre{background:#f7f7f7;padding:1em;overflow:auto}footer{margin-top:2em;color:#888;font-size:.8em}";
 
 fn cards(h: &History, env: &Value, model: &str) -> String {
-    let best = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).fold(f64::NAN, f64::max);
-    let secs: f64 = h.epochs.iter().map(|r| r.epoch_secs).filter(|s| s.is_finite()).sum();
-    let mut ips: Vec<f64> = h.epochs.iter().map(|r| r.img_per_s).filter(|v| v.is_finite()).collect();
-    ips.sort_by(f64::total_cmp);
+    let best = h.best_val_acc().unwrap_or(f64::NAN);
+    let secs = h.train_secs();
     let test = h.eval.as_ref().map_or("unfinished".to_string(), |e| format!("{:.2}%", e.accuracy * 100.0));
     let items = [
         ("model", model.to_string()),
@@ -97,7 +96,7 @@ fn cards(h: &History, env: &Value, model: &str) -> String {
         ("best val accuracy", format!("{:.2}%", best * 100.0)),
         ("epochs", h.epochs.len().to_string()),
         ("training time", format!("{secs:.0} s")),
-        ("median img/s", format!("{:.0}", ips.get(ips.len() / 2).copied().unwrap_or(f64::NAN))),
+        ("median img/s", format!("{:.0}", h.median_img_per_s().unwrap_or(f64::NAN))),
         ("parameters", env["num_params"].as_i64().map_or("?".into(), |p| p.to_string())),
         ("device", format!("{} {}", env["device"].as_str().unwrap_or("?"), env["precision"].as_str().unwrap_or(""))),
     ];

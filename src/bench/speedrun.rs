@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::metrics::EvalResult;
+use crate::metrics::{mean_std, EvalResult};
 use crate::train::callbacks::{Callback, EpochInfo};
 use crate::train::Trainer;
 
@@ -46,14 +46,6 @@ pub struct Summary {
     pub train_secs_std: f64,
     /// Fraction of runs with test accuracy >= the target.
     pub at_target: f64,
-}
-
-/// Mean and sample standard deviation (0 for fewer than two values).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n.max(1.0);
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
 }
 
 /// Summarises runs against a target accuracy in percent.

@@ -10,6 +10,7 @@ use crate::data::loader::Batch;
 use crate::data::transforms::channels_last;
 use crate::device::Precision;
 use crate::error::Result;
+use crate::metrics::median;
 use crate::models::layers::autocast;
 use crate::models::{Model, ModelArgs};
 use crate::train::optim::Optimizer;
@@ -65,7 +66,7 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let shape = [spec.batch, args.in_channels, args.input_size, args.input_size];
     let x = channels_last(&Tensor::randn(shape, (Kind::Float, spec.device)));
     let y = Tensor::randint(args.num_classes, [spec.batch], (Kind::Int64, spec.device));
-    let compute = (spec.precision != Precision::Fp32).then(|| spec.precision.compute_kind());
+    let compute = spec.precision.autocast_kind();
     if spec.checkpointing && model.net.segments().is_none() {
         return Err(crate::config_err!("model {} does not support gradient checkpointing", spec.model));
     }
@@ -107,19 +108,12 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
         infer.push(images / t.elapsed().as_secs_f64());
     }
     Ok(Throughput {
-        train_median: median(&train),
-        infer_median: median(&infer),
+        train_median: median(&train).unwrap_or(0.0),
+        infer_median: median(&infer).unwrap_or(0.0),
         train,
         infer,
         replicas: replicas.count(),
     })
-}
-
-/// Median of a sample (upper median for even sizes).
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The 1-minute load average (how busy the machine was), from /proc/loadavg.

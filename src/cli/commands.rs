@@ -1,10 +1,11 @@
-//! One function per subcommand; each is a thin call into the library plus printing.
+//! One function per subcommand: its calls into the library and its printing.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::data;
 use crate::error::Result;
+use crate::fsio;
 use crate::models::{Model, ModelArgs, MODELS};
 use crate::train::checkpoint;
 use crate::train::eval::evaluate;
@@ -12,6 +13,7 @@ use crate::train::eval::{EvalFile, Tta};
 use crate::train::trainer::{loader_spec, model_args};
 use crate::train::{run_dir, Trainer};
 
+/// `microvision train`: a new run from a config, or `--resume` of an existing run.
 pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathBuf>) -> Result<()> {
     let mut trainer = match (resume, config) {
         (Some(run), _) => Trainer::resume(&run)?,
@@ -47,6 +49,7 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     Ok(())
 }
 
+/// `microvision config`: prints the resolved config (defaults and overrides applied).
 pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> {
     let cfg = match config {
         Some(path) => Config::load(&path, overrides)?,
@@ -56,6 +59,7 @@ pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> 
     Ok(())
 }
 
+/// `microvision eval`: evaluates a run's checkpoint on the test split and writes the result file.
 pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let cfg = run_dir::read_config_with(run, overrides)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;
@@ -72,7 +76,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
         checkpoint::load_weights(&model.vs, &avg, &checkpoint::paths(&dir, which)[1])?;
     }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
-    let kind = (precision != crate::device::Precision::Fp32).then(|| precision.compute_kind());
+    let kind = precision.autocast_kind();
     let tta = Tta::from_config(&cfg.train);
     let result = evaluate(&model, &loader, kind, data.test.classes.len(), tta);
     // Another precision than the one the run trained in (env.json) gives other numbers: keep both.
@@ -82,7 +86,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
         _ => String::new(),
     };
     let out = run.join(format!("eval-{which}{}{precision_suffix}.json", tta.file_suffix()));
-    run_dir::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
+    fsio::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
         "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",
         loaded.state.epoch,
@@ -99,6 +103,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `microvision plot`: redraws a run's plots from its logs.
 pub fn plot(run: &Path) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let test = match data::load_test(&cfg.data) {
@@ -116,6 +121,7 @@ pub fn plot(run: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `microvision report`: writes a run's self-contained HTML report.
 pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     let have_plots =
         ["loss", "accuracy", "model_summary"].iter().all(|s| run.join("plots").join(format!("{s}.png")).exists());
@@ -128,6 +134,7 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// `microvision lr-find`: the learning-rate range test, written to the run as JSON and a plot.
 pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f64, usize)) -> Result<()> {
     if !(start > 0.0 && end > start && end.is_finite() && steps >= 5) {
         return Err(crate::Error::Config(format!(
@@ -139,7 +146,7 @@ pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f
     cfg.train.on_nan = "stop".into();
     let mut trainer = Trainer::new(cfg)?;
     let rec = trainer.lr_find(start, end, steps)?;
-    run_dir::write_json(&trainer.run_dir.join("lr_find.json"), &rec)?;
+    fsio::write_json(&trainer.run_dir.join("lr_find.json"), &rec)?;
     let chart = crate::analysis::plots::lr_find_chart(&rec, &trainer.cfg.model.name);
     let files = crate::analysis::plots::save(&chart, &trainer.run_dir, "lr_find")?;
     println!("swept {} steps from {start:e} to {:e}", rec.lrs.len(), rec.lrs.last().copied().unwrap_or(start));
@@ -154,6 +161,7 @@ pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f
     Ok(())
 }
 
+/// `microvision augment-preview`: a grid of training images as the configured augmentation draws them.
 pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &Path) -> Result<()> {
     let cfg = Config::load(config, overrides)?;
     let data = data::load(&cfg.data, cfg.train.seed)?;
@@ -171,6 +179,7 @@ pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &
     Ok(())
 }
 
+/// `microvision models`: the registry with parameter counts (and step memory with `--memory`).
 pub fn models(memory: bool) -> Result<()> {
     use crate::bench::memory::step_bytes_at_128;
     let args = ModelArgs::default();
@@ -224,6 +233,7 @@ pub struct ThroughputOpts {
     pub replicas: usize,
 }
 
+/// `microvision bench throughput`: training and inference images/s of a model.
 pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &ThroughputOpts) -> Result<()> {
     use crate::bench::throughput::{load_average, measure, ThroughputSpec};
     crate::models::lookup(model)?;
@@ -259,6 +269,7 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
     Ok(())
 }
 
+/// `microvision bench speedrun`: N seeded runs of a recipe, accuracy and time summarised.
 pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f64) -> Result<()> {
     use crate::bench::speedrun::{run_once, summarize, warm_up};
     use crate::bench::throughput::load_average;
@@ -309,6 +320,7 @@ pub fn bench_speedrun(config: &Path, overrides: &[String], runs: u64, target: f6
     Ok(())
 }
 
+/// `microvision export`: a checkpoint's weights as safetensors with the model's description.
 pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let dir = run.join(&cfg.output.checkpoint_dir);
@@ -327,7 +339,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
         None => {
             let path = &checkpoint::paths(&dir, which)[0];
             let bytes = std::fs::read(path).map_err(|e| crate::Error::io("cannot read", path, e))?;
-            run_dir::write_atomic(&weights, &bytes)?;
+            fsio::write_atomic(&weights, &bytes)?;
         }
     }
     let src = data::source::source(&cfg.data.dataset)?;
@@ -350,11 +362,12 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
         "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
         "classes": classes,
     });
-    run_dir::write_json(&out.join("model.json"), &meta)?;
+    fsio::write_json(&out.join("model.json"), &meta)?;
     println!("wrote {} and {}", weights.display(), out.join("model.json").display());
     Ok(())
 }
 
+/// `microvision compare`: a table (or CSV) and overlaid curves of several runs.
 pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<PathBuf>) -> Result<()> {
     use crate::analysis::compare::{curves, group, summarize, table};
     use crate::analysis::plots::save;

@@ -15,6 +15,7 @@ fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
     Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
 }
 
+/// `microvision data download`: fetches and MD5-checks a dataset's official files.
 pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
     let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
     if dataset == "image_folder" {
@@ -36,6 +37,7 @@ pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) 
     Ok(())
 }
 
+/// `microvision data info`: counts per class, image size and mean/std of a dataset.
 pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
     let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
     let src = data::source::for_config(&cfg)?;
@@ -61,6 +63,7 @@ pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// `microvision data preview`: a grid image of a few images per class.
 pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out: &Path) -> Result<()> {
     let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
     let src = data::source::source(dataset)?;

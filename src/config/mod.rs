@@ -1,5 +1,6 @@
-//! The typed experiment config: one TOML file (see `configs/`) with sections for data, model,
-//! optimizer, schedule, training and output, plus `--set section.key=value` overrides.
+//! The typed experiment config: one TOML file (see `configs/`) with sections for data,
+//! augmentation, model, optimizer, schedule, training, output and tracking, plus `--set
+//! section.key=value` overrides.
 //!
 //! Loading goes TOML text -> `toml::Value` -> unknown-key check (with did-you-mean) -> serde ->
 //! range/consistency validation, so every error names the file, the key, the bad value and what

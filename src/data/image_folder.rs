@@ -136,7 +136,7 @@ fn write_cache(path: &Path, key: &str, labels: &[i64], pixels: &[u8]) {
     labels.iter().for_each(|l| bytes.extend_from_slice(&l.to_le_bytes()));
     bytes.extend_from_slice(pixels);
     // A cache that cannot be written only costs the next run its decoding time.
-    if let Err(e) = crate::train::run_dir::write_atomic(path, &bytes) {
+    if let Err(e) = crate::fsio::write_atomic(path, &bytes) {
         eprintln!("warning: image cache not written: {e}");
     }
 }

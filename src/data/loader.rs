@@ -313,7 +313,8 @@ impl Iterator for BatchIter {
     }
 }
 
-/// Mixes the base seed with the epoch (SplitMix64 finaliser) so nearby seeds give unrelated streams.
+/// Mixes a seed with a counter (epoch, micro-batch, replica, image index; SplitMix64 finaliser)
+/// so nearby seeds and counters give unrelated streams.
 pub fn mix(seed: u64, epoch: u64) -> u64 {
     let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

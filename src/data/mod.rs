@@ -97,7 +97,8 @@ impl Dataset {
 /// Mixed into the seed so the validation split does not reuse the epoch-0 shuffle.
 const SPLIT_SALT: u64 = 0x5eed_0f5a_1d00_0001;
 
-/// The train and test splits of a dataset, with its normalisation statistics.
+/// The train, validation (when held out) and test splits of a dataset, with its normalisation
+/// statistics.
 #[derive(Debug)]
 pub struct DataSplits {
     /// Training split (without the validation hold-out).

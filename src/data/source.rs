@@ -1,4 +1,5 @@
-//! Which reader a dataset name means: the CIFAR binary layout or the MNIST family's IDX files.
+//! Which reader a dataset name means: the CIFAR binary layout, the MNIST family's IDX files or an
+//! image-folder tree.
 //! Everything downstream (loader, models, plots) follows the source's channels, size and classes.
 
 use std::path::{Path, PathBuf};
@@ -168,15 +169,6 @@ impl Source {
                 super::download::fetch_files(base, &s.files, &root.join(s.dir))
             }
             Source::ImageFolder { .. } => Err(data_err!("image_folder datasets are local: nothing to download")),
-        }
-    }
-
-    /// Where the official files come from (for messages).
-    pub fn official_url(&self) -> &'static str {
-        match self {
-            Source::Cifar(s) => s.url,
-            Source::Idx(s) => s.url,
-            Source::ImageFolder { .. } => "",
         }
     }
 }

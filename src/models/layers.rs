@@ -392,12 +392,3 @@ impl ModuleT for PoolLinear {
         self.fc.forward_t(&self.dropout.forward_t(&x, train), train)
     }
 }
-
-/// `conv -> BatchNorm -> ReLU`, the unit of VGG-style networks. Registers `<p>.conv.*` and
-/// `<p>.bn.*` unless `flat` names are given by the caller.
-pub fn conv_bn_relu(conv_p: &Path, bn_p: &Path, cin: i64, cout: i64, bias: bool) -> impl ModuleT {
-    let opts = ConvOpts { bias, ..ConvOpts::same(3) };
-    let conv = Conv2d::new(conv_p, cin, cout, 3, opts);
-    let bn = BatchNorm2d::new(bn_p, cout);
-    tch::nn::func_t(move |x, train| bn.forward_t(&conv.forward_t(x, train), train).relu())
-}

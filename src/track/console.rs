@@ -2,7 +2,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::metrics::EvalResult;
+use crate::metrics::{median, EvalResult};
 use crate::train::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 
 /// Draws progress bars on stderr and prints one line per epoch and a final table.
@@ -23,7 +23,7 @@ impl ConsoleLogger {
 
 impl Callback for ConsoleLogger {
     fn fit_start(&mut self, info: &FitInfo) {
-        self.batches = info.batches_per_epoch as u64;
+        self.batches = info.steps_per_epoch as u64;
         self.epochs = info.config.train.epochs;
     }
 
@@ -74,7 +74,7 @@ impl Callback for ConsoleLogger {
         }
         let total: f64 = self.rows.iter().map(|r| r.6).sum();
         let best = self.rows.iter().map(|r| r.4).fold(0.0, f64::max);
-        let median_ips = median(self.rows.iter().map(|r| r.5).collect());
+        let median_ips = median(&self.rows.iter().map(|r| r.5).collect::<Vec<_>>()).unwrap_or(0.0);
         eprintln!("\n| epochs run | train time | best val acc | test acc | test loss | median img/s |");
         eprintln!("|-----------:|-----------:|-------------:|---------:|----------:|-------------:|");
         eprintln!(
@@ -86,14 +86,5 @@ impl Callback for ConsoleLogger {
             test.loss,
             median_ips
         );
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
     }
 }

@@ -68,7 +68,7 @@ impl MlflowLogger {
                 let run = me.call("POST", "runs/create", Some(body))?;
                 let info = run["run"]["info"].clone();
                 me.run_id = info["run_id"].as_str().unwrap_or_default().to_string();
-                crate::train::run_dir::write_atomic(&id_file, me.run_id.as_bytes())?;
+                crate::fsio::write_atomic(&id_file, me.run_id.as_bytes())?;
                 info
             }
         };

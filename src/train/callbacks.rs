@@ -55,8 +55,8 @@ pub struct FitInfo<'a> {
     pub start_epoch: i64,
     /// Optimizer steps already taken (> 0 when resuming, possibly mid-epoch).
     pub start_step: i64,
-    /// Batches per epoch.
-    pub batches_per_epoch: usize,
+    /// Optimizer steps per epoch (batches / `train.accumulate_steps`).
+    pub steps_per_epoch: usize,
     /// Images per batch.
     pub batch_size: i64,
 }

@@ -16,6 +16,7 @@ use tch::Tensor;
 
 use crate::ckpt_err;
 use crate::error::{Error, Result};
+use crate::fsio::{sync_dir, tmp_path, write_synced};
 
 /// Where a run stands; saved beside the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,11 +122,6 @@ pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], st
     Ok(())
 }
 
-fn tmp_path(p: &Path) -> PathBuf {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt");
-    p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
-}
-
 /// Writes `tensors` (contiguous, on the CPU) as a safetensors file at `path`, atomically.
 pub fn write_tensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let tmp = tmp_path(path);
@@ -141,22 +137,6 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         ckpt_err!("cannot write checkpoint {}: {e}", path.display())
     })?;
     File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut f = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
-        let _ = std::fs::remove_file(path);
-        Error::io("cannot write", path, e)
-    })
-}
-
-fn sync_dir(dir: &Path) {
-    // Makes the renames durable; not supported everywhere, hence best effort.
-    if let Ok(f) = File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 fn crc_file(path: &Path) -> Result<u32> {

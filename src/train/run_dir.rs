@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::fsio::{write_atomic, write_json};
 
 /// Creates a fresh run directory under `cfg.output.runs_dir`.
 pub fn create(cfg: &Config) -> Result<PathBuf> {
@@ -63,27 +64,6 @@ pub fn lock(run: &Path) -> Result<RunLock> {
             Ok(RunLock(file))
         }
     }
-}
-
-/// Writes `bytes` to `dir/name` atomically (temporary file, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_file_name(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write", path, e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot rename to", path, e))
-}
-
-/// Writes a value as pretty JSON, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(path, &serde_json::to_vec_pretty(value).expect("serialisable"))
 }
 
 /// Reads the resolved config of a run directory.

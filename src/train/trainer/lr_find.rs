@@ -54,7 +54,9 @@ impl Trainer {
         // At the full image size throughout: progressive resizing would change the input size
         // (and the loss level) at each epoch boundary of the sweep.
         let spec = LoaderSpec { train_sizes: Vec::new(), ..loader_spec(&self.cfg, &self.data, true) };
-        let loader = Loader::new(&self.data.train, spec);
+        // The loader expects the images on the compute device, as in `assemble`.
+        let train = self.data.train.to_device(self.device);
+        let loader = Loader::new(&train, spec);
         'sweep: loop {
             for batch in loader.epoch(epoch) {
                 let i = rec.lrs.len();

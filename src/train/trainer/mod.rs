@@ -35,6 +35,7 @@ use crate::data::loader::{mix, Batch, Loader};
 use crate::data::{self, DataSplits, Dataset};
 use crate::device::{self, Precision};
 use crate::error::{Error, Result};
+use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
 
@@ -114,7 +115,7 @@ impl Trainer {
         }
         let run_dir = run_dir::create(&cfg)?;
         let lock = run_dir::lock(&run_dir)?;
-        run_dir::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
         trainer.init_from_data();
         trainer.write_provenance()?;
@@ -254,7 +255,7 @@ impl Trainer {
             config: &self.cfg,
             start_epoch: self.state.epoch + 1,
             start_step: self.state.step,
-            batches_per_epoch: self.steps_per_epoch(),
+            steps_per_epoch: self.steps_per_epoch(),
             batch_size: self.cfg.data.batch_size,
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
@@ -298,7 +299,7 @@ impl Trainer {
             }
             _ => self.evaluate(&self.data.test)?,
         };
-        run_dir::write_json(
+        fsio::write_json(
             &self.run_dir.join("eval.json"),
             &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train)),
         )?;
@@ -375,6 +376,6 @@ impl Trainer {
     }
 
     fn compute_kind(&self) -> Option<Kind> {
-        (self.precision != Precision::Fp32).then(|| self.precision.compute_kind())
+        self.precision.autocast_kind()
     }
 }

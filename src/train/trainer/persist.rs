@@ -6,7 +6,8 @@ use super::*;
 use tch::Tensor;
 
 impl Trainer {
-    /// The optimizer state plus, with EMA on, the averaged weights (`ema.*`).
+    /// The optimizer state plus the weight averages that are on: EMA (`ema.*`) and lookahead's
+    /// slow weights.
     pub(super) fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
         let mut t = self.optim.state_tensors();
         if let Some(ema) = &self.ema {
@@ -18,9 +19,9 @@ impl Trainer {
         t
     }
 
-    /// Restores the moving average from a checkpoint's optimizer tensors (restarting it from the
-    /// loaded weights, with a warning, when the checkpoint has none).
-    pub(super) fn load_ema(&mut self, optim: &[(String, Tensor)]) {
+    /// Restores the weight averages (EMA, lookahead) from a checkpoint's optimizer tensors
+    /// (restarting one from the loaded weights, with a warning, when the checkpoint has none).
+    pub(super) fn load_averages(&mut self, optim: &[(String, Tensor)]) {
         if let Some(ema) = &mut self.ema {
             if !ema.load(optim) {
                 eprintln!("warning: the checkpoint has no weight average; restarting it from the loaded weights");
@@ -106,7 +107,7 @@ impl Trainer {
                     Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
                 })?;
                 self.state = loaded.state;
-                self.load_ema(&loaded.optim);
+                self.load_averages(&loaded.optim);
             }
             // Killed in the first epoch (or inside its checkpoint write): start over, which gives
             // the same run (the same seed).
@@ -138,7 +139,7 @@ impl Trainer {
         };
         checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
         self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
-        self.load_ema(&loaded.optim);
+        self.load_averages(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
         self.state = TrainState { lr_scale, ..loaded.state };
         eprintln!(
@@ -202,6 +203,6 @@ impl Trainer {
             macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
             peak_rss_bytes: run_dir::peak_rss_bytes(),
         };
-        run_dir::write_json(&self.run_dir.join("env.json"), &prov)
+        fsio::write_json(&self.run_dir.join("env.json"), &prov)
     }
 }
