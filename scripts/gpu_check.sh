@@ -5,7 +5,8 @@
 #      (resnet18 batch 128, airbench94 batch 1024, bf16);
 #   2. speedrun training time of microvision and of the plain-PyTorch reference (airbench94 and
 #      muon recipes, bf16 both) on synthetic data of CIFAR-10's shape (timing only: accuracy is
-#      meaningless, and random labels may make a run diverge).
+#      meaningless, and random labels may make a run diverge);
+#   3. the trainer end to end on CUDA: train, eval and lr-find on the synthetic data.
 # Prepare here with `make gpu-bundle` (a stripped binary in .gpu/, ~9 MB), then run there with the
 # device tool: command `bash scripts/gpu_check.sh`, carry [".gpu"]. Writes $OUT/gpu_check.log.
 # usage: scripts/gpu_check.sh [ROUNDS]   (alternating rounds per throughput pair, default 2)
@@ -65,3 +66,14 @@ for recipe in airbench94:configs/speedrun94.toml muon:configs/speedrun94_muon.to
   echo "== speedrun $name (synthetic data: times only): pytorch"
   (cd bench && "$py" speedrun.py --data "$synth" --recipe "$name" --runs 3 | grep -v '^{') || echo "FAILED rc=$?"
 done
+
+# The trainer's other paths on CUDA (synthetic data: they must run, the numbers mean nothing):
+# a short training with its checkpoint and evaluation, and the LR finder (which once fed the
+# model CPU images).
+e2e=(--set output.runs_dir=/tmp/gpu-runs --set train.device=cuda --set train.epochs=1)
+echo "== CUDA end to end (synthetic data): train, eval, lr-find"
+MICROVISION_DATA=$synth "$bin" train -c configs/demo.toml "${e2e[@]}" | tail -n 3 || echo "FAILED train rc=$?"
+run=$(ls -td /tmp/gpu-runs/demo-* 2>/dev/null | head -n 1)
+[ -n "$run" ] && { "$bin" eval "$run" --checkpoint last | tail -n 2 || echo "FAILED eval rc=$?"; }
+MICROVISION_DATA=$synth "$bin" lr-find -c configs/demo.toml "${e2e[@]}" --steps 30 | tail -n 2 ||
+  echo "FAILED lr-find rc=$?"
