@@ -16,6 +16,18 @@ pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
 pub const PRECISIONS: &[&str] = &["auto", "fp32", "bf16", "fp16"];
 
 pub(super) fn validate(c: &Config) -> Result<()> {
+    names(c)?;
+    run_paths(c)?;
+    data(c)?;
+    model_optim(c)?;
+    train(c)?;
+    schedule(c)?;
+    augment(c)?;
+    consistency(c)
+}
+
+/// The string options that name one of a fixed set of choices.
+fn names(c: &Config) -> Result<()> {
     one_of("data.dataset", &c.data.dataset, DATASETS)?;
     one_of("optim.name", &c.optim.name, OPTIMIZERS)?;
     one_of("schedule.name", &c.schedule.name, SCHEDULES)?;
@@ -25,7 +37,12 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     one_of("data.on_corrupt", &c.data.on_corrupt, &["error", "skip"])?;
     one_of("data.pad_mode", &c.data.pad_mode, &["zeros", "reflect"])?;
     one_of("data.flip_mode", &c.data.flip_mode, &["random", "alternate"])?;
-    in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
+    one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;
+    Ok(())
+}
+
+/// The run name, the directories and the tracking server.
+fn run_paths(c: &Config) -> Result<()> {
     let odd = |ch: char| ch.is_control() || ch == '/' || ch == '\\';
     if c.name.trim().is_empty() || c.name.contains(odd) || c.name.starts_with('.') || c.name.len() > 100 {
         return Err(config_err!(
@@ -50,27 +67,24 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     if c.track.mlflow_experiment.is_empty() {
         return Err(config_err!("`track.mlflow_experiment` = \"\": expected an experiment name"));
     }
+    Ok(())
+}
+
+/// `[data]` sizes and counts.
+fn data(c: &Config) -> Result<()> {
     positive_i("data.num_classes", c.data.num_classes)?;
     // The dataset is held in memory as uint8 and SimpleCNN's head grows with the square.
     int_range("data.input_size", c.data.input_size, 1, 512)?;
     positive_i("data.batch_size", c.data.batch_size)?;
     positive_i("data.eval_batch_size", c.data.eval_batch_size)?;
-    positive_i("train.epochs", c.train.epochs)?;
     non_negative_i("data.crop_padding", c.data.crop_padding)?;
-    int_range("train.threads", c.train.threads, 0, 1024)?;
-    int_range("train.replicas", c.train.replicas, 1, 64)?;
-    if c.train.replicas > c.data.batch_size {
-        return Err(config_err!(
-            "`train.replicas` = {}: each replica trains a chunk of the batch, and `data.batch_size` is {}; expected \
-             at most {}",
-            c.train.replicas,
-            c.data.batch_size,
-            c.data.batch_size
-        ));
-    }
     int_range("data.workers", c.data.workers, 0, 256)?;
-    non_negative_i("train.log_every", c.train.log_every)?;
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
+    Ok(())
+}
+
+/// `[model]` regularisation and `[optim]` hyper-parameters.
+fn model_optim(c: &Config) -> Result<()> {
     in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
     in_range("model.drop_path", c.model.drop_path, 0.0, 0.99)?;
     positive_f("optim.lr", c.optim.lr)?;
@@ -88,20 +102,26 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     if !(1..=10).contains(&c.optim.muon_ns_steps) {
         return Err(config_err!("`optim.muon_ns_steps` = {}: expected 1 to 10 iterations", c.optim.muon_ns_steps));
     }
-    non_negative_i("train.lookahead_every", c.train.lookahead_every)?;
-    let warmup = c.schedule.warmup_epochs;
-    if !(0.0..=c.train.epochs as f64).contains(&warmup) {
+    Ok(())
+}
+
+/// `[train]`: the loop, its precision and recovery, evaluation and early stopping.
+fn train(c: &Config) -> Result<()> {
+    in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
+    positive_i("train.epochs", c.train.epochs)?;
+    int_range("train.threads", c.train.threads, 0, 1024)?;
+    int_range("train.replicas", c.train.replicas, 1, 64)?;
+    if c.train.replicas > c.data.batch_size {
         return Err(config_err!(
-            "`schedule.warmup_epochs` = {warmup}: expected a number from 0 to train.epochs ({})",
-            c.train.epochs
+            "`train.replicas` = {}: each replica trains a chunk of the batch, and `data.batch_size` is {}; expected \
+             at most {}",
+            c.train.replicas,
+            c.data.batch_size,
+            c.data.batch_size
         ));
     }
-    positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
-    in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;
-    in_range("schedule.min_lr_ratio", c.schedule.min_lr_ratio, 0.0, 1.0)?;
-    in_range("schedule.pct_start", c.schedule.pct_start, 0.0, 1.0)?;
-    at_least("schedule.div_factor", c.schedule.div_factor, 1.0)?;
-    at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
+    non_negative_i("train.log_every", c.train.log_every)?;
+    non_negative_i("train.lookahead_every", c.train.lookahead_every)?;
     in_range("train.label_smoothing", c.train.label_smoothing, 0.0, 0.99)?;
     at_least("train.grad_clip", c.train.grad_clip, 0.0)?;
     positive_i("train.accumulate_steps", c.train.accumulate_steps)?;
@@ -115,14 +135,36 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("train.tta_cutoff", c.train.tta_cutoff, 0.0, 1.0)?;
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
-    one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;
     at_least("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0)?;
+    Ok(())
+}
+
+/// `[schedule]` shapes (after `train`: the warm-up is bounded by train.epochs).
+fn schedule(c: &Config) -> Result<()> {
+    let warmup = c.schedule.warmup_epochs;
+    if !(0.0..=c.train.epochs as f64).contains(&warmup) {
+        return Err(config_err!(
+            "`schedule.warmup_epochs` = {warmup}: expected a number from 0 to train.epochs ({})",
+            c.train.epochs
+        ));
+    }
+    positive_f("schedule.step_epochs", c.schedule.step_epochs)?;
+    in_range("schedule.gamma", c.schedule.gamma, 0.0, 1.0)?;
+    in_range("schedule.min_lr_ratio", c.schedule.min_lr_ratio, 0.0, 1.0)?;
+    in_range("schedule.pct_start", c.schedule.pct_start, 0.0, 1.0)?;
+    at_least("schedule.div_factor", c.schedule.div_factor, 1.0)?;
+    at_least("schedule.final_div_factor", c.schedule.final_div_factor, 1.0)?;
     let m = &c.schedule.milestones;
     if m.iter().any(|e| !e.is_finite() || *e <= 0.0) || m.windows(2).any(|w| w[0] >= w[1]) {
         return Err(config_err!(
             "`schedule.milestones` = {m:?}: expected ascending positive epochs, e.g. [30, 60, 80]"
         ));
     }
+    Ok(())
+}
+
+/// `[augment]` strengths and probabilities.
+fn augment(c: &Config) -> Result<()> {
     let a = &c.augment;
     one_of("augment.policy", &a.policy, &["", "autoaugment", "randaugment", "trivialaugment"])?;
     positive_i("augment.randaugment_n", a.randaugment_n)?;
@@ -138,23 +180,13 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     in_range("augment.brightness", a.brightness, 0.0, 1.0)?;
     in_range("augment.contrast", a.contrast, 0.0, 1.0)?;
     in_range("augment.saturation", a.saturation, 0.0, 1.0)?;
-    consistency(c)
+    Ok(())
 }
 
+/// Options that contradict each other.
 fn consistency(c: &Config) -> Result<()> {
     if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
         return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
-    }
-    let src = crate::data::source::for_config(&c.data)?;
-    let (d, size) = (&c.data.dataset, src.image_size());
-    if let Some(classes) = src.num_classes().filter(|n| *n != c.data.num_classes) {
-        return Err(config_err!("`data.num_classes` = {}: {d} has {classes} classes", c.data.num_classes));
-    }
-    if c.data.input_size != size {
-        return Err(config_err!(
-            "`data.input_size` = {}: {d} images are {size}x{size}; expected {size}",
-            c.data.input_size
-        ));
     }
     let a = &c.augment;
     let recipe = !a.policy.is_empty()
@@ -175,6 +207,23 @@ fn consistency(c: &Config) -> Result<()> {
             c.train.tta
         ));
     }
+    dataset_fits(c)
+}
+
+/// Options that must match the dataset (its classes, image size and channels) or the image size.
+fn dataset_fits(c: &Config) -> Result<()> {
+    let src = crate::data::source::for_config(&c.data)?;
+    let (d, size) = (&c.data.dataset, src.image_size());
+    if let Some(classes) = src.num_classes().filter(|n| *n != c.data.num_classes) {
+        return Err(config_err!("`data.num_classes` = {}: {d} has {classes} classes", c.data.num_classes));
+    }
+    if c.data.input_size != size {
+        return Err(config_err!(
+            "`data.input_size` = {}: {d} images are {size}x{size}; expected {size}",
+            c.data.input_size
+        ));
+    }
+    let a = &c.augment;
     if src.channels() == 1 && (!a.policy.is_empty() || a.contrast > 0.0 || a.saturation > 0.0) {
         return Err(config_err!(
             "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"

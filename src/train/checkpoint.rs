@@ -60,6 +60,29 @@ pub struct TrainState {
     pub optim_crc32c: u32,
 }
 
+impl TrainState {
+    /// The state of a run that has not trained yet.
+    pub fn new(seed: u64, model: &str, num_classes: i64) -> Self {
+        TrainState {
+            epoch: 0,
+            step: 0,
+            best_acc: -1.0,
+            best_epoch: 0,
+            seed,
+            model: model.to_string(),
+            num_classes,
+            train_secs: 0.0,
+            lr_scale: 1.0,
+            loss_scaler: Default::default(),
+            early_stop: no_score(),
+            early_stopped: false,
+            partial: Default::default(),
+            weights_crc32c: 0,
+            optim_crc32c: 0,
+        }
+    }
+}
+
 /// Running sums over an epoch's training steps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochTotals {

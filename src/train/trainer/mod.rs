@@ -15,7 +15,7 @@ mod persist;
 mod setup;
 mod steps;
 
-use setup::check_new_run;
+use setup::{check_data_fits, check_new_run};
 pub use setup::{check_model, loader_spec, model_args};
 
 pub use lr_find::{suggest_lr, LrFind};
@@ -97,22 +97,7 @@ impl Trainer {
         check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
         check_new_run(&cfg)?;
         let data = data::load(&cfg.data, cfg.train.seed)?;
-        let train_images = data.train.len();
-        if train_images < cfg.data.batch_size {
-            return Err(Error::Config(format!(
-                "`data.batch_size` = {}: the training split has only {train_images} images, so an epoch would have no \
-                 full batch; expected at most {train_images}",
-                cfg.data.batch_size
-            )));
-        }
-        let batches = train_images / cfg.data.batch_size;
-        if batches < cfg.train.accumulate_steps {
-            return Err(Error::Config(format!(
-                "`train.accumulate_steps` = {}: an epoch has only {batches} batches of {}, so no optimizer step \
-                 would be taken; expected at most {batches}",
-                cfg.train.accumulate_steps, cfg.data.batch_size
-            )));
-        }
+        check_data_fits(&cfg, &data)?;
         let run_dir = run_dir::create(&cfg)?;
         let lock = run_dir::lock(&run_dir)?;
         fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
@@ -154,30 +139,12 @@ impl Trainer {
         let optim = Optimizer::new(&model.vs, &cfg.optim, precision);
         let replicas = Replicas::new(&model, &args, cfg.train.replicas.max(1) as usize, cfg.train.channels_last)?;
         optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
-        let ema = (cfg.train.ema_decay > 0.0).then(|| Ema::new(&model.vs, cfg.train.ema_decay));
-        let lookahead =
-            (cfg.train.lookahead_every > 0).then(|| Lookahead::new(&model.vs, cfg.train.lookahead_every as u64));
+        let (ema, lookahead) = fresh_averages(&model.vs, &cfg.train);
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
-        let steps_per_epoch = train_loader.num_batches() as u64 / cfg.train.accumulate_steps.max(1) as u64;
-        let schedule = Schedule::from_config(&cfg.schedule, steps_per_epoch);
-        let state = TrainState {
-            epoch: 0,
-            step: 0,
-            best_acc: -1.0,
-            best_epoch: 0,
-            seed: cfg.train.seed,
-            model: cfg.model.name.clone(),
-            num_classes: cfg.data.num_classes,
-            train_secs: 0.0,
-            loss_scaler: Default::default(),
-            early_stop: (f64::MIN, 0),
-            early_stopped: false,
-            partial: Default::default(),
-            lr_scale: 1.0,
-            weights_crc32c: 0,
-            optim_crc32c: 0,
-        };
+        let steps = steps::per_epoch(train_loader.num_batches(), cfg.train.accumulate_steps);
+        let schedule = Schedule::from_config(&cfg.schedule, steps as u64);
+        let state = TrainState::new(cfg.train.seed, &cfg.model.name, cfg.data.num_classes);
         Ok(Trainer {
             cfg,
             run_dir,
@@ -210,12 +177,7 @@ impl Trainer {
         let images = self.data.train.images.narrow(0, 0, n).to_device(self.device);
         let images = crate::data::transforms::normalize(&images, &self.data.mean, &self.data.std);
         self.model.net.init_from_data(&images);
-        if self.lookahead.is_some() {
-            self.lookahead = Some(Lookahead::new(&self.model.vs, self.cfg.train.lookahead_every as u64));
-        }
-        if self.ema.is_some() {
-            self.ema = Some(Ema::new(&self.model.vs, self.cfg.train.ema_decay));
-        }
+        (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
         self.setup_secs = start.elapsed().as_secs_f64();
     }
 
@@ -287,6 +249,12 @@ impl Trainer {
                 break;
             }
         }
+        self.final_test(last_val)
+    }
+
+    /// After the last epoch: the test result (the last validation when it ran on the test split
+    /// with the same TTA, else a test evaluation), written to `eval.json`.
+    fn final_test(&mut self, last_val: Option<EvalResult>) -> Result<EvalResult> {
         let val_is_test = self.cfg.data.val_split == 0.0 && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
         let test = match last_val {
             Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
@@ -371,11 +339,18 @@ impl Trainer {
         if let Some(lr) = self.lr_override {
             return lr;
         }
-        let total = self.steps_per_epoch() as u64 * self.cfg.train.epochs as u64;
-        self.schedule.lr(self.cfg.optim.lr, step, total) * self.state.lr_scale
+        self.schedule.lr(self.cfg.optim.lr, step, self.total_steps()) * self.state.lr_scale
     }
 
     fn compute_kind(&self) -> Option<Kind> {
         self.precision.autocast_kind()
     }
+}
+
+/// The weight averages the config asks for, started from the current weights: EMA
+/// (`train.ema_decay` > 0) and lookahead's slow weights (`train.lookahead_every` > 0).
+fn fresh_averages(vs: &tch::nn::VarStore, t: &crate::config::TrainConfig) -> (Option<Ema>, Option<Lookahead>) {
+    let ema = (t.ema_decay > 0.0).then(|| Ema::new(vs, t.ema_decay));
+    let lookahead = (t.lookahead_every > 0).then(|| Lookahead::new(vs, t.lookahead_every as u64));
+    (ema, lookahead)
 }

@@ -90,6 +90,27 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
     out.ok()
 }
 
+/// An epoch must hold at least one full batch, and at least one optimizer step.
+pub(super) fn check_data_fits(cfg: &Config, data: &DataSplits) -> Result<()> {
+    let train_images = data.train.len();
+    if train_images < cfg.data.batch_size {
+        return Err(Error::Config(format!(
+            "`data.batch_size` = {}: the training split has only {train_images} images, so an epoch would have no \
+             full batch; expected at most {train_images}",
+            cfg.data.batch_size
+        )));
+    }
+    let batches = train_images / cfg.data.batch_size;
+    if batches < cfg.train.accumulate_steps {
+        return Err(Error::Config(format!(
+            "`train.accumulate_steps` = {}: an epoch has only {batches} batches of {}, so no optimizer step \
+             would be taken; expected at most {batches}",
+            cfg.train.accumulate_steps, cfg.data.batch_size
+        )));
+    }
+    Ok(())
+}
+
 /// Checks made for new runs only (the config of an existing run is read back as it was written,
 /// by an older version perhaps): checkpoints stay inside the run directory, and no setting is
 /// silently ignored.

@@ -7,11 +7,21 @@ use super::*;
 use crate::train::checkpoint::EpochTotals;
 use crate::train::replicas::Pass;
 
+/// Optimizer steps in an epoch of `batches` batches, `accumulate_steps` batches per step.
+pub(super) fn per_epoch(batches: usize, accumulate_steps: i64) -> usize {
+    batches / accumulate_steps.max(1) as usize
+}
+
 impl Trainer {
     /// Optimizer steps per epoch: the loader's batches grouped by `train.accumulate_steps` (an
     /// incomplete last group is dropped, like an incomplete batch).
     pub fn steps_per_epoch(&self) -> usize {
-        self.train_loader.num_batches() / self.accumulate()
+        per_epoch(self.train_loader.num_batches(), self.cfg.train.accumulate_steps)
+    }
+
+    /// Optimizer steps of the whole run (the schedules' and lookahead's horizon).
+    pub(super) fn total_steps(&self) -> u64 {
+        self.steps_per_epoch() as u64 * self.cfg.train.epochs as u64
     }
 
     fn accumulate(&self) -> usize {
@@ -93,7 +103,7 @@ impl Trainer {
             ema.update(&self.model.vs, self.state.step);
         }
         self.state.step += 1;
-        let total = self.steps_per_epoch() as u64 * self.cfg.train.epochs as u64;
+        let total = self.total_steps();
         if let Some(la) = &mut self.lookahead {
             la.after_step(&self.model.vs, self.state.step as u64, total);
         }
