@@ -134,6 +134,21 @@ fn report_is_self_contained_and_complete() {
     assert!(!html.contains("src=\"http") && !html.contains("<script"), "report must not load anything");
 }
 
+#[test]
+fn report_replaces_an_earlier_report_but_no_other_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = run().join("config.toml");
+    let before = std::fs::read(&config).unwrap();
+    let err = report::write(run(), Some(&config)).unwrap_err().to_string();
+    assert!(err.contains("is not a microvision report"), "{err}");
+    assert_eq!(std::fs::read(&config).unwrap(), before, "the run's config must be left as it was");
+    let out = tmp.path().join("r.html");
+    report::write(run(), Some(&out)).unwrap();
+    std::fs::write(&out, format!("{}</html>", std::fs::read_to_string(&out).unwrap())).unwrap();
+    report::write(run(), Some(&out)).expect("an earlier report is replaced");
+    assert!(std::fs::read_to_string(&out).unwrap().ends_with("</html>\n"));
+}
+
 /// Chromium (Debian package `chromium`), or None when it is not installed (CI requires it).
 fn chromium() -> Option<PathBuf> {
     let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.exists());

@@ -101,6 +101,17 @@ fn train_eval_and_resume_a_finished_run() {
     assert_eq!(events, std::fs::read_dir(&run).unwrap().count(), "no new files (e.g. TensorBoard events)");
 
     assert_user_error(&mv(&["compare", r, r], tmp.path()), 2, &["given twice"]);
+    // `report --out` never replaces a file that is not a report.
+    let config = run.join("config.toml");
+    let o = mv(&["report", r, "--out", config.to_str().unwrap()], tmp.path());
+    assert_user_error(&o, 2, &["not a microvision report"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), saved, "the run's config is left as it was");
+    // The data moved away: an existing run says where it reads its data from.
+    let (data, moved) = (tmp.path().join("cifar-10-batches-bin"), tmp.path().join("moved"));
+    std::fs::rename(&data, &moved).unwrap();
+    let o = mv(&["eval", r, "--set", "data.download=false"], tmp.path()); // never fetch in a test
+    assert_user_error(&o, 3, &["config.toml", "--set data.root=DIR"]);
+    std::fs::rename(&moved, &data).unwrap();
     // A config that names another model than the checkpoint holds: export refuses, as eval does.
     let saved = saved.replace("name = \"simple_cnn\"", "name = \"improved_cnn\"");
     std::fs::write(run.join("config.toml"), saved).unwrap();

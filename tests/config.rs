@@ -82,6 +82,17 @@ fn section_given_as_value_is_explained() {
 fn invalid_toml_is_reported() {
     let e = err("[optim\nlr = 1", &[]);
     assert!(e.contains("invalid TOML"), "{e}");
+    // A file that is not a config (one long line: HTML, base64) is quoted only in part.
+    let e = err(&format!("<html>{}", "x".repeat(100_000)), &[]);
+    assert!(e.contains("invalid TOML") && e.contains("more bytes]") && e.len() < 2_000, "{} bytes", e.len());
+}
+
+#[test]
+fn augmentation_counts_are_bounded() {
+    let e = err("[augment]\npolicy = \"randaugment\"\nrandaugment_n = 1000000", &[]);
+    assert!(e.contains("augment.randaugment_n") && e.contains("1000000"), "{e}");
+    let e = err("[augment]\ncutout = 8\ncutout_count = 100000", &[]);
+    assert!(e.contains("augment.cutout_count") && e.contains("100000"), "{e}");
 }
 
 #[test]

@@ -86,6 +86,30 @@ fn gzip_and_raw_files_read_the_same_and_corrupt_gzip_is_reported() {
 }
 
 #[test]
+fn empty_and_wrongly_sized_splits_are_errors_that_name_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("FashionMNIST");
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs")).data;
+    (cfg.dataset, cfg.input_size) = ("fashion_mnist".into(), 28);
+    let err = |cfg: &microvision::config::DataConfig| microvision::data::load(cfg, 0).unwrap_err().to_string();
+
+    write_set(&dir, 20, 0, false); // no test images: a run would report 0% on nothing
+    let e = err(&cfg);
+    assert!(e.contains("the test split has no images"), "{e}");
+
+    write_set(&dir, 20, 10, false);
+    cfg.val_split = 0.01; // 0.2 of an image
+    let e = err(&cfg);
+    assert!(e.contains("`data.val_split` = 0.01") && e.contains("holds out 0 of the 20"), "{e}");
+
+    cfg.val_split = 0.0;
+    let pixels = vec![7u8; 10 * 32 * 32];
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_bytes(&[10, 32, 32], &pixels)).unwrap();
+    let e = err(&cfg);
+    assert!(e.contains("t10k-images-idx3-ubyte") && e.contains("32x32") && e.contains("28x28"), "{e}");
+}
+
+#[test]
 fn fashion_mnist_trains_end_to_end_with_computed_statistics() {
     let tmp = tempfile::tempdir().unwrap();
     write_set(&tmp.path().join("FashionMNIST"), 200, 50, true);

@@ -156,9 +156,15 @@ fn runs_started_together_with_one_name_get_distinct_directories() {
 
 /// Serves `body` (claiming `length` bytes) to each of `connections` requests on a loopback port.
 fn serve(body: Vec<u8>, length: usize, connections: usize) -> String {
+    serve_then(body, length, connections, false)
+}
+
+/// [`serve`]; with `stall`, each connection is then held open without another byte.
+fn serve_then(body: Vec<u8>, length: usize, connections: usize, stall: bool) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
+        let mut held = Vec::new();
         for stream in listener.incoming().take(connections) {
             let mut stream = stream.unwrap();
             let mut buf = [0u8; 4096];
@@ -166,7 +172,11 @@ fn serve(body: Vec<u8>, length: usize, connections: usize) -> String {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n");
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&body);
+            if stall {
+                held.push(stream);
+            }
         }
+        std::thread::sleep(std::time::Duration::from_secs(30)); // the held connections stay open
     });
     format!("http://{addr}/cifar-10-binary.tar.gz")
 }
@@ -208,6 +218,22 @@ fn interrupted_download_is_reported_and_cleaned_up() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert_nothing_became_the_dataset(&tmp.path().join("data"));
+}
+
+#[test]
+fn stalled_download_gives_up_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = serve_then(vec![1u8; 1000], 50_000, 3, true);
+    let out = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["data", "download", "cifar10", "--url", &url, "--root"])
+        .arg(tmp.path().join("data"))
+        .env("MICROVISION_DOWNLOAD_STALL_SECS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stalled: no data for 1 s") && err.contains("attempt 3/3"), "{err}");
     assert_nothing_became_the_dataset(&tmp.path().join("data"));
 }
 

@@ -156,6 +156,27 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
 }
 
 #[test]
+fn resume_after_the_optimizer_was_edited_names_the_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    let run = t.run_dir.clone();
+    drop(t);
+    let config = run.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replace("[optim]\nname = \"sgd\"", "[optim]\nname = \"adamw\"");
+    assert_ne!(edited, text, "the test edits optim.name");
+    std::fs::write(&config, edited).unwrap();
+    let err = Trainer::resume(&run).err().expect("the sgd state cannot feed adamw");
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 4, "{msg}");
+    assert!(msg.contains("optim.name = \"adamw\"") && msg.contains("edited") && msg.contains("more"), "{msg}");
+    assert!(msg.len() < 1_000, "the list of tensors is cut short: {msg}");
+}
+
+#[test]
 fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 40, 40); // 200 images / 32 = 6 steps per epoch

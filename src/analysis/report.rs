@@ -37,13 +37,7 @@ pub fn render(run: &Path) -> Result<String> {
     let env: Value = run_dir::read_env(run).unwrap_or(Value::Null);
     let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut html = String::new();
-    let _ = write!(
-        html,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>microvision report: {}</title>\
-         <style>{CSS}</style></head><body><h1>{}</h1>",
-        escape(&name),
-        escape(&name)
-    );
+    let _ = write!(html, "{HEAD}{}</title><style>{CSS}</style></head><body><h1>{}</h1>", escape(&name), escape(&name));
     html += &cards(&h, &env, &cfg.model.name);
     html += "<h2>Plots</h2><div class=\"plots\">";
     for (stem, caption) in PLOTS {
@@ -69,12 +63,32 @@ pub fn render(run: &Path) -> Result<String> {
     Ok(html)
 }
 
-/// Writes `out` (default `run/report.html`) atomically; returns its path.
+/// How every report starts: what tells an earlier report, which may be replaced, from any other
+/// file, which may not.
+const HEAD: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>microvision report: ";
+
+/// Writes `out` (default `run/report.html`) atomically; returns its path. An existing file is
+/// replaced only when it is an earlier report: a mistyped `--out` must not destroy a run's files.
 pub fn write(run: &Path, out: Option<&Path>) -> Result<std::path::PathBuf> {
-    let html = render(run)?;
     let path = out.map_or_else(|| run.join("report.html"), Path::to_path_buf);
+    if path.exists() && !is_report(&path) {
+        return Err(crate::config_err!(
+            "--out {}: the file exists and is not a microvision report; expected a new file, an earlier report or a \
+             directory",
+            path.display()
+        ));
+    }
+    let html = render(run)?;
     fsio::write_atomic(&path, html.as_bytes())?;
     Ok(path)
+}
+
+/// Whether `path` is a file that starts as the reports this module writes.
+fn is_report(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = vec![0; HEAD.len()];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut start));
+    path.is_file() && read.is_ok() && start == HEAD.as_bytes()
 }
 
 const CSS: &str = "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}\

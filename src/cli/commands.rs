@@ -63,7 +63,7 @@ pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> 
 pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let cfg = run_dir::read_config_with(run, overrides)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;
-    let data = data::load(&cfg.data, cfg.train.seed)?;
+    let data = run_dir::load_run_data(run, &cfg)?;
     let mut model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
     if cfg.train.channels_last {
         model.to_channels_last(); // as in training: the loader's batches are channels-last too
@@ -128,7 +128,16 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     if !have_plots {
         plot(run)?;
     }
-    let out = out.map(|o| if o.is_dir() { o.join("report.html") } else { o });
+    let out = match out {
+        Some(o) if o.is_dir() => Some(o.join("report.html")),
+        Some(o) if o.to_string_lossy().ends_with('/') => {
+            return Err(crate::config_err!("--out {}: no such directory", o.display()))
+        }
+        other => other,
+    };
+    if let Some(parent) = out.as_deref().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        return Err(crate::config_err!("--out: the directory {} does not exist", parent.display()));
+    }
     let path = crate::analysis::report::write(run, out.as_deref())?;
     println!("wrote {}", path.display());
     Ok(())

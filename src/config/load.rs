@@ -19,7 +19,8 @@ pub(super) fn load_file(path: &Path, overrides: &[String], env_root: Option<Path
 }
 
 pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
-    let mut value: Value = toml::from_str(text).map_err(|e| config_err!("config {origin}: invalid TOML: {e}"))?;
+    let mut value: Value = toml::from_str(text)
+        .map_err(|e| config_err!("config {origin}: invalid TOML: {}", clip_lines(&e.to_string())))?;
     check_keys(&value, &schema(), "", origin)?;
     if let Some(root) = env_root {
         // The environment points at the data unless the command line says otherwise.
@@ -205,6 +206,17 @@ fn levenshtein(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// The parser's message with each line cut to 200 characters: it quotes the offending line,
+/// which is a whole file's worth when the "config" is not a text file (an HTML report, say).
+fn clip_lines(message: &str) -> String {
+    const MAX: usize = 200;
+    let clip = |line: &str| match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{} [... {} more bytes]", &line[..cut], line.len() - cut),
+        None => line.to_string(),
+    };
+    message.lines().map(clip).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

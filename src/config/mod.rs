@@ -102,13 +102,13 @@ pub struct AugmentConfig {
     /// Augmentation policy applied after crop and flip: "" (none), "autoaugment" (CIFAR-10
     /// policy), "randaugment" or "trivialaugment"; each operation equals torchvision's.
     pub policy: String,
-    /// RandAugment: operations per image (N).
+    /// RandAugment: operations per image (N, 1-10).
     pub randaugment_n: i64,
     /// RandAugment: magnitude bin M of 31 (0-30).
     pub randaugment_m: i64,
     /// Cutout square side in pixels (0 = off); DeVries & Taylor use 16 on CIFAR-10.
     pub cutout: i64,
-    /// Cutout squares per image.
+    /// Cutout squares per image (1-32).
     pub cutout_count: i64,
     /// Random Erasing probability per image (0 = off; torchvision's scale and ratio ranges).
     pub random_erasing: f64,

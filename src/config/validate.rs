@@ -167,12 +167,13 @@ fn schedule(c: &Config) -> Result<()> {
 fn augment(c: &Config) -> Result<()> {
     let a = &c.augment;
     one_of("augment.policy", &a.policy, &["", "autoaugment", "randaugment", "trivialaugment"])?;
-    positive_i("augment.randaugment_n", a.randaugment_n)?;
+    // Bounded: each op is a pass over the batch, and a huge count is a hang, not a recipe.
+    int_range("augment.randaugment_n", a.randaugment_n, 1, 10)?;
     if !(0..=30).contains(&a.randaugment_m) {
         return Err(config_err!("`augment.randaugment_m` = {}: expected a magnitude bin in 0..=30", a.randaugment_m));
     }
     non_negative_i("augment.cutout", a.cutout)?;
-    positive_i("augment.cutout_count", a.cutout_count)?;
+    int_range("augment.cutout_count", a.cutout_count, 1, 32)?;
     in_range("augment.random_erasing", a.random_erasing, 0.0, 1.0)?;
     in_range("augment.mixup_alpha", a.mixup_alpha, 0.0, 100.0)?;
     in_range("augment.cutmix_alpha", a.cutmix_alpha, 0.0, 100.0)?;

@@ -14,6 +14,16 @@ use crate::error::{Error, Result};
 
 const ATTEMPTS: usize = 3;
 
+/// Seconds without a byte (or without a connection) after which an attempt gives up, so that a
+/// stalled server or proxy ends in a message instead of a hang. `MICROVISION_DOWNLOAD_STALL_SECS`
+/// changes it (slow links; tests).
+const STALL_SECS: u64 = 60;
+
+fn stall_timeout() -> std::time::Duration {
+    let secs = std::env::var("MICROVISION_DOWNLOAD_STALL_SECS").ok().and_then(|v| v.parse().ok());
+    std::time::Duration::from_secs(secs.filter(|s| *s > 0).unwrap_or(STALL_SECS))
+}
+
 /// Downloads `url` (normally `spec.url`) into `root`, verifies the official MD5 and extracts
 /// `spec.dir` atomically.
 pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()> {
@@ -62,7 +72,9 @@ fn md5_matches(path: &Path, want: &str) -> Result<bool> {
 }
 
 fn download(url: &str, dest: &Path, want_md5: &str) -> Result<()> {
-    let resp = ureq::get(url).call().map_err(|e| data_err!("cannot download {url}: {e}"))?;
+    let stall = stall_timeout();
+    let agent = ureq::AgentBuilder::new().timeout_connect(stall).timeout_read(stall).build();
+    let resp = agent.get(url).call().map_err(|e| data_err!("cannot download {url}: {e}"))?;
     let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
     let bar = ProgressBar::new(total.unwrap_or(0));
     bar.set_style(
@@ -77,7 +89,12 @@ fn download(url: &str, dest: &Path, want_md5: &str) -> Result<()> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| data_err!("download of {url} interrupted: {e}"))?;
+        let n = reader.read(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                data_err!("download of {url} stalled: no data for {} s", stall.as_secs())
+            }
+            _ => data_err!("download of {url} interrupted: {e}"),
+        })?;
         if n == 0 {
             break;
         }

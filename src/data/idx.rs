@@ -83,6 +83,9 @@ pub fn spec(name: &str) -> Option<&'static IdxSpec> {
     IDX_DATASETS.iter().find(|s| s.name == name)
 }
 
+/// Side of the MNIST family's square images.
+pub const IMAGE_SIDE: usize = 28;
+
 /// Parses an IDX file's bytes: checks the magic and that the data length matches the header.
 /// Returns the dimensions and the data.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
@@ -160,6 +163,16 @@ impl IdxSpec {
             return Err(data_err!(
                 "{}: images {dims:?} and labels {ldims:?} do not match (expected [N, H, W] and [N])",
                 dir.display()
+            ));
+        }
+        if dims[1..] != [IMAGE_SIDE, IMAGE_SIDE] {
+            // Models and transforms are sized from the dataset name, before any file is read.
+            return Err(data_err!(
+                "{}: the images are {}x{}; {} images are {IMAGE_SIDE}x{IMAGE_SIDE}",
+                path_of(dir, img).display(),
+                dims[1],
+                dims[2],
+                self.name
             ));
         }
         if let Some(bad) = labels.iter().find(|&&l| l as usize >= self.classes.len()) {

@@ -124,6 +124,13 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let md5 = if cfg.verify_md5 { Some(src.verify(&dir)?) } else { None };
     let full_train = src.read_split(&dir, true)?;
     let test = src.read_split(&dir, false)?;
+    if let Some(name) = [("training", &full_train), ("test", &test)].iter().find(|(_, s)| s.is_empty()).map(|p| p.0) {
+        // Only a result over no images could follow (0% "accuracy"), or no step at all.
+        return Err(data_err!(
+            "{}: the {name} split has no images (files skipped as unreadable are listed above); expected at least one",
+            dir.display()
+        ));
+    }
     if test.classes != full_train.classes {
         return Err(data_err!(
             "{}: the training split's classes ({}) differ from the test split's ({}); expected the same class folders in both",
@@ -151,7 +158,17 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
         ));
     }
     let (train, val) = if cfg.val_split > 0.0 {
-        full_train.split(cfg.val_split, seed)
+        let n = full_train.len();
+        let (train, val) = full_train.split(cfg.val_split, seed);
+        if val.is_empty() || train.is_empty() {
+            return Err(crate::config_err!(
+                "`data.val_split` = {}: holds out {} of the {n} training images; expected a fraction that leaves at \
+                 least one image on each side",
+                cfg.val_split,
+                val.len()
+            ));
+        }
+        (train, val)
     } else {
         let val = Dataset {
             images: test.images.shallow_clone(),

@@ -73,7 +73,7 @@ impl Source {
     pub fn image_size(&self) -> i64 {
         match self {
             Source::Cifar(_) => 32,
-            Source::Idx(_) => 28,
+            Source::Idx(_) => idx::IMAGE_SIDE as i64,
             Source::ImageFolder { size, .. } => *size,
         }
     }

@@ -261,7 +261,9 @@ impl Optimizer {
             }
         }
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            let more = problems.len().saturating_sub(4);
+            let tail = if more > 0 { format!("; ... and {more} more") } else { String::new() };
+            return Err(format!("{}{tail}", problems[..problems.len().min(4)].join("; ")));
         }
         let _guard = tch::no_grad_guard();
         for (name, dst) in expected {

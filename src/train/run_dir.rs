@@ -66,6 +66,19 @@ pub fn lock(run: &Path) -> Result<RunLock> {
     }
 }
 
+/// Loads the data of the existing run `run`; a data error says where such a run takes its data
+/// from: its own `config.toml`, whatever MICROVISION_DATA says now.
+pub fn load_run_data(run: &Path, cfg: &Config) -> Result<crate::data::DataSplits> {
+    crate::data::load(&cfg.data, cfg.train.seed).map_err(|e| match e {
+        Error::Data(msg) => Error::Data(format!(
+            "{msg}\nThis run reads its data from `data.root` in {} (MICROVISION_DATA applies to new runs only): edit \
+             it there, or give `eval` --set data.root=DIR.",
+            run.join("config.toml").display()
+        )),
+        other => other,
+    })
+}
+
 /// Reads the resolved config of a run directory.
 pub fn read_config(run: &Path) -> Result<Config> {
     read_config_with(run, &[])

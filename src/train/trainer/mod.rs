@@ -115,7 +115,7 @@ impl Trainer {
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
-        let data = data::load(&cfg.data, cfg.train.seed)?;
+        let data = run_dir::load_run_data(run, &cfg)?;
         let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data)?;
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;

@@ -104,7 +104,14 @@ impl Trainer {
                 }
                 checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
                 self.optim.load_state(&loaded.optim).map_err(|e| {
-                    Error::Checkpoint(format!("optimizer state in {} does not fit: {e}", dir.display()))
+                    Error::Checkpoint(format!(
+                        "optimizer state in {} does not fit the optimizer that {} describes (optim.name = {:?}): {e}. \
+                         Was its [optim] section edited since the checkpoint was written? Restore it, or start a new \
+                         run",
+                        dir.display(),
+                        self.run_dir.join("config.toml").display(),
+                        self.cfg.optim.name
+                    ))
                 })?;
                 self.state = loaded.state;
                 self.load_averages(&loaded.optim);
