@@ -213,6 +213,13 @@ fn out_of_range_arguments_exit_2() {
         let flag = args[2];
         assert_user_error(&o, 2, &[flag]);
     }
+    if !tch::Cuda::is_available() {
+        // Valid names that this machine cannot honour: the message names the flag, not a config key.
+        for (flag, value) in [("--precision", "fp16"), ("--device", "cuda")] {
+            let o = mv(&["bench", "throughput", flag, value], tmp.path());
+            assert_user_error(&o, 2, &[&format!("{flag} = \"{value}\"")]);
+        }
+    }
 }
 
 #[test]

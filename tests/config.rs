@@ -88,6 +88,15 @@ fn invalid_toml_is_reported() {
 }
 
 #[test]
+fn checkpoint_dir_must_not_be_a_run_file_or_leave_the_run() {
+    for bad in ["config.toml", "metrics.jsonl", "../elsewhere", "/tmp/ckpt", ""] {
+        let e = err(&format!("[output]\ncheckpoint_dir = {bad:?}"), &[]);
+        assert!(e.contains("`output.checkpoint_dir`") && e.contains("inside the run directory"), "{bad}: {e}");
+    }
+    load("[output]\ncheckpoint_dir = \"ckpt/sub\"", &[]).expect("a nested directory is fine");
+}
+
+#[test]
 fn augmentation_counts_are_bounded() {
     let e = err("[augment]\npolicy = \"randaugment\"\nrandaugment_n = 1000000", &[]);
     assert!(e.contains("augment.randaugment_n") && e.contains("1000000"), "{e}");

@@ -247,8 +247,16 @@ pub fn bench_throughput(model: &str, precision: &str, device: &str, o: &Throughp
     use crate::bench::throughput::{load_average, measure, ThroughputSpec};
     crate::models::lookup(model)?;
     crate::device::set_threads(o.threads);
-    let device = crate::device::select_device(device)?;
-    let precision = crate::device::select_precision(precision, device)?;
+    // The device module speaks of config keys; here the values came from flags.
+    fn as_flag(key: &'static str, flag: &'static str) -> impl Fn(crate::Error) -> crate::Error {
+        move |e| match e {
+            crate::Error::Config(m) => crate::Error::Config(m.replacen(&format!("`{key}`"), flag, 1)),
+            other => other,
+        }
+    }
+    let device = crate::device::select_device(device).map_err(as_flag("train.device", "--device"))?;
+    let precision =
+        crate::device::select_precision(precision, device).map_err(as_flag("train.precision", "--precision"))?;
     let (batch, steps, repeats) = (o.batch, o.steps, o.repeats);
     let spec = ThroughputSpec {
         model: model.into(),
