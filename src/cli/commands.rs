@@ -70,10 +70,10 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     }
     let dir = run.join(&cfg.output.checkpoint_dir);
     let loaded = checkpoint::load(&dir, which)?;
-    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
+    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::files(&dir, which).weights)?;
     if let Some(avg) = crate::train::ema::weights_from_checkpoint(&loaded.optim) {
         eprintln!("evaluating the exponential moving average of the weights (train.ema_decay)");
-        checkpoint::load_weights(&model.vs, &avg, &checkpoint::paths(&dir, which)[1])?;
+        checkpoint::load_weights(&model.vs, &avg, &checkpoint::files(&dir, which).optim)?;
     }
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = precision.autocast_kind();
@@ -345,7 +345,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     // model's, tensor by tensor.
     let loaded = checkpoint::load(&dir, which)?;
     let model = Model::new(&cfg.model.name, &model_args(&cfg), tch::Device::Cpu)?;
-    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::paths(&dir, which)[0])?;
+    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::files(&dir, which).weights)?;
     let out = out.unwrap_or_else(|| run.join("export"));
     crate::error::create_dir_all(&out, "cannot create")?;
     let weights = out.join("model.safetensors");
@@ -354,7 +354,7 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
     match &ema {
         Some(avg) => checkpoint::write_tensors_atomic(&weights, avg)?,
         None => {
-            let path = &checkpoint::paths(&dir, which)[0];
+            let path = &checkpoint::files(&dir, which).weights;
             let bytes = std::fs::read(path).map_err(|e| crate::Error::io("cannot read", path, e))?;
             fsio::write_atomic(&weights, &bytes)?;
         }

@@ -104,19 +104,30 @@ fn no_score() -> (f64, i64) {
     (f64::MIN, 0)
 }
 
-/// The three paths of checkpoint `tag` in `dir`.
-pub fn paths(dir: &Path, tag: &str) -> [PathBuf; 3] {
-    [
-        dir.join(format!("{tag}.safetensors")),
-        dir.join(format!("{tag}.optim.safetensors")),
-        dir.join(format!("{tag}.state.json")),
-    ]
+/// The three files of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// Model tensors (`<tag>.safetensors`, PyTorch state_dict names).
+    pub weights: PathBuf,
+    /// Optimizer state and weight averages (`<tag>.optim.safetensors`).
+    pub optim: PathBuf,
+    /// [`TrainState`] with the CRC32C of both tensor files (`<tag>.state.json`).
+    pub state: PathBuf,
+}
+
+/// The files of checkpoint `tag` in `dir`.
+pub fn files(dir: &Path, tag: &str) -> Files {
+    Files {
+        weights: dir.join(format!("{tag}.safetensors")),
+        optim: dir.join(format!("{tag}.optim.safetensors")),
+        state: dir.join(format!("{tag}.state.json")),
+    }
 }
 
 /// Writes checkpoint `tag` atomically.
 pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], state: &TrainState) -> Result<()> {
     crate::error::create_dir_all(dir, "cannot create checkpoint directory")?;
-    let [w, o, s] = paths(dir, tag);
+    let Files { weights: w, optim: o, state: s } = files(dir, tag);
     let mut weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));
     let w_tmp = tmp_path(&w);
@@ -180,7 +191,7 @@ pub struct Loaded {
 
 /// Reads checkpoint `tag` and verifies its checksums.
 pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
-    let [w, o, s] = paths(dir, tag);
+    let Files { weights: w, optim: o, state: s } = files(dir, tag);
     let text = std::fs::read_to_string(&s).map_err(|e| ckpt_err!("cannot read checkpoint {}: {e}", s.display()))?;
     let state: TrainState =
         serde_json::from_str(&text).map_err(|e| ckpt_err!("checkpoint {} is corrupt: {e}", s.display()))?;
@@ -206,7 +217,7 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
 pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
     let mut best: Option<(&'static str, Loaded)> = None;
     for tag in ["last", "best"] {
-        if !paths(dir, tag)[2].exists() {
+        if !files(dir, tag).state.exists() {
             continue;
         }
         match load(dir, tag) {
@@ -222,7 +233,7 @@ pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
 /// file that says so, or one that cannot be parsed (assume it did). `save` renames the state file
 /// last, so a write killed midway leaves none.
 pub fn records_finished_epoch(dir: &Path) -> bool {
-    ["last", "best"].iter().map(|tag| paths(dir, tag)[2].clone()).filter(|p| p.exists()).any(|p| {
+    ["last", "best"].iter().map(|tag| files(dir, tag).state).filter(|p| p.exists()).any(|p| {
         let state = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         state.and_then(|s| s["epoch"].as_i64()).is_none_or(|epoch| epoch >= 1)
     })

@@ -102,7 +102,7 @@ impl Trainer {
                 if tag != "last" {
                     eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
                 }
-                checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+                checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::files(&dir, tag).weights)?;
                 self.optim.load_state(&loaded.optim).map_err(|e| {
                     Error::Checkpoint(format!(
                         "optimizer state in {} does not fit the optimizer that {} describes (optim.name = {:?}): {e}. \
@@ -144,7 +144,7 @@ impl Trainer {
             let what = format!("{what}; no checkpoint to restore yet");
             return Err(Error::Diverged { what, advice: advice.into() });
         };
-        checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::paths(&dir, tag)[0])?;
+        checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::files(&dir, tag).weights)?;
         self.optim.load_state(&loaded.optim).map_err(Error::Checkpoint)?;
         self.load_averages(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
