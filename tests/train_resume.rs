@@ -24,6 +24,16 @@ impl Callback for TrainLines {
     }
 }
 
+/// A tiny run on 50 synthetic images under `root`, stopped after its first epoch (of the
+/// config's two) with its checkpoint written.
+fn stopped_after_one_epoch(root: &std::path::Path) -> Trainer {
+    common::synthetic_cifar10(root, 10, 10);
+    let mut t = Trainer::new(common::tiny_config(root, &root.join("runs"))).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    t
+}
+
 fn weights(run: &std::path::Path, tag: &str) -> HashMap<String, Tensor> {
     checkpoint::load(&run.join("checkpoints"), tag).unwrap().weights.into_iter().collect()
 }
@@ -139,10 +149,7 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
 #[test]
 fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
     let tmp = tempfile::tempdir().unwrap();
-    common::synthetic_cifar10(tmp.path(), 10, 10);
-    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    t.stop_after = Some(1);
-    t.fit().unwrap();
+    let t = stopped_after_one_epoch(tmp.path());
     let loaded = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();
     let args = microvision::models::ModelArgs { num_classes: 5, ..Default::default() };
     let other = microvision::models::Model::new("simple_cnn", &args, tch::Device::Cpu).unwrap();
@@ -158,10 +165,7 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
 #[test]
 fn resume_after_the_optimizer_was_edited_names_the_edit() {
     let tmp = tempfile::tempdir().unwrap();
-    common::synthetic_cifar10(tmp.path(), 10, 10);
-    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    t.stop_after = Some(1);
-    t.fit().unwrap();
+    let t = stopped_after_one_epoch(tmp.path());
     let run = t.run_dir.clone();
     drop(t);
     let config = run.join("config.toml");
@@ -210,10 +214,8 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
 #[test]
 fn resume_refuses_data_that_changed_since_the_run_started() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::synthetic_cifar10(tmp.path(), 10, 10);
-    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    t.stop_after = Some(1);
-    t.fit().unwrap();
+    let t = stopped_after_one_epoch(tmp.path());
+    let dir = tmp.path().join("cifar-10-batches-bin");
     let test = dir.join("test_batch.bin");
     let mut bytes = std::fs::read(&test).unwrap();
     bytes[0] = (bytes[0] + 1) % 10; // another label
