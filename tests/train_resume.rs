@@ -181,6 +181,21 @@ fn resume_after_the_optimizer_was_edited_names_the_edit() {
 }
 
 #[test]
+fn resume_after_the_batch_size_was_edited_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = stopped_after_one_epoch(tmp.path()).run_dir;
+    let config = run.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replace("batch_size = 32", "batch_size = 16");
+    assert_ne!(edited, text, "the test edits data.batch_size");
+    std::fs::write(&config, edited).unwrap();
+    let err = Trainer::resume(&run).err().expect("1 step after 1 epoch cannot be 3 steps per epoch");
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 2, "{msg}");
+    assert!(msg.contains("`data.batch_size` = 16") && msg.contains("3 steps per epoch"), "{msg}");
+}
+
+#[test]
 fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 40, 40); // 200 images / 32 = 6 steps per epoch

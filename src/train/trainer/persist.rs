@@ -92,6 +92,25 @@ impl Trainer {
         }
     }
 
+    /// A checkpoint's step count must fall in its epoch at today's steps per epoch: an edited
+    /// `data.batch_size` or `train.accumulate_steps` would otherwise resume mid-epoch at the wrong
+    /// image and stretch or cut the learning-rate schedule, silently.
+    fn check_steps_fit(&self, state: &TrainState) -> Result<()> {
+        let per_epoch = self.steps_per_epoch() as i64;
+        let (epoch, step) = (state.epoch, state.step);
+        if epoch * per_epoch <= step && step < (epoch + 1) * per_epoch {
+            return Ok(());
+        }
+        Err(crate::config_err!(
+            "{}: the checkpoint has {step} optimizer steps after {epoch} epochs, but `data.batch_size` = {} and \
+             `train.accumulate_steps` = {} make {per_epoch} steps per epoch; were they edited since the run started? \
+             Restore them, or start a new run",
+            self.run_dir.join("config.toml").display(),
+            self.cfg.data.batch_size,
+            self.cfg.train.accumulate_steps
+        ))
+    }
+
     /// Loads the newest valid checkpoint into the model, optimizer and state; starts over when no
     /// epoch had finished, and refuses (changing nothing) when finished epochs are recorded but
     /// no checkpoint can be read.
@@ -102,6 +121,7 @@ impl Trainer {
                 if tag != "last" {
                     eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
                 }
+                self.check_steps_fit(&loaded.state)?;
                 checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::files(&dir, tag).weights)?;
                 self.optim.load_state(&loaded.optim).map_err(|e| {
                     Error::Checkpoint(format!(
