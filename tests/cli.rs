@@ -290,6 +290,9 @@ fn lr_find_and_augment_preview_write_their_pictures() {
     assert!(run.join("lr_find.png").exists() && run.join("lr_find.svg").exists());
     let o = mv(&["lr-find", "-c", cfg.to_str().unwrap(), "--start", "1", "--end", "0.1"], tmp.path());
     assert_user_error(&o, 2, &["--start", "--end"]);
+    let o = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
+    assert_user_error(&o, 4, &["learning-rate sweep", "nothing to resume"]);
+    assert!(!run.join("checkpoints").exists(), "no training inside the sweep's directory");
 
     let out_dir = tmp.path().join("preview");
     let args = ["augment-preview", "-c", cfg.to_str().unwrap(), "--set", "augment.mixup_alpha=0.4", "--count", "20"];

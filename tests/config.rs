@@ -97,6 +97,14 @@ fn checkpoint_dir_must_not_be_a_run_file_or_leave_the_run() {
 }
 
 #[test]
+fn type_errors_say_what_the_value_should_hold() {
+    let e = err("[optim]\nbetas = [\"a\", \"b\"]", &[]);
+    assert!(e.contains("expected an array of numbers"), "{e}");
+    let e = err("[data]\nroot = 1979-05-27", &[]);
+    assert!(e.contains("`data.root` = 1979-05-27: expected a string"), "{e}");
+}
+
+#[test]
 fn augmentation_counts_are_bounded() {
     let e = err("[augment]\npolicy = \"randaugment\"\nrandaugment_n = 1000000", &[]);
     assert!(e.contains("augment.randaugment_n") && e.contains("1000000"), "{e}");

@@ -132,7 +132,8 @@ fn check_keys(value: &Value, schema: &Value, prefix: &str, origin: &str) -> Resu
             }
             Some(sub_schema) if !same_type(sub, sub_schema) => {
                 return Err(config_err!(
-                    "config {origin}: `{full}` = {sub}: expected {}, e.g. {full} = {sub_schema}",
+                    "config {origin}: `{full}` = {}: expected {}, e.g. {full} = {sub_schema}",
+                    shown(sub),
                     type_name(sub_schema)
                 ));
             }
@@ -163,15 +164,32 @@ fn same_type(v: &Value, schema: &Value) -> bool {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Value) -> String {
+    let plural = |v: &Value| match v {
+        Value::String(_) => "strings",
+        Value::Integer(_) => "integers",
+        Value::Float(_) => "numbers",
+        Value::Boolean(_) => "booleans",
+        Value::Datetime(_) => "dates",
+        Value::Array(_) => "arrays",
+        Value::Table(_) => "tables",
+    };
     match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a number",
-        Value::Boolean(_) => "true or false",
-        Value::Datetime(_) => "a date",
-        Value::Array(_) => "an array",
-        Value::Table(_) => "a table",
+        Value::String(_) => "a string".into(),
+        Value::Integer(_) => "an integer".into(),
+        Value::Float(_) => "a number".into(),
+        Value::Boolean(_) => "true or false".into(),
+        Value::Datetime(_) => "a date".into(),
+        Value::Array(items) => items.first().map_or("an array".into(), |i| format!("an array of {}", plural(i))),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+/// A value as the user wrote it (`Value`'s Display writes a date as serde's wrapper table).
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Datetime(date) => date.to_string(),
+        other => other.to_string(),
     }
 }
 

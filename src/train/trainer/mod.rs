@@ -110,6 +110,14 @@ impl Trainer {
     /// Continues the run in `run`, from its last valid checkpoint (falling back to `best` with a
     /// warning when `last` is corrupt).
     pub fn resume(run: &Path) -> Result<Trainer> {
+        if run.join("lr_find.json").is_file() {
+            return Err(Error::Checkpoint(format!(
+                "{} holds a learning-rate sweep (lr_find.json), not a training run: nothing to resume. Train with \
+                 `microvision train -c {}`",
+                run.display(),
+                run.join("config.toml").display()
+            )));
+        }
         let cfg = run_dir::read_config(run)?;
         let lock = run_dir::lock(run)?; // before anything in the run is read for training or written
         let (device, precision) = device::resolve(&cfg.train)?;
