@@ -18,6 +18,14 @@ pub enum Precision {
     Fp16,
 }
 
+/// A device as users write it: "cpu" or "cuda:N".
+pub fn label(device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 impl Precision {
     /// The tensor kind conv and linear layers compute in.
     pub fn compute_kind(self) -> Kind {

@@ -19,18 +19,24 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` and fsyncs it; on failure removes the partial file.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_synced_naming(path, bytes, path)
+}
+
+/// [`write_synced`], with errors naming `shown` (the target of a temporary file).
+fn write_synced_naming(path: &Path, bytes: &[u8], shown: &Path) -> Result<()> {
     use std::io::Write;
-    let mut f = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
+    let mut f = File::create(path).map_err(|e| Error::io("cannot create", shown, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
         let _ = std::fs::remove_file(path);
-        Error::io("cannot write", path, e)
+        Error::io("cannot write", shown, e)
     })
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Errors name `path`, not
+/// the temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    write_synced(&tmp, bytes)?;
+    write_synced_naming(&tmp, bytes, path)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io("cannot rename to", path, e)

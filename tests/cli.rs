@@ -175,6 +175,10 @@ fn config_mistakes_exit_2() {
         let o = mv(&["train", "-c", c, "--set", &format!("output.checkpoint_dir=\"{shared}\"")], tmp.path());
         assert_user_error(&o, 2, &["output.checkpoint_dir", "inside the run directory"]);
     }
+    for taken in ["config.toml", "./metrics.jsonl", "eval-best.json"] {
+        let o = mv(&["train", "-c", c, "--set", &format!("output.checkpoint_dir=\"{taken}\"")], tmp.path());
+        assert_user_error(&o, 2, &["output.checkpoint_dir", "one of the run's own files"]);
+    }
     assert!(!tmp.path().join("runs").exists(), "no run directory for a rejected config");
 }
 
@@ -293,6 +297,11 @@ fn lr_find_and_augment_preview_write_their_pictures() {
     let o = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert_user_error(&o, 4, &["learning-rate sweep", "nothing to resume"]);
     assert!(!run.join("checkpoints").exists(), "no training inside the sweep's directory");
+    assert_user_error(
+        &mv(&["compare", run.to_str().unwrap()], tmp.path()),
+        2,
+        &["skipping", "only learning-rate sweeps"],
+    );
 
     let out_dir = tmp.path().join("preview");
     let args = ["augment-preview", "-c", cfg.to_str().unwrap(), "--set", "augment.mixup_alpha=0.4", "--count", "20"];
@@ -315,4 +324,7 @@ fn data_preview_draws_a_row_per_class() {
     assert!(["airplane", "truck", "3 training images per class"].iter().all(|w| svg.contains(w)));
     let o = mv(&["data", "preview", "imagenet"], tmp.path());
     assert_user_error(&o, 2, &["imagenet", "fashion_mnist"]);
+    // Not there: the advice uses this command's flags (it never downloads by itself).
+    let o = mv(&["data", "info", "fashion_mnist"], tmp.path());
+    assert_user_error(&o, 3, &["fashion_mnist not found", "microvision data download fashion_mnist", "--root DIR"]);
 }

@@ -105,6 +105,9 @@ fn run_directory_holds_every_artifact() {
     let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
     assert_eq!(env["num_params"].as_i64().unwrap(), t.model.num_params());
     assert!(env["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(env["device"], "cpu");
+    // The tests run in the project's checkout: whether its tracked files differ from the commit.
+    assert!(env["git_dirty"].is_boolean(), "{}", env["git_dirty"]);
     assert_eq!(env["data_md5"].as_array().unwrap().len(), 6);
 }
 
@@ -204,25 +207,27 @@ fn stop_mid_epoch_then_resume_equals_uninterrupted_run() {
     let mut straight = Trainer::new(cfg.clone()).unwrap();
     straight.add_callback(Box::new(TrainLines(straight_epochs.clone())));
     straight.fit().unwrap();
-
-    let mut first = Trainer::new(cfg).unwrap();
-    let flag = first.stop.clone();
-    first.add_callback(Box::new(common::StopAt(8, flag)));
-    let err = first.fit().unwrap_err();
-    assert_eq!(err.exit_code(), 130);
-    assert!(err.to_string().contains("--resume"), "{err}");
-    let mut resumed = Trainer::resume(&first.run_dir).unwrap();
-    assert_eq!((resumed.state.epoch, resumed.state.step), (1, 8));
-    let resumed_epochs = Rc::new(RefCell::new(Vec::new()));
-    resumed.add_callback(Box::new(TrainLines(resumed_epochs.clone())));
-    resumed.fit().unwrap();
-    // The interrupted epoch's line covers all its steps: the same loss, accuracy and images.
-    assert_eq!(straight_epochs.borrow()[1], resumed_epochs.borrow()[0]);
-
     let a = weights(&straight.run_dir, "last");
-    let b = weights(&resumed.run_dir, "last");
-    for (name, t) in &a {
-        assert!(t.equal(&b[name]), "{name} differs after a mid-epoch resume");
+
+    // Mid-epoch 2; and after epoch 1's last step, before its evaluation and checkpoint.
+    for (stop_at, state, epoch_line) in [(8, (1, 8), 1), (6, (0, 6), 0)] {
+        let mut first = Trainer::new(cfg.clone()).unwrap();
+        let flag = first.stop.clone();
+        first.add_callback(Box::new(common::StopAt(stop_at, flag)));
+        let err = first.fit().unwrap_err();
+        assert_eq!(err.exit_code(), 130);
+        assert!(err.to_string().contains("--resume"), "{err}");
+        let mut resumed = Trainer::resume(&first.run_dir).unwrap();
+        assert_eq!((resumed.state.epoch, resumed.state.step), state);
+        let resumed_epochs = Rc::new(RefCell::new(Vec::new()));
+        resumed.add_callback(Box::new(TrainLines(resumed_epochs.clone())));
+        resumed.fit().unwrap();
+        // The interrupted epoch's line covers all its steps: the same loss, accuracy and images.
+        assert_eq!(straight_epochs.borrow()[epoch_line], resumed_epochs.borrow()[0], "stopped at step {stop_at}");
+        let b = weights(&resumed.run_dir, "last");
+        for (name, t) in &a {
+            assert!(t.equal(&b[name]), "{name} differs after a resume from step {stop_at}");
+        }
     }
 }
 

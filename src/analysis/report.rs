@@ -67,14 +67,19 @@ pub fn render(run: &Path) -> Result<String> {
 /// file, which may not.
 const HEAD: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>microvision report: ";
 
-/// Writes `out` (default `run/report.html`) atomically; returns its path. An existing file is
-/// replaced only when it is an earlier report: a mistyped `--out` must not destroy a run's files.
+/// Writes `out` (default `run/report.html`; a directory gets a `report.html` in it) atomically;
+/// returns its path. An existing file is replaced only when it is an earlier report: a mistyped
+/// `--out` must not destroy a run's files.
 pub fn write(run: &Path, out: Option<&Path>) -> Result<std::path::PathBuf> {
-    let path = out.map_or_else(|| run.join("report.html"), Path::to_path_buf);
+    let path = match out {
+        Some(dir) if dir.is_dir() => dir.join("report.html"),
+        Some(file) => file.to_path_buf(),
+        None => run.join("report.html"),
+    };
     if path.exists() && !is_report(&path) {
         return Err(crate::config_err!(
-            "--out {}: the file exists and is not a microvision report; expected a new file, an earlier report or a \
-             directory",
+            "{}: the file exists and is not a microvision report, so it is not replaced; expected a new file, an \
+             earlier report or a directory",
             path.display()
         ));
     }

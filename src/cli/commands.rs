@@ -37,11 +37,11 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         let _ = signal_hook::flag::register(signal, trainer.stop.clone());
     }
     eprintln!(
-        "run {}  model {} ({} params)  device {:?}  precision {}",
+        "run {}  model {} ({} params)  device {}  precision {}",
         trainer.run_dir.display(),
         trainer.cfg.model.name,
         trainer.model.num_params(),
-        trainer.device,
+        crate::device::label(trainer.device),
         trainer.precision.name()
     );
     let test = crate::analysis::tracked::fit(&mut trainer)?;
@@ -128,15 +128,12 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
     if !have_plots {
         plot(run)?;
     }
-    let out = match out {
-        Some(o) if o.is_dir() => Some(o.join("report.html")),
-        Some(o) if o.to_string_lossy().ends_with('/') => {
-            return Err(crate::config_err!("--out {}: no such directory", o.display()))
+    if let Some(o) = out.as_deref().filter(|o| !o.is_dir()) {
+        let parent = o.parent().filter(|p| !p.as_os_str().is_empty());
+        if o.to_string_lossy().ends_with('/') || parent.is_some_and(|p| !p.is_dir()) {
+            let dir = if o.to_string_lossy().ends_with('/') { o } else { parent.unwrap_or(o) };
+            return Err(crate::config_err!("--out {}: {} is not a directory", o.display(), dir.display()));
         }
-        other => other,
-    };
-    if let Some(parent) = out.as_deref().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
-        return Err(crate::config_err!("--out: the directory {} does not exist", parent.display()));
     }
     let path = crate::analysis::report::write(run, out.as_deref())?;
     println!("wrote {}", path.display());
@@ -394,6 +391,14 @@ pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<PathBuf>) -> Result
         if !seen.insert(std::fs::canonicalize(r).unwrap_or_else(|_| r.clone())) {
             return Err(crate::config_err!("run {} is given twice; expected distinct run directories", r.display()));
         }
+    }
+    // `compare runs/demo-*` also matches the sweeps that `lr-find` names `demo-lrfind-*`.
+    let (sweeps, runs): (Vec<&PathBuf>, Vec<&PathBuf>) = runs.iter().partition(|r| run_dir::is_lr_sweep(r));
+    for s in &sweeps {
+        eprintln!("skipping {}: a learning-rate sweep (lr-find), not a training run", s.display());
+    }
+    if runs.is_empty() {
+        return Err(crate::config_err!("no training runs to compare, only learning-rate sweeps"));
     }
     let summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
     let groups = group(summaries);

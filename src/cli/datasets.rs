@@ -15,6 +15,27 @@ fn data_config(dataset: &str, root: Option<PathBuf>) -> Result<DataConfig> {
     Ok(DataConfig { dataset: dataset.into(), root, ..DataConfig::default() })
 }
 
+/// The dataset's directory under `--root` (never downloads), or an error saying how to get it
+/// with this command's own flags.
+fn find(cfg: &DataConfig) -> Result<PathBuf> {
+    let src = data::source::for_config(cfg)?;
+    if let Some(dir) = src.locate(&cfg.root) {
+        return Ok(dir);
+    }
+    let root = std::path::absolute(&cfg.root).unwrap_or_else(|_| cfg.root.clone());
+    let get = match src {
+        data::source::Source::ImageFolder { .. } => {
+            format!("expected {}/train/<class>/<image> and test/", root.display())
+        }
+        _ => format!("fetch it with `microvision data download {} --root {}`", cfg.dataset, cfg.root.display()),
+    };
+    Err(crate::data_err!(
+        "{} not found under {}: {get}, or give --root DIR (or MICROVISION_DATA) where it is",
+        cfg.dataset,
+        root.display()
+    ))
+}
+
 /// `microvision data download`: fetches and MD5-checks a dataset's official files.
 pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
     let cfg = DataConfig { url: url.unwrap_or_default(), ..data_config(dataset, root)? };
@@ -39,9 +60,9 @@ pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) 
 
 /// `microvision data info`: counts per class, image size and mean/std of a dataset.
 pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
-    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let cfg = data_config(dataset, root)?;
     let src = data::source::for_config(&cfg)?;
-    let dir = data::locate_or_download(&cfg)?;
+    let dir = find(&cfg)?;
     println!("{dataset} in {}", dir.display());
     for (name, train) in [("train", true), ("test", false)] {
         let split = src.read_split(&dir, train)?;
@@ -65,9 +86,9 @@ pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<()> {
 
 /// `microvision data preview`: a grid image of a few images per class.
 pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out: &Path) -> Result<()> {
-    let cfg = DataConfig { download: false, ..data_config(dataset, root)? };
+    let cfg = data_config(dataset, root)?;
     let src = data::source::source(dataset)?;
-    let dir = data::locate_or_download(&cfg)?;
+    let dir = find(&cfg)?;
     let train = src.read_split(&dir, true)?;
     let grid = crate::analysis::plots::class_grid(&train, per_class);
     let files = crate::analysis::plots::save(&grid, out, "data_preview")?;

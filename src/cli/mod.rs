@@ -54,7 +54,8 @@ pub enum Command {
     Report {
         /// Run directory.
         run_dir: PathBuf,
-        /// Write the report here instead of RUN_DIR/report.html.
+        /// Write the report here (a file, or a directory for its report.html) instead of
+        /// RUN_DIR/report.html; plots the run lacks are still drawn into RUN_DIR/plots.
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -6,18 +6,6 @@ use crate::error::Result;
 
 /// Valid values of the string-valued options.
 pub use crate::data::source::DATASETS;
-/// What a run directory holds besides its checkpoints (see `train::run_dir`).
-const RUN_FILES: &[&str] = &[
-    "config.toml",
-    "env.json",
-    "metrics.jsonl",
-    "eval.json",
-    "plots",
-    "report.html",
-    "export",
-    "lr_find.json",
-    ".lock",
-];
 /// Optimizer names.
 pub const OPTIMIZERS: &[&str] = &["sgd", "adamw", "muon"];
 /// Schedule names.
@@ -65,17 +53,6 @@ fn run_paths(c: &Config) -> Result<()> {
     if c.output.runs_dir.as_os_str().is_empty() {
         return Err(config_err!(
             "`output.runs_dir` = \"\": expected a directory for the run directories, e.g. \"runs\""
-        ));
-    }
-    let ckpt = &c.output.checkpoint_dir;
-    let plain = ckpt.components().all(|p| matches!(p, std::path::Component::Normal(_)));
-    let taken = RUN_FILES.iter().any(|f| ckpt.starts_with(f));
-    if ckpt.as_os_str().is_empty() || !plain || taken {
-        return Err(config_err!(
-            "`output.checkpoint_dir` = {:?}: expected a directory inside the run directory (relative, without '..'), \
-             not one of the run's own files ({})",
-            ckpt.display().to_string(),
-            RUN_FILES.join(", ")
         ));
     }
     if c.data.root.as_os_str().is_empty() {

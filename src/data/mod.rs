@@ -126,10 +126,9 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let test = src.read_split(&dir, false)?;
     if let Some(name) = [("training", &full_train), ("test", &test)].iter().find(|(_, s)| s.is_empty()).map(|p| p.0) {
         // Only a result over no images could follow (0% "accuracy"), or no step at all.
-        return Err(data_err!(
-            "{}: the {name} split has no images (files skipped as unreadable are listed above); expected at least one",
-            dir.display()
-        ));
+        let skipped = matches!(src, source::Source::ImageFolder { skip_corrupt: true, .. });
+        let why = if skipped { " (files skipped as unreadable are listed above)" } else { "" };
+        return Err(data_err!("{}: the {name} split has no images{why}; expected at least one", dir.display()));
     }
     if test.classes != full_train.classes {
         return Err(data_err!(

@@ -160,7 +160,10 @@ pub fn save(dir: &Path, tag: &str, vs: &VarStore, optim: &[(String, Tensor)], st
 pub fn write_tensors_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let tmp = tmp_path(path);
     write_tensors(&tmp, tensors)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write", path, e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write", path, e)
+    })
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

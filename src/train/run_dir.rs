@@ -66,6 +66,12 @@ pub fn lock(run: &Path) -> Result<RunLock> {
     }
 }
 
+/// Whether `run` is the directory of an `lr-find` sweep rather than of a training run: named
+/// `<name>-lrfind-<time>`, with lr_find.json once the sweep has finished.
+pub fn is_lr_sweep(run: &Path) -> bool {
+    run.file_name().is_some_and(|n| n.to_string_lossy().contains("-lrfind-")) || run.join("lr_find.json").is_file()
+}
+
 /// Loads the data of the existing run `run`; a data error says where such a run takes its data
 /// from: its own `config.toml`, whatever MICROVISION_DATA says now.
 pub fn load_run_data(run: &Path, cfg: &Config) -> Result<crate::data::DataSplits> {
@@ -108,6 +114,9 @@ pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
 pub struct Provenance {
     /// `git rev-parse HEAD` of the working directory ("unknown" outside a checkout).
     pub git_commit: String,
+    /// Whether tracked files differ from that commit (`git status`), so the commit alone does
+    /// not say what code ran; null outside a checkout.
+    pub git_dirty: Option<bool>,
     /// microvision's version.
     pub microvision_version: &'static str,
     /// tch crate version.
@@ -151,6 +160,17 @@ pub fn git_commit() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the checkout of the current directory has uncommitted changes to tracked files, or
+/// None outside a checkout.
+pub fn git_dirty() -> Option<bool> {
+    std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| !o.stdout.is_empty())
 }
 
 /// Peak resident set size of this process (VmHWM), in bytes.

@@ -55,7 +55,7 @@ pub fn save(fig: &impl Figure, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
         let ext = if format == Format::Png { "png" } else { "svg" };
         let path = dir.join(format!("{stem}.{ext}"));
         // Draw to a temporary name and rename, so a plot being redrawn is never seen half-written.
-        let tmp = dir.join(format!(".{stem}.tmp.{ext}"));
+        let tmp = crate::fsio::tmp_path(&path); // keeps the extension, which the PNG encoder reads
         let drawn = match format {
             Format::Png => present(fig, BitMapBackend::new(&tmp, fig.size()).into_drawing_area()),
             Format::Svg => present(fig, SVGBackend::new(&tmp, fig.size()).into_drawing_area()),

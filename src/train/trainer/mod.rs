@@ -110,7 +110,7 @@ impl Trainer {
     /// Continues the run in `run`, from its last valid checkpoint (falling back to `best` with a
     /// warning when `last` is corrupt).
     pub fn resume(run: &Path) -> Result<Trainer> {
-        if run.join("lr_find.json").is_file() {
+        if run_dir::is_lr_sweep(run) {
             return Err(Error::Checkpoint(format!(
                 "{} holds a learning-rate sweep (lr_find.json), not a training run: nothing to resume. Train with \
                  `microvision train -c {}`",

@@ -93,21 +93,25 @@ impl Trainer {
     }
 
     /// A checkpoint's step count must fall in its epoch at today's steps per epoch: an edited
-    /// `data.batch_size` or `train.accumulate_steps` would otherwise resume mid-epoch at the wrong
-    /// image and stretch or cut the learning-rate schedule, silently.
+    /// `data.batch_size`, `train.accumulate_steps` or `data.val_split` would otherwise resume
+    /// mid-epoch at the wrong image and stretch or cut the learning-rate schedule, silently.
+    /// (Interrupted after an epoch's last step and before its evaluation, a checkpoint holds all
+    /// of the next epoch's steps: the upper bound is included.)
     fn check_steps_fit(&self, state: &TrainState) -> Result<()> {
         let per_epoch = self.steps_per_epoch() as i64;
         let (epoch, step) = (state.epoch, state.step);
-        if epoch * per_epoch <= step && step < (epoch + 1) * per_epoch {
+        if per_epoch > 0 && epoch * per_epoch <= step && step <= (epoch + 1) * per_epoch {
             return Ok(());
         }
         Err(crate::config_err!(
-            "{}: the checkpoint has {step} optimizer steps after {epoch} epochs, but `data.batch_size` = {} and \
-             `train.accumulate_steps` = {} make {per_epoch} steps per epoch; were they edited since the run started? \
-             Restore them, or start a new run",
+            "{}: the checkpoint has {step} optimizer steps after {epoch} epochs, but `data.batch_size` = {}, \
+             `train.accumulate_steps` = {} and `data.val_split` = {} make {per_epoch} steps per epoch of the {} \
+             training images; were they edited since the run started? Restore them, or start a new run",
             self.run_dir.join("config.toml").display(),
             self.cfg.data.batch_size,
-            self.cfg.train.accumulate_steps
+            self.cfg.train.accumulate_steps,
+            self.cfg.data.val_split,
+            self.data.train.len()
         ))
     }
 
@@ -213,10 +217,11 @@ impl Trainer {
     pub(super) fn write_provenance(&self) -> Result<()> {
         let prov = run_dir::Provenance {
             git_commit: run_dir::git_commit(),
+            git_dirty: run_dir::git_dirty(),
             microvision_version: env!("CARGO_PKG_VERSION"),
             tch_version: "0.24.0",
             libtorch_version: env!("MICROVISION_LIBTORCH_VERSION"),
-            device: format!("{:?}", self.device).to_lowercase(),
+            device: device::label(self.device),
             precision: self.precision.name().into(),
             cpu_model: device::cpu_model(),
             cpu_flags: device::cpu_flags(),

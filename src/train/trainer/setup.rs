@@ -126,6 +126,15 @@ pub(super) fn check_new_run(cfg: &Config) -> Result<()> {
     }
     let dir = &cfg.output.checkpoint_dir;
     let inside = dir.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let first = dir.components().find(|c| matches!(c, Component::Normal(_)));
+    let taken = first.and_then(|c| c.as_os_str().to_str()).is_some_and(is_run_file);
+    if taken {
+        return Err(Error::Config(format!(
+            "`output.checkpoint_dir` = {:?}: that name is one of the run's own files; expected a directory of its \
+             own, e.g. \"checkpoints\"",
+            dir.display().to_string()
+        )));
+    }
     if inside && !dir.as_os_str().is_empty() {
         return Ok(());
     }
@@ -135,6 +144,24 @@ pub(super) fn check_new_run(cfg: &Config) -> Result<()> {
          (not absolute, no `..`), so that runs never share checkpoints",
         dir.display().to_string()
     )))
+}
+
+/// Whether `name` is one of the files a run directory holds besides its checkpoints.
+fn is_run_file(name: &str) -> bool {
+    const RUN_FILES: &[&str] = &[
+        "config.toml",
+        "env.json",
+        "metrics.jsonl",
+        "plots",
+        "report.html",
+        "export",
+        "lr_find.json",
+        "lr_find.png",
+        "lr_find.svg",
+        "mlflow_run_id",
+        ".lock",
+    ];
+    RUN_FILES.contains(&name) || (name.starts_with("eval") && name.ends_with(".json")) || name.starts_with("events.out")
 }
 
 /// The architecture arguments implied by a config.
