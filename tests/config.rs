@@ -96,6 +96,12 @@ fn type_errors_say_what_the_value_should_hold() {
 }
 
 #[test]
+fn data_limits_are_counts() {
+    let e = err("[data]\nlimit_train = -5", &[]);
+    assert!(e.contains("data.limit_train") && e.contains("-5"), "{e}");
+}
+
+#[test]
 fn augmentation_counts_are_bounded() {
     let e = err("[augment]\npolicy = \"randaugment\"\nrandaugment_n = 1000000", &[]);
     assert!(e.contains("augment.randaugment_n") && e.contains("1000000"), "{e}");

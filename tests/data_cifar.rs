@@ -132,3 +132,18 @@ fn cifar100_layout_reads_fine_labels() {
     assert_eq!(splits.train.images.int64_value(&[3, 2, 31, 31]), 3);
     assert_eq!(cifar::CIFAR100.num_classes, 100);
 }
+
+#[test]
+fn limits_take_the_same_seeded_subset_for_every_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 30); // 100 training images, 30 test images
+    let limited = DataConfig { limit_train: 40, limit_test: 10, ..cfg(tmp.path()) };
+    let (a, b) = (data::load(&limited, 0).unwrap(), data::load(&limited, 7).unwrap());
+    assert_eq!((a.train.len(), a.test.len()), (40, 10));
+    assert!(a.train.images.equal(&b.train.images) && a.test.labels.equal(&b.test.labels), "seed-independent");
+    let all = data::load(&cfg(tmp.path()), 0).unwrap();
+    assert!(!a.train.images.equal(&all.train.images.narrow(0, 0, 40)), "a random subset, not the first images");
+    assert_eq!(data::load_test(&limited).unwrap().labels, a.test.labels, "plots redraw the same test images");
+    let more = DataConfig { limit_train: 1_000, ..cfg(tmp.path()) };
+    assert_eq!(data::load(&more, 0).unwrap().train.len(), 100, "a limit above the split's size keeps it whole");
+}

@@ -82,6 +82,12 @@ pub struct DataConfig {
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
     pub val_split: f64,
+    /// Train on a fixed random subset of this many training images (0 = all): quick smoke runs,
+    /// learning curves over data size. The subset is the same for every seed.
+    pub limit_train: i64,
+    /// Evaluate on a fixed random subset of this many test images (0 = all); the test accuracy
+    /// is then that subset's.
+    pub limit_test: i64,
     /// How the random crop pads: "zeros" or "reflect" (airbench's translate).
     pub pad_mode: String,
     /// "random": each image flipped with probability 1/2 each epoch; "alternate": a random half
@@ -244,6 +250,8 @@ impl Default for DataConfig {
             on_corrupt: "error".into(),
             crop_padding: 4,
             val_split: 0.0,
+            limit_train: 0,
+            limit_test: 0,
             pad_mode: "zeros".into(),
             flip_mode: "random".into(),
             train_sizes: Vec::new(),

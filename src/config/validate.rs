@@ -80,6 +80,8 @@ fn data(c: &Config) -> Result<()> {
     non_negative_i("data.crop_padding", c.data.crop_padding)?;
     int_range("data.workers", c.data.workers, 0, 256)?;
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
+    non_negative_i("data.limit_train", c.data.limit_train)?;
+    non_negative_i("data.limit_test", c.data.limit_test)?;
     Ok(())
 }
 

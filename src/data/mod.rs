@@ -68,6 +68,23 @@ impl Dataset {
         (take(&perm.narrow(0, 0, n - n_val)), take(&perm.narrow(0, n - n_val, n_val)))
     }
 
+    /// A seeded random subset of `count` images (all of them when there are no more), in their
+    /// original order.
+    pub fn subset(&self, count: i64, seed: u64) -> Dataset {
+        if count >= self.len() {
+            return self.to_device(self.images.device());
+        }
+        let mut keep = loader::permutation(self.len() as usize, seed);
+        keep.truncate(count as usize);
+        keep.sort_unstable();
+        let idx = Tensor::from_slice(&keep).to_device(self.images.device());
+        Dataset {
+            images: self.images.index_select(0, &idx),
+            labels: self.labels.index_select(0, &idx),
+            classes: self.classes.clone(),
+        }
+    }
+
     /// Number of images per class.
     pub fn class_counts(&self) -> Vec<i64> {
         let counts = self.labels.bincount::<Tensor>(None, self.classes.len() as i64);
@@ -97,6 +114,20 @@ impl Dataset {
 /// Mixed into the seed so the validation split does not reuse the epoch-0 shuffle.
 const SPLIT_SALT: u64 = 0x5eed_0f5a_1d00_0001;
 
+/// Seed of `data.limit_train` / `data.limit_test` subsets: fixed, so every seed of a recipe sees
+/// the same images.
+const LIMIT_SEED: u64 = 0x1157_5eed;
+
+/// The split as `data.limit_<name>` (0 = all) restricts it, said on the console: a result on a
+/// subset must not pass for one on the whole split.
+fn limited(split: Dataset, limit: i64, name: &str) -> Dataset {
+    if limit <= 0 || limit >= split.len() {
+        return split;
+    }
+    eprintln!("note: data.limit_{name} = {limit}: using {limit} of the {} {name} images", split.len());
+    split.subset(limit, LIMIT_SEED)
+}
+
 /// The train, validation (when held out) and test splits of a dataset, with its normalisation
 /// statistics.
 #[derive(Debug)]
@@ -122,8 +153,8 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let src = source::for_config(cfg)?;
     let dir = locate_or_download(cfg)?;
     let md5 = if cfg.verify_md5 { Some(src.verify(&dir)?) } else { None };
-    let full_train = src.read_split(&dir, true)?;
-    let test = src.read_split(&dir, false)?;
+    let full_train = limited(src.read_split(&dir, true)?, cfg.limit_train, "train");
+    let test = limited(src.read_split(&dir, false)?, cfg.limit_test, "test");
     if let Some(name) = [("training", &full_train), ("test", &test)].iter().find(|(_, s)| s.is_empty()).map(|p| p.0) {
         // Only a result over no images could follow (0% "accuracy"), or no step at all.
         let skipped = matches!(src, source::Source::ImageFolder { skip_corrupt: true, .. });
@@ -184,7 +215,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
 pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {
     let src = source::for_config(cfg)?;
     let dir = src.locate(&cfg.root).ok_or_else(|| missing(src, &cfg.root, "not downloaded"))?;
-    src.read_split(&dir, false)
+    Ok(limited(src.read_split(&dir, false)?, cfg.limit_test, "test"))
 }
 
 /// The dataset directory under `data.root`, downloading the official files when allowed.
