@@ -70,6 +70,10 @@ pub struct EvalResult {
     pub loss: f64,
     /// Top-1 accuracy in [0, 1].
     pub acc: f64,
+    /// Top-5 accuracy in [0, 1] (the label among the five highest logits; 1 with five classes
+    /// or fewer), the usual second figure on CIFAR-100.
+    #[serde(default)]
+    pub acc_top5: f64,
     /// Per-class accuracy, in label order.
     pub per_class_acc: Vec<f64>,
     /// Confusion matrix.

@@ -59,6 +59,7 @@ fn train_eval_and_resume_a_finished_run() {
     // A barely trained model is sure of no image: (almost) all get the views.
     assert!(eval["tta_share"].as_f64().unwrap() > 0.9, "{eval}");
     assert_eq!((eval["tta"].as_i64(), eval["tta_cutoff"].as_f64()), (Some(2), Some(1.0)), "{eval}");
+    assert!(eval["accuracy_top5"].as_f64().unwrap() >= eval["accuracy"].as_f64().unwrap(), "{eval}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("TTA level 2 on"),
         "{}",

@@ -88,9 +88,11 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let out = run.join(format!("eval-{which}{}{precision_suffix}.json", tta.file_suffix()));
     fsio::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
-        "checkpoint {which} (epoch {}): test accuracy {:.2}%  loss {:.4}  ({:.1} s, TTA level {} on {:.1}% of images)",
+        "checkpoint {which} (epoch {}): test accuracy {:.2}% (top-5 {:.2}%)  loss {:.4}  ({:.1} s, TTA level {} on \
+         {:.1}% of images)",
         loaded.state.epoch,
         result.acc * 100.0,
+        result.acc_top5 * 100.0,
         result.loss,
         result.secs,
         cfg.train.tta,

@@ -132,6 +132,7 @@ fn summarise(logits: &Tensor, labels: &Tensor, num_classes: usize, augmented: i6
     EvalResult {
         loss: loss / n,
         acc: confusion.accuracy(),
+        acc_top5: top_k_accuracy(logits, labels, 5),
         per_class_acc: confusion.per_class_accuracy(),
         confusion,
         secs: start.elapsed().as_secs_f64(),
@@ -139,6 +140,19 @@ fn summarise(logits: &Tensor, labels: &Tensor, num_classes: usize, augmented: i6
         confidences: Vec::<f32>::try_from(conf.to_device(cpu)).unwrap_or_default(),
         tta_share: augmented as f64 / n,
     }
+}
+
+/// Fraction of the rows of `logits` (N, classes) whose label (N,) is among their `k` highest
+/// logits (0 for no rows).
+pub fn top_k_accuracy(logits: &Tensor, labels: &Tensor, k: i64) -> f64 {
+    let n = logits.size()[0];
+    if n == 0 {
+        return 0.0;
+    }
+    let k = k.min(logits.size()[1]);
+    let (_, top) = logits.topk(k, 1, true, false);
+    let hit = top.eq_tensor(&labels.unsqueeze(1)).any_dim(1, false);
+    hit.sum(Kind::Float).double_value(&[]) / n as f64
 }
 
 /// The images waiting for their test-time augmentation views (with their plain logits and
@@ -227,6 +241,9 @@ pub struct EvalFile {
     pub checkpoint: String,
     /// Top-1 accuracy.
     pub accuracy: f64,
+    /// Top-5 accuracy (absent in files of older versions).
+    #[serde(default)]
+    pub accuracy_top5: f64,
     /// Mean loss.
     pub loss: f64,
     /// Class names.
@@ -260,6 +277,7 @@ impl EvalFile {
         EvalFile {
             checkpoint: checkpoint.into(),
             accuracy: r.acc,
+            accuracy_top5: r.acc_top5,
             loss: r.loss,
             classes: classes.to_vec(),
             per_class_accuracy: r.per_class_acc.clone(),
