@@ -49,7 +49,14 @@ impl Figure for LineChart {
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0 - pad..y1 + pad)?;
-        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
+            .light_line_style(WHITE.mix(0.0)) // the major grid is enough to read values off
+            .draw()?;
         for (i, (name, pts)) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             if pts.len() <= 60 {
@@ -61,8 +68,35 @@ impl Figure for LineChart {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .position(legend_corner(&self.series, (y0 + y1) / 2.0))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
+    }
+}
+
+/// The right-hand corner away from where the curves end (accuracy ends high, loss low), so that
+/// the legend does not cover them.
+fn legend_corner(series: &[(String, Vec<(f64, f64)>)], mid: f64) -> SeriesLabelPosition {
+    let ends: Vec<f64> = series.iter().filter_map(|(_, p)| p.last().map(|q| q.1)).collect();
+    let high = !ends.is_empty() && ends.iter().sum::<f64>() / ends.len() as f64 > mid;
+    if high {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
+}
+
+/// An axis label: whole numbers (epochs, steps, percents) without a ".0", others with up to
+/// four significant digits.
+fn tick(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}").trim_end_matches('0').to_string()
     }
 }
 
@@ -287,5 +321,26 @@ impl Figure for Table {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_drop_the_point_of_whole_numbers_only() {
+        assert_eq!(tick(3.0), "3");
+        assert_eq!(tick(0.05), "0.05");
+        assert_eq!(tick(1.25), "1.25");
+        assert_eq!(tick(0.00012), "0.0001");
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_curves_do_not_end() {
+        let up = vec![("acc".to_string(), vec![(1.0, 10.0), (2.0, 90.0)])];
+        let down = vec![("loss".to_string(), vec![(1.0, 2.0), (2.0, 0.5)])];
+        assert!(matches!(legend_corner(&up, 50.0), SeriesLabelPosition::LowerRight));
+        assert!(matches!(legend_corner(&down, 1.25), SeriesLabelPosition::UpperRight));
     }
 }

@@ -41,8 +41,11 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
         y_label: y.into(),
         series: vec![(a.0.into(), a.1), (b.0.into(), b.1)],
     };
-    let loss =
-        curves("Loss", "cross-entropy", ("train", h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
+    // The training loss includes label smoothing, the validation loss does not: say so, or the
+    // gap between the curves reads as under-fitting.
+    let smoothing = cfg.train.label_smoothing;
+    let train = if smoothing > 0.0 { format!("train (label smoothing {smoothing})") } else { "train".into() };
+    let loss = curves("Loss", "cross-entropy", (&train, h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
     add(&|d| save(&loss, d, "loss"))?;
     let pct = |v: f64| v * 100.0;
     let acc = curves(
