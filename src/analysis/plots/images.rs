@@ -55,6 +55,8 @@ pub struct ImageGrid {
     pub tiles: Vec<Tile>,
     /// Images per row.
     pub cols: usize,
+    /// Whether the tiles are predictions judged right (green) or wrong (red); else neutral.
+    pub judged: bool,
 }
 
 impl ImageGrid {
@@ -88,7 +90,11 @@ impl Figure for ImageGrid {
             if let Some(bitmap) = BitMapElement::with_owned_buffer((x + 4, y + 4), (w, h), t.scaled(k)) {
                 root.draw(&bitmap)?;
             }
-            let color = if t.wrong { RED } else { RGBColor(30, 130, 30) };
+            let color = match (self.judged, t.wrong) {
+                (true, true) => RED,
+                (true, false) => RGBColor(30, 130, 30),
+                (false, _) => RGBColor(60, 60, 60),
+            };
             let frame = [(x + 3, y + 3), (x + 5 + w as i32, y + 5 + h as i32)];
             root.draw(&Rectangle::new(frame, color.stroke_width(if t.wrong { 3 } else { 1 })))?;
             for (j, line) in t.caption.iter().enumerate() {

@@ -29,17 +29,18 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
     }
 }
 
-/// The first `per_class` images of each class of `data`, one row per class, captioned with the
-/// class name (`microvision data preview`).
+/// The first `per_class` images of each class of `data`, one row per class, the row captioned
+/// with the class name (`microvision data preview`).
 pub fn class_grid(data: &crate::data::Dataset, per_class: usize) -> ImageGrid {
     let per_class = per_class.max(1); // a grid has at least one column
     let labels = Vec::<i64>::try_from(data.labels.to_device(tch::Device::Cpu)).unwrap_or_default();
     let mut tiles = Vec::new();
     for (c, name) in data.classes.iter().enumerate() {
         let idx = labels.iter().enumerate().filter(|(_, &l)| l == c as i64).map(|(i, _)| i).take(per_class);
-        tiles.extend(idx.map(|i| Tile::from_images(&data.images, i as i64, vec![name.clone()], false)));
+        let caption = |k: usize| if k == 0 { vec![name.clone()] } else { Vec::new() };
+        tiles.extend(idx.enumerate().map(|(k, i)| Tile::from_images(&data.images, i as i64, caption(k), false)));
     }
-    ImageGrid { title: format!("{} training images per class", per_class), tiles, cols: per_class }
+    ImageGrid { title: format!("{} training images per class", per_class), tiles, cols: per_class, judged: false }
 }
 
 /// The images of a training batch as the model sees them (de-normalised), captioned with their
@@ -67,5 +68,5 @@ pub fn augment_grid(batch: &Batch, classes: &[String], mean: &[f64], std: &[f64]
             Tile::from_images(&images, i as i64, caption, false)
         })
         .collect();
-    ImageGrid { title: "Augmented training images (first batch of epoch 1)".into(), tiles, cols: 10 }
+    ImageGrid { title: "Augmented training images (first batch of epoch 1)".into(), tiles, cols: 10, judged: false }
 }

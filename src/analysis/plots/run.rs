@@ -147,11 +147,13 @@ fn prediction_grids(eval: &EvalFile, test: &Dataset, labels: &[i64]) -> (ImageGr
         title: format!("Test predictions (first {}; wrong ones framed red)", GRID.min(n)),
         tiles: (0..GRID.min(n)).map(tile).collect(),
         cols: 10,
+        judged: true,
     };
     let gallery = ImageGrid {
         title: format!("Most confidently wrong test images ({} of {} wrong)", GRID.min(wrong.len()), wrong.len()),
         tiles: wrong.iter().take(GRID).map(|&i| tile(i)).collect(),
         cols: 10,
+        judged: true,
     };
     (grid, gallery)
 }
