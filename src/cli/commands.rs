@@ -44,6 +44,10 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
         crate::device::label(trainer.device),
         trainer.precision.name()
     );
+    // Part of the model's recipe that no config key shows (airbench's whitening bias).
+    for (name, epochs) in trainer.model.net.trained_for_epochs() {
+        eprintln!("note: {} trains `{name}` for the first {epochs} epochs only, then freezes it", trainer.cfg.model.name);
+    }
     let test = crate::analysis::tracked::fit(&mut trainer)?;
     println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
     Ok(())
