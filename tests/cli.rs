@@ -49,6 +49,22 @@ fn train_eval_and_resume_a_finished_run() {
     let out = mv(&["eval", run.to_str().unwrap(), "--checkpoint", "last"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run.join("eval-last.json").exists());
+    // predict: the first test image, as a PNG file, gets the class and confidence eval gave it.
+    let bytes = std::fs::read(tmp.path().join("cifar-10-batches-bin/test_batch.bin")).unwrap();
+    let planes = &bytes[1..3073];
+    let rgb: Vec<u8> = (0..1024).flat_map(|i| (0..3).map(move |c| planes[c * 1024 + i])).collect();
+    let png = tmp.path().join("first.png");
+    image::RgbImage::from_raw(32, 32, rgb).unwrap().save(&png).unwrap();
+    let out = mv(&["predict", run.to_str().unwrap(), png.to_str().unwrap(), "--top", "1"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval-last.json")).unwrap()).unwrap();
+    let class = last["classes"][last["predictions"][0].as_u64().unwrap() as usize].as_str().unwrap();
+    let conf = last["confidences"][0].as_f64().unwrap() * 100.0;
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains(&format!("first.png: {class} {conf:.1}%")), "{line} vs {class} {conf:.1}%");
+    let out = mv(&["predict", run.to_str().unwrap(), "nothing.png"], tmp.path());
+    assert_user_error(&out, 3, &["nothing.png", "cannot read the image"]);
     // Re-evaluation with other settings: TTA on the unsure images only; a misspelt key is named.
     let r = run.to_str().unwrap();
     let out = mv(&["eval", r, "--set", "train.tta=2", "--set", "train.tta_cutoff=1.0"], tmp.path());

@@ -46,7 +46,10 @@ pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathB
     );
     // Part of the model's recipe that no config key shows (airbench's whitening bias).
     for (name, epochs) in trainer.model.net.trained_for_epochs() {
-        eprintln!("note: {} trains `{name}` for the first {epochs} epochs only, then freezes it", trainer.cfg.model.name);
+        eprintln!(
+            "note: {} trains `{name}` for the first {epochs} epochs only, then freezes it",
+            trainer.cfg.model.name
+        );
     }
     let test = crate::analysis::tracked::fit(&mut trainer)?;
     println!("test accuracy {:.2}%  (run directory: {})", test.acc * 100.0, trainer.run_dir.display());
@@ -68,17 +71,7 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let cfg = run_dir::read_config_with(run, overrides)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let data = run_dir::load_run_data(run, &cfg)?;
-    let mut model = Model::new(&cfg.model.name, &model_args(&cfg), device)?;
-    if cfg.train.channels_last {
-        model.to_channels_last(); // as in training: the loader's batches are channels-last too
-    }
-    let dir = run.join(&cfg.output.checkpoint_dir);
-    let loaded = checkpoint::load(&dir, which)?;
-    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::files(&dir, which).weights)?;
-    if let Some(avg) = crate::train::ema::weights_from_checkpoint(&loaded.optim) {
-        eprintln!("evaluating the exponential moving average of the weights (train.ema_decay)");
-        checkpoint::load_weights(&model.vs, &avg, &checkpoint::files(&dir, which).optim)?;
-    }
+    let (model, loaded) = super::predict::checkpointed_model(run, &cfg, which, device)?;
     let loader = crate::data::loader::Loader::new(&data.test.to_device(device), loader_spec(&cfg, &data, false));
     let kind = precision.autocast_kind();
     let tta = Tta::from_config(&cfg.train);

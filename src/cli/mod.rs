@@ -2,6 +2,7 @@
 
 mod commands;
 mod datasets;
+mod predict;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,6 +45,20 @@ pub enum Command {
         /// `train.tta=2`, `train.tta_cutoff=0.9`, `data.root=...`).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// Classify image files (PNG, JPEG, ...) with a run's checkpoint: the most probable classes.
+    Predict {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Image files; each is resized (shorter side) to the run's input size and centre-cropped.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Which checkpoint.
+        #[arg(long, default_value = "last", value_parser = ["best", "last"])]
+        checkpoint: String,
+        /// How many classes to list per image.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        top: u64,
     },
     /// Draw (or re-draw) a run's plots into RUN_DIR/plots (PNG and SVG).
     Plot {
@@ -260,6 +275,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
         Command::Eval { run_dir, checkpoint, overrides } => commands::eval(&run_dir, &checkpoint, &overrides),
         Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
+        Command::Predict { run_dir, images, checkpoint, top } => {
+            predict::predict(&run_dir, &images, &checkpoint, top as usize)
+        }
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::LrFind { config, overrides, start, end, steps } => {
             commands::lr_find(&config, &overrides, (start, end, steps))

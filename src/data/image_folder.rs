@@ -60,16 +60,23 @@ fn scan(dir: &Path) -> Result<(Vec<String>, Labelled)> {
 
 /// Decodes one file to `size x size` RGB, planar (3, size, size).
 fn decode(path: &Path, size: u32) -> std::result::Result<Vec<u8>, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?.to_rgb8();
+    decode_image(path, size, 3)
+}
+
+/// Decodes an image file as the datasets hold images: the shorter side resized to `size`, the
+/// centre `size x size` cropped, `channels` 3 (RGB) or 1 (grey), planar (channels, size, size).
+pub fn decode_image(path: &Path, size: u32, channels: usize) -> std::result::Result<Vec<u8>, String> {
+    let img = image::open(path).map_err(|e| e.to_string())?;
+    let img = if channels == 1 { image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8() } else { img.to_rgb8() };
     let (w, h) = img.dimensions();
     let scale = size as f64 / w.min(h) as f64;
     let (nw, nh) = (((w as f64 * scale).round() as u32).max(size), ((h as f64 * scale).round() as u32).max(size));
     let resized = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
     let (x0, y0) = ((nw - size) / 2, (nh - size) / 2);
     let crop = image::imageops::crop_imm(&resized, x0, y0, size, size).to_image();
-    let mut planar = vec![0u8; (3 * size * size) as usize];
+    let mut planar = vec![0u8; channels * (size * size) as usize];
     for (i, p) in crop.pixels().enumerate() {
-        for c in 0..3 {
+        for c in 0..channels {
             planar[c * (size * size) as usize + i] = p.0[c];
         }
     }
