@@ -1,5 +1,6 @@
 //! Command-line interface: parses arguments and calls the library; no logic of its own.
 
+mod bench;
 mod commands;
 mod datasets;
 mod predict;
@@ -293,11 +294,11 @@ pub fn run(cli: Cli) -> Result<()> {
             what:
                 BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing, replicas },
         } => {
-            let opts = commands::ThroughputOpts { batch, steps, repeats, threads, checkpointing, replicas };
-            commands::bench_throughput(&model, &precision, &device, &opts)
+            let opts = bench::ThroughputOpts { batch, steps, repeats, threads, checkpointing, replicas };
+            bench::bench_throughput(&model, &precision, &device, &opts)
         }
         Command::Bench { what: BenchWhat::Speedrun { config, runs, target, overrides } } => {
-            commands::bench_speedrun(&config, &overrides, runs, target)
+            bench::bench_speedrun(&config, &overrides, runs, target)
         }
         Command::Data { action: DataAction::Download { dataset, root, url } } => {
             datasets::data_download(&dataset, root, url)
