@@ -28,8 +28,18 @@ fn runs_differing_only_in_seed_are_grouped() {
     assert_eq!(md.lines().count(), 4, "{md}");
     assert!(md.lines().nth(2).unwrap().contains("+-"), "{md}");
     let csv = table(&groups, true);
-    assert!(csv.starts_with("run,model,dataset,params,seeds,epochs"), "{csv}");
+    assert!(csv.starts_with("run,model,dataset,params,seeds,runs,epochs,finished,best_val_acc_pct_mean,"), "{csv}");
     assert_eq!(csv.lines().count(), 3);
+    // One number per cell: the seed group's mean and sample std, as computed by hand.
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let (a, b) = (summarize(&dirs[0]).unwrap().best_acc * 100.0, summarize(&dirs[1]).unwrap().best_acc * 100.0);
+    let (mean, std): (f64, f64) = (row[8].parse().unwrap(), row[9].parse().unwrap());
+    assert!((mean - (a + b) / 2.0).abs() < 1e-9 && (std - (a - b).abs() / 2f64.sqrt()).abs() < 1e-9, "{row:?}");
+    assert_eq!(&row[4..8], ["2", "2", "2", "true"], "{row:?}");
+    assert!(
+        row[0].ends_with('*')
+            && dirs[0].file_name().unwrap().to_string_lossy().starts_with(&row[0][..row[0].len() - 1])
+    );
     // The same seed twice is one seed; an unfinished run is marked and grouped apart; CSV quotes.
     let mut again = summarize(&dirs[0]).unwrap();
     let mut unfinished = summarize(&dirs[1]).unwrap();
@@ -39,8 +49,11 @@ fn runs_differing_only_in_seed_are_grouped() {
     let odd = group(vec![again, summarize(&dirs[0]).unwrap(), unfinished]);
     assert_eq!(odd.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
     let csv = table(&odd, true);
-    assert!(csv.lines().nth(1).unwrap().starts_with("\"a,b\",simple_cnn,cifar10,1147914,1 (2 runs),"), "{csv}");
-    assert!(csv.lines().nth(2).unwrap().contains("(unfinished)"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("\"a,b"), "names are quoted: {csv}");
+    assert!(csv.lines().nth(1).unwrap().contains(",simple_cnn,cifar10,1147914,1,2,2,true,"), "{csv}");
+    assert!(csv.lines().nth(2).unwrap().contains(",false,"), "{csv}");
+    let md = table(&odd, false);
+    assert!(md.contains("1 (2 runs)") && md.contains("(unfinished)"), "{md}");
     // Overlaid curves: one line per group, the seed group's line is the mean of its runs.
     let (acc, loss) = curves(&groups).unwrap();
     assert_eq!((acc.series.len(), loss.series.len()), (2, 2));

@@ -87,40 +87,32 @@ fn cell(values: &[f64], scale: f64, decimals: usize) -> String {
     }
 }
 
-/// The comparison table, `csv = false` for Markdown.
+/// The comparison table: Markdown (mean +- std in a cell) for reading, or CSV with one number
+/// per cell (`_mean` and `_std` columns) for pandas and spreadsheets.
 pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
+    if csv {
+        return csv_table(groups);
+    }
     let header =
         ["run", "model", "dataset", "params", "seeds", "epochs", "best val acc %", "final acc %", "train s", "img/s"];
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for g in groups {
         let col = |f: fn(&RunSummary) -> f64| g.iter().map(f).collect::<Vec<_>>();
         let first = &g[0];
-        let name = first.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let seeds: std::collections::BTreeSet<u64> = g.iter().map(|r| r.config.train.seed).collect();
+        let (seeds, runs) = (seed_count(g), g.len());
         rows.push(vec![
-            if first.finished { name } else { format!("{name} (unfinished)") },
+            if first.finished { group_label(g) } else { format!("{} (unfinished)", group_label(g)) },
             first.config.model.name.clone(),
             first.config.data.dataset.clone(),
             first.params.to_string(),
             // Repeated seeds are the same run again, not more evidence: say so.
-            if seeds.len() == g.len() { g.len().to_string() } else { format!("{} ({} runs)", seeds.len(), g.len()) },
+            if seeds == runs { runs.to_string() } else { format!("{seeds} ({runs} runs)") },
             first.epochs.to_string(),
             cell(&col(|r| r.best_acc), 100.0, 2),
             cell(&col(|r| r.final_acc), 100.0, 2),
             cell(&col(|r| r.train_secs), 1.0, 0),
             cell(&col(|r| r.img_per_s), 1.0, 0),
         ]);
-    }
-    if csv {
-        let field = |f: &String| {
-            if f.contains([',', '"', '\n']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
-            }
-        };
-        let lines: Vec<String> = rows.iter().map(|r| r.iter().map(field).collect::<Vec<_>>().join(",")).collect();
-        return lines.join("\n") + "\n";
     }
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
@@ -132,12 +124,83 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
     out
 }
 
+/// A CSV measure: column stem, the value of a run, its scale (fraction -> percent).
+type Measure = (&'static str, fn(&RunSummary) -> f64, f64);
+
+/// [`table`] as CSV: snake_case headers, numbers without units, a mean and a std column per
+/// measure (std 0 for one run), `finished` as true/false.
+fn csv_table(groups: &[Vec<RunSummary>]) -> String {
+    let mut header = vec!["run", "model", "dataset", "params", "seeds", "runs", "epochs", "finished"];
+    let measures: [Measure; 4] = [
+        ("best_val_acc_pct", |r| r.best_acc, 100.0),
+        ("final_acc_pct", |r| r.final_acc, 100.0),
+        ("train_secs", |r| r.train_secs, 1.0),
+        ("img_per_s", |r| r.img_per_s, 1.0),
+    ];
+    let names: Vec<String> = measures.iter().flat_map(|m| [format!("{}_mean", m.0), format!("{}_std", m.0)]).collect();
+    header.extend(names.iter().map(String::as_str));
+    let mut lines = vec![header.join(",")];
+    for g in groups {
+        let first = &g[0];
+        let mut row = vec![
+            csv_field(&group_label(g)),
+            csv_field(&first.config.model.name),
+            csv_field(&first.config.data.dataset),
+            first.params.to_string(),
+            seed_count(g).to_string(),
+            g.len().to_string(),
+            first.epochs.to_string(),
+            first.finished.to_string(),
+        ];
+        for (_, f, scale) in measures {
+            let (m, s) = mean_std(&g.iter().map(f).collect::<Vec<_>>());
+            row.extend([format!("{}", m * scale), format!("{}", s * scale)]);
+        }
+        lines.push(row.join(","));
+    }
+    lines.join("\n") + "\n"
+}
+
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}
+
+/// Distinct seeds of a group (the same seed twice is one run repeated).
+fn seed_count(g: &[RunSummary]) -> usize {
+    g.iter().map(|r| r.config.train.seed).collect::<std::collections::BTreeSet<u64>>().len()
+}
+
+/// A group's name: its run directory's, or for several runs what their names share followed by
+/// `*` (`speedrun94-seed*` for `speedrun94-seed0-...`, `speedrun94-seed1-...`), or the first
+/// name and how many more when they share nothing.
+pub fn group_label(g: &[RunSummary]) -> String {
+    let names: Vec<String> =
+        g.iter().map(|r| r.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())).collect();
+    if names.len() < 2 {
+        return names.into_iter().next().unwrap_or_default();
+    }
+    let shared = names[0]
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|&end| names.iter().all(|n| n.get(..end) == Some(&names[0][..end])))
+        .last()
+        .unwrap_or(0);
+    if shared == 0 {
+        return format!("{} +{} more", names[0], names.len() - 1);
+    }
+    format!("{}*", &names[0][..shared])
+}
+
 /// Overlaid validation curves, one line per group (the mean over its seeds): accuracy and loss.
 pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
     let (mut acc, mut loss) = (Vec::new(), Vec::new());
     for g in groups {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
-        let name = g[0].dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let name = group_label(g);
         let label = if g.len() > 1 { format!("{name} (mean of {})", g.len()) } else { name };
         let mean = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
             let epochs = histories.iter().map(|h| h.epochs.len()).min().unwrap_or(0);
