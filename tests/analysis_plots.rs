@@ -131,6 +131,7 @@ fn report_is_self_contained_and_complete() {
     assert!(html.contains("<table id=\"per-class\">") && html.contains("<td>airplane</td>"));
     assert!(html.contains("name = &quot;tiny&quot;"), "config missing");
     assert!(html.contains("git_commit"), "environment missing");
+    assert!(html.contains("best val accuracy (on the test split)"), "val_split = 0 is said");
     assert!(!html.contains("src=\"http") && !html.contains("<script"), "report must not load anything");
 }
 

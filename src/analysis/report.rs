@@ -38,7 +38,7 @@ pub fn render(run: &Path) -> Result<String> {
     let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut html = String::new();
     let _ = write!(html, "{HEAD}{}</title><style>{CSS}</style></head><body><h1>{}</h1>", escape(&name), escape(&name));
-    html += &cards(&h, &env, &cfg.model.name);
+    html += &cards(&h, &env, &cfg);
     html += "<h2>Plots</h2><div class=\"plots\">";
     for (stem, caption) in PLOTS {
         let path = run.join("plots").join(format!("{stem}.png"));
@@ -105,14 +105,18 @@ figcaption{font-size:.9em;color:#555}table{border-collapse:collapse;font-size:.9
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f3f6fa}td:first-child{text-align:left}\
 pre{background:#f7f7f7;padding:1em;overflow:auto}footer{margin-top:2em;color:#888;font-size:.8em}";
 
-fn cards(h: &History, env: &Value, model: &str) -> String {
+fn cards(h: &History, env: &Value, cfg: &crate::config::Config) -> String {
     let best = h.best_val_acc().unwrap_or(f64::NAN);
     let secs = h.train_secs();
     let test = h.eval.as_ref().map_or("unfinished".to_string(), |e| format!("{:.2}%", e.accuracy * 100.0));
     let items = [
-        ("model", model.to_string()),
+        ("model", cfg.model.name.clone()),
         ("test accuracy", test),
-        ("best val accuracy", format!("{:.2}%", best * 100.0)),
+        (
+            // With data.val_split = 0 the "validation" images are the test images.
+            if cfg.data.val_split == 0.0 { "best val accuracy (on the test split)" } else { "best val accuracy" },
+            format!("{:.2}%", best * 100.0),
+        ),
         ("epochs", h.epochs.len().to_string()),
         ("training time", format!("{secs:.0} s")),
         ("median img/s", format!("{:.0}", h.median_img_per_s().unwrap_or(f64::NAN))),

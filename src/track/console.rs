@@ -12,12 +12,14 @@ pub struct ConsoleLogger {
     epochs: i64,
     show_bars: bool,
     rows: Vec<(i64, f64, f64, f64, f64, f64, f64)>,
+    /// Validation ran on the test split (`data.val_split` = 0).
+    val_is_test: bool,
 }
 
 impl ConsoleLogger {
     /// `show_bars = false` prints only the per-epoch lines (for logs and CI).
     pub fn new(show_bars: bool) -> Self {
-        ConsoleLogger { bar: None, batches: 0, epochs: 0, show_bars, rows: Vec::new() }
+        ConsoleLogger { bar: None, batches: 0, epochs: 0, show_bars, rows: Vec::new(), val_is_test: false }
     }
 }
 
@@ -25,6 +27,7 @@ impl Callback for ConsoleLogger {
     fn fit_start(&mut self, info: &FitInfo) {
         self.batches = info.steps_per_epoch as u64;
         self.epochs = info.config.train.epochs;
+        self.val_is_test = info.config.data.val_split == 0.0;
     }
 
     fn epoch_start(&mut self, epoch: i64) {
@@ -86,5 +89,11 @@ impl Callback for ConsoleLogger {
             test.loss,
             median_ips
         );
+        if self.val_is_test {
+            eprintln!(
+                "(data.val_split = 0: validation ran on the test split, so the best validation accuracy was picked on \
+                 test images; the test accuracy of the last epoch is the one to report)"
+            );
+        }
     }
 }
