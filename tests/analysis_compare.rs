@@ -2,7 +2,7 @@
 
 mod common;
 
-use microvision::analysis::compare::{curves, group, summarize, table};
+use microvision::analysis::compare::{curves, differing_keys, group, summarize, table};
 use microvision::analysis::history::History;
 use microvision::train::Trainer;
 
@@ -24,12 +24,17 @@ fn runs_differing_only_in_seed_are_grouped() {
     assert_eq!(summaries[0].params, 1_147_914);
     let groups = group(summaries);
     assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+    // What the groups' recipes differ in (not the seed, the name or where files lie) is shown.
+    let lr = ("optim.lr".to_string(), vec!["0.02".to_string(), "0.05".to_string()]);
+    assert_eq!(differing_keys(&groups), vec![lr]);
     let md = table(&groups, false);
     assert_eq!(md.lines().count(), 4, "{md}");
+    assert!(md.lines().next().unwrap().ends_with("| optim.lr |") && md.lines().nth(3).unwrap().ends_with("| 0.05 |"));
     assert!(md.lines().nth(2).unwrap().contains("+-"), "{md}");
     let csv = table(&groups, true);
     assert!(csv.starts_with("run,model,dataset,params,seeds,runs,epochs,finished,best_val_acc_pct_mean,"), "{csv}");
     assert_eq!(csv.lines().count(), 3);
+    assert!(csv.lines().next().unwrap().ends_with(",img_per_s_std,optim.lr") && csv.ends_with(",0.05\n"), "{csv}");
     // One number per cell: the seed group's mean and sample std, as computed by hand.
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     let (a, b) = (summarize(&dirs[0]).unwrap().best_acc * 100.0, summarize(&dirs[1]).unwrap().best_acc * 100.0);

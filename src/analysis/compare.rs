@@ -2,6 +2,7 @@
 //! accuracy, training time, images/s), as Markdown or CSV; unfinished runs are marked. Runs whose configs differ only in the
 //! seed are grouped, their numbers shown as mean +- std; [`curves`] overlays their validation curves.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::history::{EpochRow, History};
@@ -58,15 +59,7 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
 /// Groups runs whose configs are equal apart from the seed and the run name. Unfinished runs
 /// (no final test) never share a group with finished ones: their last number is a validation one.
 pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
-    let key = |r: &RunSummary| {
-        let mut c = r.config.clone();
-        c.train.seed = 0;
-        c.name.clear();
-        c.track = Default::default();
-        // Where the data and outputs lie is not part of the recipe.
-        (c.data.root, c.output) = (Default::default(), Default::default());
-        format!("{}{}", r.finished, c.to_toml())
-    };
+    let key = |r: &RunSummary| format!("{}{}", r.finished, recipe(&r.config).to_toml());
     let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();
     for r in runs {
         let k = key(&r);
@@ -77,6 +70,58 @@ pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
     }
     groups.into_iter().map(|(_, g)| g).collect()
 }
+
+/// A config without what is not part of the recipe: the seed, the run name, tracking, and where
+/// the data and outputs lie.
+fn recipe(c: &Config) -> Config {
+    let mut c = c.clone();
+    c.train.seed = 0;
+    c.name.clear();
+    c.track = Default::default();
+    (c.data.root, c.output) = (Default::default(), Default::default());
+    c
+}
+
+/// The recipe keys whose values differ between the groups, with each group's value, in key
+/// order: what an ablation varied (the model and dataset have columns of their own, the
+/// progress display is not part of a recipe).
+pub fn differing_keys(groups: &[Vec<RunSummary>]) -> Vec<(String, Vec<String>)> {
+    const SHOWN_ELSEWHERE: &[&str] = &["model.name", "data.dataset", "train.progress"];
+    let flat: Vec<BTreeMap<String, String>> = groups.iter().map(|g| flatten(&recipe(&g[0].config))).collect();
+    let keys: BTreeSet<&String> =
+        flat.iter().flat_map(|f| f.keys()).filter(|k| !SHOWN_ELSEWHERE.contains(&k.as_str())).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let values: Vec<String> = flat.iter().map(|f| f.get(k).cloned().unwrap_or_else(|| "-".into())).collect();
+            values.iter().any(|v| *v != values[0]).then(|| (k.clone(), values))
+        })
+        .collect()
+}
+
+/// `section.key` -> value (as TOML writes it) of every key of a config.
+fn flatten(c: &Config) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, x, out);
+                }
+            }
+            toml::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", &toml::from_str(&c.to_toml()).expect("a config's TOML parses"), &mut out);
+    out
+}
+
+/// At most this many differing keys become table columns; the others are listed under it.
+const MAX_KEY_COLUMNS: usize = 6;
 
 fn cell(values: &[f64], scale: f64, decimals: usize) -> String {
     let (m, s) = mean_std(values);
@@ -95,8 +140,10 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
     }
     let header =
         ["run", "model", "dataset", "params", "seeds", "epochs", "best val acc %", "final acc %", "train s", "img/s"];
-    let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
-    for g in groups {
+    let diff = differing_keys(groups);
+    let shown = &diff[..diff.len().min(MAX_KEY_COLUMNS)];
+    let mut rows = vec![header.iter().map(|s| s.to_string()).chain(shown.iter().map(|d| d.0.clone())).collect()];
+    for (gi, g) in groups.iter().enumerate() {
         let col = |f: fn(&RunSummary) -> f64| g.iter().map(f).collect::<Vec<_>>();
         let first = &g[0];
         let (seeds, runs) = (seed_count(g), g.len());
@@ -113,6 +160,7 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
             cell(&col(|r| r.train_secs), 1.0, 0),
             cell(&col(|r| r.img_per_s), 1.0, 0),
         ]);
+        rows.last_mut().expect("just pushed").extend(shown.iter().map(|d| d.1[gi].clone()));
     }
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
@@ -120,6 +168,10 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
         if i == 0 {
             out += &format!("|{}\n", "---|".repeat(r.len()));
         }
+    }
+    if diff.len() > shown.len() {
+        let rest: Vec<&str> = diff[shown.len()..].iter().map(|d| d.0.as_str()).collect();
+        out += &format!("\nthe groups also differ in: {} (`--format csv` has them all)\n", rest.join(", "));
     }
     out
 }
@@ -139,8 +191,10 @@ fn csv_table(groups: &[Vec<RunSummary>]) -> String {
     ];
     let names: Vec<String> = measures.iter().flat_map(|m| [format!("{}_mean", m.0), format!("{}_std", m.0)]).collect();
     header.extend(names.iter().map(String::as_str));
+    let diff = differing_keys(groups);
+    header.extend(diff.iter().map(|d| d.0.as_str()));
     let mut lines = vec![header.join(",")];
-    for g in groups {
+    for (gi, g) in groups.iter().enumerate() {
         let first = &g[0];
         let mut row = vec![
             csv_field(&group_label(g)),
@@ -156,6 +210,7 @@ fn csv_table(groups: &[Vec<RunSummary>]) -> String {
             let (m, s) = mean_std(&g.iter().map(f).collect::<Vec<_>>());
             row.extend([format!("{}", m * scale), format!("{}", s * scale)]);
         }
+        row.extend(diff.iter().map(|d| csv_field(&d.1[gi])));
         lines.push(row.join(","));
     }
     lines.join("\n") + "\n"
