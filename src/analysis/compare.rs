@@ -274,6 +274,7 @@ pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
         x_label: "epoch".into(),
         y_label: y.into(),
         series,
+        log10_x: false,
     };
     Ok((chart("Validation accuracy", "top-1 accuracy (%)", acc), chart("Validation loss", "cross-entropy", loss)))
 }

@@ -17,6 +17,8 @@ pub struct LineChart {
     pub y_label: String,
     /// `(legend, points)` per line.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// The x values are base-10 logarithms (a learning-rate sweep): ticks read `1e-3`.
+    pub log10_x: bool,
 }
 
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -53,7 +55,7 @@ impl Figure for LineChart {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .x_label_formatter(&|x| tick(*x))
+            .x_label_formatter(&|x| if self.log10_x { format!("{:.0e}", 10f64.powf(*x)) } else { tick(*x) })
             .y_label_formatter(&|y| tick(*y))
             .light_line_style(WHITE.mix(0.0)) // the major grid is enough to read values off
             .draw()?;

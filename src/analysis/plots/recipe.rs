@@ -16,16 +16,19 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
         rec.lrs.iter().zip(v).filter(|(_, l)| **l <= cap).map(|(lr, l)| (lr.log10(), *l)).collect::<Vec<_>>()
     };
     let mut series = vec![("batch loss".into(), pts(&rec.losses)), ("smoothed".into(), pts(&rec.smoothed))];
-    let low = rec.smoothed.iter().copied().fold(f64::INFINITY, f64::min);
     if let Some(lr) = rec.suggested_lr {
-        series.push((format!("suggested {lr:.2e}"), vec![(lr.log10(), low), (lr.log10(), first.min(cap))]));
+        // A line across the whole plotted loss range, so the suggestion stands out.
+        let ys = || series.iter().flat_map(|s: &(String, Vec<(f64, f64)>)| s.1.iter().map(|p| p.1));
+        let (low, high) = (ys().fold(f64::INFINITY, f64::min), ys().fold(f64::NEG_INFINITY, f64::max));
+        series.push((format!("suggested {lr:.2e}"), vec![(lr.log10(), low), (lr.log10(), high)]));
     }
     let suggestion = rec.suggested_lr.map_or("no suggestion".into(), |lr| format!("suggested lr {lr:.2e}"));
     LineChart {
         title: format!("LR range test ({model}): {suggestion}"),
-        x_label: "log10(learning rate)".into(),
+        x_label: "learning rate (log scale)".into(),
         y_label: "training loss".into(),
         series,
+        log10_x: true,
     }
 }
 

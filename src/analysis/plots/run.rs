@@ -40,6 +40,7 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
         x_label: "epoch".into(),
         y_label: y.into(),
         series: vec![(a.0.into(), a.1), (b.0.into(), b.1)],
+        log10_x: false,
     };
     // The training loss includes label smoothing, the validation loss does not: say so, or the
     // gap between the curves reads as under-fitting.
@@ -109,6 +110,7 @@ fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         x_label: "step".into(),
         y_label: "learning rate".into(),
         series,
+        log10_x: false,
     }
 }
 
