@@ -158,6 +158,10 @@ fn models_lists_the_registry() {
         assert!(text.contains(name), "{text}");
     }
     assert!(text.contains("1147914"), "SimpleCNN parameter count: {text}");
+    let out = mv(&["models", "--summary", "resnet18"], Path::new("."));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("layer1.0.conv1") && text.contains("total: 11173962 parameters"), "{text}");
+    assert_user_error(&mv(&["models", "--summary", "resnet19"], Path::new(".")), 2, &["resnet19", "resnet18"]);
 }
 
 #[test]

@@ -184,6 +184,21 @@ pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &
     Ok(())
 }
 
+/// `microvision models --summary NAME`: a model's layers, as the run's model_summary plot shows.
+pub fn model_summary(name: &str) -> Result<()> {
+    let args = ModelArgs::default();
+    let model = Model::new(name, &args, tch::Device::Cpu)?;
+    println!("{:<28} {:<22} {:<18} {:>10} {:>9}", "layer", "type", "output", "params", "MFLOPs");
+    for l in model.summary(&args) {
+        let shape = format!("{:?}", l.output_shape);
+        let mflops = 2.0 * l.macs as f64 / 1e6; // 2 x multiply-accumulates, one image
+        println!("{:<28} {:<22} {:<18} {:>10} {:>9.2}", l.name, l.kind, shape, l.params, mflops);
+    }
+    let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
+    println!("total: {} parameters, {mflops:.1} MFLOPs per image", model.num_params());
+    Ok(())
+}
+
 /// `microvision models`: the registry with parameter counts (and step memory with `--memory`).
 pub fn models(memory: bool) -> Result<()> {
     use crate::bench::memory::step_bytes_at_128;

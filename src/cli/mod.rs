@@ -149,6 +149,10 @@ pub enum Command {
         /// Also measure the memory of a training step at batch 128 (takes a minute or more).
         #[arg(long)]
         memory: bool,
+        /// Instead, one model's layers: type, output shape, parameters and MFLOPs per image
+        /// (CIFAR-10's 3x32x32 input, 10 classes).
+        #[arg(long, value_name = "MODEL", conflicts_with = "memory")]
+        summary: Option<String>,
     },
     /// Benchmarks.
     Bench {
@@ -287,7 +291,8 @@ pub fn run(cli: Cli) -> Result<()> {
             commands::augment_preview(&config, &overrides, count, &out)
         }
         Command::Report { run_dir, out } => commands::report(&run_dir, out),
-        Command::Models { memory } => commands::models(memory),
+        Command::Models { summary: Some(name), .. } => commands::model_summary(&name),
+        Command::Models { memory, summary: None } => commands::models(memory),
         Command::Config { config, overrides } => commands::show_config(config, &overrides),
         Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),
         Command::Bench {
