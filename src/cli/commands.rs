@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::data;
 use crate::error::Result;
 use crate::fsio;
-use crate::models::{Model, ModelArgs, MODELS};
+use crate::models::{mflops, Model, ModelArgs, MODELS};
 use crate::train::checkpoint;
 use crate::train::eval::evaluate;
 use crate::train::eval::{EvalFile, Tta};
@@ -147,7 +147,7 @@ pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f
         )));
     }
     let mut cfg = Config::load(config, overrides)?;
-    cfg.name = format!("{}-lrfind", cfg.name);
+    cfg.name = format!("{}{}", cfg.name, run_dir::LR_SWEEP_SUFFIX);
     cfg.train.on_nan = "stop".into();
     let mut trainer = Trainer::new(cfg)?;
     let rec = trainer.lr_find(start, end, steps)?;
@@ -191,11 +191,9 @@ pub fn model_summary(name: &str) -> Result<()> {
     println!("{:<28} {:<22} {:<18} {:>10} {:>9}", "layer", "type", "output", "params", "MFLOPs");
     for l in model.summary(&args) {
         let shape = format!("{:?}", l.output_shape);
-        let mflops = 2.0 * l.macs as f64 / 1e6; // 2 x multiply-accumulates, one image
-        println!("{:<28} {:<22} {:<18} {:>10} {:>9.2}", l.name, l.kind, shape, l.params, mflops);
+        println!("{:<28} {:<22} {:<18} {:>10} {:>9.2}", l.name, l.kind, shape, l.params, mflops(l.macs));
     }
-    let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
-    println!("total: {} parameters, {mflops:.1} MFLOPs per image", model.num_params());
+    println!("total: {} parameters, {:.1} MFLOPs per image", model.num_params(), model.mflops_per_image(&args));
     Ok(())
 }
 
@@ -210,10 +208,9 @@ pub fn models(memory: bool) -> Result<()> {
     }
     for entry in MODELS {
         let model = Model::new(entry.name, &args, tch::Device::Cpu)?;
-        // FLOPs = 2 x multiply-accumulates (forward pass, one 32x32 image).
-        let mflops = 2.0 * model.macs_per_image(&args) as f64 / 1e6;
+        let per_image = model.mflops_per_image(&args); // forward pass, one 32x32 image
         if !memory {
-            println!("{:<16} {:>11} {:>9.1}  {}", entry.name, model.num_params(), mflops, entry.about);
+            println!("{:<16} {:>11} {:>9.1}  {}", entry.name, model.num_params(), per_image, entry.about);
             continue;
         }
         let mb = |b: u64| format!("{:.0}", b as f64 / (1024.0 * 1024.0));
@@ -226,7 +223,7 @@ pub fn models(memory: bool) -> Result<()> {
             "{:<16} {:>11} {:>9.1} {:>11} {:>11}  {}",
             entry.name,
             model.num_params(),
-            mflops,
+            per_image,
             plain,
             ckpt,
             entry.about
@@ -266,14 +263,8 @@ pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
         }
     }
     let src = data::source::source(&cfg.data.dataset)?;
-    // The statistics the run normalised with (env.json), else the published ones.
-    let env = run_dir::read_env(run).unwrap_or_default();
-    let (mean, std) = match (env["norm_mean"].as_array(), env["norm_std"].as_array()) {
-        (Some(m), Some(s)) => (serde_json::json!(m), serde_json::json!(s)),
-        _ => {
-            src.known_stats().map_or((serde_json::Value::Null, serde_json::Value::Null), |(m, s)| (m.into(), s.into()))
-        }
-    };
+    let (mean, std) = run_dir::normalisation(run, &cfg)
+        .map_or((serde_json::Value::Null, serde_json::Value::Null), |(m, s)| (m.into(), s.into()));
     let classes = src.locate(&cfg.data.root).and_then(|d| src.read_split(&d, false).ok()).map(|t| t.classes);
     let meta = serde_json::json!({
         "model": cfg.model.name,

@@ -37,7 +37,12 @@ pub(super) fn checkpointed_model(run: &Path, cfg: &Config, which: &str, device: 
 pub fn predict(run: &Path, images: &[PathBuf], which: &str, top: usize) -> Result<()> {
     let cfg = run_dir::read_config(run)?;
     let (device, precision) = crate::device::resolve(&cfg.train)?;
-    let (mean, std) = normalisation(run)?;
+    let (mean, std) = run_dir::normalisation(run, &cfg).ok_or_else(|| {
+        crate::ckpt_err!(
+            "{}: expected norm_mean and norm_std (the normalisation the model trained with)",
+            run.join("env.json").display()
+        )
+    })?;
     let classes = class_names(run, &cfg);
     let (model, _) = checkpointed_model(run, &cfg, which, device)?;
     let (size, channels) = (cfg.data.input_size, mean.len());
@@ -58,19 +63,6 @@ pub fn predict(run: &Path, images: &[PathBuf], which: &str, top: usize) -> Resul
         println!("{}: {}", path.display(), ranked.join(", "));
     }
     Ok(())
-}
-
-/// The run's normalisation statistics, from its env.json.
-fn normalisation(run: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
-    let env = run_dir::read_env(run).unwrap_or_default();
-    let stats = |key: &str| env[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect::<Vec<_>>());
-    match (stats("norm_mean"), stats("norm_std")) {
-        (Some(m), Some(s)) if !m.is_empty() && m.len() == s.len() => Ok((m, s)),
-        _ => Err(crate::ckpt_err!(
-            "{}: expected norm_mean and norm_std (the normalisation the model trained with)",
-            run.join("env.json").display()
-        )),
-    }
 }
 
 /// The class names: from the run's eval.json, else from the dataset's test split, else numbers.

@@ -60,12 +60,16 @@ impl Dataset {
         let n_val = ((n as f64) * fraction).round() as i64;
         let perm = loader::permutation(n as usize, seed ^ SPLIT_SALT);
         let perm = Tensor::from_slice(&perm).to_device(self.images.device());
-        let take = |idx: &Tensor| Dataset {
+        (self.take(&perm.narrow(0, 0, n - n_val)), self.take(&perm.narrow(0, n - n_val, n_val)))
+    }
+
+    /// The images (and labels) at `idx`, in that order.
+    fn take(&self, idx: &Tensor) -> Dataset {
+        Dataset {
             images: self.images.index_select(0, idx),
             labels: self.labels.index_select(0, idx),
             classes: self.classes.clone(),
-        };
-        (take(&perm.narrow(0, 0, n - n_val)), take(&perm.narrow(0, n - n_val, n_val)))
+        }
     }
 
     /// A seeded random subset of `count` images (all of them when there are no more), in their
@@ -77,12 +81,7 @@ impl Dataset {
         let mut keep = loader::permutation(self.len() as usize, seed);
         keep.truncate(count as usize);
         keep.sort_unstable();
-        let idx = Tensor::from_slice(&keep).to_device(self.images.device());
-        Dataset {
-            images: self.images.index_select(0, &idx),
-            labels: self.labels.index_select(0, &idx),
-            classes: self.classes.clone(),
-        }
+        self.take(&Tensor::from_slice(&keep).to_device(self.images.device()))
     }
 
     /// Number of images per class.

@@ -54,6 +54,11 @@ pub trait Network: ModuleT {
     }
 }
 
+/// Millions of FLOPs of `macs` multiply-accumulates (one multiply and one add each).
+pub fn mflops(macs: u64) -> f64 {
+    2.0 * macs as f64 / 1e6
+}
+
 /// The segments `first, blocks..., last` (stem, residual blocks, head).
 pub fn chain<'a, B: ModuleT>(first: &'a dyn ModuleT, blocks: &'a [B], last: &'a dyn ModuleT) -> Vec<&'a dyn ModuleT> {
     let mut s: Vec<&dyn ModuleT> = vec![first];
@@ -180,6 +185,11 @@ impl Model {
         layers::trace_layers(|| {
             let _ = tch::no_grad(|| self.net.forward_t(&x, false));
         })
+    }
+
+    /// Millions of FLOPs for one image: 2 x its multiply-accumulates.
+    pub fn mflops_per_image(&self, args: &ModelArgs) -> f64 {
+        mflops(self.macs_per_image(args))
     }
 
     /// Multiply-accumulates for one image (conv and linear layers), via a counted forward pass.

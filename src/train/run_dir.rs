@@ -66,10 +66,25 @@ pub fn lock(run: &Path) -> Result<RunLock> {
     }
 }
 
+/// Appended to the run name of an `lr-find` sweep: its directory is `<name>-lrfind-<time>`.
+pub const LR_SWEEP_SUFFIX: &str = "-lrfind";
+
 /// Whether `run` is the directory of an `lr-find` sweep rather than of a training run: named
 /// `<name>-lrfind-<time>`, with lr_find.json once the sweep has finished.
 pub fn is_lr_sweep(run: &Path) -> bool {
-    run.file_name().is_some_and(|n| n.to_string_lossy().contains("-lrfind-")) || run.join("lr_find.json").is_file()
+    let named = run.file_name().is_some_and(|n| n.to_string_lossy().contains(&format!("{LR_SWEEP_SUFFIX}-")));
+    named || run.join("lr_find.json").is_file()
+}
+
+/// The normalisation statistics the run trained with (env.json), else the dataset's published
+/// ones (runs of versions that did not record them); None when neither is known.
+pub fn normalisation(run: &Path, cfg: &Config) -> Option<(Vec<f64>, Vec<f64>)> {
+    let env = read_env(run).unwrap_or_default();
+    let stats = |key: &str| env[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect::<Vec<_>>());
+    match (stats("norm_mean"), stats("norm_std")) {
+        (Some(m), Some(s)) if !m.is_empty() && m.len() == s.len() => Some((m, s)),
+        _ => crate::data::source::source(&cfg.data.dataset).ok()?.known_stats(),
+    }
 }
 
 /// Loads the data of the existing run `run`; a data error says where such a run takes its data

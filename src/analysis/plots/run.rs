@@ -169,7 +169,12 @@ pub fn summary_table(layers: &[LayerRecord], model: &str) -> Table {
         .iter()
         .map(|l| vec![l.name.clone(), l.kind.clone(), shape(&l.output_shape), l.params.to_string()])
         .collect();
-    rows.push(vec!["total".into(), format!("{:.1} MFLOPs", 2.0 * macs as f64 / 1e6), String::new(), total.to_string()]);
+    rows.push(vec![
+        "total".into(),
+        format!("{:.1} MFLOPs", crate::models::mflops(macs)),
+        String::new(),
+        total.to_string(),
+    ]);
     Table {
         title: format!("Model summary: {model}"),
         header: ["layer", "type", "output shape", "params"].map(String::from).to_vec(),
