@@ -161,6 +161,11 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Stochastic-depth rate of the last residual block, rising linearly from 0 (EfficientNet).
     pub drop_path: f64,
+    /// Start from these trained weights instead of a random initialisation: a run directory (its
+    /// `last` checkpoint) or a safetensors file (`microvision export`). Tensors whose shape
+    /// differs (another class count) keep their fresh initialisation. New runs only; empty for
+    /// none.
+    pub init_from: String,
 }
 
 /// `[schedule]`: learning rate as a function of the step.
@@ -261,7 +266,7 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { name: "simple_cnn".into(), dropout: 0.5, drop_path: 0.0 }
+        ModelConfig { name: "simple_cnn".into(), dropout: 0.5, drop_path: 0.0, init_from: String::new() }
     }
 }
 

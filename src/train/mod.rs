@@ -6,6 +6,7 @@ pub mod ema;
 pub mod eval;
 pub mod lookahead;
 pub mod optim;
+pub mod pretrained;
 pub mod replicas;
 pub mod run_dir;
 pub mod schedule;

@@ -26,6 +26,7 @@ use super::ema::Ema;
 use super::eval::{evaluate, EvalFile, Tta};
 use super::lookahead::Lookahead;
 use super::optim::Optimizer;
+use super::pretrained;
 use super::replicas::Replicas;
 use super::run_dir;
 use super::schedule::Schedule;
@@ -38,6 +39,16 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
+
+/// `model.init_from`'s weights, read and matched to the model (on the CPU, before the run
+/// directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
+fn read_pretrained(cfg: &Config) -> Result<Option<pretrained::Pretrained>> {
+    if cfg.model.init_from.is_empty() {
+        return Ok(None);
+    }
+    let probe = Model::new(&cfg.model.name, &model_args(cfg), Device::Cpu)?;
+    pretrained::read(Path::new(&cfg.model.init_from), &probe.vs).map(Some)
+}
 
 /// Divergence restores allowed per `fit` with `train.on_nan = "restore"`.
 const MAX_RESTORES: u32 = 3;
@@ -92,10 +103,14 @@ impl Trainer {
         if let Ok(root) = std::path::absolute(&cfg.data.root) {
             cfg.data.root = root;
         }
+        if let Some(Ok(source)) = (!cfg.model.init_from.is_empty()).then(|| std::path::absolute(&cfg.model.init_from)) {
+            cfg.model.init_from = source.display().to_string();
+        }
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
         check_new_run(&cfg)?;
+        let pretrained = read_pretrained(&cfg)?;
         let data = data::load(&cfg.data, cfg.train.seed)?;
         check_data_fits(&cfg, &data)?;
         let run_dir = run_dir::create(&cfg)?;
@@ -103,6 +118,9 @@ impl Trainer {
         fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
         trainer.init_from_data();
+        if let Some(p) = pretrained {
+            trainer.start_from(&p);
+        }
         trainer.write_provenance()?;
         Ok(trainer)
     }
@@ -187,6 +205,17 @@ impl Trainer {
         self.model.net.init_from_data(&images);
         (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
         self.setup_secs = start.elapsed().as_secs_f64();
+    }
+
+    /// Copies `model.init_from`'s weights in (after the data-dependent initialisation, so trained
+    /// whitening is kept) and restarts the weight averages from them.
+    fn start_from(&mut self, p: &pretrained::Pretrained) {
+        pretrained::apply(p, &self.model.vs);
+        (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
+        eprintln!("initialised from {} ({} tensors)", p.origin.display(), p.weights.len());
+        for why in &p.fresh {
+            eprintln!("  kept its fresh initialisation: {why}");
+        }
     }
 
     /// Registers a callback (logger, early stopping...).

@@ -1,0 +1,108 @@
+//! `model.init_from`: a new run starts from trained weights instead of a random initialisation
+//! (fine-tuning, transfer to another dataset). The source is a run directory (its `last`
+//! checkpoint; the weight average where the run kept one, as `eval` uses) or a safetensors file
+//! with the model's tensor names (`microvision export`'s `model.safetensors`).
+//!
+//! Every tensor name must match the model's (the same architecture); tensors whose shape differs
+//! (the classifier of a model for another class count, the stem of one for another channel count)
+//! keep their fresh initialisation and are listed, as timm does for a new `num_classes`.
+
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::checkpoint;
+use super::run_dir;
+use crate::ckpt_err;
+use crate::error::Result;
+
+/// Weights read from `model.init_from`, checked against the model they will initialise.
+pub struct Pretrained {
+    /// Where they came from, for messages (the checkpoint or safetensors file).
+    pub origin: PathBuf,
+    /// Tensors copied into the model, by name.
+    pub weights: Vec<(String, Tensor)>,
+    /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, [..] here`).
+    pub fresh: Vec<String>,
+}
+
+/// Reads the weights at `source` and matches them to the variables of `vs` (a model built as the
+/// run's): an error names the tensors of another architecture; shape mismatches are kept fresh.
+pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
+    let (origin, weights) = read_source(source)?;
+    let vars = vs.variables();
+    let mut unexpected: Vec<&str> =
+        weights.iter().map(|(n, _)| n.as_str()).filter(|n| !vars.contains_key(*n)).collect();
+    let mut missing: Vec<&str> =
+        vars.keys().map(String::as_str).filter(|n| !weights.iter().any(|(w, _)| w == n)).collect();
+    if !(unexpected.is_empty() && missing.is_empty()) {
+        unexpected.sort();
+        missing.sort();
+        let names: Vec<String> = missing
+            .iter()
+            .map(|n| format!("missing {n}"))
+            .chain(unexpected.iter().map(|n| format!("unexpected {n}")))
+            .take(8)
+            .collect();
+        return Err(ckpt_err!(
+            "model.init_from = {:?}: {} holds another architecture's weights ({} missing, {} unexpected):\n  {}",
+            source.display(),
+            origin.display(),
+            missing.len(),
+            unexpected.len(),
+            names.join("\n  ")
+        ));
+    }
+    let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+    for (name, tensor) in weights {
+        let here = vars[&name].size();
+        if tensor.size() == here {
+            kept.push((name, tensor));
+        } else {
+            fresh.push(format!("{name}: shape {:?} in file, {:?} here", tensor.size(), here));
+        }
+    }
+    if kept.is_empty() {
+        return Err(ckpt_err!(
+            "model.init_from = {:?}: no tensor of {} fits this model",
+            source.display(),
+            origin.display()
+        ));
+    }
+    fresh.sort();
+    Ok(Pretrained { origin, weights: kept, fresh })
+}
+
+/// Copies the matched tensors into `vs`.
+pub fn apply(p: &Pretrained, vs: &VarStore) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (name, tensor) in &p.weights {
+            vars[name].shallow_clone().copy_(tensor);
+        }
+    });
+}
+
+/// The tensors at `source` (a run directory or a safetensors file) and the file they came from.
+fn read_source(source: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>)> {
+    if source.is_dir() {
+        let cfg = run_dir::read_config(source)?;
+        let dir = source.join(&cfg.output.checkpoint_dir);
+        let loaded = checkpoint::load(&dir, "last")
+            .map_err(|e| ckpt_err!("model.init_from = {:?}: no usable checkpoint: {e}", source.display()))?;
+        let files = checkpoint::files(&dir, "last");
+        return Ok(match super::ema::weights_from_checkpoint(&loaded.optim) {
+            Some(average) => (files.optim, average),
+            None => (files.weights, loaded.weights),
+        });
+    }
+    if !source.is_file() {
+        return Err(ckpt_err!(
+            "model.init_from = {:?} does not exist; expected a run directory or a .safetensors file",
+            source.display()
+        ));
+    }
+    let weights = Tensor::read_safetensors(source)
+        .map_err(|e| ckpt_err!("model.init_from = {:?}: cannot read it as safetensors ({e})", source.display()))?;
+    Ok((source.to_path_buf(), weights))
+}
