@@ -66,7 +66,14 @@ fn runs_differing_only_in_seed_are_grouped() {
     let want: Vec<f64> = h1.epochs.iter().zip(&h2.epochs).map(|(a, b)| (a.val_acc + b.val_acc) / 2.0 * 100.0).collect();
     let got: Vec<f64> = acc.series[0].1.iter().map(|p| p.1).collect();
     assert!(want.iter().zip(&got).all(|(w, g)| (w - g).abs() < 1e-9), "{want:?} vs {got:?}");
-    assert!(acc.series[0].0.contains("mean of 2"), "{}", acc.series[0].0);
+    assert!(acc.series[0].0.contains("mean +- std of 2"), "{}", acc.series[0].0);
+    // The seed group is shaded +- one sample std (|a - b| / sqrt 2 for two runs); a single run not.
+    assert_eq!(acc.bands.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0], "only the seed group has a band");
+    for ((a, b), &(x, lo, hi)) in h1.epochs.iter().zip(&h2.epochs).zip(&acc.bands[0].1) {
+        let (m, s) = ((a.val_acc + b.val_acc) / 2.0 * 100.0, (a.val_acc - b.val_acc).abs() * 100.0 / 2f64.sqrt());
+        assert!(x == a.epoch as f64 && (lo - (m - s)).abs() < 1e-9 && (hi - (m + s)).abs() < 1e-9, "{lo} {hi}");
+    }
+    assert_eq!(loss.bands.len(), 1);
     let out = tmp.path().join("cmp");
     let files = microvision::analysis::plots::save(&acc, &out, "compare_val_acc").unwrap();
     assert!(files.iter().all(|f| std::fs::metadata(f).unwrap().len() > 1000));

@@ -250,31 +250,46 @@ pub fn group_label(g: &[RunSummary]) -> String {
     format!("{}*", &names[0][..shared])
 }
 
-/// Overlaid validation curves, one line per group (the mean over its seeds): accuracy and loss.
+/// Overlaid validation curves, one line per group (the mean over its seeds, shaded +- one std
+/// where it has several): accuracy and loss.
 pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
     let (mut acc, mut loss) = (Vec::new(), Vec::new());
-    for g in groups {
+    let (mut acc_bands, mut loss_bands) = (Vec::new(), Vec::new());
+    for (i, g) in groups.iter().enumerate() {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
         let name = group_label(g);
-        let label = if g.len() > 1 { format!("{name} (mean of {})", g.len()) } else { name };
-        let mean = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
+        let label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
+        // (epoch, mean, std) over the epochs every run of the group has reached.
+        let stats = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64, f64)> {
             let epochs = histories.iter().map(|h| h.epochs.len()).min().unwrap_or(0);
             (0..epochs)
-                .map(|i| {
-                    let vals: Vec<f64> = histories.iter().map(|h| f(&h.epochs[i])).collect();
-                    (histories[0].epochs[i].epoch as f64, mean_std(&vals).0)
+                .map(|e| {
+                    let (m, s) = mean_std(&histories.iter().map(|h| f(&h.epochs[e])).collect::<Vec<_>>());
+                    (histories[0].epochs[e].epoch as f64, m, s)
                 })
                 .collect()
         };
-        acc.push((label.clone(), mean(|r| r.val_acc * 100.0)));
-        loss.push((label, mean(|r| r.val_loss)));
+        for (series, bands, f) in [
+            (&mut acc, &mut acc_bands, (|r| r.val_acc * 100.0) as fn(&EpochRow) -> f64),
+            (&mut loss, &mut loss_bands, |r| r.val_loss),
+        ] {
+            let st = stats(f);
+            series.push((label.clone(), st.iter().map(|&(x, m, _)| (x, m)).collect()));
+            if g.len() > 1 {
+                bands.push((i, st.iter().map(|&(x, m, s)| (x, m - s, m + s)).collect()));
+            }
+        }
     }
-    let chart = |title: &str, y: &str, series| LineChart {
+    let chart = |title: &str, y: &str, series, bands| LineChart {
         title: title.into(),
         x_label: "epoch".into(),
         y_label: y.into(),
         series,
         log10_x: false,
+        bands,
     };
-    Ok((chart("Validation accuracy", "top-1 accuracy (%)", acc), chart("Validation loss", "cross-entropy", loss)))
+    Ok((
+        chart("Validation accuracy", "top-1 accuracy (%)", acc, acc_bands),
+        chart("Validation loss", "cross-entropy", loss, loss_bands),
+    ))
 }

@@ -19,6 +19,9 @@ pub struct LineChart {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// The x values are base-10 logarithms (a learning-rate sweep): ticks read `1e-3`.
     pub log10_x: bool,
+    /// Shaded bands `(series index, [(x, low, high)])` behind the lines: e.g. mean +- std over
+    /// seeds. Empty for none.
+    pub bands: Vec<(usize, Vec<(f64, f64, f64)>)>,
 }
 
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -42,8 +45,9 @@ impl Figure for LineChart {
         DB::ErrorType: 'static,
     {
         let all = || self.series.iter().flat_map(|(_, p)| p.iter());
+        let band_ys = || self.bands.iter().flat_map(|(_, b)| b.iter().flat_map(|&(_, lo, hi)| [lo, hi]));
         let (x0, x1) = bounds(all().map(|p| p.0));
-        let (y0, y1) = bounds(all().map(|p| p.1));
+        let (y0, y1) = bounds(all().map(|p| p.1).chain(band_ys()));
         let pad = (y1 - y0) * 0.05;
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 24))
@@ -59,6 +63,12 @@ impl Figure for LineChart {
             .y_label_formatter(&|y| tick(*y))
             .light_line_style(WHITE.mix(0.0)) // the major grid is enough to read values off
             .draw()?;
+        for (i, band) in &self.bands {
+            // The upper edge left to right, then the lower one back: one closed polygon.
+            let outline: Vec<(f64, f64)> =
+                band.iter().map(|&(x, _, hi)| (x, hi)).chain(band.iter().rev().map(|&(x, lo, _)| (x, lo))).collect();
+            chart.draw_series([Polygon::new(outline, PALETTE[i % PALETTE.len()].mix(0.15).filled())])?;
+        }
         for (i, (name, pts)) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             if pts.len() <= 60 {

@@ -29,6 +29,7 @@ pub fn lr_find_chart(rec: &LrFind, model: &str) -> LineChart {
         y_label: "training loss".into(),
         series,
         log10_x: true,
+        bands: Vec::new(),
     }
 }
 

@@ -41,6 +41,7 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
         y_label: y.into(),
         series: vec![(a.0.into(), a.1), (b.0.into(), b.1)],
         log10_x: false,
+        bands: Vec::new(),
     };
     // The training loss includes label smoothing, the validation loss does not: say so, or the
     // gap between the curves reads as under-fitting.
@@ -111,6 +112,7 @@ fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         y_label: "learning rate".into(),
         series,
         log10_x: false,
+        bands: Vec::new(),
     }
 }
 
