@@ -19,10 +19,12 @@ pub struct LineChart {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// The x values are base-10 logarithms (a learning-rate sweep): ticks read `1e-3`.
     pub log10_x: bool,
-    /// Shaded bands `(series index, [(x, low, high)])` behind the lines: e.g. mean +- std over
-    /// seeds. Empty for none.
-    pub bands: Vec<(usize, Vec<(f64, f64, f64)>)>,
+    /// Shaded bands behind the lines (e.g. mean +- std over seeds); empty for none.
+    pub bands: Vec<Band>,
 }
+
+/// A shaded band behind series `.0` of a [`LineChart`]: `(x, low, high)` points.
+pub type Band = (usize, Vec<(f64, f64, f64)>);
 
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = points.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
