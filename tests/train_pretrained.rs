@@ -32,6 +32,32 @@ fn a_new_run_starts_from_the_source_runs_last_checkpoint() {
     }
     let recorded = std::fs::read_to_string(tuned.run_dir.join("config.toml")).unwrap();
     assert!(recorded.contains(&format!("init_from = \"{}\"", source.run_dir.display())), "{recorded}");
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tuned.run_dir.join("env.json")).unwrap()).unwrap();
+    assert_eq!(env["init_from"]["epoch"], 1, "{env}");
+    assert_eq!(env["init_from"]["weights_crc32c"], format!("{:08x}", last.state.weights_crc32c));
+
+    // Killed before its first epoch ended: the resume starts from the source's weights too (the
+    // initial weights were saved as an epoch-0 checkpoint), and refuses when that is gone.
+    let run = tuned.run_dir.clone();
+    drop(tuned);
+    let resumed = Trainer::resume(&run).unwrap();
+    assert_eq!(resumed.state.epoch, 0);
+    let again = weights(&resumed.model.vs);
+    assert!(last.weights.iter().all(|(n, t)| again[n].equal(t)), "the resume lost the source's weights");
+    drop(resumed);
+    for f in std::fs::read_dir(run.join("checkpoints")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let err = Trainer::resume(&run).err().expect("refused").to_string();
+    assert!(err.contains("model.init_from") && err.contains("initial checkpoint"), "{err}");
+
+    // A source that is being trained is refused (its `last` would be a snapshot of the moment).
+    let _held = microvision::train::run_dir::lock(&source.run_dir).unwrap();
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.model.init_from = source.run_dir.display().to_string();
+    let err = Trainer::new(cfg).err().expect("refused").to_string();
+    assert!(err.contains("model.init_from") && err.contains("being trained"), "{err}");
 }
 
 #[test]
@@ -75,6 +101,7 @@ fn another_architecture_or_a_missing_source_is_refused_before_the_run_exists() {
         (file.display().to_string(), "another architecture's weights"),
         (tmp.path().join("nowhere").display().to_string(), "does not exist"),
         (data.join("data_batch_1.bin").display().to_string(), "cannot read it as safetensors"),
+        (data.display().to_string(), "expected a run directory or a .safetensors file"),
     ] {
         cfg.model.init_from = source;
         let err = Trainer::new(cfg.clone()).err().expect("refused").to_string();
@@ -82,4 +109,23 @@ fn another_architecture_or_a_missing_source_is_refused_before_the_run_exists() {
     }
     let left = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "no run directory is created for a refused source");
+}
+
+#[test]
+fn a_source_run_with_a_weight_average_gives_the_average() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 40);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 1;
+    cfg.train.ema_decay = 0.9;
+    let mut source = Trainer::new(cfg.clone()).unwrap();
+    source.fit().unwrap();
+    let last = checkpoint::load(&source.run_dir.join("checkpoints"), "last").unwrap();
+    let average = microvision::train::ema::weights_from_checkpoint(&last.optim).unwrap();
+    cfg.train.ema_decay = 0.0;
+    cfg.model.init_from = source.run_dir.display().to_string();
+    let tuned = Trainer::new(cfg).unwrap();
+    let now = weights(&tuned.model.vs);
+    assert!(average.iter().all(|(n, t)| now[n].equal(t)), "not the average");
+    assert!(last.weights.iter().any(|(n, t)| !now[n].equal(t)), "the average differs from the raw weights");
 }

@@ -259,24 +259,27 @@ pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
         let name = group_label(g);
         let label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
-        // (epoch, mean, std) over the epochs every run of the group has reached.
+        // (epoch, mean, std) over the epochs every run of the group has reached; a value that is
+        // missing (NaN: an epoch whose validation row was not written) is left out.
         let stats = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64, f64)> {
             let epochs = histories.iter().map(|h| h.epochs.len()).min().unwrap_or(0);
             (0..epochs)
-                .map(|e| {
-                    let (m, s) = mean_std(&histories.iter().map(|h| f(&h.epochs[e])).collect::<Vec<_>>());
-                    (histories[0].epochs[e].epoch as f64, m, s)
+                .filter_map(|e| {
+                    let vals: Vec<f64> = histories.iter().map(|h| f(&h.epochs[e])).filter(|v| v.is_finite()).collect();
+                    let (m, s) = mean_std(&vals);
+                    (!vals.is_empty()).then_some((histories[0].epochs[e].epoch as f64, m, s))
                 })
                 .collect()
         };
-        for (series, bands, f) in [
-            (&mut acc, &mut acc_bands, (|r| r.val_acc * 100.0) as fn(&EpochRow) -> f64),
-            (&mut loss, &mut loss_bands, |r| r.val_loss),
+        // Bands stay within what the measure can be (accuracy 0-100 %, loss >= 0).
+        for (series, bands, f, (lo, hi)) in [
+            (&mut acc, &mut acc_bands, (|r| r.val_acc * 100.0) as fn(&EpochRow) -> f64, (0.0, 100.0)),
+            (&mut loss, &mut loss_bands, |r| r.val_loss, (0.0, f64::INFINITY)),
         ] {
             let st = stats(f);
             series.push((label.clone(), st.iter().map(|&(x, m, _)| (x, m)).collect()));
             if g.len() > 1 {
-                bands.push((i, st.iter().map(|&(x, m, s)| (x, m - s, m + s)).collect()));
+                bands.push((i, st.iter().map(|&(x, m, s)| (x, (m - s).max(lo), (m + s).min(hi))).collect()));
             }
         }
     }

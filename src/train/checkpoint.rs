@@ -176,7 +176,8 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io("cannot sync", path, e))
 }
 
-fn crc_file(path: &Path) -> Result<u32> {
+/// CRC32C of a whole file (as recorded in checkpoint state files).
+pub fn crc_file(path: &Path) -> Result<u32> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
     Ok(crc32c::crc32c(&bytes))
 }

@@ -14,7 +14,7 @@ use tch::Tensor;
 use super::checkpoint;
 use super::run_dir;
 use crate::ckpt_err;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Weights read from `model.init_from`, checked against the model they will initialise.
 pub struct Pretrained {
@@ -24,12 +24,15 @@ pub struct Pretrained {
     pub weights: Vec<(String, Tensor)>,
     /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, [..] here`).
     pub fresh: Vec<String>,
+    /// What pins the source down, for `env.json`: the file, its CRC32C and, for a run, the
+    /// checkpoint's epoch and step.
+    pub record: serde_json::Value,
 }
 
 /// Reads the weights at `source` and matches them to the variables of `vs` (a model built as the
 /// run's): an error names the tensors of another architecture; shape mismatches are kept fresh.
 pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
-    let (origin, weights) = read_source(source)?;
+    let Pretrained { origin, weights, record, .. } = read_source(source)?;
     let vars = vs.variables();
     let mut unexpected: Vec<&str> =
         weights.iter().map(|(n, _)| n.as_str()).filter(|n| !vars.contains_key(*n)).collect();
@@ -62,15 +65,16 @@ pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
             fresh.push(format!("{name}: shape {:?} in file, {:?} here", tensor.size(), here));
         }
     }
-    if kept.is_empty() {
+    // Integer buffers (BatchNorm's num_batches_tracked) fit any model of the architecture.
+    if !kept.iter().any(|(_, t)| t.is_floating_point()) {
         return Err(ckpt_err!(
-            "model.init_from = {:?}: no tensor of {} fits this model",
+            "model.init_from = {:?}: no weight of {} fits this model",
             source.display(),
             origin.display()
         ));
     }
     fresh.sort();
-    Ok(Pretrained { origin, weights: kept, fresh })
+    Ok(Pretrained { origin, weights: kept, fresh, record })
 }
 
 /// Copies the matched tensors into `vs`.
@@ -83,18 +87,38 @@ pub fn apply(p: &Pretrained, vs: &VarStore) {
     });
 }
 
-/// The tensors at `source` (a run directory or a safetensors file) and the file they came from.
-fn read_source(source: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>)> {
+/// Every tensor at `source` (a run directory or a safetensors file), none yet marked fresh.
+fn read_source(source: &Path) -> Result<Pretrained> {
+    let at = |e: Error| ckpt_err!("model.init_from = {:?}: {e}", source.display());
     if source.is_dir() {
-        let cfg = run_dir::read_config(source)?;
+        if let Err(e @ Error::Checkpoint(_)) = run_dir::lock(source) {
+            return Err(at(e)); // still training: its `last` would be a snapshot of the moment
+        }
+        let cfg = run_dir::read_config(source).map_err(|e| {
+            let export = source.join("model.safetensors");
+            let hint = if export.is_file() {
+                format!(" (an exported model? use {:?})", export.display())
+            } else {
+                String::new()
+            };
+            ckpt_err!(
+                "model.init_from = {:?}: expected a run directory or a .safetensors file{hint}: {e}",
+                source.display()
+            )
+        })?;
         let dir = source.join(&cfg.output.checkpoint_dir);
-        let loaded = checkpoint::load(&dir, "last")
-            .map_err(|e| ckpt_err!("model.init_from = {:?}: no usable checkpoint: {e}", source.display()))?;
+        let loaded = checkpoint::load(&dir, "last").map_err(at)?;
         let files = checkpoint::files(&dir, "last");
-        return Ok(match super::ema::weights_from_checkpoint(&loaded.optim) {
+        let record = serde_json::json!({
+            "run": source, "checkpoint": "last", "epoch": loaded.state.epoch, "step": loaded.state.step,
+            "weights_crc32c": format!("{:08x}", loaded.state.weights_crc32c),
+            "optim_crc32c": format!("{:08x}", loaded.state.optim_crc32c),
+        });
+        let (origin, weights) = match super::ema::weights_from_checkpoint(&loaded.optim) {
             Some(average) => (files.optim, average),
             None => (files.weights, loaded.weights),
-        });
+        };
+        return Ok(Pretrained { origin, weights, fresh: Vec::new(), record });
     }
     if !source.is_file() {
         return Err(ckpt_err!(
@@ -104,5 +128,6 @@ fn read_source(source: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>)> {
     }
     let weights = Tensor::read_safetensors(source)
         .map_err(|e| ckpt_err!("model.init_from = {:?}: cannot read it as safetensors ({e})", source.display()))?;
-    Ok((source.to_path_buf(), weights))
+    let record = serde_json::json!({ "file": source, "crc32c": format!("{:08x}", checkpoint::crc_file(source)?) });
+    Ok(Pretrained { origin: source.to_path_buf(), weights, fresh: Vec::new(), record })
 }

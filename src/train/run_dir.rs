@@ -164,6 +164,10 @@ pub struct Provenance {
     pub macs_per_image: u64,
     /// Peak resident memory of the process in bytes (filled at the end of training).
     pub peak_rss_bytes: u64,
+    /// Where `model.init_from`'s weights came from: the file, its CRC32C, and for a run the
+    /// checkpoint's epoch and step; absent for a random initialisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<serde_json::Value>,
 }
 
 /// The git commit of the current directory, or "unknown".

@@ -118,10 +118,11 @@ impl Trainer {
         fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
         trainer.init_from_data();
-        if let Some(p) = pretrained {
-            trainer.start_from(&p);
-        }
-        trainer.write_provenance()?;
+        let record = match pretrained {
+            Some(p) => Some(trainer.start_from(&p)?),
+            None => None,
+        };
+        trainer.write_provenance(record)?;
         Ok(trainer)
     }
 
@@ -207,15 +208,20 @@ impl Trainer {
         self.setup_secs = start.elapsed().as_secs_f64();
     }
 
-    /// Copies `model.init_from`'s weights in (after the data-dependent initialisation, so trained
-    /// whitening is kept) and restarts the weight averages from them.
-    fn start_from(&mut self, p: &pretrained::Pretrained) {
+    /// Copies `model.init_from`'s weights in and restarts the weight averages from them; saves
+    /// them as an epoch-0 `last` checkpoint, so a resume before the first epoch ends needs no
+    /// source. After the data-dependent initialisation: airbench's whitening stays the source's,
+    /// which its later layers were trained on. Returns the source's record for `env.json`.
+    fn start_from(&mut self, p: &pretrained::Pretrained) -> Result<serde_json::Value> {
         pretrained::apply(p, &self.model.vs);
         (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
-        eprintln!("initialised from {} ({} tensors)", p.origin.display(), p.weights.len());
+        let epoch = p.record.get("epoch").map_or(String::new(), |e| format!(", epoch {e}"));
+        eprintln!("initialised from {} ({} tensors{epoch})", p.origin.display(), p.weights.len());
         for why in &p.fresh {
             eprintln!("  kept its fresh initialisation: {why}");
         }
+        checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state)?;
+        Ok(p.record.clone())
     }
 
     /// Registers a callback (logger, early stopping...).

@@ -143,6 +143,16 @@ impl Trainer {
             // Killed in the first epoch (or inside its checkpoint write): start over, which gives
             // the same run (the same seed).
             None if !checkpoint::records_finished_epoch(&dir) && !run_dir::has_epoch_records(&self.run_dir) => {
+                if !self.cfg.model.init_from.is_empty() {
+                    // `new` saved the initial weights as `last`: without them the start is lost.
+                    return Err(Error::Checkpoint(format!(
+                        "cannot resume {}: it started from model.init_from = {:?}, and its initial checkpoint in {}                          is missing or unreadable. Start a new run with `microvision train -c {}`",
+                        self.run_dir.display(),
+                        self.cfg.model.init_from,
+                        dir.display(),
+                        self.run_dir.join("config.toml").display()
+                    )));
+                }
                 eprintln!("note: {} finished no epoch yet; training from the start", self.run_dir.display());
                 self.init_from_data();
             }
@@ -214,7 +224,7 @@ impl Trainer {
         }
     }
 
-    pub(super) fn write_provenance(&self) -> Result<()> {
+    pub(super) fn write_provenance(&self, init_from: Option<serde_json::Value>) -> Result<()> {
         let prov = run_dir::Provenance {
             git_commit: run_dir::git_commit(),
             git_dirty: run_dir::git_dirty(),
@@ -234,6 +244,7 @@ impl Trainer {
             num_params: self.model.num_params(),
             macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
             peak_rss_bytes: run_dir::peak_rss_bytes(),
+            init_from,
         };
         fsio::write_json(&self.run_dir.join("env.json"), &prov)
     }
