@@ -107,6 +107,12 @@ fn another_architecture_or_a_missing_source_is_refused_before_the_run_exists() {
         let err = Trainer::new(cfg.clone()).err().expect("refused").to_string();
         assert!(err.contains("model.init_from") && err.contains(expected), "{err}");
     }
+    let export = tmp.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::copy(&file, export.join("model.safetensors")).unwrap();
+    cfg.model.init_from = export.display().to_string();
+    let err = Trainer::new(cfg.clone()).err().expect("refused").to_string();
+    assert!(err.contains("holds an exported model") && err.contains("model.safetensors"), "{err}");
     let left = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "no run directory is created for a refused source");
 }

@@ -96,15 +96,14 @@ fn read_source(source: &Path) -> Result<Pretrained> {
         }
         let cfg = run_dir::read_config(source).map_err(|e| {
             let export = source.join("model.safetensors");
-            let hint = if export.is_file() {
-                format!(" (an exported model? use {:?})", export.display())
-            } else {
-                String::new()
-            };
-            ckpt_err!(
-                "model.init_from = {:?}: expected a run directory or a .safetensors file{hint}: {e}",
-                source.display()
-            )
+            if export.is_file() {
+                return ckpt_err!(
+                    "model.init_from = {:?} holds an exported model, not a run: use {:?}",
+                    source.display(),
+                    export.display()
+                );
+            }
+            ckpt_err!("model.init_from = {:?}: expected a run directory or a .safetensors file: {e}", source.display())
         })?;
         let dir = source.join(&cfg.output.checkpoint_dir);
         let loaded = checkpoint::load(&dir, "last").map_err(at)?;
