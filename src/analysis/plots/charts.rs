@@ -259,7 +259,14 @@ impl Figure for Bars {
             .margin_left(120)
             .x_label_area_size(40)
             .build_cartesian_2d(0.0..self.max * 1.12, 0..n)?;
-        chart.configure_mesh().disable_y_mesh().disable_y_axis().x_desc(&self.x_label).draw()?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc(&self.x_label)
+            .x_label_formatter(&|x| tick(*x))
+            .light_line_style(WHITE.mix(0.0)) // as the line charts: the major grid only
+            .draw()?;
         let font = TextStyle::from(("sans-serif", 14).into_font());
         for (i, name) in self.labels.iter().enumerate() {
             let (x, top) = chart.backend_coord(&(0.0, n - i));
