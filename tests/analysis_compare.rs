@@ -2,7 +2,7 @@
 
 mod common;
 
-use microvision::analysis::compare::{curves, differing_keys, group, summarize, table};
+use microvision::analysis::compare::{curves, differing_keys, group, group_labels, summarize, table};
 use microvision::analysis::history::History;
 use microvision::train::Trainer;
 
@@ -59,6 +59,16 @@ fn runs_differing_only_in_seed_are_grouped() {
     assert!(csv.lines().nth(2).unwrap().contains(",false,"), "{csv}");
     let md = table(&odd, false);
     assert!(md.contains("1 (2 runs)") && md.contains("(unfinished)"), "{md}");
+    // Two groups whose names share the same prefix are named by their first run instead.
+    let named = |name: &str, seed: u64, lr: f64| {
+        let mut r = summarize(&dirs[0]).unwrap();
+        r.dir = r.dir.with_file_name(name);
+        (r.config.train.seed, r.config.optim.lr) = (seed, lr);
+        r
+    };
+    let pair = |a: &str, b: &str, lr: f64| vec![named(a, 1, lr), named(b, 2, lr)];
+    assert_eq!(group_labels(&[pair("x-1", "x-2", 0.1)]), ["x-*"]);
+    assert_eq!(group_labels(&[pair("x-1", "x-2", 0.1), pair("x-3", "x-4", 0.2)]), ["x-1 +1 more", "x-3 +1 more"]);
     // Overlaid curves: one line per group, the seed group's line is the mean of its runs.
     let (acc, loss) = curves(&groups).unwrap();
     assert_eq!((acc.series.len(), loss.series.len()), (2, 2));

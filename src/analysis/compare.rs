@@ -107,6 +107,10 @@ fn flatten(c: &Config) -> BTreeMap<String, String> {
                     walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, x, out);
                 }
             }
+            // An empty text (e.g. no `model.init_from`) is shown as TOML writes it, not as a blank cell.
+            toml::Value::String(s) if s.is_empty() => {
+                out.insert(prefix.to_string(), "\"\"".into());
+            }
             toml::Value::String(s) => {
                 out.insert(prefix.to_string(), s.clone());
             }
@@ -143,12 +147,13 @@ pub fn table(groups: &[Vec<RunSummary>], csv: bool) -> String {
     let diff = differing_keys(groups);
     let shown = &diff[..diff.len().min(MAX_KEY_COLUMNS)];
     let mut rows = vec![header.iter().map(|s| s.to_string()).chain(shown.iter().map(|d| d.0.clone())).collect()];
+    let labels = group_labels(groups);
     for (gi, g) in groups.iter().enumerate() {
         let col = |f: fn(&RunSummary) -> f64| g.iter().map(f).collect::<Vec<_>>();
         let first = &g[0];
         let (seeds, runs) = (seed_count(g), g.len());
         rows.push(vec![
-            if first.finished { group_label(g) } else { format!("{} (unfinished)", group_label(g)) },
+            if first.finished { labels[gi].clone() } else { format!("{} (unfinished)", labels[gi]) },
             first.config.model.name.clone(),
             first.config.data.dataset.clone(),
             first.params.to_string(),
@@ -194,10 +199,11 @@ fn csv_table(groups: &[Vec<RunSummary>]) -> String {
     let diff = differing_keys(groups);
     header.extend(diff.iter().map(|d| d.0.as_str()));
     let mut lines = vec![header.join(",")];
+    let labels = group_labels(groups);
     for (gi, g) in groups.iter().enumerate() {
         let first = &g[0];
         let mut row = vec![
-            csv_field(&group_label(g)),
+            csv_field(&labels[gi]),
             csv_field(&first.config.model.name),
             csv_field(&first.config.data.dataset),
             first.params.to_string(),
@@ -250,14 +256,32 @@ pub fn group_label(g: &[RunSummary]) -> String {
     format!("{}*", &names[0][..shared])
 }
 
+/// [`group_label`] of each group, made unique: groups whose labels would be the same (runs of
+/// one config name started minutes apart, differing in a key) are named by their first run and
+/// how many more.
+pub fn group_labels(groups: &[Vec<RunSummary>]) -> Vec<String> {
+    let labels: Vec<String> = groups.iter().map(|g| group_label(g)).collect();
+    let named = |g: &[RunSummary]| g[0].dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    labels
+        .iter()
+        .zip(groups)
+        .map(|(l, g)| match labels.iter().filter(|o| *o == l).count() {
+            1 => l.clone(),
+            _ if g.len() == 1 => named(g),
+            _ => format!("{} +{} more", named(g), g.len() - 1),
+        })
+        .collect()
+}
+
 /// Overlaid validation curves, one line per group (the mean over its seeds, shaded +- one std
 /// where it has several): accuracy and loss.
 pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
     let (mut acc, mut loss) = (Vec::new(), Vec::new());
     let (mut acc_bands, mut loss_bands) = (Vec::new(), Vec::new());
+    let labels = group_labels(groups);
     for (i, g) in groups.iter().enumerate() {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
-        let name = group_label(g);
+        let name = labels[i].clone();
         let label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
         // (epoch, mean, std) over the epochs every run of the group has reached; a value that is
         // missing (NaN: an epoch whose validation row was not written) is left out.
