@@ -52,3 +52,26 @@ fn counts_and_first_images_match_the_dataset_facts() {
     assert_eq!(red, vec![158, 159, 165]);
     assert_eq!(d.train.classes[3], "cat");
 }
+
+/// The official MNIST when `$MICROVISION_DATA/MNIST` holds it (e.g. written by
+/// `scripts/mnist_family_from_npm.py mnist`); skipped otherwise.
+#[test]
+#[ignore = "real data: make test-real"]
+fn mnist_matches_the_official_sets_facts() {
+    let Some(root) = std::env::var_os("MICROVISION_DATA").map(std::path::PathBuf::from) else {
+        return eprintln!("SKIP: MICROVISION_DATA is not set");
+    };
+    if !root.join("MNIST").is_dir() {
+        return eprintln!("SKIP: no {}", root.join("MNIST").display());
+    }
+    let cfg = DataConfig { root, dataset: "mnist".into(), download: false, ..DataConfig::default() };
+    let d = data::load(&cfg, 0).expect("MNIST loads");
+    assert_eq!(d.train.class_counts(), vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(d.test.class_counts(), vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    let first = |labels: &tch::Tensor| Vec::<i64>::try_from(labels.narrow(0, 0, 10)).unwrap();
+    assert_eq!(first(&d.train.labels), vec![5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    assert_eq!(first(&d.test.labels), vec![7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+    // The statistics the loader computes for the normalisation (no published ones for MNIST).
+    let (mean, std) = (d.mean[0], d.std[0]);
+    assert!((mean - 0.1306604762738429).abs() < 1e-6 && (std - 0.3081078038564626).abs() < 1e-6, "{mean} {std}");
+}
