@@ -162,9 +162,9 @@ pub struct ModelConfig {
     /// Stochastic-depth rate of the last residual block, rising linearly from 0 (EfficientNet).
     pub drop_path: f64,
     /// Start from these trained weights instead of a random initialisation: a run directory (its
-    /// `last` checkpoint; its EMA weights where it kept an EMA) or a safetensors file (`microvision export`). Tensors whose shape
-    /// differs (another class count) keep their fresh initialisation. New runs only; empty for
-    /// none.
+    /// `last` checkpoint; its EMA weights where it kept an EMA) or a safetensors file
+    /// (`microvision export`). Tensors whose shape differs (another class count) keep their fresh
+    /// initialisation. New runs only; empty for none.
     pub init_from: String,
 }
 
