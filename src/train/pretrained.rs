@@ -24,8 +24,8 @@ pub struct Pretrained {
     pub weights: Vec<(String, Tensor)>,
     /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, [..] here`).
     pub fresh: Vec<String>,
-    /// What pins the source down, for `env.json`: the file, its CRC32C and, for a run, the
-    /// checkpoint's epoch and step.
+    /// What pins the source down, for `env.json`: a file's path and CRC32C, or a run's directory,
+    /// checkpoint epoch and step and the CRC32Cs of its tensor files.
     pub record: serde_json::Value,
 }
 
