@@ -146,7 +146,8 @@ impl Trainer {
                 if !self.cfg.model.init_from.is_empty() {
                     // `new` saved the initial weights as `last`: without them the start is lost.
                     return Err(Error::Checkpoint(format!(
-                        "cannot resume {}: it started from model.init_from = {:?}, and its initial checkpoint in {} is missing or unreadable. Start a new run with `microvision train -c {}`",
+                        "cannot resume {}: it started from model.init_from = {:?}, and its initial checkpoint in {} \
+                         is missing or unreadable. Start a new run with `microvision train -c {}`",
                         self.run_dir.display(),
                         self.cfg.model.init_from,
                         dir.display(),
