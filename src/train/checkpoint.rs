@@ -253,41 +253,72 @@ pub fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Copies `weights` into the variables of `vs`. Every variable must be present with its shape and
-/// no extra tensor may be left over: a checkpoint of another model or class count is reported
-/// tensor by tensor, never partially loaded.
-pub fn load_weights(vs: &VarStore, weights: &[(String, Tensor)], origin: &Path) -> Result<()> {
+/// How named tensors line up with a model's variables, each list sorted: variables with no
+/// tensor (`missing`), tensors with no variable (`unexpected`), and names whose shapes differ
+/// (`name: shape [..] in file, model expects [..]`).
+pub struct NameMatch {
+    /// Variables of the model that have no tensor.
+    pub missing: Vec<String>,
+    /// Tensors that name no variable.
+    pub unexpected: Vec<String>,
+    /// Present in both, with another shape, described.
+    pub other_shape: Vec<String>,
+}
+
+/// Matches `weights` to the variables of `vs` by name and shape.
+pub fn match_names(vs: &VarStore, weights: &[(String, Tensor)]) -> NameMatch {
     let vars = vs.variables();
     let given: HashMap<&str, &Tensor> = weights.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let (mut missing, mut shapes) = (Vec::new(), Vec::new());
-    for name in &names {
+    let (mut missing, mut other_shape) = (Vec::new(), Vec::new());
+    for (name, var) in &vars {
         match given.get(name.as_str()) {
-            None => missing.push(format!("missing {name}")),
-            Some(t) if t.size() != vars[*name].size() => {
-                shapes.push(format!("{name}: shape {:?} in file, model expects {:?}", t.size(), vars[*name].size()))
+            None => missing.push(name.clone()),
+            Some(t) if t.size() != var.size() => {
+                other_shape.push(format!("{name}: shape {:?} in file, model expects {:?}", t.size(), var.size()))
             }
             _ => {}
         }
     }
-    let mut extra: Vec<String> =
-        given.keys().filter(|n| !vars.contains_key(**n)).map(|n| format!("unexpected {n}")).collect();
-    extra.sort();
-    if !(missing.is_empty() && shapes.is_empty() && extra.is_empty()) {
-        let summary =
-            format!("{} missing, {} unexpected, {} of another shape", missing.len(), extra.len(), shapes.len());
+    let mut unexpected: Vec<String> = given.keys().filter(|n| !vars.contains_key(**n)).map(|n| n.to_string()).collect();
+    for list in [&mut missing, &mut unexpected, &mut other_shape] {
+        list.sort();
+    }
+    NameMatch { missing, unexpected, other_shape }
+}
+
+/// Copies `weights` into the variables of `vs`. Every variable must be present with its shape and
+/// no extra tensor may be left over: a checkpoint of another model or class count is reported
+/// tensor by tensor, never partially loaded.
+pub fn load_weights(vs: &VarStore, weights: &[(String, Tensor)], origin: &Path) -> Result<()> {
+    let NameMatch { missing, unexpected, other_shape } = match_names(vs, weights);
+    if !(missing.is_empty() && other_shape.is_empty() && unexpected.is_empty()) {
+        let summary = format!(
+            "{} missing, {} unexpected, {} of another shape",
+            missing.len(),
+            unexpected.len(),
+            other_shape.len()
+        );
         // Shape mismatches first: they are the usual cause (another class count).
-        let all: Vec<String> = shapes.into_iter().chain(missing).chain(extra).collect();
+        let all: Vec<String> = other_shape
+            .into_iter()
+            .chain(missing.iter().map(|n| format!("missing {n}")))
+            .chain(unexpected.iter().map(|n| format!("unexpected {n}")))
+            .collect();
         let shown = all.iter().take(12).cloned().collect::<Vec<_>>().join("\n  ");
         let more = all.len().saturating_sub(12);
         let tail = if more > 0 { format!("\n  ... and {more} more") } else { String::new() };
         return Err(ckpt_err!("{} does not fit this model ({summary}):\n  {shown}{tail}", origin.display()));
     }
+    copy_into_store(vs, weights);
+    Ok(())
+}
+
+/// Copies each named tensor into the variable of that name (which must exist, with its shape).
+pub fn copy_into_store(vs: &VarStore, weights: &[(String, Tensor)]) {
+    let vars = vs.variables();
     tch::no_grad(|| {
-        for name in names {
-            vars[name].shallow_clone().copy_(given[name.as_str()]);
+        for (name, tensor) in weights {
+            vars[name].shallow_clone().copy_(tensor);
         }
     });
-    Ok(())
 }

@@ -22,7 +22,7 @@ pub struct Pretrained {
     pub origin: PathBuf,
     /// Tensors copied into the model, by name.
     pub weights: Vec<(String, Tensor)>,
-    /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, [..] here`).
+    /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, model expects [..]`).
     pub fresh: Vec<String>,
     /// What pins the source down, for `env.json`: a file's path and CRC32C, or a run's directory,
     /// checkpoint epoch and step and the CRC32Cs of its tensor files.
@@ -33,14 +33,9 @@ pub struct Pretrained {
 /// run's): an error names the tensors of another architecture; shape mismatches are kept fresh.
 pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
     let Pretrained { origin, weights, record, .. } = read_source(source)?;
-    let vars = vs.variables();
-    let mut unexpected: Vec<&str> =
-        weights.iter().map(|(n, _)| n.as_str()).filter(|n| !vars.contains_key(*n)).collect();
-    let mut missing: Vec<&str> =
-        vars.keys().map(String::as_str).filter(|n| !weights.iter().any(|(w, _)| w == n)).collect();
+    let matched = checkpoint::match_names(vs, &weights);
+    let (missing, unexpected) = (&matched.missing, &matched.unexpected);
     if !(unexpected.is_empty() && missing.is_empty()) {
-        unexpected.sort();
-        missing.sort();
         let names: Vec<String> = missing
             .iter()
             .map(|n| format!("missing {n}"))
@@ -56,15 +51,9 @@ pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
             names.join("\n  ")
         ));
     }
-    let (mut kept, mut fresh) = (Vec::new(), Vec::new());
-    for (name, tensor) in weights {
-        let here = vars[&name].size();
-        if tensor.size() == here {
-            kept.push((name, tensor));
-        } else {
-            fresh.push(format!("{name}: shape {:?} in file, {:?} here", tensor.size(), here));
-        }
-    }
+    let vars = vs.variables();
+    let kept: Vec<(String, Tensor)> = weights.into_iter().filter(|(n, t)| t.size() == vars[n].size()).collect();
+    let fresh = matched.other_shape;
     // Integer buffers (BatchNorm's num_batches_tracked) fit any model of the architecture.
     if !kept.iter().any(|(_, t)| t.is_floating_point()) {
         return Err(ckpt_err!(
@@ -73,18 +62,12 @@ pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
             origin.display()
         ));
     }
-    fresh.sort();
     Ok(Pretrained { origin, weights: kept, fresh, record })
 }
 
 /// Copies the matched tensors into `vs`.
 pub fn apply(p: &Pretrained, vs: &VarStore) {
-    let vars = vs.variables();
-    tch::no_grad(|| {
-        for (name, tensor) in &p.weights {
-            vars[name].shallow_clone().copy_(tensor);
-        }
-    });
+    checkpoint::copy_into_store(vs, &p.weights);
 }
 
 /// Every tensor at `source` (a run directory or a safetensors file), none yet marked fresh.
