@@ -265,6 +265,14 @@ pub struct NameMatch {
     pub other_shape: Vec<String>,
 }
 
+impl NameMatch {
+    /// `missing <name>` for each missing variable, then `unexpected <name>` for each extra tensor.
+    pub fn unmatched_names(&self) -> impl Iterator<Item = String> + '_ {
+        let missing = self.missing.iter().map(|n| format!("missing {n}"));
+        missing.chain(self.unexpected.iter().map(|n| format!("unexpected {n}")))
+    }
+}
+
 /// Matches `weights` to the variables of `vs` by name and shape.
 pub fn match_names(vs: &VarStore, weights: &[(String, Tensor)]) -> NameMatch {
     let vars = vs.variables();
@@ -290,20 +298,16 @@ pub fn match_names(vs: &VarStore, weights: &[(String, Tensor)]) -> NameMatch {
 /// no extra tensor may be left over: a checkpoint of another model or class count is reported
 /// tensor by tensor, never partially loaded.
 pub fn load_weights(vs: &VarStore, weights: &[(String, Tensor)], origin: &Path) -> Result<()> {
-    let NameMatch { missing, unexpected, other_shape } = match_names(vs, weights);
-    if !(missing.is_empty() && other_shape.is_empty() && unexpected.is_empty()) {
+    let m = match_names(vs, weights);
+    if !(m.missing.is_empty() && m.other_shape.is_empty() && m.unexpected.is_empty()) {
         let summary = format!(
             "{} missing, {} unexpected, {} of another shape",
-            missing.len(),
-            unexpected.len(),
-            other_shape.len()
+            m.missing.len(),
+            m.unexpected.len(),
+            m.other_shape.len()
         );
         // Shape mismatches first: they are the usual cause (another class count).
-        let all: Vec<String> = other_shape
-            .into_iter()
-            .chain(missing.iter().map(|n| format!("missing {n}")))
-            .chain(unexpected.iter().map(|n| format!("unexpected {n}")))
-            .collect();
+        let all: Vec<String> = m.other_shape.iter().cloned().chain(m.unmatched_names()).collect();
         let shown = all.iter().take(12).cloned().collect::<Vec<_>>().join("\n  ");
         let more = all.len().saturating_sub(12);
         let tail = if more > 0 { format!("\n  ... and {more} more") } else { String::new() };

@@ -22,7 +22,8 @@ pub struct Pretrained {
     pub origin: PathBuf,
     /// Tensors copied into the model, by name.
     pub weights: Vec<(String, Tensor)>,
-    /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, model expects [..]`).
+    /// Tensors left at their fresh initialisation, with why (`name: shape [..] in file, model
+    /// expects [..]`).
     pub fresh: Vec<String>,
     /// What pins the source down, for `env.json`: a file's path and CRC32C, or a run's directory,
     /// checkpoint epoch and step and the CRC32Cs of its tensor files.
@@ -36,12 +37,7 @@ pub fn read(source: &Path, vs: &VarStore) -> Result<Pretrained> {
     let matched = checkpoint::match_names(vs, &weights);
     let (missing, unexpected) = (&matched.missing, &matched.unexpected);
     if !(unexpected.is_empty() && missing.is_empty()) {
-        let names: Vec<String> = missing
-            .iter()
-            .map(|n| format!("missing {n}"))
-            .chain(unexpected.iter().map(|n| format!("unexpected {n}")))
-            .take(8)
-            .collect();
+        let names: Vec<String> = matched.unmatched_names().take(8).collect();
         return Err(ckpt_err!(
             "model.init_from = {:?}: {} holds another architecture's weights ({} missing, {} unexpected):\n  {}",
             source.display(),
