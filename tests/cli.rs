@@ -108,6 +108,28 @@ fn train_eval_and_resume_a_finished_run() {
             .unwrap();
         assert!(status.success(), "PyTorch loads the exported weights");
     }
+    let out = mv(&["export", r, "--format", "torchscript"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run.join("export/model.pt").exists() && run.join("export/model.safetensors").exists());
+    if let Some(py) = common::venv_python() {
+        // PyTorch runs the TorchScript file without model code, and it gives the logits of the
+        // exported weights in the transcription.
+        let script = "import sys, torch; sys.path.insert(0, sys.argv[1]); import models\n\
+                      from safetensors.torch import load_file\n\
+                      m = models.build('simple_cnn', num_classes=10).eval()\n\
+                      m.load_state_dict(load_file(sys.argv[2]), strict=True)\n\
+                      x = torch.randn(7, 3, 32, 32)\n\
+                      with torch.no_grad(): d = (torch.jit.load(sys.argv[3])(x) - m(x)).abs().max().item()\n\
+                      assert d < 1e-5, d";
+        let status = Command::new(py)
+            .args(["-c", script])
+            .arg(common::repo("bench"))
+            .arg(run.join("export/model.safetensors"))
+            .arg(run.join("export/model.pt"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "PyTorch runs the TorchScript export as the model");
+    }
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let events = std::fs::read_dir(&run).unwrap().count();

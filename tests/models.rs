@@ -1,11 +1,11 @@
 //! The registry test: every registered model is built through the registry and checked for
 //! forward shape, backward, finiteness, and — against the PyTorch transcription in
 //! `bench/models.py` — parameter count, state_dict names (strict load), eval outputs (1e-5) and
-//! gradients after one backward.
+//! gradients after one backward; and each one's TorchScript export.
 
 mod common;
 
-use microvision::models::{lookup, Model, ModelArgs, MODELS};
+use microvision::models::{lookup, torchscript, Model, ModelArgs, Network, MODELS};
 use tch::{Device, Kind, Tensor};
 
 fn args() -> ModelArgs {
@@ -100,4 +100,47 @@ fn models_equal_pytorch() {
             assert!(d < 1e-4, "{}: gradient of {name} differs (relative {d})", entry.name);
         }
     }
+}
+
+#[test]
+fn every_registered_model_exports_to_torchscript() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in MODELS {
+        tch::manual_seed(2);
+        let model = Model::new(entry.name, &args(), Device::Cpu).unwrap();
+        let trainable = |m: &Model| m.vs.variables().values().filter(|t| t.requires_grad()).count();
+        let before = trainable(&model);
+        let path = dir.path().join(format!("{}.pt", entry.name));
+        torchscript::save(&model, &args(), &path).unwrap();
+        assert_eq!(trainable(&model), before, "{}: the model trains as before", entry.name);
+        // A batch size the export did not trace or check with.
+        let x = Tensor::randn([5, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let want = tch::no_grad(|| model.forward(&x, false));
+        let got = tch::no_grad(|| tch::CModule::load(&path).unwrap().forward_ts(&[&x]).unwrap());
+        assert_eq!(got.size(), [5, 10], "{}", entry.name);
+        let d = max_abs_diff(&got, &want);
+        assert!(d < 1e-5, "{}: TorchScript outputs differ by {d}", entry.name);
+    }
+}
+
+/// A network whose forward pass reads the batch size: tracing bakes it into the graph.
+#[derive(Debug)]
+struct BatchBaked;
+
+impl tch::nn::ModuleT for BatchBaked {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        x.view([x.size()[0], -1]).mean_dim(1, true, Kind::Float)
+    }
+}
+
+impl Network for BatchBaked {}
+
+#[test]
+fn a_trace_that_does_not_reproduce_the_model_is_refused_and_not_written() {
+    let model = Model { vs: tch::nn::VarStore::new(Device::Cpu), net: Box::new(BatchBaked), name: "baked".into() };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.pt");
+    let err = torchscript::save(&model, &args(), &path).unwrap_err().to_string();
+    assert!(err.contains("does not reproduce") && err.contains("baked") && err.contains("safetensors"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, not even a temporary one");
 }

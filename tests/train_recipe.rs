@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::path::Path;
+
 use microvision::device::Precision;
+use microvision::models::{Model, ModelArgs};
 use microvision::train::checkpoint;
 use microvision::train::ema::{decay_at, Ema};
 use microvision::train::schedule::Schedule;
@@ -100,6 +103,24 @@ fn ema_run_resumes_bit_for_bit_and_exports_the_average() {
     let exported = Tensor::read_safetensors(straight.run_dir.join("export/model.safetensors")).unwrap();
     let map: std::collections::HashMap<_, _> = avg.into_iter().collect();
     assert!(exported.iter().all(|(n, t)| t.equal(&map[n])), "export holds the average");
+    // The TorchScript export runs the average too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["export", straight.run_dir.to_str().unwrap(), "--format", "torchscript"])
+        .env_remove("MICROVISION_DATA")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let averaged = Model::new("simple_cnn", &ModelArgs::default(), Device::Cpu).unwrap();
+    checkpoint::load_weights(&averaged.vs, &exported, Path::new("model.safetensors")).unwrap();
+    let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let script = tch::CModule::load(straight.run_dir.join("export/model.pt")).unwrap();
+    let d = tch::no_grad(|| (script.forward_ts(&[&x]).unwrap() - averaged.forward(&x, false)).abs().max());
+    assert!(d.double_value(&[]) < 1e-5, "the TorchScript module is the averaged model");
+    let trained = Model::new("simple_cnn", &ModelArgs::default(), Device::Cpu).unwrap();
+    let w: Vec<_> = w.into_iter().collect();
+    checkpoint::load_weights(&trained.vs, &w, Path::new("last.safetensors")).unwrap();
+    let d = tch::no_grad(|| (script.forward_ts(&[&x]).unwrap() - trained.forward(&x, false)).abs().max());
+    assert!(d.double_value(&[]) > 1e-4, "not the trained weights");
 }
 
 #[test]

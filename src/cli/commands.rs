@@ -7,10 +7,9 @@ use crate::data;
 use crate::error::Result;
 use crate::fsio;
 use crate::models::{mflops, Model, ModelArgs, MODELS};
-use crate::train::checkpoint;
 use crate::train::eval::evaluate;
 use crate::train::eval::{EvalFile, Tta};
-use crate::train::trainer::{loader_spec, model_args};
+use crate::train::trainer::loader_spec;
 use crate::train::{run_dir, Trainer};
 
 /// `microvision train`: a new run from a config, or `--resume` of an existing run.
@@ -237,47 +236,6 @@ pub fn models(memory: bool) -> Result<()> {
     }
     println!("\nstep MB: memory of one fp32 training step (activations + temporaries) at batch 128 on CPU,");
     println!("measured at batch 8 and 16 and extrapolated; ckpt MB: the same with train.grad_checkpointing.");
-    Ok(())
-}
-
-/// `microvision export`: a checkpoint's weights as safetensors with the model's description.
-pub fn export(run: &Path, which: &str, out: Option<PathBuf>) -> Result<()> {
-    let cfg = run_dir::read_config(run)?;
-    let dir = run.join(&cfg.output.checkpoint_dir);
-    // Verifies the checksums; the JSON names the config's model, so the weights must be that
-    // model's, tensor by tensor.
-    let loaded = checkpoint::load(&dir, which)?;
-    let model = Model::new(&cfg.model.name, &model_args(&cfg), tch::Device::Cpu)?;
-    checkpoint::load_weights(&model.vs, &loaded.weights, &checkpoint::files(&dir, which).weights)?;
-    let out = out.unwrap_or_else(|| run.join("export"));
-    crate::error::create_dir_all(&out, "cannot create")?;
-    let weights = out.join("model.safetensors");
-    // With train.ema_decay > 0 the weight average is what was evaluated, so it is what ships.
-    let ema = crate::train::ema::weights_from_checkpoint(&loaded.optim);
-    match &ema {
-        Some(avg) => checkpoint::write_tensors_atomic(&weights, avg)?,
-        None => {
-            let path = &checkpoint::files(&dir, which).weights;
-            let bytes = std::fs::read(path).map_err(|e| crate::Error::io("cannot read", path, e))?;
-            fsio::write_atomic(&weights, &bytes)?;
-        }
-    }
-    let src = data::source::source(&cfg.data.dataset)?;
-    let (mean, std) = run_dir::normalisation(run, &cfg)
-        .map_or((serde_json::Value::Null, serde_json::Value::Null), |(m, s)| (m.into(), s.into()));
-    let classes = src.locate(&cfg.data.root).and_then(|d| src.read_split(&d, false).ok()).map(|t| t.classes);
-    let meta = serde_json::json!({
-        "model": cfg.model.name,
-        "args": model_args(&cfg),
-        "checkpoint": which,
-        "weights": if ema.is_some() { "exponential moving average" } else { "trained" },
-        "epoch": loaded.state.epoch,
-        "best_val_acc": loaded.state.best_acc,
-        "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
-        "classes": classes,
-    });
-    fsio::write_json(&out.join("model.json"), &meta)?;
-    println!("wrote {} and {}", weights.display(), out.join("model.json").display());
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod datasets;
+mod export;
 mod predict;
 
 use clap::{Parser, Subcommand};
@@ -108,12 +109,13 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
-    /// Export a run's weights (PyTorch state_dict names) with a JSON describing the model.
+    /// Export a run's model with a JSON describing it: its weights (PyTorch state_dict names) or a
+    /// TorchScript module that `torch.jit.load` runs without model code.
     Export {
         /// Run directory.
         run_dir: PathBuf,
-        /// Output format (safetensors).
-        #[arg(long, default_value = "safetensors", value_parser = ["safetensors"])]
+        /// Output format: safetensors (model.safetensors) or torchscript (model.pt).
+        #[arg(long, default_value = "safetensors", value_parser = ["safetensors", "torchscript"])]
         format: String,
         /// Which checkpoint.
         #[arg(long, default_value = "last", value_parser = ["best", "last"])]
@@ -279,7 +281,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
         Command::Eval { run_dir, checkpoint, overrides } => commands::eval(&run_dir, &checkpoint, &overrides),
-        Command::Export { run_dir, format: _, checkpoint, out } => commands::export(&run_dir, &checkpoint, out),
+        Command::Export { run_dir, format, checkpoint, out } => {
+            export::export(&run_dir, &checkpoint, export::Format::parse(&format)?, out)
+        }
         Command::Predict { run_dir, images, checkpoint, top } => {
             predict::predict(&run_dir, &images, &checkpoint, top as usize)
         }

@@ -6,6 +6,7 @@ pub mod improved_cnn;
 pub mod layers;
 pub mod resnet;
 pub mod simple_cnn;
+pub mod torchscript;
 pub mod vgg;
 
 use tch::nn::{ModuleT, Path, VarStore};
