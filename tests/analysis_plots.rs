@@ -109,6 +109,22 @@ fn history_keeps_the_last_line_of_a_repeated_epoch_and_skips_torn_lines() {
 }
 
 #[test]
+fn the_lr_plot_draws_muons_filter_rate_beside_the_schedule() {
+    let cfg_text = std::fs::read_to_string(run().join("config.toml")).unwrap();
+    let mut cfg = microvision::Config::from_toml_str(&cfg_text, "config.toml", &[]).unwrap();
+    let h = History::read(run()).unwrap();
+    let names = |c: &microvision::Config| plots::lr_chart(&h, c).series.into_iter().map(|s| s.0).collect::<Vec<_>>();
+    assert!(!names(&cfg).iter().any(|n| n.contains("muon")), "{:?}", names(&cfg));
+    cfg.optim.name = "muon".into();
+    cfg.optim.muon_lr = cfg.optim.lr / 4.0;
+    let chart = plots::lr_chart(&h, &cfg);
+    let (schedule, muon) = (&chart.series[0].1, &chart.series[1].1);
+    assert_eq!(chart.series[1].0, "muon (conv filters)");
+    assert_eq!(schedule.len(), muon.len());
+    assert!(schedule.iter().zip(muon).all(|(s, m)| s.0 == m.0 && (m.1 - s.1 / 4.0).abs() < 1e-12));
+}
+
+#[test]
 fn model_summary_accounts_for_every_parameter_of_every_model() {
     let args = ModelArgs::default();
     for entry in MODELS {

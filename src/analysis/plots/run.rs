@@ -90,8 +90,9 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
 }
 
 /// The schedule as configured, at every step (the pure function the trainer uses), with the
-/// learning rates actually logged on top.
-fn lr_chart(h: &History, cfg: &Config) -> LineChart {
+/// learning rates actually logged on top; with Muon also the conv filters' rate (the same
+/// schedule scaled by `optim.muon_lr / optim.lr`, as the optimizer applies it).
+pub fn lr_chart(h: &History, cfg: &Config) -> LineChart {
     let mut series = Vec::new();
     if let Some(last) = h.epochs.last().filter(|r| r.epoch > 0 && r.step > 0) {
         let per_epoch = (last.step / last.epoch) as u64;
@@ -99,8 +100,14 @@ fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         let schedule = Schedule::from_config(&cfg.schedule, per_epoch);
         let stride = (total / 2000).max(1) as usize;
         // Step s (0-based) trains at lr(s) and is logged as step s + 1: draw it there.
-        let pts = (0..total).step_by(stride).map(|s| ((s + 1) as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
+        let pts: Vec<(f64, f64)> =
+            (0..total).step_by(stride).map(|s| ((s + 1) as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
+        let muon = (cfg.optim.name == "muon").then(|| {
+            let ratio = cfg.optim.muon_lr / cfg.optim.lr;
+            ("muon (conv filters)".to_string(), pts.iter().map(|&(x, y)| (x, y * ratio)).collect())
+        });
         series.push((format!("{} schedule", cfg.schedule.name), pts));
+        series.extend(muon);
     }
     let logged: Vec<(f64, f64)> = h.steps.iter().map(|s| (s.step as f64, s.lr)).collect();
     if !logged.is_empty() {
