@@ -129,6 +129,12 @@ pub struct Model {
     pub name: String,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("name", &self.name).field("params", &self.num_params()).finish_non_exhaustive()
+    }
+}
+
 impl Model {
     /// Builds `name` on `device`, initialised from LibTorch's global generator. Construction
     /// holds the same lock as [`Model::new_seeded`], so it never draws from the generator between

@@ -40,13 +40,12 @@ use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
 
-/// `model.init_from`'s weights, read and matched to the model (on the CPU, before the run
-/// directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
-fn read_pretrained(cfg: &Config) -> Result<Option<pretrained::Pretrained>> {
+/// `model.init_from`'s weights, read and matched to `probe` (the model built on the CPU, before
+/// the run directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
+fn read_pretrained(cfg: &Config, probe: &Model) -> Result<Option<pretrained::Pretrained>> {
     if cfg.model.init_from.is_empty() {
         return Ok(None);
     }
-    let probe = Model::new(&cfg.model.name, &model_args(cfg), Device::Cpu)?;
     pretrained::read(Path::new(&cfg.model.init_from), &probe.vs).map(Some)
 }
 
@@ -108,9 +107,10 @@ impl Trainer {
         }
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
-        check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
+        let probe = check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
         check_new_run(&cfg)?;
-        let pretrained = read_pretrained(&cfg)?;
+        let pretrained = read_pretrained(&cfg, &probe)?;
+        drop(probe);
         let data = data::load(&cfg.data, cfg.train.seed)?;
         check_data_fits(&cfg, &data)?;
         let run_dir = run_dir::create(&cfg)?;

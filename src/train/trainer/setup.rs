@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::models::{Model, ModelArgs};
 
 /// Checks that the model exists and supports what the config asks of it: its input size, the
-/// progressive-resizing sizes and gradient checkpointing.
-pub fn check_model(cfg: &Config) -> Result<()> {
+/// progressive-resizing sizes and gradient checkpointing. Returns the CPU model it built to check.
+pub fn check_model(cfg: &Config) -> Result<Model> {
     crate::models::lookup(&cfg.model.name)?;
     let args = model_args(cfg);
     // Build the model and pass one image through it: an input too small for its pooling stages
@@ -37,7 +37,7 @@ pub fn check_model(cfg: &Config) -> Result<()> {
             cfg.model.name
         )));
     }
-    Ok(())
+    Ok(probe)
 }
 
 /// Progressive resizing feeds the model (built for `data.input_size`) smaller images: each size
