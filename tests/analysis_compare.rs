@@ -90,6 +90,30 @@ fn runs_differing_only_in_seed_are_grouped() {
 }
 
 #[test]
+fn fine_tunes_of_sources_that_differ_only_in_seed_are_grouped() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let train = |seed: u64, lr: f64, init_from: &str| {
+        let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+        (cfg.train.seed, cfg.optim.lr, cfg.train.epochs) = (seed, lr, 1);
+        cfg.model.init_from = init_from.to_string();
+        let mut t = Trainer::new(cfg).unwrap();
+        microvision::analysis::tracked::fit(&mut t).unwrap();
+        t.run_dir.display().to_string()
+    };
+    let sources = [train(1, 0.02, ""), train(2, 0.02, ""), train(3, 0.05, "")];
+    // Each seed fine-tuned from its own source; the third from a source of another recipe.
+    let tunes = [train(1, 0.01, &sources[0]), train(2, 0.01, &sources[1]), train(3, 0.01, &sources[2])];
+    let groups = group(tunes.iter().map(|d| summarize(d.as_ref()).unwrap()).collect());
+    assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+    let diff = differing_keys(&groups);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff[0].0, "model.init_from");
+    assert!(diff[0].1.iter().all(|v| v.starts_with("a cifar10 simple_cnn run (recipe ")), "{diff:?}");
+    assert_ne!(diff[0].1[0], diff[0].1[1]);
+}
+
+#[test]
 fn a_directory_that_is_not_a_run_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let e = summarize(tmp.path()).unwrap_err();

@@ -33,6 +33,8 @@ pub struct RunSummary {
     pub img_per_s: f64,
     /// Whether the run has its final test evaluation (eval.json).
     pub finished: bool,
+    /// `model.init_from` as grouping compares it: a source run directory stands for its recipe.
+    pub init_source: String,
 }
 
 /// Reads a run directory.
@@ -52,14 +54,42 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         train_secs: h.train_secs(),
         img_per_s: h.median_img_per_s().unwrap_or(0.0),
         finished: h.eval.is_some(),
+        init_source: init_source(&config.model.init_from, MAX_INIT_CHAIN),
         config,
     })
 }
 
-/// Groups runs whose configs are equal apart from the seed and the run name. Unfinished runs
+/// How many `init_from` links [`init_source`] follows (fine-tune of a fine-tune of ...).
+const MAX_INIT_CHAIN: u32 = 8;
+
+/// `model.init_from` as grouping compares it: a source run directory stands for its recipe
+/// (dataset, model and a checksum of the rest), so fine-tunes of sources that differ only in the
+/// seed group together; a file, a missing directory or no source stand for themselves.
+fn init_source(init_from: &str, links: u32) -> String {
+    let dir = Path::new(init_from);
+    if init_from.is_empty() || links == 0 || !dir.join("config.toml").is_file() {
+        return init_from.to_string();
+    }
+    let Ok(mut src) = run_dir::read_config(dir) else {
+        return init_from.to_string();
+    };
+    src.model.init_from = init_source(&src.model.init_from, links - 1);
+    let crc = crc32c::crc32c(recipe(&src).to_toml().as_bytes());
+    format!("a {} {} run (recipe {crc:08x})", src.data.dataset, src.model.name)
+}
+
+/// The recipe of a run, with its `init_from` as [`init_source`] sees it.
+fn run_recipe(r: &RunSummary) -> Config {
+    let mut c = recipe(&r.config);
+    c.model.init_from = r.init_source.clone();
+    c
+}
+
+/// Groups runs whose configs are equal apart from the seed and the run name (and whose
+/// `init_from` sources, if runs, are so too). Unfinished runs
 /// (no final test) never share a group with finished ones: their last number is a validation one.
 pub fn group(runs: Vec<RunSummary>) -> Vec<Vec<RunSummary>> {
-    let key = |r: &RunSummary| format!("{}{}", r.finished, recipe(&r.config).to_toml());
+    let key = |r: &RunSummary| format!("{}{}", r.finished, run_recipe(r).to_toml());
     let mut groups: Vec<(String, Vec<RunSummary>)> = Vec::new();
     for r in runs {
         let k = key(&r);
@@ -87,7 +117,7 @@ fn recipe(c: &Config) -> Config {
 /// progress display is not part of a recipe).
 pub fn differing_keys(groups: &[Vec<RunSummary>]) -> Vec<(String, Vec<String>)> {
     const SHOWN_ELSEWHERE: &[&str] = &["model.name", "data.dataset", "train.progress"];
-    let flat: Vec<BTreeMap<String, String>> = groups.iter().map(|g| flatten(&recipe(&g[0].config))).collect();
+    let flat: Vec<BTreeMap<String, String>> = groups.iter().map(|g| flatten(&run_recipe(&g[0]))).collect();
     let keys: BTreeSet<&String> =
         flat.iter().flat_map(|f| f.keys()).filter(|k| !SHOWN_ELSEWHERE.contains(&k.as_str())).collect();
     keys.into_iter()
