@@ -39,7 +39,9 @@ fi
 if [ -L .venv ] || [ ! -e .venv ]; then
   ln -sfn "$venv" .venv
 fi
-torch_dir=$(.venv/bin/python -c 'import os, importlib.util as u; print(os.path.dirname(u.find_spec("torch").origin))')
+# Resolved: the link lives inside the shared venv, so a path through this checkout's `.venv`
+# would dangle for every other clone once this one is deleted (a CI clone, say).
+torch_dir=$(.venv/bin/python -c 'import os, importlib.util as u; print(os.path.realpath(os.path.dirname(u.find_spec("torch").origin)))')
 ln -sfn "$torch_dir" .venv/libtorch
 
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
