@@ -109,8 +109,15 @@ fn fine_tunes_of_sources_that_differ_only_in_seed_are_grouped() {
     let diff = differing_keys(&groups);
     assert_eq!(diff.len(), 1, "{diff:?}");
     assert_eq!(diff[0].0, "model.init_from");
-    assert!(diff[0].1.iter().all(|v| v.starts_with("a cifar10 simple_cnn run (recipe ")), "{diff:?}");
-    assert_ne!(diff[0].1[0], diff[0].1[1]);
+    // Two sources: their recipe, the epoch the weights were taken at and their number; one
+    // source: its path.
+    assert!(diff[0].1[0].starts_with("a cifar10 simple_cnn run at epoch 1 (recipe ") && diff[0].1[0].ends_with(") x2"));
+    assert_eq!(diff[0].1[1], sources[2], "{diff:?}");
+    // A fine-tune taken at another epoch of the same source recipe is another group.
+    let mut longer = summarize(tunes[1].as_ref()).unwrap();
+    longer.init_source = longer.init_source.replace("epoch 1", "epoch 2");
+    let groups = group(vec![summarize(tunes[0].as_ref()).unwrap(), longer]);
+    assert_eq!(groups.len(), 2);
 }
 
 #[test]

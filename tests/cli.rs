@@ -130,6 +130,18 @@ fn train_eval_and_resume_a_finished_run() {
             .unwrap();
         assert!(status.success(), "PyTorch runs the TorchScript export as the model");
     }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("export/model.json")).unwrap()).unwrap();
+    assert_eq!(meta["files"], serde_json::json!(["model.safetensors", "model.pt"]));
+    // model.json describes both files: weights of another step may not join them.
+    let mut other = meta.clone();
+    other["step"] = (meta["step"].as_i64().unwrap() + 1).into();
+    std::fs::write(run.join("export/model.json"), other.to_string()).unwrap();
+    let pt = std::fs::read(run.join("export/model.pt")).unwrap();
+    let o = mv(&["export", r], tmp.path());
+    assert_user_error(&o, 2, &["holds model.pt", "--out DIR"]);
+    assert_eq!(std::fs::read(run.join("export/model.pt")).unwrap(), pt, "the TorchScript file is left alone");
+    std::fs::write(run.join("export/model.json"), meta.to_string()).unwrap();
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let events = std::fs::read_dir(&run).unwrap().count();

@@ -40,7 +40,8 @@ pub struct RunSummary {
 /// Reads a run directory.
 pub fn summarize(dir: &Path) -> Result<RunSummary> {
     let config = run_dir::read_config(dir)?;
-    let params = run_dir::read_env(dir).and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
+    let env = run_dir::read_env(dir);
+    let params = env.as_ref().and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
     // metrics.jsonl and eval.json as History reads them for the plots and the report.
     let h = History::read(dir).map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
     let val_acc: Vec<f64> = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).collect();
@@ -54,7 +55,7 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         train_secs: h.train_secs(),
         img_per_s: h.median_img_per_s().unwrap_or(0.0),
         finished: h.eval.is_some(),
-        init_source: init_source(&config.model.init_from, MAX_INIT_CHAIN),
+        init_source: init_source(&config, env.as_ref(), MAX_INIT_CHAIN),
         config,
     })
 }
@@ -62,26 +63,42 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
 /// How many `init_from` links [`init_source`] follows (fine-tune of a fine-tune of ...).
 const MAX_INIT_CHAIN: u32 = 8;
 
-/// `model.init_from` as grouping compares it: a source run directory stands for its recipe
-/// (dataset, model and a checksum of the rest), so fine-tunes of sources that differ only in the
-/// seed group together; a file, a missing directory or no source stand for themselves.
-fn init_source(init_from: &str, links: u32) -> String {
-    let dir = Path::new(init_from);
-    if init_from.is_empty() || links == 0 || !dir.join("config.toml").is_file() {
-        return init_from.to_string();
+/// `model.init_from` of a run (its config and `env.json`) as grouping compares it: a source run
+/// directory stands for its recipe (dataset, model and a checksum of the rest) and the epoch the
+/// run took its weights at, so fine-tunes of sources that differ only in the seed group together;
+/// a file, a missing directory or no source stand for themselves.
+fn init_source(config: &Config, env: Option<&serde_json::Value>, links: u32) -> String {
+    let from = &config.model.init_from;
+    let dir = Path::new(from);
+    if from.is_empty() || links == 0 || !dir.join("config.toml").is_file() {
+        return from.clone();
     }
     let Ok(mut src) = run_dir::read_config(dir) else {
-        return init_from.to_string();
+        return from.clone();
     };
-    src.model.init_from = init_source(&src.model.init_from, links - 1);
+    src.model.init_from = init_source(&src, run_dir::read_env(dir).as_ref(), links - 1);
     let crc = crc32c::crc32c(recipe(&src).to_toml().as_bytes());
-    format!("a {} {} run (recipe {crc:08x})", src.data.dataset, src.model.name)
+    // The epoch recorded when the weights were taken: the source may have trained on since.
+    let epoch = env.and_then(|e| e["init_from"]["epoch"].as_i64()).map_or(String::new(), |e| format!(" at epoch {e}"));
+    format!("a {} {} run{epoch} (recipe {crc:08x})", src.data.dataset, src.model.name)
 }
 
 /// The recipe of a run, with its `init_from` as [`init_source`] sees it.
 fn run_recipe(r: &RunSummary) -> Config {
     let mut c = recipe(&r.config);
     c.model.init_from = r.init_source.clone();
+    c
+}
+
+/// A group's recipe as the table shows it: `init_from` is the source's path where the group has
+/// one source, else the sources' common recipe and their number.
+fn shown_recipe(g: &[RunSummary]) -> Config {
+    let mut c = run_recipe(&g[0]);
+    let sources: BTreeSet<&String> = g.iter().map(|r| &r.config.model.init_from).collect();
+    c.model.init_from = match sources.len() {
+        1 => g[0].config.model.init_from.clone(),
+        n => format!("{} x{n}", g[0].init_source),
+    };
     c
 }
 
@@ -117,7 +134,7 @@ fn recipe(c: &Config) -> Config {
 /// progress display is not part of a recipe).
 pub fn differing_keys(groups: &[Vec<RunSummary>]) -> Vec<(String, Vec<String>)> {
     const SHOWN_ELSEWHERE: &[&str] = &["model.name", "data.dataset", "train.progress"];
-    let flat: Vec<BTreeMap<String, String>> = groups.iter().map(|g| flatten(&run_recipe(&g[0]))).collect();
+    let flat: Vec<BTreeMap<String, String>> = groups.iter().map(|g| flatten(&shown_recipe(g))).collect();
     let keys: BTreeSet<&String> =
         flat.iter().flat_map(|f| f.keys()).filter(|k| !SHOWN_ELSEWHERE.contains(&k.as_str())).collect();
     keys.into_iter()

@@ -1,6 +1,7 @@
 //! TorchScript export: a model's evaluation-mode forward pass traced into a module that PyTorch
 //! runs with `torch.jit.load`, no model code needed. The weights become constants of the trace
-//! (fp32, CPU); the batch size stays free.
+//! (fp32, CPU: `.to()` does not move them, and the module has no parameters to fine-tune); the
+//! batch size stays free, the image size is the traced one.
 
 use std::path::Path;
 
@@ -15,13 +16,22 @@ use crate::models::{Model, ModelArgs};
 /// shape baked into the trace would fail that check instead of a user's inference). The model is
 /// left as it was.
 pub fn save(model: &Model, args: &ModelArgs, path: &Path) -> Result<()> {
+    if model.vs.device() != tch::Device::Cpu {
+        // The weights become constants on the device they are on, which `.to()` cannot move.
+        return Err(Error::Runtime(format!(
+            "TorchScript export traces on the CPU: {} is on {:?}",
+            model.name,
+            model.vs.device()
+        )));
+    }
     let _no_grad = tch::no_grad_guard();
     // The trace stores the weights as constants, which must not require gradients.
     let trainable: Vec<Tensor> = model.vs.variables().into_values().filter(Tensor::requires_grad).collect();
     for t in &trainable {
         let _ = t.set_requires_grad(false);
     }
-    let saved = trace_and_save(model, args, path);
+    // fp32 whatever the caller's autocast: the file runs on any CPU.
+    let saved = super::layers::autocast(None, || trace_and_save(model, args, path));
     for t in &trainable {
         let _ = t.set_requires_grad(true);
     }

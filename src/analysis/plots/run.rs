@@ -104,7 +104,13 @@ pub fn lr_chart(h: &History, cfg: &Config) -> LineChart {
             (0..total).step_by(stride).map(|s| ((s + 1) as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
         let muon = (cfg.optim.name == "muon").then(|| {
             let ratio = cfg.optim.muon_lr / cfg.optim.lr;
-            ("muon (conv filters)".to_string(), pts.iter().map(|&(x, y)| (x, y * ratio)).collect())
+            // optim.lr_scales multiply both rates of the parameters they name.
+            let label = if cfg.optim.lr_scales.is_empty() {
+                "muon (conv filters)"
+            } else {
+                "muon (conv filters, before lr_scales)"
+            };
+            (label.to_string(), pts.iter().map(|&(x, y)| (x, y * ratio)).collect())
         });
         series.push((format!("{} schedule", cfg.schedule.name), pts));
         series.extend(muon);
