@@ -27,7 +27,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An error raised inside LibTorch (shape mismatch, out of memory...).
-    #[error("libtorch: {0}")]
+    #[error("libtorch: {}", without_backtrace(&.0.to_string()))]
     Torch(#[from] tch::TchError),
     /// Stopped by a signal or a stop request; the message says how to resume.
     #[error("{0}")]
@@ -95,4 +95,25 @@ macro_rules! data_err {
 #[macro_export]
 macro_rules! ckpt_err {
     ($($arg:tt)*) => { $crate::error::Error::Checkpoint(format!($($arg)*)) };
+}
+
+/// A LibTorch message without the C++ stack trace it carries (`Exception raised from ...` and
+/// the frames after it): the first lines say what went wrong, the frames are LibTorch's.
+fn without_backtrace(msg: &str) -> &str {
+    msg.find("Exception raised from").map_or(msg, |i| &msg[..i]).trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn libtorch_messages_lose_their_stack_trace() {
+        let msg = "Internal torch error: [enforce fail at inline_container.cc:747] . open file failed\n\
+                   Exception raised from PyTorchStreamWriter at ../caffe2/serialize/inline_container.cc:747 \
+                   (most recent call first):\nframe #0: c10::Error::Error(...) + 0x1\nframe #1: ...";
+        assert_eq!(
+            super::without_backtrace(msg),
+            "Internal torch error: [enforce fail at inline_container.cc:747] . open file failed"
+        );
+        assert_eq!(super::without_backtrace("shape mismatch"), "shape mismatch");
+    }
 }

@@ -132,7 +132,8 @@ fn train_eval_and_resume_a_finished_run() {
     }
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("export/model.json")).unwrap()).unwrap();
-    assert_eq!(meta["files"], serde_json::json!(["model.safetensors", "model.pt"]));
+    let files: Vec<&String> = meta["files"].as_object().unwrap().keys().collect();
+    assert_eq!(files, ["model.pt", "model.safetensors"], "model.json lists both files (with their CRC32C)");
     // model.json describes both files: weights of another step may not join them.
     let mut other = meta.clone();
     other["step"] = (meta["step"].as_i64().unwrap() + 1).into();
@@ -142,6 +143,16 @@ fn train_eval_and_resume_a_finished_run() {
     assert_user_error(&o, 2, &["holds model.pt", "--out DIR"]);
     assert_eq!(std::fs::read(run.join("export/model.pt")).unwrap(), pt, "the TorchScript file is left alone");
     std::fs::write(run.join("export/model.json"), meta.to_string()).unwrap();
+    // A file it does not describe (changed since), or a model.json of someone else's, is not replaced.
+    let elsewhere = tmp.path().join("theirs");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("model.json"), "{\"mine\": 1}").unwrap();
+    let o = mv(&["export", r, "--out", elsewhere.to_str().unwrap()], tmp.path());
+    assert_user_error(&o, 2, &["not a microvision export's", "--out DIR"]);
+    assert_eq!(std::fs::read_to_string(elsewhere.join("model.json")).unwrap(), "{\"mine\": 1}");
+    std::fs::write(run.join("export/model.safetensors"), b"changed").unwrap();
+    let o = mv(&["export", r, "--format", "torchscript"], tmp.path());
+    assert_user_error(&o, 2, &["model.safetensors, which its model.json does not describe"]);
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let events = std::fs::read_dir(&run).unwrap().count();

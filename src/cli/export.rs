@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::models::{torchscript, Model, ModelArgs};
+use crate::models::torchscript;
 use crate::train::checkpoint;
 use crate::train::checkpoint::TrainState;
 use crate::train::run_dir;
@@ -48,88 +48,111 @@ pub fn export(run: &Path, which: &str, format: Format, out: Option<PathBuf>) -> 
     let cfg = run_dir::read_config(run)?;
     let dir = run.join(&cfg.output.checkpoint_dir);
     // Verifies the checksums; the JSON names the config's model, so the weights must be that
-    // model's, tensor by tensor.
-    let loaded = checkpoint::load(&dir, which)?;
-    let args = model_args(&cfg);
-    let model = Model::new(&cfg.model.name, &args, tch::Device::Cpu)?;
-    let files = checkpoint::files(&dir, which);
-    checkpoint::load_weights(&model.vs, &loaded.weights, &files.weights)?;
-    // With train.ema_decay > 0 the weight average is what was evaluated, so it is what ships.
+    // model's, tensor by tensor. With train.ema_decay > 0 the model holds the weight average:
+    // that is what was evaluated, so it is what ships.
+    let (model, loaded) = super::predict::checkpointed_model(run, &cfg, which, tch::Device::Cpu)?;
     let ema = crate::train::ema::weights_from_checkpoint(&loaded.optim);
-    if let Some(avg) = &ema {
-        checkpoint::load_weights(&model.vs, avg, &files.optim)?;
-    }
-    let mut meta = describe(run, &cfg, &args, which, &loaded.state, ema.is_some())?;
+    let mut meta = describe(run, &cfg, which, &loaded.state, ema.is_some())?;
     let out = out.unwrap_or_else(|| run.join("export"));
     crate::error::create_dir_all(&out, "cannot create")?;
-    check_companion(&out, format, &meta)?;
+    let kept = check_out_dir(&out, format, &meta)?;
     let file = out.join(format.file_name());
     match (format, &ema) {
         (Format::Safetensors, Some(avg)) => checkpoint::write_tensors_atomic(&file, avg)?,
         (Format::Safetensors, None) => {
-            let bytes = std::fs::read(&files.weights).map_err(|e| Error::io("cannot read", &files.weights, e))?;
+            let weights = checkpoint::files(&dir, which).weights;
+            let bytes = std::fs::read(&weights).map_err(|e| Error::io("cannot read", &weights, e))?;
             fsio::write_atomic(&file, &bytes)?;
         }
-        (Format::TorchScript, _) => torchscript::save(&model, &args, &file)?,
+        (Format::TorchScript, _) => torchscript::save(&model, &model_args(&cfg), &file)?,
     }
-    let present = [Format::Safetensors, Format::TorchScript].map(Format::file_name);
-    meta["files"] = present.iter().filter(|f| out.join(f).is_file()).copied().collect::<Vec<_>>().into();
+    let mut files = kept;
+    files.insert(format.file_name().to_string(), format!("{:08x}", checkpoint::crc_file(&file)?).into());
+    meta["files"] = files.into();
     fsio::write_json(&out.join("model.json"), &meta)?;
     println!("wrote {} and {}", file.display(), out.join("model.json").display());
     Ok(())
 }
 
-/// `model.json`: the model, the checkpoint the weights come from, the input and the classes.
-fn describe(
-    run: &Path,
-    cfg: &Config,
-    args: &ModelArgs,
-    which: &str,
-    state: &TrainState,
-    averaged: bool,
-) -> Result<serde_json::Value> {
+/// `model.json`: the model, the run and checkpoint the weights come from, the input and the
+/// classes (the file list is added once the files are written).
+fn describe(run: &Path, cfg: &Config, which: &str, state: &TrainState, averaged: bool) -> Result<serde_json::Value> {
     let src = data::source::source(&cfg.data.dataset)?;
-    let (mean, std) = run_dir::normalisation(run, cfg)
-        .map_or((serde_json::Value::Null, serde_json::Value::Null), |(m, s)| (m.into(), s.into()));
-    let classes = src.locate(&cfg.data.root).and_then(|d| src.read_split(&d, false).ok()).map(|t| t.classes);
+    let (mean, std) = run_dir::normalisation(run, cfg).ok_or_else(|| {
+        crate::ckpt_err!(
+            "{}: expected norm_mean and norm_std (the normalisation the model trained with, which model.json gives)",
+            run.join("env.json").display()
+        )
+    })?;
+    let run = std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf());
     Ok(serde_json::json!({
         "model": cfg.model.name,
-        "args": args,
+        "args": model_args(cfg),
+        "run": run,
         "checkpoint": which,
         "weights": if averaged { "exponential moving average" } else { "trained" },
         "epoch": state.epoch,
         "step": state.step,
         "best_val_acc": state.best_acc,
         "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
-        "classes": classes,
+        "classes": super::predict::class_names(run.as_path(), cfg),
     }))
 }
 
-/// One `model.json` describes every file of an export directory: the other format's file may
-/// stay beside this export only if it holds the same weights (model, step, average or not).
-fn check_companion(out: &Path, format: Format, meta: &serde_json::Value) -> Result<()> {
-    let other = match format {
-        Format::Safetensors => Format::TorchScript,
-        Format::TorchScript => Format::Safetensors,
-    }
-    .file_name();
-    if !out.join(other).exists() {
-        return Ok(());
-    }
+/// What an export may replace in `out`: only an earlier export (its `model.json` and the files
+/// that JSON describes, unchanged since). The other format's file may stay if it holds the same
+/// weights (run, step, average or not); its entry is returned, to be listed again.
+fn check_out_dir(
+    out: &Path,
+    format: Format,
+    meta: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let json = out.join("model.json");
-    let old: Option<serde_json::Value> = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let same = |m: &serde_json::Value| ["model", "step", "weights"].iter().all(|k| m[k] == meta[k]);
-    if old.as_ref().is_some_and(same) {
-        return Ok(());
-    }
-    let weights = |m: &serde_json::Value| {
-        let text = |k: &str| m[k].as_str().unwrap_or("?").to_string();
-        format!("the {} weights of checkpoint {} at step {}", text("weights"), text("checkpoint"), m["step"])
+    let refuse = |what: String| {
+        crate::config_err!(
+            "{} holds {what}: export into another directory (--out DIR), or remove it first",
+            out.display()
+        )
     };
-    let held = old.as_ref().map_or("weights that model.json does not describe".to_string(), weights);
-    Err(crate::config_err!(
-        "{} holds {other} with {held}, not {}: export into another directory (--out DIR), or remove {other} first",
-        out.display(),
-        weights(meta)
-    ))
+    let old: Option<serde_json::Value> = match std::fs::read(&json) {
+        Err(_) if !json.exists() => None,
+        bytes => match bytes.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+            Some(v) if v["model"].is_string() && v["input"].is_object() => Some(v),
+            _ => return Err(refuse("a model.json that is not a microvision export's".into())),
+        },
+    };
+    let mut kept = serde_json::Map::new();
+    for f in [Format::Safetensors, Format::TorchScript] {
+        let name = f.file_name();
+        let path = out.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let Some(old) = &old else {
+            return Err(refuse(format!("{name}, which no model.json describes")));
+        };
+        // Exports from before model.json listed its files held only the safetensors file.
+        let listed = match old.get("files") {
+            Some(files) => files.get(name).and_then(|c| c.as_str()).map(str::to_string),
+            None => (f == Format::Safetensors)
+                .then(|| checkpoint::crc_file(&path).map(|c| format!("{c:08x}")))
+                .transpose()?,
+        };
+        let now = checkpoint::crc_file(&path).map(|c| format!("{c:08x}"))?;
+        if listed.as_deref() != Some(now.as_str()) {
+            return Err(refuse(format!("{name}, which its model.json does not describe (changed or added since)")));
+        }
+        let same = ["model", "run", "step", "weights"].iter().all(|k| old[k] == meta[k]);
+        if f != format && !same {
+            let of = |m: &serde_json::Value| {
+                let text = |k: &str| m[k].as_str().unwrap_or("?").to_string();
+                format!("the {} weights of {} at step {}", text("weights"), text("run"), m["step"])
+            };
+            return Err(refuse(format!("{name} with {}, not {}", of(old), of(meta))));
+        }
+        if f != format {
+            kept.insert(name.to_string(), now.into());
+        }
+    }
+    Ok(kept)
 }

@@ -66,7 +66,7 @@ pub fn predict(run: &Path, images: &[PathBuf], which: &str, top: usize) -> Resul
 }
 
 /// The class names: from the run's eval.json, else from the dataset's test split, else numbers.
-fn class_names(run: &Path, cfg: &Config) -> Vec<String> {
+pub(super) fn class_names(run: &Path, cfg: &Config) -> Vec<String> {
     let from_eval = std::fs::read_to_string(run.join("eval.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<crate::train::eval::EvalFile>(&t).ok())

@@ -43,6 +43,8 @@ fn trace_and_save(model: &Model, args: &ModelArgs, path: &Path) -> Result<()> {
     let mut forward = |xs: &[Tensor]| vec![model.forward(&xs[0], false)];
     let module = CModule::create_by_tracing(&model.name, "forward", &[example(model, args, 2)], &mut forward)?;
     let tmp = fsio::tmp_path(path);
+    // LibTorch's own error for an unwritable place is a C++ backtrace: find out first.
+    std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", path, e))?;
     let saved =
         module.save(&tmp).map_err(Error::from).and_then(|()| check_traced(model, &tmp, &example(model, args, 3)));
     if let Err(e) = saved {
