@@ -26,8 +26,14 @@ pub struct LineChart {
 /// A shaded band behind series `.0` of a [`LineChart`]: `(x, low, high)` points.
 pub type Band = (usize, Vec<(f64, f64, f64)>);
 
+/// Values beyond this size set no axis range: a hand-edited 1e308 would make the range (or its
+/// padding) overflow and the tick search never end. Such points fall outside the drawn area.
+const DRAWABLE: f64 = 1e15;
+
+/// The axis range of `points` (finite values of drawable size; `0..1` when there are none).
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = points.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        points.filter(|v| v.abs() < DRAWABLE).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         (0.0, 1.0)
     } else if hi - lo < 1e-12 {
@@ -355,6 +361,13 @@ mod tests {
         assert_eq!(tick(0.05), "0.05");
         assert_eq!(tick(1.25), "1.25");
         assert_eq!(tick(0.00012), "0.0001");
+    }
+
+    #[test]
+    fn axis_ranges_ignore_values_too_large_to_draw() {
+        let v = [0.5, 2.0, f64::NAN, f64::INFINITY, 1.7e308, -1.7e308];
+        assert_eq!(bounds(v.into_iter()), (0.5, 2.0));
+        assert_eq!(bounds([1.7e308].into_iter()), (0.0, 1.0), "nothing drawable: a unit range");
     }
 
     #[test]
