@@ -163,6 +163,20 @@ fn train_eval_and_resume_a_finished_run() {
     assert_eq!(events, std::fs::read_dir(&run).unwrap().count(), "no new files (e.g. TensorBoard events)");
 
     assert_user_error(&mv(&["compare", r, r], tmp.path()), 2, &["given twice"]);
+    // A run without any epoch in metrics.jsonl is left out, not averaged in as zeros.
+    let empty = tmp.path().join("empty-run");
+    std::fs::create_dir(&empty).unwrap();
+    for f in ["config.toml", "env.json", "eval.json"] {
+        std::fs::copy(run.join(f), empty.join(f)).unwrap();
+    }
+    std::fs::write(empty.join("metrics.jsonl"), "").unwrap();
+    let o = mv(&["compare", r, empty.to_str().unwrap(), "--plot-dir", tmp.path().to_str().unwrap()], tmp.path());
+    assert!(
+        o.status.success() && stderr(&o).contains("skipping") && stderr(&o).contains("empty-run"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3, "one run in the table");
     // `report --out` never replaces a file that is not a report.
     let config = run.join("config.toml");
     let o = mv(&["report", r, "--out", config.to_str().unwrap()], tmp.path());

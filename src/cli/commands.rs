@@ -258,7 +258,17 @@ pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<PathBuf>) -> Result
     if runs.is_empty() {
         return Err(crate::config_err!("no training runs to compare, only learning-rate sweeps"));
     }
-    let summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
+    let mut summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
+    // A run with no epoch in its metrics.jsonl has no number to average in.
+    summaries.retain(|s| {
+        if s.epochs == 0 {
+            eprintln!("skipping {}: no finished epoch in its metrics.jsonl", s.dir.display());
+        }
+        s.epochs > 0
+    });
+    if summaries.is_empty() {
+        return Err(crate::config_err!("no run to compare has a finished epoch in its metrics.jsonl"));
+    }
     let groups = group(summaries);
     print!("{}", table(&groups, csv));
     let dir = plot_dir.unwrap_or_else(|| runs[0].parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));

@@ -32,8 +32,7 @@ const DRAWABLE: f64 = 1e15;
 
 /// The axis range of `points` (finite values of drawable size; `0..1` when there are none).
 fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) =
-        points.filter(|v| v.abs() < DRAWABLE).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = points.filter(|v| v.abs() < DRAWABLE).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         (0.0, 1.0)
     } else if hi - lo < 1e-12 {
