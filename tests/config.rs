@@ -135,6 +135,7 @@ fn range_errors_name_key_value_and_expectation() {
         ("train.grad_clip=-2", "train.grad_clip", ">= 0"),
         ("schedule.warmup_epochs=11", "schedule.warmup_epochs", "to train.epochs (10)"),
         ("data.root=\"\"", "data.root", "expected the directory"),
+        ("train.nan_lr_factor=0", "train.nan_lr_factor", "(0, 1]"),
         (
             "data.train_sizes=[16, 40]",
             "data.train_sizes",

@@ -63,7 +63,7 @@ pub struct TrainConfig {
     /// On a NaN/Inf loss: "stop" (exit with the step named) or "restore" (reload the newest
     /// checkpoint and lower the learning rate; at most 3 times).
     pub on_nan: String,
-    /// Factor applied to the learning rate at each divergence restore.
+    /// Factor applied to the learning rate at each divergence restore, in (0, 1].
     pub nan_lr_factor: f64,
 }
 

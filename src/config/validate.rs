@@ -109,7 +109,11 @@ fn model_optim(c: &Config) -> Result<()> {
 
 /// `[train]`: the loop, its precision and recovery, evaluation and early stopping.
 fn train(c: &Config) -> Result<()> {
-    in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
+    let factor = c.train.nan_lr_factor;
+    if !(factor > 0.0 && factor <= 1.0) {
+        // 0 would train the rest of the run at a zero learning rate: a stop that looks like a run.
+        return Err(config_err!("`train.nan_lr_factor` = {factor}: expected a number in (0, 1]"));
+    }
     positive_i("train.epochs", c.train.epochs)?;
     int_range("train.threads", c.train.threads, 0, 1024)?;
     int_range("train.replicas", c.train.replicas, 1, 64)?;
