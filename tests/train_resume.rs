@@ -158,6 +158,25 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
 }
 
 #[test]
+fn a_finished_run_without_checkpoints_or_metrics_is_not_trained_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.train.epochs = 1;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.fit().unwrap();
+    let run = t.run_dir.clone();
+    drop(t);
+    std::fs::write(run.join("eval.json"), "{\"accuracy\": 0.5}").unwrap(); // as the CLI's final evaluation
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    let _ = std::fs::remove_file(run.join("metrics.jsonl")); // written by the CLI's sinks, not by a bare fit
+    let err = Trainer::resume(&run).err().expect("the run finished: resume must refuse");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("no checkpoint in") && !err.to_string().contains("warnings above"), "{err}");
+    assert_eq!(std::fs::read_to_string(run.join("eval.json")).unwrap(), "{\"accuracy\": 0.5}");
+}
+
+#[test]
 fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
     let tmp = tempfile::tempdir().unwrap();
     let t = stopped_after_one_epoch(tmp.path());

@@ -142,7 +142,10 @@ impl Trainer {
             }
             // Killed in the first epoch (or inside its checkpoint write): start over, which gives
             // the same run (the same seed).
-            None if !checkpoint::records_finished_epoch(&dir) && !run_dir::has_epoch_records(&self.run_dir) => {
+            None if !checkpoint::records_finished_epoch(&dir)
+                && !run_dir::has_epoch_records(&self.run_dir)
+                && !self.run_dir.join("eval.json").exists() =>
+            {
                 if !self.cfg.model.init_from.is_empty() {
                     // `new` saved the initial weights as `last`: without them the start is lost.
                     return Err(Error::Checkpoint(format!(
@@ -158,14 +161,20 @@ impl Trainer {
                 self.init_from_data();
             }
             None => {
+                // load_newest_valid warned about each checkpoint it could not read.
+                let unreadable = ["last", "best"].iter().any(|t| checkpoint::files(&dir, t).state.exists());
                 return Err(Error::Checkpoint(format!(
-                    "cannot resume {}: no readable checkpoint in {} (see the warnings above), though the run \
-                     had finished epochs: starting over would overwrite it, so nothing was changed. Start a \
-                     new run with `microvision train -c {}`",
+                    "cannot resume {}: {} {}, though the run had finished epochs: starting over would overwrite \
+                     it, so nothing was changed. Start a new run with `microvision train -c {}`",
                     self.run_dir.display(),
-                    dir.display(),
+                    if unreadable { "no readable checkpoint in" } else { "no checkpoint in" },
+                    if unreadable {
+                        format!("{} (see the warnings above)", dir.display())
+                    } else {
+                        dir.display().to_string()
+                    },
                     self.run_dir.join("config.toml").display()
-                )))
+                )));
             }
         }
         Ok(())
