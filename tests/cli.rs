@@ -374,6 +374,11 @@ fn lr_find_and_augment_preview_write_their_pictures() {
     assert!(run.join("lr_find.png").exists() && run.join("lr_find.svg").exists());
     let o = mv(&["lr-find", "-c", cfg.to_str().unwrap(), "--start", "1", "--end", "0.1"], tmp.path());
     assert_user_error(&o, 2, &["--start", "--end"]);
+    let o = mv(&["lr-find", "-c", cfg.to_str().unwrap(), "--end", "1.7e308"], tmp.path());
+    assert_user_error(&o, 2, &["--end <= 1e4", "1.7e308"]);
+    for cmd in ["eval", "export", "plot", "report"] {
+        assert_user_error(&mv(&[cmd, run.to_str().unwrap()], tmp.path()), 4, &["learning-rate sweep", "lr_find.json"]);
+    }
     let o = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
     assert_user_error(&o, 4, &["learning-rate sweep", "nothing to resume"]);
     assert!(!run.join("checkpoints").exists(), "no training inside the sweep's directory");

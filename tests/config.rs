@@ -130,6 +130,7 @@ fn range_errors_name_key_value_and_expectation() {
         ("data.input_size=1000", "data.input_size", "from 1 to 512"),
         ("name=\"a\\nb\"", "`name`", "control characters"),
         ("name=\" \"", "`name`", "1 to 100 bytes"),
+        ("name=\"a-lrfind\"", "`name`", "reserved for the directories of lr-find sweeps"),
         ("output.runs_dir=\"\"", "output.runs_dir", "expected a directory"),
         ("schedule.div_factor=0.5", "schedule.div_factor", ">= 1"),
         ("train.grad_clip=-2", "train.grad_clip", ">= 0"),

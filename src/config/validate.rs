@@ -50,6 +50,13 @@ fn run_paths(c: &Config) -> Result<()> {
             c.name
         ));
     }
+    if c.name.contains(crate::train::run_dir::LR_SWEEP_SUFFIX) {
+        return Err(config_err!(
+            "`name` = {:?}: {:?} is reserved for the directories of lr-find sweeps; expected another name",
+            c.name,
+            crate::train::run_dir::LR_SWEEP_SUFFIX
+        ));
+    }
     if c.output.runs_dir.as_os_str().is_empty() {
         return Err(config_err!(
             "`output.runs_dir` = \"\": expected a directory for the run directories, e.g. \"runs\""

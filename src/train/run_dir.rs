@@ -108,6 +108,13 @@ pub fn read_config(run: &Path) -> Result<Config> {
 /// [`read_config`] with `key=value` overrides applied (as `train --set`).
 pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
     let path = run.join("config.toml");
+    if run.is_dir() && is_lr_sweep(run) {
+        return Err(Error::Checkpoint(format!(
+            "{} holds a learning-rate sweep (lr-find), not a training run: its results are lr_find.json and \
+             lr_find.png there",
+            run.display()
+        )));
+    }
     if !run.is_dir() {
         return Err(Error::Checkpoint(if run.exists() {
             format!("{} is a file; expected a run directory (runs/<name>-<time>)", run.display())
