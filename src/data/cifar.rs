@@ -152,13 +152,23 @@ impl CifarSpec {
 
     /// Class names from the names file, or "0", "1", ... when it is absent.
     pub fn class_names(&self, dir: &Path) -> Vec<String> {
-        let text = std::fs::read_to_string(dir.join(self.names_file)).unwrap_or_default();
+        let path = dir.join(self.names_file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
         let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
         if names.len() == self.num_classes {
-            names
-        } else {
-            (0..self.num_classes).map(|i| i.to_string()).collect()
+            return names;
         }
+        // Once a process: the train and test splits both read the names.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if path.exists() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "warning: {} lists {} class names, expected {}: the classes are numbered instead",
+                path.display(),
+                names.len(),
+                self.num_classes
+            );
+        }
+        (0..self.num_classes).map(|i| i.to_string()).collect()
     }
 
     /// MD5 sums of the data files in `dir` (name, hex digest), for provenance and verification.
