@@ -10,6 +10,18 @@ fn mv(args: &[&str], data: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_microvision")).args(args).env("MICROVISION_DATA", data).output().unwrap()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -134,9 +146,9 @@ fn train_eval_and_resume_a_finished_run() {
         serde_json::from_str(&std::fs::read_to_string(run.join("export/model.json")).unwrap()).unwrap();
     let files: Vec<&String> = meta["files"].as_object().unwrap().keys().collect();
     assert_eq!(files, ["model.pt", "model.safetensors"], "model.json lists both files (with their CRC32C)");
-    // model.json describes both files: weights of another step may not join them.
+    // model.json describes both files: other weights (another checkpoint file) may not join them.
     let mut other = meta.clone();
-    other["step"] = (meta["step"].as_i64().unwrap() + 1).into();
+    other["checkpoint_crc32c"] = "00000000".into();
     std::fs::write(run.join("export/model.json"), other.to_string()).unwrap();
     let pt = std::fs::read(run.join("export/model.pt")).unwrap();
     let o = mv(&["export", r], tmp.path());
@@ -153,6 +165,42 @@ fn train_eval_and_resume_a_finished_run() {
     std::fs::write(run.join("export/model.safetensors"), b"changed").unwrap();
     let o = mv(&["export", r, "--format", "torchscript"], tmp.path());
     assert_user_error(&o, 2, &["model.safetensors, which its model.json does not describe"]);
+    // The same format's file is this export's to replace, changed or not.
+    let o = mv(&["export", r], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The run moved (or given as another path): the same weights join the other format's file.
+    let moved = tmp.path().join("moved-run");
+    copy_dir(&run, &moved);
+    let o = mv(
+        &["export", &format!("{}/", moved.display()), "--out", &format!("{r}/export"), "--format", "torchscript"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An export of an earlier version (model.json without the file list and weight identity).
+    let legacy = tmp.path().join("legacy");
+    std::fs::create_dir(&legacy).unwrap();
+    std::fs::copy(run.join("export/model.safetensors"), legacy.join("model.safetensors")).unwrap();
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("export/model.json")).unwrap()).unwrap();
+    for k in ["files", "run", "step", "checkpoint_crc32c"] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    std::fs::write(legacy.join("model.json"), old.to_string()).unwrap();
+    let o = mv(&["export", r, "--out", legacy.to_str().unwrap(), "--format", "torchscript"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A saved config that an earlier version accepted but new runs may not use stays readable.
+    let text = std::fs::read_to_string(moved.join("config.toml")).unwrap();
+    let text =
+        text.replacen("name = \"", "name = \"old-lrfind-", 1).replace("nan_lr_factor = 0.5", "nan_lr_factor = 0.0");
+    assert!(text.contains("nan_lr_factor = 0.0"), "{text}");
+    std::fs::write(moved.join("config.toml"), text).unwrap();
+    let o = mv(&["export", moved.to_str().unwrap(), "--out", tmp.path().join("old-out").to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // ... and its directory, named like a sweep's, holds checkpoints: a training run.
+    let named = tmp.path().join("old-lrfind-20260101-000000");
+    std::fs::rename(&moved, &named).unwrap();
+    let o = mv(&["export", named.to_str().unwrap(), "--out", tmp.path().join("old-out").to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
 
     let before = std::fs::read(run.join("checkpoints/last.safetensors")).unwrap();
     let events = std::fs::read_dir(&run).unwrap().count();
@@ -176,7 +224,7 @@ fn train_eval_and_resume_a_finished_run() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3, "one run in the table");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("+-"), "nothing averaged with the empty run");
     // `report --out` never replaces a file that is not a report.
     let config = run.join("config.toml");
     let o = mv(&["report", r, "--out", config.to_str().unwrap()], tmp.path());

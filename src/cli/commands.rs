@@ -140,10 +140,11 @@ pub fn report(run: &Path, out: Option<PathBuf>) -> Result<()> {
 
 /// `microvision lr-find`: the learning-rate range test, written to the run as JSON and a plot.
 pub fn lr_find(config: &Path, overrides: &[String], (start, end, steps): (f64, f64, usize)) -> Result<()> {
-    // Beyond 1e4 no learning rate trains, and the geometric sweep would overflow to inf.
-    if !(start > 0.0 && end > start && end <= 1e4 && steps >= 5) {
+    // Beyond 1e4 no learning rate trains; and the geometric sweep would overflow to inf for
+    // end / start beyond f64 (1e-310 .. 1e4).
+    if !(start >= 1e-12 && end > start && end <= 1e4 && steps >= 5) {
         return Err(crate::Error::Config(format!(
-            "lr-find: expected 0 < --start < --end <= 1e4 and --steps >= 5 (got {start:e}, {end:e}, {steps})"
+            "lr-find: expected 1e-12 <= --start < --end <= 1e4 and --steps >= 5 (got {start:e}, {end:e}, {steps})"
         )));
     }
     let mut cfg = Config::load(config, overrides)?;

@@ -84,7 +84,8 @@ fn describe(run: &Path, cfg: &Config, which: &str, state: &TrainState, averaged:
             run.join("env.json").display()
         )
     })?;
-    let run = std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf());
+    // Resolved, so that `runs/x`, `./runs/x/` and a link to it name one run.
+    let run = std::fs::canonicalize(run).unwrap_or_else(|_| run.to_path_buf());
     Ok(serde_json::json!({
         "model": cfg.model.name,
         "args": model_args(cfg),
@@ -93,66 +94,88 @@ fn describe(run: &Path, cfg: &Config, which: &str, state: &TrainState, averaged:
         "weights": if averaged { "exponential moving average" } else { "trained" },
         "epoch": state.epoch,
         "step": state.step,
+        // The checkpoint tensor file the weights come from: their identity.
+        "checkpoint_crc32c": format!("{:08x}", if averaged { state.optim_crc32c } else { state.weights_crc32c }),
         "best_val_acc": state.best_acc,
         "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
         "classes": super::predict::class_names(run.as_path(), cfg),
     }))
 }
 
-/// What an export may replace in `out`: only an earlier export (its `model.json` and the files
-/// that JSON describes, unchanged since). The other format's file may stay if it holds the same
-/// weights (run, step, average or not); its entry is returned, to be listed again.
+/// What an export may replace in `out`: only an earlier export (its `model.json`, and the file
+/// of the format being written). The other format's file may stay if `model.json` lists it
+/// unchanged and it holds the same weights (model, checkpoint file CRC, average or not); its
+/// entry is returned, to be listed again.
 fn check_out_dir(
     out: &Path,
     format: Format,
     meta: &serde_json::Value,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let json = out.join("model.json");
     let refuse = |what: String| {
         crate::config_err!(
             "{} holds {what}: export into another directory (--out DIR), or remove it first",
             out.display()
         )
     };
-    let old: Option<serde_json::Value> = match std::fs::read(&json) {
-        Err(_) if !json.exists() => None,
-        bytes => match bytes.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
-            Some(v) if v["model"].is_string() && v["input"].is_object() => Some(v),
-            _ => return Err(refuse("a model.json that is not a microvision export's".into())),
-        },
-    };
+    let old = earlier_export(out).map_err(refuse)?;
     let mut kept = serde_json::Map::new();
     for f in [Format::Safetensors, Format::TorchScript] {
         let name = f.file_name();
-        let path = out.join(name);
-        if !path.exists() {
+        if !out.join(name).exists() {
             continue;
         }
         let Some(old) = &old else {
             return Err(refuse(format!("{name}, which no model.json describes")));
         };
-        // Exports from before model.json listed its files held only the safetensors file.
-        let listed = match old.get("files") {
-            Some(files) => files.get(name).and_then(|c| c.as_str()).map(str::to_string),
-            None => (f == Format::Safetensors)
-                .then(|| checkpoint::crc_file(&path).map(|c| format!("{c:08x}")))
-                .transpose()?,
-        };
-        let now = checkpoint::crc_file(&path).map(|c| format!("{c:08x}"))?;
-        if listed.as_deref() != Some(now.as_str()) {
+        if f == format {
+            continue; // replaced by this export
+        }
+        let now = format!("{:08x}", checkpoint::crc_file(&out.join(name))?);
+        // Exports of earlier versions listed no files: trust theirs.
+        let listed = old.get("files").map_or(Some(now.as_str()), |files| files[name].as_str());
+        if listed != Some(now.as_str()) {
             return Err(refuse(format!("{name}, which its model.json does not describe (changed or added since)")));
         }
-        let same = ["model", "run", "step", "weights"].iter().all(|k| old[k] == meta[k]);
-        if f != format && !same {
+        if !same_weights(old, meta) {
             let of = |m: &serde_json::Value| {
                 let text = |k: &str| m[k].as_str().unwrap_or("?").to_string();
-                format!("the {} weights of {} at step {}", text("weights"), text("run"), m["step"])
+                format!(
+                    "the {} weights of {} (checkpoint {}, epoch {})",
+                    text("weights"),
+                    text("run"),
+                    text("checkpoint"),
+                    m["epoch"]
+                )
             };
             return Err(refuse(format!("{name} with {}, not {}", of(old), of(meta))));
         }
-        if f != format {
-            kept.insert(name.to_string(), now.into());
-        }
+        kept.insert(name.to_string(), now.into());
     }
     Ok(kept)
+}
+
+/// The `model.json` of an earlier export in `out` (`None`: there is none); an error text when the
+/// file there is something else.
+fn earlier_export(out: &Path) -> std::result::Result<Option<serde_json::Value>, String> {
+    let json = out.join("model.json");
+    if !json.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&json).map_err(|e| format!("a model.json that cannot be read ({e})"))?;
+    match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(v) if v["model"].is_string() && v["input"].is_object() => Ok(Some(v)),
+        _ => Err("a model.json that is not a microvision export's".into()),
+    }
+}
+
+/// Whether two exports' descriptions name the same weights: by the CRC32C of the checkpoint file
+/// they came from (wherever the run lies now), or, for exports of earlier versions that did not
+/// record it, by checkpoint and epoch.
+fn same_weights(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    let keys: &[&str] = if a["checkpoint_crc32c"].is_string() {
+        &["model", "weights", "checkpoint_crc32c"]
+    } else {
+        &["model", "weights", "checkpoint", "epoch"]
+    };
+    keys.iter().all(|k| a[*k] == b[*k])
 }

@@ -15,10 +15,18 @@ pub(super) fn load_file(path: &Path, overrides: &[String], env_root: Option<Path
             path.display()
         )
     })?;
-    load_str(&text, &path.display().to_string(), overrides, env_root)
+    load_str(&text, &path.display().to_string(), overrides, env_root, true)
 }
 
-pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root: Option<PathBuf>) -> Result<Config> {
+/// Parses and validates a config; `new_run` adds the checks only new runs must pass
+/// ([`super::validate::validate_new`]).
+pub(super) fn load_str(
+    text: &str,
+    origin: &str,
+    overrides: &[String],
+    env_root: Option<PathBuf>,
+    new_run: bool,
+) -> Result<Config> {
     let mut value: Value = toml::from_str(text)
         .map_err(|e| config_err!("config {origin}: invalid TOML: {}", clip_lines(&e.to_string())))?;
     check_keys(&value, &schema(), "", origin)?;
@@ -43,7 +51,8 @@ pub(super) fn load_str(text: &str, origin: &str, overrides: &[String], env_root:
             None => config_err!("config {origin}: {msg}"),
         }
     })?;
-    cfg.validate().map_err(|e| match e {
+    let checked = cfg.validate().and_then(|()| if new_run { super::validate::validate_new(&cfg) } else { Ok(()) });
+    checked.map_err(|e| match e {
         Error::Config(msg) => match override_of(&msg, overrides) {
             Some(ov) => config_err!("--set {ov}: {msg}"),
             // A check across keys may involve an override: name both sources.

@@ -306,12 +306,19 @@ impl Config {
 
     /// The default config with `--set` overrides, as a new run sees it (`MICROVISION_DATA` applies).
     pub fn defaults(overrides: &[String]) -> Result<Config> {
-        load::load_str("", "(defaults)", overrides, data_env())
+        load::load_str("", "(defaults)", overrides, data_env(), true)
     }
 
-    /// Parses TOML text (`origin` names it in errors) with overrides; no environment lookup.
+    /// Parses TOML text (`origin` names it in errors) with overrides, as a new run's config; no
+    /// environment lookup.
     pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
-        load::load_str(text, origin, overrides, None)
+        load::load_str(text, origin, overrides, None, true)
+    }
+
+    /// Parses a saved run's `config.toml` with overrides: the checks of [`Config::from_toml_str`]
+    /// except those for new runs only (an earlier version may have allowed those values).
+    pub fn from_saved_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+        load::load_str(text, origin, overrides, None, false)
     }
 
     /// Checks ranges and option consistency; the error names the key, value and expectation.

@@ -26,6 +26,24 @@ pub(super) fn validate(c: &Config) -> Result<()> {
     consistency(c)
 }
 
+/// Checks that only configs for new runs must pass: a saved run's `config.toml`, written by an
+/// earlier version that allowed these values, stays readable.
+pub(super) fn validate_new(c: &Config) -> Result<()> {
+    if c.name.contains(crate::train::run_dir::LR_SWEEP_SUFFIX) {
+        return Err(config_err!(
+            "`name` = {:?}: {:?} is reserved for the directories of lr-find sweeps; expected another name",
+            c.name,
+            crate::train::run_dir::LR_SWEEP_SUFFIX
+        ));
+    }
+    let factor = c.train.nan_lr_factor;
+    if factor == 0.0 {
+        // It would train the rest of the run at a zero learning rate: a stop that looks like a run.
+        return Err(config_err!("`train.nan_lr_factor` = {factor}: expected a number in (0, 1]"));
+    }
+    Ok(())
+}
+
 /// The string options that name one of a fixed set of choices.
 fn names(c: &Config) -> Result<()> {
     one_of("data.dataset", &c.data.dataset, DATASETS)?;
@@ -48,13 +66,6 @@ fn run_paths(c: &Config) -> Result<()> {
         return Err(config_err!(
             "`name` = {:?}: expected a run name of 1 to 100 bytes without '/', control characters or a leading '.'",
             c.name
-        ));
-    }
-    if c.name.contains(crate::train::run_dir::LR_SWEEP_SUFFIX) {
-        return Err(config_err!(
-            "`name` = {:?}: {:?} is reserved for the directories of lr-find sweeps; expected another name",
-            c.name,
-            crate::train::run_dir::LR_SWEEP_SUFFIX
         ));
     }
     if c.output.runs_dir.as_os_str().is_empty() {
@@ -116,11 +127,7 @@ fn model_optim(c: &Config) -> Result<()> {
 
 /// `[train]`: the loop, its precision and recovery, evaluation and early stopping.
 fn train(c: &Config) -> Result<()> {
-    let factor = c.train.nan_lr_factor;
-    if !(factor > 0.0 && factor <= 1.0) {
-        // 0 would train the rest of the run at a zero learning rate: a stop that looks like a run.
-        return Err(config_err!("`train.nan_lr_factor` = {factor}: expected a number in (0, 1]"));
-    }
+    in_range("train.nan_lr_factor", c.train.nan_lr_factor, 0.0, 1.0)?;
     positive_i("train.epochs", c.train.epochs)?;
     int_range("train.threads", c.train.threads, 0, 1024)?;
     int_range("train.replicas", c.train.replicas, 1, 64)?;

@@ -70,10 +70,11 @@ pub fn lock(run: &Path) -> Result<RunLock> {
 pub const LR_SWEEP_SUFFIX: &str = "-lrfind";
 
 /// Whether `run` is the directory of an `lr-find` sweep rather than of a training run: named
-/// `<name>-lrfind-<time>`, with lr_find.json once the sweep has finished.
+/// `<name>-lrfind-<time>` without checkpoints, with lr_find.json once the sweep has finished.
 pub fn is_lr_sweep(run: &Path) -> bool {
     let named = run.file_name().is_some_and(|n| n.to_string_lossy().contains(&format!("{LR_SWEEP_SUFFIX}-")));
-    named || run.join("lr_find.json").is_file()
+    // Earlier versions allowed `-lrfind` in run names: a training run has checkpoints.
+    (named && !run.join("checkpoints").exists()) || run.join("lr_find.json").is_file()
 }
 
 /// The normalisation statistics the run trained with (env.json), else the dataset's published
@@ -122,7 +123,7 @@ pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
             format!("run directory {} does not exist", run.display())
         }));
     }
-    Config::from_toml_str(
+    Config::from_saved_toml(
         &std::fs::read_to_string(&path).map_err(|e| {
             Error::Checkpoint(format!("{} is not a run directory: cannot read {}: {e}", run.display(), path.display()))
         })?,
