@@ -61,6 +61,17 @@ fn train_eval_and_resume_a_finished_run() {
     let out = mv(&["eval", run.to_str().unwrap(), "--checkpoint", "last"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run.join("eval-last.json").exists());
+    // Another test set (here a part of it) gets a file of its own: the run's evaluation stays.
+    let before = std::fs::read(run.join("eval-last.json")).unwrap();
+    let out = mv(&["eval", run.to_str().unwrap(), "--set", "data.limit_test=10"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(run.join("eval-last.json")).unwrap(), before);
+    let other: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("eval-last-data") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(other.len(), 1, "{other:?}");
     // predict: the first test image, as a PNG file, gets the class and confidence eval gave it.
     let bytes = std::fs::read(tmp.path().join("cifar-10-batches-bin/test_batch.bin")).unwrap();
     let planes = &bytes[1..3073];

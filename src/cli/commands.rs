@@ -65,6 +65,18 @@ pub fn show_config(config: Option<PathBuf>, overrides: &[String]) -> Result<()> 
     Ok(())
 }
 
+/// `-data<CRC32C>` when `--set` chose another test set than the run's (`data.dataset`, `root`
+/// or `limit_test`), so the evaluation of the run's own test set is not replaced.
+fn test_set_suffix(run: &Path, cfg: &Config) -> Result<String> {
+    let saved = run_dir::read_config(run)?;
+    let test_set = |c: &Config| format!("{}\n{}\n{}", c.data.dataset, c.data.root.display(), c.data.limit_test);
+    Ok(if test_set(&saved) == test_set(cfg) {
+        String::new()
+    } else {
+        format!("-data{:08x}", crc32c::crc32c(test_set(cfg).as_bytes()))
+    })
+}
+
 /// `microvision eval`: evaluates a run's checkpoint on the test split and writes the result file.
 pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
     let cfg = run_dir::read_config_with(run, overrides)?;
@@ -81,7 +93,8 @@ pub fn eval(run: &Path, which: &str, overrides: &[String]) -> Result<()> {
         Some(p) if p != precision.name() => format!("-{}", precision.name()),
         _ => String::new(),
     };
-    let out = run.join(format!("eval-{which}{}{precision_suffix}.json", tta.file_suffix()));
+    let out =
+        run.join(format!("eval-{which}{}{precision_suffix}{}.json", tta.file_suffix(), test_set_suffix(run, &cfg)?));
     fsio::write_json(&out, &EvalFile::new(&result, &data.test.classes, which, tta))?;
     println!(
         "checkpoint {which} (epoch {}): test accuracy {:.2}% (top-5 {:.2}%)  loss {:.4}  ({:.1} s, TTA level {} on \
