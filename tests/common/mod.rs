@@ -4,6 +4,7 @@
 
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// Record size of CIFAR-10's binary layout.
 pub const RECORD: usize = 1 + 3072;
@@ -101,4 +102,49 @@ impl microvision::train::callbacks::Callback for StopAt {
             self.1.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
+}
+
+/// Runs the `microvision` binary with `MICROVISION_DATA` pointing at `data`.
+pub fn mv(args: &[&str], data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microvision")).args(args).env("MICROVISION_DATA", data).output().unwrap()
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A process's standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a user mistake: exit code `code`, no panic, and every needle in the message.
+pub fn assert_user_error(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(!err.contains("panicked"), "user mistakes must not panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+/// A tiny training config (`cli`, 2 epochs, batch 32) whose runs go to `dir/runs`.
+pub fn write_config(dir: &Path) -> std::path::PathBuf {
+    let runs = dir.join("runs");
+    let path = dir.join("tiny.toml");
+    let text = format!(
+        "name = \"cli\"\n[data]\nbatch_size = 32\n[train]\nepochs = 2\nthreads = 1\n[output]\nruns_dir = \"{}\"\n",
+        runs.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
