@@ -97,9 +97,13 @@ fn another_architecture_or_a_missing_source_is_refused_before_the_run_exists() {
     Tensor::write_safetensors(&weights(&other.vs).into_iter().collect::<Vec<_>>(), &file).unwrap();
     let runs = tmp.path().join("runs");
     let mut cfg = common::tiny_config(tmp.path(), &runs);
+    let dangling = tmp.path().join("dangling");
+    std::os::unix::fs::symlink(tmp.path().join("gone"), &dangling).unwrap();
     for (source, expected) in [
         (file.display().to_string(), "another architecture's weights"),
         (tmp.path().join("nowhere").display().to_string(), "does not exist"),
+        (dangling.display().to_string(), "is a link to nothing readable"),
+        ("/dev/null".to_string(), "is not a regular file or directory"),
         (data.join("data_batch_1.bin").display().to_string(), "cannot read it as safetensors"),
         (data.display().to_string(), "expected a run directory or a .safetensors file"),
     ] {

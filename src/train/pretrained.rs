@@ -99,8 +99,14 @@ fn read_source(source: &Path) -> Result<Pretrained> {
         return Ok(Pretrained { origin, weights, fresh: Vec::new(), record });
     }
     if !source.is_file() {
+        // A device file, a socket or a dangling (or looping) link exists without being either.
+        let what = match std::fs::symlink_metadata(source) {
+            Err(_) => "does not exist",
+            Ok(m) if m.file_type().is_symlink() => "is a link to nothing readable",
+            Ok(_) => "is not a regular file or directory",
+        };
         return Err(ckpt_err!(
-            "model.init_from = {:?} does not exist; expected a run directory or a .safetensors file",
+            "model.init_from = {:?} {what}; expected a run directory or a .safetensors file",
             source.display()
         ));
     }
