@@ -7,9 +7,9 @@ Autograd differentiates through the ops, so the backward is Winograd too. It als
 and both gradients against the direct convolution, and whether LibTorch's own Winograd path
 (NNPACK) runs on this CPU.
 
-Written when fp32 convolutions took 89% of the airbench94 step on an AVX2-only CPU (README,
-Results): Winograd does 2.2-3.8x fewer multiplications per output there, the only way left below
-that floor for a driver calling the same kernels.
+Written when fp32 convolutions took 89% of the airbench94 step on an AVX2-only CPU
+(docs/results.md): Winograd does 2.2-3.8x fewer multiplications per output there, the only way
+left below that floor for a driver calling the same kernels.
 
 usage: .venv/bin/python bench/conv_winograd.py [--batch 500] [--repeats 5]
 """

@@ -78,7 +78,10 @@ fn batches(c: &mut Criterion) {
     g.bench_function("crop_flip_normalize", |b| b.iter(|| plain.epoch(1).count()));
     let cutout = Loader::new(&data, spec(AugmentConfig { cutout: 16, ..Default::default() }));
     g.bench_function("plus_cutout", |b| b.iter(|| cutout.epoch(1).count()));
-    let aa = Loader::new(&data, spec(AugmentConfig { policy: "autoaugment".into(), ..Default::default() }));
+    let aa = Loader::new(
+        &data,
+        spec(AugmentConfig { policy: microvision::config::AugmentPolicy::AutoAugment, ..Default::default() }),
+    );
     g.bench_function("plus_autoaugment", |b| b.iter(|| aa.epoch(1).count()));
     g.finish();
 }

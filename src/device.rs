@@ -93,7 +93,7 @@ fn note_emulated_bf16() {
         eprintln!(
             "note: `train.precision` = \"bf16\" on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN \
              refuses bf16 convolutions there and LibTorch falls back to its reference kernels, many times \
-             slower than fp32 (see README, Mixed precision); \"auto\" picks fp32 on this CPU"
+             slower than fp32 (see docs/recipes.md, Mixed precision); \"auto\" picks fp32 on this CPU"
         )
     });
 }
@@ -128,8 +128,8 @@ pub fn set_threads(n: i64) {
 
 /// Device and precision for a training config.
 pub fn resolve(train: &TrainConfig) -> Result<(Device, Precision)> {
-    let device = select_device(&train.device)?;
-    let precision = select_precision(&train.precision, device)?;
+    let device = select_device(train.device.as_str())?;
+    let precision = select_precision(train.precision.as_str(), device)?;
     Ok((device, precision))
 }
 

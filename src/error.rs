@@ -46,7 +46,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error (documented in the README).
+    /// The process exit code for this error (documented in docs/run-directory.md).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => 2,

@@ -1,9 +1,12 @@
 //! microvision: a small-scale computer-vision research lab on LibTorch.
 //!
-//! Layers (imports flow downward only): `cli` -> `analysis`, `bench` -> `track` -> `train` ->
-//! `models` -> `data` -> `config`, `device`, `metrics`, `error`, `fsio`, `failpoint`. One exception:
-//! `config`'s validation asks `data::source` for a dataset's channels, image size and class count,
-//! so that a config naming the wrong ones fails when it is loaded.
+//! The verbs a user calls live in [`lab`] (train, resume, eval, predict, export, compare, plot,
+//! report); the `microvision` binary is a thin shell over them.
+//!
+//! Layers (imports flow downward only): `cli` -> `lab` -> `analysis`, `bench` -> `track` ->
+//! `train` -> `models` -> `data` -> `run` -> `config`, `device`, `metrics`, `error`, `fsio`,
+//! `failpoint`, with no cycle: `config` holds the dataset facts (channels, image side, classes)
+//! it checks a config against, and `data` follows them.
 
 // The guide asks for a doc comment on every public item; clippy -D warnings makes this binding.
 #![warn(missing_docs)]
@@ -21,6 +24,8 @@ pub use error::{Error, Result};
 pub mod analysis;
 pub mod bench;
 pub mod cli;
+pub mod lab;
 pub mod metrics;
+pub mod run;
 pub mod track;
 pub mod train;

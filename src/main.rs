@@ -1,4 +1,4 @@
-//! The `microvision` binary: maps errors to messages and exit codes (see README).
+//! The `microvision` binary: maps errors to messages and exit codes (docs/run-directory.md).
 
 use clap::Parser;
 

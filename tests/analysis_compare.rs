@@ -3,7 +3,7 @@
 mod common;
 
 use microvision::analysis::compare::{curves, differing_keys, group, group_labels, summarize, table};
-use microvision::analysis::history::History;
+use microvision::run::History;
 use microvision::train::Trainer;
 
 #[test]
@@ -16,7 +16,7 @@ fn runs_differing_only_in_seed_are_grouped() {
         cfg.train.seed = seed;
         cfg.optim.lr = lr;
         let mut t = Trainer::new(cfg).unwrap();
-        microvision::analysis::tracked::fit(&mut t).unwrap();
+        microvision::lab::fit(&mut t).unwrap();
         dirs.push(t.run_dir.clone());
     }
     let summaries: Vec<_> = dirs.iter().map(|d| summarize(d).unwrap()).collect();
@@ -98,7 +98,7 @@ fn fine_tunes_of_sources_that_differ_only_in_seed_are_grouped() {
         (cfg.train.seed, cfg.optim.lr, cfg.train.epochs) = (seed, lr, 1);
         cfg.model.init_from = init_from.to_string();
         let mut t = Trainer::new(cfg).unwrap();
-        microvision::analysis::tracked::fit(&mut t).unwrap();
+        microvision::lab::fit(&mut t).unwrap();
         t.run_dir.display().to_string()
     };
     let sources = [train(1, 0.02, ""), train(2, 0.02, ""), train(3, 0.05, "")];

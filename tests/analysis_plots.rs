@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use microvision::analysis::{history::History, plots, report};
+use microvision::analysis::{plots, report};
 use microvision::models::{Model, ModelArgs, MODELS};
+use microvision::run::History;
 use microvision::train::Trainer;
 
 const STEMS: &[&str] = &[
@@ -31,7 +32,7 @@ fn run() -> &'static Path {
         let _ = std::fs::remove_dir_all(&root);
         common::synthetic_cifar10(&root, 20, 50);
         let mut t = Trainer::new(common::tiny_config(&root, &root.join("runs"))).unwrap();
-        microvision::analysis::tracked::fit(&mut t).unwrap();
+        microvision::lab::fit(&mut t).unwrap();
         t.run_dir.clone()
     })
 }
@@ -115,7 +116,7 @@ fn the_lr_plot_draws_muons_filter_rate_beside_the_schedule() {
     let h = History::read(run()).unwrap();
     let names = |c: &microvision::Config| plots::lr_chart(&h, c).series.into_iter().map(|s| s.0).collect::<Vec<_>>();
     assert!(!names(&cfg).iter().any(|n| n.contains("muon")), "{:?}", names(&cfg));
-    cfg.optim.name = "muon".into();
+    cfg.optim.name = microvision::config::OptimName::Muon;
     cfg.optim.muon_lr = cfg.optim.lr / 4.0;
     let chart = plots::lr_chart(&h, &cfg);
     let (schedule, muon) = (&chart.series[0].1, &chart.series[1].1);

@@ -118,7 +118,7 @@ fn fashion_mnist_trains_end_to_end_with_computed_statistics() {
     cfg.data.input_size = 28;
     cfg.data.hflip = false;
     let mut t = Trainer::new(cfg.clone()).unwrap();
-    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
+    let test = microvision::lab::fit(&mut t).unwrap().test;
     assert!(test.acc.is_finite());
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.run_dir.join("env.json")).unwrap()).unwrap();

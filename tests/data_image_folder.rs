@@ -71,7 +71,7 @@ fn trains_end_to_end_on_an_image_folder() {
     cfg.data.input_size = 24;
     cfg.data.num_classes = 3;
     let mut t = Trainer::new(cfg.clone()).unwrap();
-    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
+    let test = microvision::lab::fit(&mut t).unwrap().test;
     assert!(test.acc.is_finite());
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.run_dir.join("eval.json")).unwrap()).unwrap();

@@ -4,7 +4,9 @@
 
 mod common;
 
-use microvision::train::{checkpoint, run_dir, Trainer};
+use microvision::config::OnNan;
+use microvision::run;
+use microvision::train::{checkpoint, Trainer};
 use microvision::Error;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -69,12 +71,12 @@ fn read_only_file_system_is_a_clear_error() {
     assert!(msg.contains("Read-only file system") && msg.contains("runs"), "{msg}");
 }
 
-fn poisoned_after_one_epoch(on_nan: &str) -> (tempfile::TempDir, Trainer) {
+fn poisoned_after_one_epoch(on_nan: OnNan) -> (tempfile::TempDir, Trainer) {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 10);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
     cfg.train.epochs = 3;
-    cfg.train.on_nan = on_nan.into();
+    cfg.train.on_nan = on_nan;
     let mut t = Trainer::new(cfg).unwrap();
     t.stop_after = Some(1);
     t.fit().unwrap();
@@ -87,7 +89,7 @@ fn poisoned_after_one_epoch(on_nan: &str) -> (tempfile::TempDir, Trainer) {
 
 #[test]
 fn nan_loss_stops_naming_the_step_and_writes_no_nan_checkpoint() {
-    let (_tmp, mut t) = poisoned_after_one_epoch("stop");
+    let (_tmp, mut t) = poisoned_after_one_epoch(OnNan::Stop);
     let err = t.fit().unwrap_err();
     assert!(matches!(err, Error::Diverged { .. }));
     let msg = err.to_string();
@@ -99,7 +101,7 @@ fn nan_loss_stops_naming_the_step_and_writes_no_nan_checkpoint() {
 
 #[test]
 fn nan_loss_with_restore_policy_recovers_at_a_lower_learning_rate() {
-    let (_tmp, mut t) = poisoned_after_one_epoch("restore");
+    let (_tmp, mut t) = poisoned_after_one_epoch(OnNan::Restore);
     let test = t.fit().unwrap();
     assert!(test.loss.is_finite());
     assert_eq!(t.state.epoch, 3);
@@ -125,7 +127,7 @@ fn a_divergence_restore_rewinds_the_logs() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 10); // 100 images / 32: 3 steps per epoch
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
-    (cfg.train.epochs, cfg.train.on_nan, cfg.train.log_every) = (3, "restore".into(), 1);
+    (cfg.train.epochs, cfg.train.on_nan, cfg.train.log_every) = (3, OnNan::Restore, 1);
     let mut t = Trainer::new(cfg.clone()).unwrap();
     t.add_callback(Box::new(microvision::track::Loggers::standard(&t.run_dir, &cfg)));
     let weight = t.model.vs.variables()["classifier.3.weight"].shallow_clone();
@@ -147,7 +149,7 @@ fn runs_started_together_with_one_name_get_distinct_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
     let dirs: Vec<PathBuf> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| run_dir::create(&cfg).unwrap())).collect();
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| run::create(&cfg).unwrap())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let unique: std::collections::HashSet<_> = dirs.iter().collect();

@@ -72,7 +72,7 @@ fn mlflow_gets_params_metrics_plots_and_status() {
     cfg.track.mlflow_uri = url.clone();
     cfg.track.mlflow_experiment = "tiny-test".into();
     let mut t = Trainer::new(cfg).unwrap();
-    microvision::analysis::tracked::fit(&mut t).unwrap();
+    microvision::lab::fit(&mut t).unwrap();
 
     let run_id = std::fs::read_to_string(t.run_dir.join("mlflow_run_id")).unwrap();
     let api = format!("{url}/api/2.0/mlflow");
@@ -95,7 +95,7 @@ fn mlflow_gets_params_metrics_plots_and_status() {
         .iter()
         .map(|m| (m["step"].as_i64().unwrap(), m["value"].as_f64().unwrap()))
         .collect();
-    let h = microvision::analysis::history::History::read(&t.run_dir).unwrap();
+    let h = microvision::run::History::read(&t.run_dir).unwrap();
     let want: Vec<(i64, f64)> = h.epochs.iter().map(|r| (r.step, r.val_acc)).collect();
     assert_eq!(got, want);
     let test_acc = get(&format!("{api}/metrics/get-history?run_id={run_id}&metric_key=test/acc"));
@@ -120,7 +120,7 @@ fn a_down_mlflow_server_only_warns() {
     cfg.track.mlflow_uri = format!("http://127.0.0.1:{}", free_port()); // nothing listens there
     cfg.train.epochs = 1;
     let mut t = Trainer::new(cfg).unwrap();
-    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
+    let test = microvision::lab::fit(&mut t).unwrap().test;
     assert!(test.acc.is_finite());
     assert!(t.run_dir.join("plots/accuracy.png").exists());
     assert!(!t.run_dir.join("mlflow_run_id").exists());

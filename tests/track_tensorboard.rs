@@ -29,7 +29,7 @@ fn tensorboard_reads_back_the_metrics_of_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    microvision::analysis::tracked::fit(&mut t).unwrap();
+    microvision::lab::fit(&mut t).unwrap();
     let events: Vec<_> = std::fs::read_dir(&t.run_dir)
         .unwrap()
         .filter_map(|e| e.ok())

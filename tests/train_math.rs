@@ -47,7 +47,12 @@ fn step_and_constant() {
 
 #[test]
 fn schedule_from_config_converts_epochs_to_steps() {
-    let c = ScheduleConfig { name: "step".into(), step_epochs: 2.0, gamma: 0.1, ..ScheduleConfig::default() };
+    let c = ScheduleConfig {
+        name: microvision::config::ScheduleName::Step,
+        step_epochs: 2.0,
+        gamma: 0.1,
+        ..ScheduleConfig::default()
+    };
     assert_eq!(Schedule::from_config(&c, 50), Schedule::Step { warmup: 0, every: 100, gamma: 0.1 });
 }
 
@@ -102,7 +107,7 @@ fn sgd_decoupled_weight_decay_by_hand() {
 fn adamw_first_step_by_hand() {
     let (vs, w) = one_param([0.5, -0.25]);
     let cfg = OptimConfig {
-        name: "adamw".into(),
+        name: microvision::config::OptimName::AdamW,
         weight_decay: 0.1,
         eps: 1e-8,
         betas: [0.9, 0.999],
@@ -137,7 +142,7 @@ fn optimizer_state_round_trips() {
     b.load_state(&saved).unwrap();
     assert_eq!(b.steps, 1);
     assert!(b.state[0][0].equal(&a.state[0][0]));
-    let adam = OptimConfig { name: "adamw".into(), ..OptimConfig::default() };
+    let adam = OptimConfig { name: microvision::config::OptimName::AdamW, ..OptimConfig::default() };
     let err = Optimizer::new(&vs, &adam, Precision::Fp32).load_state(&saved).unwrap_err();
     assert!(err.contains("exp_avg"), "{err}");
 }

@@ -53,7 +53,7 @@ fn a_new_run_starts_from_the_source_runs_last_checkpoint() {
     assert!(err.contains("model.init_from") && err.contains("initial checkpoint"), "{err}");
 
     // A source that is being trained is refused (its `last` would be a snapshot of the moment).
-    let _held = microvision::train::run_dir::lock(&source.run_dir).unwrap();
+    let _held = microvision::run::lock(&source.run_dir).unwrap();
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
     cfg.model.init_from = source.run_dir.display().to_string();
     let err = Trainer::new(cfg).err().expect("refused").to_string();

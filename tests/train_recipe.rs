@@ -230,7 +230,7 @@ fn muon_newton_schulz_precision_follows_the_training_precision() {
         let vs = VarStore::new(Device::Cpu);
         let w = (vs.root() / "conv")
             .var_copy("weight", &(Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).sin() * 0.1).view([8, 3, 3, 3]));
-        let cfg = microvision::config::OptimConfig { name: "muon".into(), ..Default::default() };
+        let cfg = microvision::config::OptimConfig { name: microvision::config::OptimName::Muon, ..Default::default() };
         let mut opt = microvision::train::optim::Optimizer::new(&vs, &cfg, precision);
         (&w * Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).cos().view([8, 3, 3, 3])).sum(Kind::Float).backward();
         opt.step(0.1);
@@ -252,7 +252,7 @@ fn muon_against_reference(ns_steps: i64, weight_norm: bool, precision: Precision
     let w = (vs.root() / "conv").var_copy("weight", &init);
     let b = (vs.root() / "conv").var("bias", &[8], tch::nn::Init::Const(0.0));
     let cfg = microvision::config::OptimConfig {
-        name: "muon".into(),
+        name: microvision::config::OptimName::Muon,
         lr: 0.1,
         muon_lr: 0.2,
         momentum: 0.6,
@@ -318,7 +318,7 @@ fn muon_trains_channels_last_weights() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
-    cfg.optim.name = "muon".into();
+    cfg.optim.name = microvision::config::OptimName::Muon;
     cfg.optim.muon_lr = 0.02;
     assert!(cfg.train.channels_last, "the default lays conv weights out channels-last");
     let mut t = Trainer::new(cfg).unwrap();

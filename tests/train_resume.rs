@@ -85,7 +85,7 @@ fn run_directory_holds_every_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
-    let test = microvision::analysis::tracked::fit(&mut t).unwrap();
+    let test = microvision::lab::fit(&mut t).unwrap().test;
     let run = &t.run_dir;
     for f in [
         "config.toml",

@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::history::{EpochRow, History};
 use super::plots::LineChart;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::mean_std;
-use crate::train::run_dir;
+use crate::run::{self, Env, EpochRow, History};
 
 /// The numbers of one run, read from its directory.
 #[derive(Debug, Clone)]
@@ -39,9 +38,9 @@ pub struct RunSummary {
 
 /// Reads a run directory.
 pub fn summarize(dir: &Path) -> Result<RunSummary> {
-    let config = run_dir::read_config(dir)?;
-    let env = run_dir::read_env(dir);
-    let params = env.as_ref().and_then(|v| v["num_params"].as_i64()).unwrap_or(0);
+    let config = run::read_config(dir)?;
+    let env = Env::read(dir);
+    let params = env.as_ref().map_or(0, |e| e.num_params);
     // metrics.jsonl and eval.json as History reads them for the plots and the report.
     let h = History::read(dir).map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
     let val_acc: Vec<f64> = h.epochs.iter().map(|r| r.val_acc).filter(|a| a.is_finite()).collect();
@@ -67,19 +66,19 @@ const MAX_INIT_CHAIN: u32 = 8;
 /// directory stands for its recipe (dataset, model and a checksum of the rest) and the epoch the
 /// run took its weights at, so fine-tunes of sources that differ only in the seed group together;
 /// a file, a missing directory or no source stand for themselves.
-fn init_source(config: &Config, env: Option<&serde_json::Value>, links: u32) -> String {
+fn init_source(config: &Config, env: Option<&Env>, links: u32) -> String {
     let from = &config.model.init_from;
     let dir = Path::new(from);
     if from.is_empty() || links == 0 || !dir.join("config.toml").is_file() {
         return from.clone();
     }
-    let Ok(mut src) = run_dir::read_config(dir) else {
+    let Ok(mut src) = run::read_config(dir) else {
         return from.clone();
     };
-    src.model.init_from = init_source(&src, run_dir::read_env(dir).as_ref(), links - 1);
+    src.model.init_from = init_source(&src, Env::read(dir).as_ref(), links - 1);
     let crc = crc32c::crc32c(recipe(&src).to_toml().as_bytes());
     // The epoch recorded when the weights were taken: the source may have trained on since.
-    let epoch = env.and_then(|e| e["init_from"]["epoch"].as_i64()).map_or(String::new(), |e| format!(" at epoch {e}"));
+    let epoch = env.and_then(|e| e.init_from.as_ref()?.epoch).map_or(String::new(), |e| format!(" at epoch {e}"));
     format!("a {} {} run{epoch} (recipe {crc:08x})", src.data.dataset, src.model.name)
 }
 

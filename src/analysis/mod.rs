@@ -2,7 +2,5 @@
 //! report and the comparison of runs.
 
 pub mod compare;
-pub mod history;
 pub mod plots;
 pub mod report;
-pub mod tracked;

@@ -7,10 +7,9 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::path::Path;
 
-use super::history::History;
 use crate::error::Result;
 use crate::fsio;
-use crate::train::run_dir;
+use crate::run::{self, History};
 
 /// The plots in report order, with captions.
 const PLOTS: &[(&str, &str)] = &[
@@ -32,9 +31,9 @@ pub fn escape(s: &str) -> String {
 
 /// Builds the report of the run in `run` from its files (plots must have been drawn).
 pub fn render(run: &Path) -> Result<String> {
-    let cfg = run_dir::read_config(run)?;
+    let cfg = run::read_config(run)?;
     let h = History::read(run)?;
-    let env: Value = run_dir::read_env(run).unwrap_or(Value::Null);
+    let env: Value = run::Env::read(run).and_then(|e| serde_json::to_value(e).ok()).unwrap_or(Value::Null);
     let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut html = String::new();
     let _ = write!(html, "{HEAD}{}</title><style>{CSS}</style></head><body><h1>{}</h1>", escape(&name), escape(&name));

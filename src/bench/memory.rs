@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
 use crate::models::{Model, ModelArgs};
-use crate::train::run_dir::proc_status_bytes;
+use crate::run::proc_status_bytes;
 use crate::train::step::{forward_backward_checkpointed, forward_loss};
 
 fn force_mmap_for_large_allocations() {

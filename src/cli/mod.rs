@@ -1,10 +1,9 @@
-//! Command-line interface: parses arguments and calls the library; no logic of its own.
+//! Command-line interface: parses arguments, calls the library's verbs (`lab`) and prints; no
+//! logic of its own.
 
 mod bench;
 mod commands;
 mod datasets;
-mod export;
-mod predict;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -280,25 +279,25 @@ fn percent(s: &str) -> std::result::Result<f64, String> {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { config, overrides, resume } => commands::train(config, &overrides, resume),
-        Command::Eval { run_dir, checkpoint, overrides } => commands::eval(&run_dir, &checkpoint, &overrides),
+        Command::Eval { run_dir, checkpoint, overrides } => commands::eval(&run_dir, checkpoint.parse()?, &overrides),
         Command::Export { run_dir, format, checkpoint, out } => {
-            export::export(&run_dir, &checkpoint, export::Format::parse(&format)?, out)
+            commands::export(&run_dir, checkpoint.parse()?, format.parse()?, out.as_deref())
         }
         Command::Predict { run_dir, images, checkpoint, top } => {
-            predict::predict(&run_dir, &images, &checkpoint, top as usize)
+            commands::predict(&run_dir, &images, checkpoint.parse()?, top as usize)
         }
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::LrFind { config, overrides, start, end, steps } => {
-            commands::lr_find(&config, &overrides, (start, end, steps))
+            commands::lr_find(&config, &overrides, crate::lab::LrSweep { start, end, steps })
         }
         Command::AugmentPreview { config, overrides, count, out } => {
             commands::augment_preview(&config, &overrides, count, &out)
         }
-        Command::Report { run_dir, out } => commands::report(&run_dir, out),
+        Command::Report { run_dir, out } => commands::report(&run_dir, out.as_deref()),
         Command::Models { summary: Some(name), .. } => commands::model_summary(&name),
         Command::Models { memory, summary: None } => commands::models(memory),
         Command::Config { config, overrides } => commands::show_config(config, &overrides),
-        Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir),
+        Command::Compare { runs, format, plot_dir } => commands::compare(&runs, format == "csv", plot_dir.as_deref()),
         Command::Bench {
             what:
                 BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing, replicas },

@@ -38,6 +38,7 @@ pub(super) fn load_str(
     for ov in overrides {
         apply_override(&mut value, ov)?;
     }
+    super::choice::check_choices(&value).map_err(|e| blame(e, origin, overrides))?;
     let cfg: Config = value.try_into().map_err(|e: toml::de::Error| {
         let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
         // A type error names no key; find the override that causes it, if one does.
@@ -52,7 +53,13 @@ pub(super) fn load_str(
         }
     })?;
     let checked = cfg.validate().and_then(|()| if new_run { super::validate::validate_new(&cfg) } else { Ok(()) });
-    checked.map_err(|e| match e {
+    checked.map_err(|e| blame(e, origin, overrides))?;
+    Ok(cfg)
+}
+
+/// A check's message with its source: the `--set` override that set the key, else the file.
+fn blame(e: Error, origin: &str, overrides: &[String]) -> Error {
+    match e {
         Error::Config(msg) => match override_of(&msg, overrides) {
             Some(ov) => config_err!("--set {ov}: {msg}"),
             // A check across keys may involve an override: name both sources.
@@ -60,8 +67,7 @@ pub(super) fn load_str(
             None => config_err!("config {origin}: {msg}"),
         },
         other => other,
-    })?;
-    Ok(cfg)
+    }
 }
 
 /// The `--set` override that set the key a validation message starts with (`` `key` = ...``), so

@@ -6,6 +6,8 @@
 //! range/consistency validation, so every error names the file, the key, the bad value and what
 //! was expected.
 
+mod choice;
+mod dataset;
 mod load;
 mod optim;
 mod train;
@@ -13,11 +15,20 @@ mod validate;
 
 pub use validate::{DEVICES, PRECISIONS};
 
+pub use choice::{
+    AugmentPolicy, DeviceChoice, EarlyStopMetric, FlipMode, OnCorrupt, OnNan, OptimName, PadMode, PrecisionChoice,
+    ScheduleName,
+};
+pub use dataset::{dataset_facts, DatasetFacts, DATASETS};
 pub use load::apply_override;
 pub use optim::OptimConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-pub use train::TrainConfig;
+pub use train::{TrainConfig, Tta};
+
+/// Appended to the run name of an `lr-find` sweep: its directory is `<name>-lrfind-<time>`, and
+/// new runs may not use it in their names.
+pub const LR_SWEEP_SUFFIX: &str = "-lrfind";
 
 use crate::error::Result;
 
@@ -77,7 +88,7 @@ pub struct DataConfig {
     /// Horizontal flips in the train-time augmentation (off for digits and text).
     pub hflip: bool,
     /// `image_folder`: a file that does not decode is "error" (stop) or "skip" (warn, leave out).
-    pub on_corrupt: String,
+    pub on_corrupt: OnCorrupt,
     /// Padding for the random crop, in pixels.
     pub crop_padding: i64,
     /// Fraction of the training set held out for validation (0 = validate on the test set).
@@ -89,11 +100,11 @@ pub struct DataConfig {
     /// is then that subset's.
     pub limit_test: i64,
     /// How the random crop pads: "zeros" or "reflect" (airbench's translate).
-    pub pad_mode: String,
+    pub pad_mode: PadMode,
     /// "random": each image flipped with probability 1/2 each epoch; "alternate": a random half
     /// flipped in odd epochs and exactly the other half in even ones (airbench's derandomised
     /// flipping, every image seen both ways every two epochs).
-    pub flip_mode: String,
+    pub flip_mode: FlipMode,
     /// Progressive resizing: epoch `i` (1-based) trains on images downscaled to `train_sizes[i-1]`
     /// pixels (after augmentation, antialiased bilinear); later epochs and evaluation use
     /// `input_size`. Empty = off.
@@ -107,7 +118,7 @@ pub struct DataConfig {
 pub struct AugmentConfig {
     /// Augmentation policy applied after crop and flip: "" (none), "autoaugment" (CIFAR-10
     /// policy), "randaugment" or "trivialaugment"; each operation equals torchvision's.
-    pub policy: String,
+    pub policy: AugmentPolicy,
     /// RandAugment: operations per image (N, 1-10).
     pub randaugment_n: i64,
     /// RandAugment: magnitude bin M of 31 (0-30).
@@ -135,7 +146,7 @@ pub struct AugmentConfig {
 impl Default for AugmentConfig {
     fn default() -> Self {
         AugmentConfig {
-            policy: String::new(),
+            policy: AugmentPolicy::None,
             randaugment_n: 2,
             randaugment_m: 9,
             cutout: 0,
@@ -175,7 +186,7 @@ pub struct ScheduleConfig {
     /// "constant", "step", "multistep", "cosine", "linear", "onecycle" or "triangle"
     /// (linear from `peak / div_factor` up to the peak at `pct_start`, then linear down to
     /// `min_lr_ratio * peak`: airbench's schedule).
-    pub name: String,
+    pub name: ScheduleName,
     /// Linear warm-up length in epochs (constant, step, multistep, linear and cosine; onecycle and
     /// triangle rise by `pct_start` instead).
     pub warmup_epochs: f64,
@@ -252,13 +263,13 @@ impl Default for DataConfig {
             workers: 1,
             augment: true,
             hflip: true,
-            on_corrupt: "error".into(),
+            on_corrupt: OnCorrupt::Error,
             crop_padding: 4,
             val_split: 0.0,
             limit_train: 0,
             limit_test: 0,
-            pad_mode: "zeros".into(),
-            flip_mode: "random".into(),
+            pad_mode: PadMode::Zeros,
+            flip_mode: FlipMode::Random,
             train_sizes: Vec::new(),
         }
     }
@@ -273,7 +284,7 @@ impl Default for ModelConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
-            name: "onecycle".into(),
+            name: ScheduleName::OneCycle,
             warmup_epochs: 0.0,
             step_epochs: 10.0,
             gamma: 0.1,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
     /// "sgd", "adamw" or "muon" (Muon for conv filters, Nesterov SGD for the rest).
-    pub name: String,
+    pub name: super::OptimName,
     /// Peak learning rate.
     pub lr: f64,
     /// SGD momentum (with Muon: the momentum of the parameters that take SGD steps).
@@ -49,7 +49,7 @@ pub struct OptimConfig {
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
-            name: "sgd".into(),
+            name: super::OptimName::Sgd,
             lr: 0.05,
             momentum: 0.9,
             nesterov: true,

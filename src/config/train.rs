@@ -11,9 +11,9 @@ pub struct TrainConfig {
     /// Seed for LibTorch, shuffling, augmentation and initialisation.
     pub seed: u64,
     /// "auto" (CUDA when visible), "cpu" or "cuda".
-    pub device: String,
+    pub device: super::DeviceChoice,
     /// "auto", "fp32", "bf16" or "fp16" (fp16 on CUDA only).
-    pub precision: String,
+    pub precision: super::PrecisionChoice,
     /// Use channels_last memory format for activations.
     pub channels_last: bool,
     /// Intra-op threads on CPU (0 = all cores).
@@ -43,7 +43,7 @@ pub struct TrainConfig {
     /// Stop when the watched validation metric has not improved for this many epochs (0 = off).
     pub early_stop_patience: i64,
     /// The metric early stopping watches: "val_acc" (higher is better) or "val_loss".
-    pub early_stop_metric: String,
+    pub early_stop_metric: super::EarlyStopMetric,
     /// Smallest change that counts as an improvement.
     pub early_stop_min_delta: f64,
     /// Gradient checkpointing: keep only block inputs in the forward pass and recompute block
@@ -62,7 +62,7 @@ pub struct TrainConfig {
     pub progress: bool,
     /// On a NaN/Inf loss: "stop" (exit with the step named) or "restore" (reload the newest
     /// checkpoint and lower the learning rate; at most 3 times).
-    pub on_nan: String,
+    pub on_nan: super::OnNan,
     /// Factor applied to the learning rate at each divergence restore, in (0, 1].
     pub nan_lr_factor: f64,
 }
@@ -72,8 +72,8 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 10,
             seed: 0,
-            device: "auto".into(),
-            precision: "auto".into(),
+            device: super::DeviceChoice::Auto,
+            precision: super::PrecisionChoice::Auto,
             channels_last: true,
             threads: 0,
             replicas: 1,
@@ -85,15 +85,48 @@ impl Default for TrainConfig {
             tta_cutoff: 0.0,
             ema_decay: 0.0,
             early_stop_patience: 0,
-            early_stop_metric: "val_acc".into(),
+            early_stop_metric: super::EarlyStopMetric::ValAcc,
             early_stop_min_delta: 0.0,
             grad_checkpointing: false,
             val_tta: true,
             lookahead_every: 0,
             log_every: 50,
             progress: true,
-            on_nan: "stop".into(),
+            on_nan: super::OnNan::Stop,
             nan_lr_factor: 0.5,
+        }
+    }
+}
+
+/// Test-time augmentation: which views (`train::eval::tta_logits`'s `level`) and for which images.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tta {
+    /// 0 = none, 1 = + mirror, 2 = + mirror and 1-pixel translations.
+    pub level: i64,
+    /// Images whose plain top-1 softmax probability is at least this keep their plain logits;
+    /// 0 = every image gets the views.
+    pub cutoff: f64,
+}
+
+impl Tta {
+    /// The final-test settings of a config (`train.tta`, `train.tta_cutoff`).
+    pub fn from_config(t: &TrainConfig) -> Self {
+        Tta { level: t.tta, cutoff: t.tta_cutoff }
+    }
+
+    /// No test-time augmentation.
+    pub fn none() -> Self {
+        Tta::default()
+    }
+
+    /// What distinguishes files of evaluations with these settings: `""` without TTA,
+    /// `"-tta2"`, or `"-tta2-cutoff0.7"` when only the unsure images get the views. Keeps an
+    /// `eval` with other TTA settings from overwriting an earlier one.
+    pub fn file_suffix(&self) -> String {
+        match (self.level, self.cutoff) {
+            (0, _) => String::new(),
+            (level, c) if c > 0.0 => format!("-tta{level}-cutoff{c}"),
+            (level, _) => format!("-tta{level}"),
         }
     }
 }

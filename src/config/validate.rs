@@ -4,16 +4,10 @@ use super::Config;
 use crate::config_err;
 use crate::error::Result;
 
-/// Valid values of the string-valued options.
-pub use crate::data::source::DATASETS;
-/// Optimizer names.
-pub const OPTIMIZERS: &[&str] = &["sgd", "adamw", "muon"];
-/// Schedule names.
-pub const SCHEDULES: &[&str] = &["constant", "step", "multistep", "cosine", "linear", "onecycle", "triangle"];
-/// Device choices.
-pub const DEVICES: &[&str] = &["auto", "cpu", "cuda"];
-/// Precision choices.
-pub const PRECISIONS: &[&str] = &["auto", "fp32", "bf16", "fp16"];
+/// Device choices (`train.device`, `bench throughput --device`).
+pub const DEVICES: &[&str] = super::DeviceChoice::NAMES;
+/// Precision choices (`train.precision`, `bench throughput --precision`).
+pub const PRECISIONS: &[&str] = super::PrecisionChoice::NAMES;
 
 pub(super) fn validate(c: &Config) -> Result<()> {
     names(c)?;
@@ -29,11 +23,11 @@ pub(super) fn validate(c: &Config) -> Result<()> {
 /// Checks that only configs for new runs must pass: a saved run's `config.toml`, written by an
 /// earlier version that allowed these values, stays readable.
 pub(super) fn validate_new(c: &Config) -> Result<()> {
-    if c.name.contains(crate::train::run_dir::LR_SWEEP_SUFFIX) {
+    if c.name.contains(super::LR_SWEEP_SUFFIX) {
         return Err(config_err!(
             "`name` = {:?}: {:?} is reserved for the directories of lr-find sweeps; expected another name",
             c.name,
-            crate::train::run_dir::LR_SWEEP_SUFFIX
+            super::LR_SWEEP_SUFFIX
         ));
     }
     let factor = c.train.nan_lr_factor;
@@ -44,19 +38,10 @@ pub(super) fn validate_new(c: &Config) -> Result<()> {
     Ok(())
 }
 
-/// The string options that name one of a fixed set of choices.
+/// The dataset name (the other choices are enums, checked as the file is read:
+/// [`super::choice::check_choices`]).
 fn names(c: &Config) -> Result<()> {
-    one_of("data.dataset", &c.data.dataset, DATASETS)?;
-    one_of("optim.name", &c.optim.name, OPTIMIZERS)?;
-    one_of("schedule.name", &c.schedule.name, SCHEDULES)?;
-    one_of("train.device", &c.train.device, DEVICES)?;
-    one_of("train.precision", &c.train.precision, PRECISIONS)?;
-    one_of("train.on_nan", &c.train.on_nan, &["stop", "restore"])?;
-    one_of("data.on_corrupt", &c.data.on_corrupt, &["error", "skip"])?;
-    one_of("data.pad_mode", &c.data.pad_mode, &["zeros", "reflect"])?;
-    one_of("data.flip_mode", &c.data.flip_mode, &["random", "alternate"])?;
-    one_of("train.early_stop_metric", &c.train.early_stop_metric, &["val_acc", "val_loss"])?;
-    Ok(())
+    one_of("data.dataset", &c.data.dataset, super::DATASETS)
 }
 
 /// The run name, the directories and the tracking server.
@@ -186,7 +171,6 @@ fn schedule(c: &Config) -> Result<()> {
 /// `[augment]` strengths and probabilities.
 fn augment(c: &Config) -> Result<()> {
     let a = &c.augment;
-    one_of("augment.policy", &a.policy, &["", "autoaugment", "randaugment", "trivialaugment"])?;
     // Bounded: each op is a pass over the batch, and a huge count is a hang, not a recipe.
     int_range("augment.randaugment_n", a.randaugment_n, 1, 10)?;
     if !(0..=30).contains(&a.randaugment_m) {
@@ -206,11 +190,11 @@ fn augment(c: &Config) -> Result<()> {
 
 /// Options that contradict each other.
 fn consistency(c: &Config) -> Result<()> {
-    if c.optim.nesterov && c.optim.name == "sgd" && c.optim.momentum == 0.0 {
+    if c.optim.nesterov && c.optim.name == super::OptimName::Sgd && c.optim.momentum == 0.0 {
         return Err(config_err!("`optim.nesterov` = true needs `optim.momentum` > 0 (got 0)"));
     }
     let a = &c.augment;
-    let recipe = !a.policy.is_empty()
+    let recipe = a.policy != super::AugmentPolicy::None
         || a.cutout > 0
         || a.random_erasing > 0.0
         || a.mixup_alpha > 0.0
@@ -233,9 +217,11 @@ fn consistency(c: &Config) -> Result<()> {
 
 /// Options that must match the dataset (its classes, image size and channels) or the image size.
 fn dataset_fits(c: &Config) -> Result<()> {
-    let src = crate::data::source::for_config(&c.data)?;
-    let (d, size) = (&c.data.dataset, src.image_size());
-    if let Some(classes) = src.num_classes().filter(|n| *n != c.data.num_classes) {
+    let d = &c.data.dataset;
+    let src = super::dataset_facts(d)
+        .ok_or_else(|| config_err!("unknown dataset {d:?}; expected one of {}", super::DATASETS.join(", ")))?;
+    let size = src.image_size(c.data.input_size);
+    if let Some(classes) = src.num_classes.filter(|n| *n != c.data.num_classes) {
         return Err(config_err!("`data.num_classes` = {}: {d} has {classes} classes", c.data.num_classes));
     }
     if c.data.input_size != size {
@@ -245,7 +231,7 @@ fn dataset_fits(c: &Config) -> Result<()> {
         ));
     }
     let a = &c.augment;
-    if src.channels() == 1 && (!a.policy.is_empty() || a.contrast > 0.0 || a.saturation > 0.0) {
+    if src.channels == 1 && (a.policy != super::AugmentPolicy::None || a.contrast > 0.0 || a.saturation > 0.0) {
         return Err(config_err!(
             "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"
         ));
@@ -275,7 +261,7 @@ fn dataset_fits(c: &Config) -> Result<()> {
     Ok(())
 }
 
-fn one_of(key: &str, value: &str, valid: &[&str]) -> Result<()> {
+pub(super) fn one_of(key: &str, value: &str, valid: &[&str]) -> Result<()> {
     if valid.contains(&value) {
         return Ok(());
     }

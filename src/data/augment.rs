@@ -14,7 +14,7 @@ use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
 use super::policies::{Chain, Policy};
-use crate::config::AugmentConfig;
+use crate::config::{AugmentConfig, AugmentPolicy};
 
 /// Rectangles to erase, `(y0, x0, y1, x1)` with exclusive ends; `y0 == y1` is "none".
 pub type Boxes = Vec<[i64; 4]>;
@@ -101,11 +101,13 @@ pub struct Draws {
 /// Draws the parameters of one batch of `b` images of `h x w` pixels.
 pub fn draw(c: &AugmentConfig, b: usize, h: i64, w: i64, rng: &mut Pcg64) -> Draws {
     let mut d = Draws::default();
-    let policy = match c.policy.as_str() {
-        "autoaugment" => Some(Policy::AutoAugment),
-        "randaugment" => Some(Policy::RandAugment { n: c.randaugment_n as usize, m: c.randaugment_m as usize }),
-        "trivialaugment" => Some(Policy::TrivialAugment),
-        _ => None,
+    let policy = match c.policy {
+        AugmentPolicy::AutoAugment => Some(Policy::AutoAugment),
+        AugmentPolicy::RandAugment => {
+            Some(Policy::RandAugment { n: c.randaugment_n as usize, m: c.randaugment_m as usize })
+        }
+        AugmentPolicy::TrivialAugment => Some(Policy::TrivialAugment),
+        AugmentPolicy::None => None,
     };
     if let Some(p) = policy {
         d.chains = Some(super::policies::draw(p, b, (h, w), rng));

@@ -209,6 +209,19 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     Ok(DataSplits { train, val, test, mean, std, dir, md5 })
 }
 
+/// [`load`] for the existing run in `run` with its config `cfg`: a data error says where such a
+/// run takes its data from (its own `config.toml`, whatever MICROVISION_DATA says now).
+pub fn load_for_run(run: &std::path::Path, cfg: &crate::config::Config) -> Result<DataSplits> {
+    load(&cfg.data, cfg.train.seed).map_err(|e| match e {
+        crate::Error::Data(msg) => crate::Error::Data(format!(
+            "{msg}\nThis run reads its data from `data.root` in {} (MICROVISION_DATA applies to new runs only): edit \
+             it there, or give `eval` --set data.root=DIR.",
+            run.join("config.toml").display()
+        )),
+        other => other,
+    })
+}
+
 /// The test split of a dataset that is already on disk (never downloads): for re-drawing a
 /// finished run's plots.
 pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {

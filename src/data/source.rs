@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use super::cifar::{self, CifarSpec};
 use super::idx::{self, IdxSpec};
 use super::Dataset;
+use crate::config::{dataset_facts, DatasetFacts};
 use crate::data_err;
 use crate::error::Result;
 
-/// Dataset names `data.dataset` accepts.
-pub const DATASETS: &[&str] = &["cifar10", "cifar100", "mnist", "fashion_mnist", "kmnist", "image_folder"];
+pub use crate::config::DATASETS;
 
 /// A dataset's reader.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ pub enum Source {
 pub fn for_config(cfg: &crate::config::DataConfig) -> Result<Source> {
     Ok(match source(&cfg.dataset)? {
         Source::ImageFolder { .. } => {
-            Source::ImageFolder { size: cfg.input_size, skip_corrupt: cfg.on_corrupt == "skip" }
+            Source::ImageFolder { size: cfg.input_size, skip_corrupt: cfg.on_corrupt == crate::config::OnCorrupt::Skip }
         }
         other => other,
     })
@@ -61,30 +61,27 @@ impl Source {
         }
     }
 
+    /// The facts the config was checked against (channels, image side, classes).
+    pub fn facts(&self) -> DatasetFacts {
+        dataset_facts(self.name()).expect("every source is a dataset of config::DATASETS")
+    }
+
     /// Image channels (3 for CIFAR, 1 for the MNIST family).
     pub fn channels(&self) -> i64 {
-        match self {
-            Source::Cifar(_) | Source::ImageFolder { .. } => 3,
-            Source::Idx(_) => 1,
-        }
+        self.facts().channels
     }
 
     /// Side of the square images.
     pub fn image_size(&self) -> i64 {
         match self {
-            Source::Cifar(_) => 32,
-            Source::Idx(_) => idx::IMAGE_SIDE as i64,
             Source::ImageFolder { size, .. } => *size,
+            _ => self.facts().image_size(0),
         }
     }
 
     /// Number of classes (None for an image folder: its class directories tell).
     pub fn num_classes(&self) -> Option<i64> {
-        match self {
-            Source::Cifar(s) => Some(s.num_classes as i64),
-            Source::Idx(s) => Some(s.classes.len() as i64),
-            Source::ImageFolder { .. } => None,
-        }
+        self.facts().num_classes
     }
 
     /// The directory holding the files under `root`, if present.
@@ -170,5 +167,32 @@ impl Source {
             }
             Source::ImageFolder { .. } => Err(data_err!("image_folder datasets are local: nothing to download")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config checks a dataset against `config::dataset_facts`; the readers read files by
+    /// their own specs. They must agree, or a config that passes would meet other data.
+    #[test]
+    fn the_config_facts_agree_with_the_readers_specs() {
+        for name in DATASETS {
+            let src = source(name).unwrap();
+            assert_eq!(src.name(), *name);
+            match src {
+                Source::Cifar(s) => {
+                    assert_eq!(src.num_classes(), Some(s.num_classes as i64), "{name}");
+                    assert_eq!((src.channels(), src.image_size()), (3, 32), "{name}");
+                }
+                Source::Idx(s) => {
+                    assert_eq!(src.num_classes(), Some(s.classes.len() as i64), "{name}");
+                    assert_eq!((src.channels(), src.image_size()), (1, idx::IMAGE_SIDE as i64), "{name}");
+                }
+                Source::ImageFolder { .. } => assert_eq!((src.channels(), src.num_classes()), (3, None)),
+            }
+        }
+        assert!(dataset_facts("imagenet").is_none() && source("imagenet").is_err());
     }
 }

@@ -62,7 +62,7 @@ impl Logger for JsonlLogger {
 
     fn rewind_to(&mut self, step: i64) -> Result<()> {
         self.file = None; // the rewrite replaces the file: append to the new one
-        crate::train::run_dir::truncate_metrics_after(&self.path, step)?;
+        crate::run::truncate_metrics_after(&self.path, step)?;
         *self = JsonlLogger::new(&self.path);
         Ok(())
     }

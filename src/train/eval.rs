@@ -3,44 +3,11 @@
 use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
-use crate::config::TrainConfig;
+pub use crate::config::Tta;
 use crate::data::loader::Loader;
 use crate::metrics::{Confusion, EvalResult};
 use crate::models::layers::autocast;
 use crate::models::Model;
-
-/// Test-time augmentation: which views ([`tta_logits`]'s `level`) and for which images.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Tta {
-    /// 0 = none, 1 = + mirror, 2 = + mirror and 1-pixel translations.
-    pub level: i64,
-    /// Images whose plain top-1 softmax probability is at least this keep their plain logits;
-    /// 0 = every image gets the views.
-    pub cutoff: f64,
-}
-
-impl Tta {
-    /// The final-test settings of a config (`train.tta`, `train.tta_cutoff`).
-    pub fn from_config(t: &TrainConfig) -> Self {
-        Tta { level: t.tta, cutoff: t.tta_cutoff }
-    }
-
-    /// No test-time augmentation.
-    pub fn none() -> Self {
-        Tta::default()
-    }
-
-    /// What distinguishes files of evaluations with these settings: `""` without TTA,
-    /// `"-tta2"`, or `"-tta2-cutoff0.7"` when only the unsure images get the views. Keeps an
-    /// `eval` with other TTA settings from overwriting an earlier one.
-    pub fn file_suffix(&self) -> String {
-        match (self.level, self.cutoff) {
-            (0, _) => String::new(),
-            (level, c) if c > 0.0 => format!("-tta{level}-cutoff{c}"),
-            (level, _) => format!("-tta{level}"),
-        }
-    }
-}
 
 /// Logits with test-time augmentation (airbench's `infer`, Jordan 2024, arXiv 2404.00498):
 /// level 0 = the images as they are; 1 = the mean with their mirror images; 2 = half that, half
@@ -230,64 +197,6 @@ impl UnsureQueue {
     fn write_into(&self, logits: &mut Tensor) {
         for (rows, views) in &self.done {
             let _ = logits.index_copy_(0, rows, views);
-        }
-    }
-}
-
-/// `eval.json`: final test metrics.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct EvalFile {
-    /// Which checkpoint was evaluated.
-    pub checkpoint: String,
-    /// Top-1 accuracy.
-    pub accuracy: f64,
-    /// Top-5 accuracy (absent in files of older versions).
-    #[serde(default)]
-    pub accuracy_top5: f64,
-    /// Mean loss.
-    pub loss: f64,
-    /// Class names.
-    pub classes: Vec<String>,
-    /// Per-class accuracy.
-    pub per_class_accuracy: Vec<f64>,
-    /// Confusion matrix, rows = true class.
-    pub confusion_matrix: Vec<Vec<u64>>,
-    /// Evaluation wall time.
-    pub eval_secs: f64,
-    /// Test-time augmentation level used (`train.tta`).
-    #[serde(default)]
-    pub tta: i64,
-    /// Its cutoff (`train.tta_cutoff`; 0 = every image).
-    #[serde(default)]
-    pub tta_cutoff: f64,
-    /// Fraction of the images that got the test-time augmentation views.
-    #[serde(default)]
-    pub tta_share: f64,
-    /// Predicted class per test image, in dataset order (empty in files of older versions).
-    #[serde(default)]
-    pub predictions: Vec<i64>,
-    /// Softmax probability of each prediction, in dataset order.
-    #[serde(default)]
-    pub confidences: Vec<f32>,
-}
-
-impl EvalFile {
-    /// Packs an evaluation (made with test-time augmentation `tta`) for `eval.json`.
-    pub fn new(r: &EvalResult, classes: &[String], checkpoint: &str, tta: Tta) -> Self {
-        EvalFile {
-            checkpoint: checkpoint.into(),
-            accuracy: r.acc,
-            accuracy_top5: r.acc_top5,
-            loss: r.loss,
-            classes: classes.to_vec(),
-            per_class_accuracy: r.per_class_acc.clone(),
-            confusion_matrix: r.confusion.counts.clone(),
-            eval_secs: r.secs,
-            tta: tta.level,
-            tta_cutoff: tta.cutoff,
-            tta_share: r.tta_share,
-            predictions: r.predictions.clone(),
-            confidences: r.confidences.clone(),
         }
     }
 }

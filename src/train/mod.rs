@@ -8,7 +8,6 @@ pub mod lookahead;
 pub mod optim;
 pub mod pretrained;
 pub mod replicas;
-pub mod run_dir;
 pub mod schedule;
 pub mod shadow;
 pub mod step;

@@ -8,7 +8,7 @@
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::config::OptimConfig;
+use crate::config::{OptimConfig, OptimName};
 use crate::device::Precision;
 
 /// A trainable parameter with its `state_dict` name.
@@ -94,9 +94,9 @@ impl Optimizer {
     /// `auto` resolves to fp32, bf16 matmuls are emulated, and slow: on an AVX2-only CPU (AMD EPYC
     /// Zen 3) the iteration for airbench94's filters took 2.7 s per step in bf16, 65 ms in fp32.
     pub fn new(vs: &VarStore, cfg: &OptimConfig, precision: Precision) -> Self {
-        let rule = match cfg.name.as_str() {
-            "adamw" => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
-            "muon" => Rule::Muon {
+        let rule = match cfg.name {
+            OptimName::AdamW => Rule::AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], eps: cfg.eps },
+            OptimName::Muon => Rule::Muon {
                 momentum: cfg.muon_momentum,
                 nesterov: cfg.nesterov,
                 lr_ratio: cfg.muon_lr / cfg.lr,
@@ -106,7 +106,7 @@ impl Optimizer {
                 sgd_momentum: cfg.momentum,
                 decoupled: cfg.decoupled_wd,
             },
-            _ => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
+            OptimName::Sgd => Rule::Sgd { momentum: cfg.momentum, nesterov: cfg.nesterov, decoupled: cfg.decoupled_wd },
         };
         let all = vs.variables();
         // BatchNorm parameters: those of a module that keeps running statistics.

@@ -12,9 +12,9 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::checkpoint;
-use super::run_dir;
 use crate::ckpt_err;
 use crate::error::{Error, Result};
+use crate::run::{self, InitFrom};
 
 /// Weights read from `model.init_from`, checked against the model they will initialise.
 pub struct Pretrained {
@@ -27,7 +27,7 @@ pub struct Pretrained {
     pub fresh: Vec<String>,
     /// What pins the source down, for `env.json`: a file's path and CRC32C, or a run's directory,
     /// checkpoint epoch and step and the CRC32Cs of its tensor files.
-    pub record: serde_json::Value,
+    pub record: InitFrom,
 }
 
 /// Reads the weights at `source` and matches them to the variables of `vs` (a model built as the
@@ -70,10 +70,10 @@ pub fn apply(p: &Pretrained, vs: &VarStore) {
 fn read_source(source: &Path) -> Result<Pretrained> {
     let at = |e: Error| ckpt_err!("model.init_from = {:?}: {e}", source.display());
     if source.is_dir() {
-        if let Err(e @ Error::Checkpoint(_)) = run_dir::lock(source) {
+        if let Err(e @ Error::Checkpoint(_)) = run::lock(source) {
             return Err(at(e)); // still training: its `last` would be a snapshot of the moment
         }
-        let cfg = run_dir::read_config(source).map_err(|e| {
+        let cfg = run::read_config(source).map_err(|e| {
             let export = source.join("model.safetensors");
             if export.is_file() {
                 return ckpt_err!(
@@ -87,11 +87,15 @@ fn read_source(source: &Path) -> Result<Pretrained> {
         let dir = source.join(&cfg.output.checkpoint_dir);
         let loaded = checkpoint::load(&dir, "last").map_err(at)?;
         let files = checkpoint::files(&dir, "last");
-        let record = serde_json::json!({
-            "run": source, "checkpoint": "last", "epoch": loaded.state.epoch, "step": loaded.state.step,
-            "weights_crc32c": format!("{:08x}", loaded.state.weights_crc32c),
-            "optim_crc32c": format!("{:08x}", loaded.state.optim_crc32c),
-        });
+        let record = InitFrom {
+            run: Some(source.to_path_buf()),
+            checkpoint: Some("last".into()),
+            epoch: Some(loaded.state.epoch),
+            step: Some(loaded.state.step),
+            weights_crc32c: Some(format!("{:08x}", loaded.state.weights_crc32c)),
+            optim_crc32c: Some(format!("{:08x}", loaded.state.optim_crc32c)),
+            ..InitFrom::default()
+        };
         let (origin, weights) = match super::ema::weights_from_checkpoint(&loaded.optim) {
             Some(average) => (files.optim, average),
             None => (files.weights, loaded.weights),
@@ -112,6 +116,10 @@ fn read_source(source: &Path) -> Result<Pretrained> {
     }
     let weights = Tensor::read_safetensors(source)
         .map_err(|e| ckpt_err!("model.init_from = {:?}: cannot read it as safetensors ({e})", source.display()))?;
-    let record = serde_json::json!({ "file": source, "crc32c": format!("{:08x}", checkpoint::crc_file(source)?) });
+    let record = InitFrom {
+        file: Some(source.to_path_buf()),
+        crc32c: Some(format!("{:08x}", checkpoint::crc_file(source)?)),
+        ..InitFrom::default()
+    };
     Ok(Pretrained { origin: source.to_path_buf(), weights, fresh: Vec::new(), record })
 }

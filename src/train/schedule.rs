@@ -1,6 +1,6 @@
 //! Learning-rate schedules as pure functions of the step.
 
-use crate::config::ScheduleConfig;
+use crate::config::{ScheduleConfig, ScheduleName};
 
 /// A learning-rate schedule over `total` optimizer steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,20 +69,24 @@ impl Schedule {
     /// Builds the schedule from the config; epoch-valued settings become steps.
     pub fn from_config(c: &ScheduleConfig, steps_per_epoch: u64) -> Schedule {
         let steps = |epochs: f64| (epochs * steps_per_epoch as f64).round() as u64;
-        match c.name.as_str() {
-            "constant" => Schedule::Constant { warmup: steps(c.warmup_epochs) },
-            "step" => {
+        match c.name {
+            ScheduleName::Constant => Schedule::Constant { warmup: steps(c.warmup_epochs) },
+            ScheduleName::Step => {
                 Schedule::Step { warmup: steps(c.warmup_epochs), every: steps(c.step_epochs).max(1), gamma: c.gamma }
             }
-            "multistep" => Schedule::MultiStep {
+            ScheduleName::MultiStep => Schedule::MultiStep {
                 warmup: steps(c.warmup_epochs),
                 milestones: c.milestones.iter().map(|&e| steps(e)).collect(),
                 gamma: c.gamma,
             },
-            "linear" => Schedule::Linear { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
-            "cosine" => Schedule::Cosine { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
-            "triangle" => Schedule::Triangle { pct: c.pct_start, start: 1.0 / c.div_factor, end: c.min_lr_ratio },
-            _ => Schedule::OneCycle { pct_start: c.pct_start, div: c.div_factor, final_div: c.final_div_factor },
+            ScheduleName::Linear => Schedule::Linear { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
+            ScheduleName::Cosine => Schedule::Cosine { warmup: steps(c.warmup_epochs), min_ratio: c.min_lr_ratio },
+            ScheduleName::Triangle => {
+                Schedule::Triangle { pct: c.pct_start, start: 1.0 / c.div_factor, end: c.min_lr_ratio }
+            }
+            ScheduleName::OneCycle => {
+                Schedule::OneCycle { pct_start: c.pct_start, div: c.div_factor, final_div: c.final_div_factor }
+            }
         }
     }
 

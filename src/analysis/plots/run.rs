@@ -3,14 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use super::{save, Bars, Heatmap, ImageGrid, LineChart, Table, Tile};
-use crate::analysis::history::History;
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::models::{layers::LayerRecord, Model};
-use crate::train::eval::EvalFile;
+use crate::run::{self, EvalFile, History};
 use crate::train::schedule::Schedule;
-use crate::train::{run_dir, trainer::model_args};
+use crate::train::trainer::model_args;
 
 /// What [`draw_run`] wrote.
 #[derive(Debug, Default)]
@@ -28,7 +27,7 @@ const GRID: usize = 40;
 /// for the prediction grids); without it those two plots are skipped, the others still drawn.
 pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
     let dir = run.join("plots");
-    let cfg = run_dir::read_config(run)?;
+    let cfg = run::read_config(run)?;
     let h = History::read(run)?;
     let mut out = RunPlots::default();
     let mut add = |fig: &dyn Fn(&Path) -> Result<Vec<PathBuf>>| -> Result<()> {
@@ -102,7 +101,7 @@ pub fn lr_chart(h: &History, cfg: &Config) -> LineChart {
         // Step s (0-based) trains at lr(s) and is logged as step s + 1: draw it there.
         let pts: Vec<(f64, f64)> =
             (0..total).step_by(stride).map(|s| ((s + 1) as f64, schedule.lr(cfg.optim.lr, s, total))).collect();
-        let muon = (cfg.optim.name == "muon").then(|| {
+        let muon = (cfg.optim.name == crate::config::OptimName::Muon).then(|| {
             let ratio = cfg.optim.muon_lr / cfg.optim.lr;
             // optim.lr_scales multiply both rates of the parameters they name.
             let label = if cfg.optim.lr_scales.is_empty() {

@@ -23,12 +23,11 @@ pub use lr_find::{suggest_lr, LrFind};
 use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use super::checkpoint::{self, TrainState};
 use super::ema::Ema;
-use super::eval::{evaluate, EvalFile, Tta};
+use super::eval::{evaluate, Tta};
 use super::lookahead::Lookahead;
 use super::optim::Optimizer;
 use super::pretrained;
 use super::replicas::Replicas;
-use super::run_dir;
 use super::schedule::Schedule;
 use super::step;
 use crate::config::Config;
@@ -39,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
+use crate::run::{self, EvalFile};
 
 /// `model.init_from`'s weights, read and matched to `probe` (the model built on the CPU, before
 /// the run directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
@@ -92,7 +92,7 @@ pub struct Trainer {
     train_loader: Loader,
     callbacks: Vec<Box<dyn Callback>>,
     /// Held from `new`/`resume` until `fit` returns: one trainer trains a run at a time.
-    lock: Option<run_dir::RunLock>,
+    lock: Option<run::RunLock>,
 }
 
 impl Trainer {
@@ -113,8 +113,8 @@ impl Trainer {
         drop(probe);
         let data = data::load(&cfg.data, cfg.train.seed)?;
         check_data_fits(&cfg, &data)?;
-        let run_dir = run_dir::create(&cfg)?;
-        let lock = run_dir::lock(&run_dir)?;
+        let run_dir = run::create(&cfg)?;
+        let lock = run::lock(&run_dir)?;
         fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
         trainer.init_from_data();
@@ -129,7 +129,7 @@ impl Trainer {
     /// Continues the run in `run`, from its last valid checkpoint (falling back to `best` with a
     /// warning when `last` is corrupt).
     pub fn resume(run: &Path) -> Result<Trainer> {
-        if run_dir::is_lr_sweep(run) {
+        if run::is_lr_sweep(run) {
             return Err(Error::Checkpoint(format!(
                 "{} holds a learning-rate sweep (lr_find.json), not a training run: nothing to resume. Train with \
                  `microvision train -c {}`",
@@ -137,23 +137,23 @@ impl Trainer {
                 run.join("config.toml").display()
             )));
         }
-        let cfg = run_dir::read_config(run)?;
-        let lock = run_dir::lock(run)?; // before anything in the run is read for training or written
+        let cfg = run::read_config(run)?;
+        let lock = run::lock(run)?; // before anything in the run is read for training or written
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
-        let data = run_dir::load_run_data(run, &cfg)?;
+        let data = data::load_for_run(run, &cfg)?;
         let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data)?;
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;
         checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
-        run_dir::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
+        run::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
         Ok(t)
     }
 
     fn assemble(
         cfg: Config,
-        (run_dir, lock): (PathBuf, run_dir::RunLock),
+        (run_dir, lock): (PathBuf, run::RunLock),
         device: Device,
         precision: Precision,
         data: DataSplits,
@@ -212,10 +212,10 @@ impl Trainer {
     /// them as an epoch-0 `last` checkpoint, so a resume before the first epoch ends needs no
     /// source. After the data-dependent initialisation: airbench's whitening stays the source's,
     /// which its later layers were trained on. Returns the source's record for `env.json`.
-    fn start_from(&mut self, p: &pretrained::Pretrained) -> Result<serde_json::Value> {
+    fn start_from(&mut self, p: &pretrained::Pretrained) -> Result<run::InitFrom> {
         pretrained::apply(p, &self.model.vs);
         (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
-        let epoch = p.record.get("epoch").map_or(String::new(), |e| format!(", epoch {e}"));
+        let epoch = p.record.epoch.map_or(String::new(), |e| format!(", epoch {e}"));
         eprintln!("initialised from {} ({} tensors{epoch})", p.origin.display(), p.weights.len());
         for why in &p.fresh {
             eprintln!("  kept its fresh initialisation: {why}");
@@ -248,7 +248,7 @@ impl Trainer {
     /// run is locked against other trainers from `new`/`resume` until `fit` returns.
     pub fn fit(&mut self) -> Result<EvalResult> {
         if self.lock.is_none() {
-            self.lock = Some(run_dir::lock(&self.run_dir)?);
+            self.lock = Some(run::lock(&self.run_dir)?);
         }
         let result = self.fit_locked();
         self.lock = None; // another process, or a resumed Trainer, may train the run now
@@ -270,7 +270,7 @@ impl Trainer {
             let epoch = self.state.epoch + 1;
             let val = match self.run_epoch(epoch, &val_loader) {
                 Err(Error::Diverged { what, advice })
-                    if self.cfg.train.on_nan == "restore" && restores < MAX_RESTORES =>
+                    if self.cfg.train.on_nan == crate::config::OnNan::Restore && restores < MAX_RESTORES =>
                 {
                     restores += 1;
                     self.restore_after_divergence(&what, &advice)?;
@@ -315,7 +315,7 @@ impl Trainer {
             &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train)),
         )?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
-        run_dir::update_peak_memory(&self.run_dir)?;
+        run::update_peak_memory(&self.run_dir)?;
         Ok(test)
     }
 
@@ -368,7 +368,7 @@ impl Trainer {
         if t.early_stop_patience == 0 {
             return false;
         }
-        let score = if t.early_stop_metric == "val_loss" { -val.loss } else { val.acc };
+        let score = if t.early_stop_metric == crate::config::EarlyStopMetric::ValLoss { -val.loss } else { val.acc };
         let (best, bad) = &mut self.state.early_stop;
         if score > *best + t.early_stop_min_delta {
             (*best, *bad) = (score, 0);

@@ -134,7 +134,7 @@ impl Trainer {
                          run",
                         dir.display(),
                         self.run_dir.join("config.toml").display(),
-                        self.cfg.optim.name
+                        self.cfg.optim.name.as_str()
                     ))
                 })?;
                 self.state = loaded.state;
@@ -143,7 +143,7 @@ impl Trainer {
             // Killed in the first epoch (or inside its checkpoint write): start over, which gives
             // the same run (the same seed).
             None if !checkpoint::records_finished_epoch(&dir)
-                && !run_dir::has_epoch_records(&self.run_dir)
+                && !run::has_epoch_records(&self.run_dir)
                 && !self.run_dir.join("eval.json").exists() =>
             {
                 if !self.cfg.model.init_from.is_empty() {
@@ -209,9 +209,7 @@ impl Trainer {
     /// On resume: the dataset files must be those the run started with (env.json's MD5s), or the
     /// resumed epochs would train or test on other data.
     pub(super) fn check_same_data(&self) -> Result<()> {
-        let Some(recorded) = run_dir::read_env(&self.run_dir)
-            .and_then(|v| serde_json::from_value::<Vec<(String, String)>>(v["data_md5"].clone()).ok())
-        else {
+        let Some(recorded) = run::Env::read(&self.run_dir).map(|env| env.data_md5) else {
             return Ok(()); // a run without provenance (killed before writing it): nothing to compare
         };
         let now = self.data_md5s()?;
@@ -234,13 +232,13 @@ impl Trainer {
         }
     }
 
-    pub(super) fn write_provenance(&self, init_from: Option<serde_json::Value>) -> Result<()> {
-        let prov = run_dir::Provenance {
-            git_commit: run_dir::git_commit(),
-            git_dirty: run_dir::git_dirty(),
-            microvision_version: env!("CARGO_PKG_VERSION"),
-            tch_version: "0.24.0",
-            libtorch_version: env!("MICROVISION_LIBTORCH_VERSION"),
+    pub(super) fn write_provenance(&self, init_from: Option<run::InitFrom>) -> Result<()> {
+        let prov = run::Env {
+            git_commit: run::git_commit(),
+            git_dirty: run::git_dirty(),
+            microvision_version: env!("CARGO_PKG_VERSION").into(),
+            tch_version: "0.24.0".into(),
+            libtorch_version: env!("MICROVISION_LIBTORCH_VERSION").into(),
             device: device::label(self.device),
             precision: self.precision.name().into(),
             cpu_model: device::cpu_model(),
@@ -253,9 +251,9 @@ impl Trainer {
             seed: self.cfg.train.seed,
             num_params: self.model.num_params(),
             macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
-            peak_rss_bytes: run_dir::peak_rss_bytes(),
+            peak_rss_bytes: run::peak_rss_bytes(),
             init_from,
         };
-        fsio::write_json(&self.run_dir.join("env.json"), &prov)
+        prov.write(&self.run_dir)
     }
 }

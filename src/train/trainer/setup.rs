@@ -3,7 +3,7 @@
 
 use tch::Device;
 
-use crate::config::Config;
+use crate::config::{Config, ScheduleName};
 use crate::data::loader::LoaderSpec;
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
@@ -117,7 +117,8 @@ pub(super) fn check_data_fits(cfg: &Config, data: &DataSplits) -> Result<()> {
 pub(super) fn check_new_run(cfg: &Config) -> Result<()> {
     use std::path::Component;
     let schedule = cfg.schedule.name.as_str();
-    if cfg.schedule.warmup_epochs > 0.0 && matches!(schedule, "onecycle" | "triangle") {
+    if cfg.schedule.warmup_epochs > 0.0 && matches!(cfg.schedule.name, ScheduleName::OneCycle | ScheduleName::Triangle)
+    {
         return Err(Error::Config(format!(
             "`schedule.warmup_epochs` = {}: schedule.name = {schedule:?} has its own rise (schedule.pct_start); \
              expected 0, or a schedule that warms up (constant, step, multistep, linear, cosine)",
@@ -182,8 +183,8 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         shuffle: train,
         augment_pad: (train && cfg.data.augment).then_some(cfg.data.crop_padding),
         hflip: cfg.data.hflip,
-        reflect: cfg.data.pad_mode == "reflect",
-        alternate_flip: cfg.data.flip_mode == "alternate",
+        reflect: cfg.data.pad_mode == crate::config::PadMode::Reflect,
+        alternate_flip: cfg.data.flip_mode == crate::config::FlipMode::Alternate,
         drop_last: train,
         mean: data.mean.clone(),
         std: data.std.clone(),

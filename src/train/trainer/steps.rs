@@ -112,7 +112,7 @@ impl Trainer {
 
     /// The error for a non-finite loss, with the remedies that fit the config.
     fn diverged(&self, loss: f64) -> Error {
-        let remedies = if self.cfg.train.on_nan == "restore" {
+        let remedies = if self.cfg.train.on_nan == crate::config::OnNan::Restore {
             "Set a lower optim.lr or train.grad_clip" // the restores did not help
         } else {
             "Set a lower optim.lr, train.grad_clip or train.on_nan = \"restore\""

@@ -4,9 +4,9 @@
 use serde_json::Value;
 use std::path::Path;
 
+use super::EvalFile;
 use crate::error::{Error, Result};
 use crate::metrics::median;
-use crate::train::eval::EvalFile;
 
 /// One epoch's train and validation numbers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,6 +51,9 @@ pub struct History {
     pub steps: Vec<StepRow>,
     /// Final test evaluation, when the run finished.
     pub eval: Option<EvalFile>,
+    /// Lines of `metrics.jsonl` that were not JSON and were skipped (a torn last line after a
+    /// crash); the caller may warn.
+    pub skipped_lines: usize,
 }
 
 impl History {
@@ -81,11 +84,7 @@ impl History {
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
         let parsed: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
-        let torn = text.lines().count() - parsed.len();
-        if torn > 0 {
-            eprintln!("warning: {}: skipped {torn} line(s) that are not JSON", path.display());
-        }
-        let mut h = History::default();
+        let mut h = History { skipped_lines: text.lines().count() - parsed.len(), ..History::default() };
         for v in parsed {
             let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             let (step, epoch) = (v["step"].as_i64().unwrap_or(0), v["epoch"].as_i64().unwrap_or(0));
@@ -114,10 +113,8 @@ impl History {
             }
         }
         let eval_path = run.join("eval.json");
-        if let Ok(text) = std::fs::read_to_string(&eval_path) {
-            let eval = serde_json::from_str(&text)
-                .map_err(|e| Error::Checkpoint(format!("{}: not a valid eval.json: {e}", eval_path.display())))?;
-            h.eval = Some(eval);
+        if eval_path.exists() {
+            h.eval = Some(EvalFile::read(&eval_path)?);
         }
         Ok(h)
     }

@@ -1,18 +1,18 @@
-//! `microvision export`: a checkpoint's model for use outside microvision, as safetensors weights
+//! Exporting a run's model: a checkpoint's model for use outside microvision, as safetensors weights
 //! (PyTorch `state_dict` names, for the transcription in `bench/models.py`) or as a traced
 //! TorchScript module (`torch.jit.load`, no model code needed), each with `model.json`
 //! describing the model, its input and its classes.
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use super::model::{class_names, load_model, normalisation, Checkpoint};
 use crate::data;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::models::torchscript;
+use crate::run::Run;
 use crate::train::checkpoint;
 use crate::train::checkpoint::TrainState;
-use crate::train::run_dir;
 use crate::train::trainer::model_args;
 
 /// What `export` writes.
@@ -24,16 +24,20 @@ pub enum Format {
     TorchScript,
 }
 
-impl Format {
-    /// The format named on the command line (`safetensors` or `torchscript`).
-    pub fn parse(name: &str) -> Result<Format> {
+impl std::str::FromStr for Format {
+    type Err = Error;
+
+    /// The format by name (`safetensors` or `torchscript`).
+    fn from_str(name: &str) -> Result<Format> {
         match name {
             "safetensors" => Ok(Format::Safetensors),
             "torchscript" => Ok(Format::TorchScript),
             other => Err(crate::config_err!("unknown export format {other:?}; expected safetensors or torchscript")),
         }
     }
+}
 
+impl Format {
     /// The file the format writes into the export directory.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -43,54 +47,65 @@ impl Format {
     }
 }
 
-/// Exports checkpoint `which` (`best` or `last`) of `run` to `out` (default `RUN/export`).
-pub fn export(run: &Path, which: &str, format: Format, out: Option<PathBuf>) -> Result<()> {
-    let cfg = run_dir::read_config(run)?;
-    let dir = run.join(&cfg.output.checkpoint_dir);
+/// What [`export`] wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The model file (`model.safetensors` or `model.pt`).
+    pub file: PathBuf,
+    /// `model.json`, describing it.
+    pub description: PathBuf,
+    /// Whether the weights are the run's exponential moving average.
+    pub averaged: bool,
+}
+
+/// Exports checkpoint `which` of the run in `run_dir` as `format` into `out` (default
+/// `RUN/export`), with `model.json`. It replaces only an earlier export there (see the rules of
+/// `check_out_dir`); anything else in the way is refused, naming it.
+pub fn export(run_dir: &Path, which: Checkpoint, format: Format, out: Option<&Path>) -> Result<Exported> {
+    let run = Run::open(run_dir)?;
+    let cfg = run.config();
+    let dir = run.checkpoint_dir();
     // Verifies the checksums; the JSON names the config's model, so the weights must be that
     // model's, tensor by tensor. With train.ema_decay > 0 the model holds the weight average:
     // that is what was evaluated, so it is what ships.
-    let (model, loaded) = super::predict::checkpointed_model(run, &cfg, which, tch::Device::Cpu)?;
-    let ema = crate::train::ema::weights_from_checkpoint(&loaded.optim);
-    let mut meta = describe(run, &cfg, which, &loaded.state, ema.is_some())?;
-    let out = out.unwrap_or_else(|| run.join("export"));
+    let loaded = load_model(&run, which, tch::Device::Cpu)?;
+    let ema = crate::train::ema::weights_from_checkpoint(&loaded.loaded.optim);
+    let mut meta = describe(&run, which, &loaded.loaded.state, ema.is_some())?;
+    let out = out.map_or_else(|| run_dir.join("export"), Path::to_path_buf);
     crate::error::create_dir_all(&out, "cannot create")?;
     let kept = check_out_dir(&out, format, &meta)?;
     let file = out.join(format.file_name());
     match (format, &ema) {
         (Format::Safetensors, Some(avg)) => checkpoint::write_tensors_atomic(&file, avg)?,
         (Format::Safetensors, None) => {
-            let weights = checkpoint::files(&dir, which).weights;
+            let weights = checkpoint::files(&dir, which.as_str()).weights;
             let bytes = std::fs::read(&weights).map_err(|e| Error::io("cannot read", &weights, e))?;
             fsio::write_atomic(&file, &bytes)?;
         }
-        (Format::TorchScript, _) => torchscript::save(&model, &model_args(&cfg), &file)?,
+        (Format::TorchScript, _) => torchscript::save(&loaded.model, &model_args(cfg), &file)?,
     }
     let mut files = kept;
     files.insert(format.file_name().to_string(), format!("{:08x}", checkpoint::crc_file(&file)?).into());
     meta["files"] = files.into();
-    fsio::write_json(&out.join("model.json"), &meta)?;
-    println!("wrote {} and {}", file.display(), out.join("model.json").display());
-    Ok(())
+    let description = out.join("model.json");
+    fsio::write_json(&description, &meta)?;
+    Ok(Exported { file, description, averaged: loaded.averaged })
 }
 
 /// `model.json`: the model, the run and checkpoint the weights come from, the input and the
 /// classes (the file list is added once the files are written).
-fn describe(run: &Path, cfg: &Config, which: &str, state: &TrainState, averaged: bool) -> Result<serde_json::Value> {
+fn describe(run: &Run, which: Checkpoint, state: &TrainState, averaged: bool) -> Result<serde_json::Value> {
+    let cfg = run.config();
     let src = data::source::source(&cfg.data.dataset)?;
-    let (mean, std) = run_dir::normalisation(run, cfg).ok_or_else(|| {
-        crate::ckpt_err!(
-            "{}: expected norm_mean and norm_std (the normalisation the model trained with, which model.json gives)",
-            run.join("env.json").display()
-        )
-    })?;
+    let (mean, std) = normalisation(run)?;
+    let classes = class_names(run);
     // Resolved, so that `runs/x`, `./runs/x/` and a link to it name one run.
-    let run = std::fs::canonicalize(run).unwrap_or_else(|_| run.to_path_buf());
+    let dir = std::fs::canonicalize(run.dir()).unwrap_or_else(|_| run.dir().to_path_buf());
     Ok(serde_json::json!({
         "model": cfg.model.name,
         "args": model_args(cfg),
-        "run": run,
-        "checkpoint": which,
+        "run": dir,
+        "checkpoint": which.as_str(),
         "weights": if averaged { "exponential moving average" } else { "trained" },
         "epoch": state.epoch,
         "step": state.step,
@@ -98,7 +113,7 @@ fn describe(run: &Path, cfg: &Config, which: &str, state: &TrainState, averaged:
         "checkpoint_crc32c": format!("{:08x}", if averaged { state.optim_crc32c } else { state.weights_crc32c }),
         "best_val_acc": state.best_acc,
         "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
-        "classes": super::predict::class_names(run.as_path(), cfg),
+        "classes": classes,
     }))
 }
 

@@ -1,13 +1,92 @@
 //! The run directory: `runs/<name>-<timestamp>/` with `config.toml`, `env.json`, `metrics.jsonl`,
-//! `checkpoints/` and `eval.json`. Creation is atomic (`create_dir` fails if the directory exists),
-//! so two runs started in the same second get distinct directories and nothing is overwritten.
+//! `checkpoints/` and `eval*.json`, and [`Run`], which reads them typed. Creation is atomic
+//! (`create_dir` fails if the directory exists), so two runs started in the same second get
+//! distinct directories and nothing is overwritten.
+//!
+//! This layer knows files, not tensors: it sits above `config` and below `data`, `train` and
+//! `analysis`, which all read runs through it.
 
-use serde::Serialize;
+mod env;
+mod eval_file;
+mod history;
+
+pub use env::{update_peak_memory, Env, InitFrom};
+pub use eval_file::{eval_file_name, EvalFile};
+pub use history::{EpochRow, History, StepRow};
+
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsio::{write_atomic, write_json};
+use crate::fsio::write_atomic;
+
+/// An existing run directory, opened once: its resolved config, and typed access to the files
+/// beside it. Opening checks that the directory is a training run (not a file, a missing path
+/// or an `lr-find` sweep) with a readable `config.toml`.
+#[derive(Debug, Clone)]
+pub struct Run {
+    dir: PathBuf,
+    config: Config,
+}
+
+impl Run {
+    /// Opens the run in `dir`.
+    pub fn open(dir: &Path) -> Result<Run> {
+        Run::open_with(dir, &[])
+    }
+
+    /// Opens the run in `dir` with `key=value` overrides applied to its config (as `train
+    /// --set`; e.g. `train.tta=2` for an evaluation). The files are not changed.
+    pub fn open_with(dir: &Path, overrides: &[String]) -> Result<Run> {
+        Ok(Run { dir: dir.to_path_buf(), config: read_config_with(dir, overrides)? })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory's name (`simple_cnn-20261126-174140`).
+    pub fn name(&self) -> String {
+        self.dir.file_name().map_or_else(|| self.dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+    }
+
+    /// The run's resolved config (with the overrides it was opened with).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `env.json`, when the run wrote it (a run killed at once may not have).
+    pub fn env(&self) -> Option<Env> {
+        Env::read(&self.dir)
+    }
+
+    /// `metrics.jsonl` and `eval.json`, read back.
+    pub fn history(&self) -> Result<History> {
+        History::read(&self.dir)
+    }
+
+    /// The final test evaluation (`eval.json`) once the run has finished.
+    pub fn eval(&self) -> Option<Result<EvalFile>> {
+        let path = self.dir.join("eval.json");
+        path.exists().then(|| EvalFile::read(&path))
+    }
+
+    /// Whether the run has its final test evaluation (`eval.json`).
+    pub fn finished(&self) -> bool {
+        self.dir.join("eval.json").exists()
+    }
+
+    /// The directory of its checkpoints (`output.checkpoint_dir`).
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.dir.join(&self.config.output.checkpoint_dir)
+    }
+
+    /// Its `plots/` directory.
+    pub fn plots_dir(&self) -> PathBuf {
+        self.dir.join("plots")
+    }
+}
 
 /// Creates a fresh run directory under `cfg.output.runs_dir`.
 pub fn create(cfg: &Config) -> Result<PathBuf> {
@@ -66,8 +145,7 @@ pub fn lock(run: &Path) -> Result<RunLock> {
     }
 }
 
-/// Appended to the run name of an `lr-find` sweep: its directory is `<name>-lrfind-<time>`.
-pub const LR_SWEEP_SUFFIX: &str = "-lrfind";
+pub use crate::config::LR_SWEEP_SUFFIX;
 
 /// Whether `run` is the directory of an `lr-find` sweep rather than of a training run: named
 /// `<name>-lrfind-<time>` without checkpoints, with lr_find.json once the sweep has finished.
@@ -75,30 +153,6 @@ pub fn is_lr_sweep(run: &Path) -> bool {
     let named = run.file_name().is_some_and(|n| n.to_string_lossy().contains(&format!("{LR_SWEEP_SUFFIX}-")));
     // Earlier versions allowed `-lrfind` in run names: a training run has checkpoints.
     (named && !run.join("checkpoints").exists()) || run.join("lr_find.json").is_file()
-}
-
-/// The normalisation statistics the run trained with (env.json), else the dataset's published
-/// ones (runs of versions that did not record them); None when neither is known.
-pub fn normalisation(run: &Path, cfg: &Config) -> Option<(Vec<f64>, Vec<f64>)> {
-    let env = read_env(run).unwrap_or_default();
-    let stats = |key: &str| env[key].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect::<Vec<_>>());
-    match (stats("norm_mean"), stats("norm_std")) {
-        (Some(m), Some(s)) if !m.is_empty() && m.len() == s.len() => Some((m, s)),
-        _ => crate::data::source::source(&cfg.data.dataset).ok()?.known_stats(),
-    }
-}
-
-/// Loads the data of the existing run `run`; a data error says where such a run takes its data
-/// from: its own `config.toml`, whatever MICROVISION_DATA says now.
-pub fn load_run_data(run: &Path, cfg: &Config) -> Result<crate::data::DataSplits> {
-    crate::data::load(&cfg.data, cfg.train.seed).map_err(|e| match e {
-        Error::Data(msg) => Error::Data(format!(
-            "{msg}\nThis run reads its data from `data.root` in {} (MICROVISION_DATA applies to new runs only): edit \
-             it there, or give `eval` --set data.root=DIR.",
-            run.join("config.toml").display()
-        )),
-        other => other,
-    })
 }
 
 /// Reads the resolved config of a run directory.
@@ -130,52 +184,6 @@ pub fn read_config_with(run: &Path, overrides: &[String]) -> Result<Config> {
         &path.display().to_string(),
         overrides,
     )
-}
-
-/// Provenance written to `env.json`.
-#[derive(Debug, Serialize)]
-pub struct Provenance {
-    /// `git rev-parse HEAD` of the working directory ("unknown" outside a checkout).
-    pub git_commit: String,
-    /// Whether tracked files differ from that commit (`git status`), so the commit alone does
-    /// not say what code ran; null outside a checkout.
-    pub git_dirty: Option<bool>,
-    /// microvision's version.
-    pub microvision_version: &'static str,
-    /// tch crate version.
-    pub tch_version: &'static str,
-    /// LibTorch version the binary was built against.
-    pub libtorch_version: &'static str,
-    /// "cpu" or "cuda:N".
-    pub device: String,
-    /// fp32 / bf16 / fp16.
-    pub precision: String,
-    /// CPU model.
-    pub cpu_model: String,
-    /// Relevant CPU feature flags.
-    pub cpu_flags: Vec<String>,
-    /// Intra-op threads.
-    pub threads: i64,
-    /// Data directory and MD5 of each file.
-    pub data_dir: PathBuf,
-    /// MD5 sums (file, hex).
-    pub data_md5: Vec<(String, String)>,
-    /// Per-channel normalisation mean used (published, or computed from the training split).
-    pub norm_mean: Vec<f64>,
-    /// Per-channel normalisation std used.
-    pub norm_std: Vec<f64>,
-    /// Seed.
-    pub seed: u64,
-    /// Trainable parameters.
-    pub num_params: i64,
-    /// Multiply-accumulates per image.
-    pub macs_per_image: u64,
-    /// Peak resident memory of the process in bytes (filled at the end of training).
-    pub peak_rss_bytes: u64,
-    /// Where `model.init_from`'s weights came from: the file, its CRC32C, and for a run the
-    /// checkpoint's epoch and step; absent for a random initialisation.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<serde_json::Value>,
 }
 
 /// The git commit of the current directory, or "unknown".
@@ -241,16 +249,4 @@ pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
 pub fn has_epoch_records(run: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return false };
     text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["kind"] == "epoch")
-}
-
-/// The run's `env.json` as JSON (`None` when missing or unreadable: a run killed before writing it).
-pub fn read_env(run: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).ok()?).ok()
-}
-
-/// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
-pub fn update_peak_memory(run: &Path) -> Result<()> {
-    let Some(mut v) = read_env(run) else { return Ok(()) };
-    v["peak_rss_bytes"] = peak_rss_bytes().into();
-    write_json(&run.join("env.json"), &v)
 }

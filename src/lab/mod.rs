@@ -1,0 +1,34 @@
+//! The library's verbs: one function per thing a user does with a run, each taking typed
+//! arguments and returning a typed result, never printing. The command line (`cli/`), the
+//! examples and the Python package are shells over these.
+//!
+//! ```no_run
+//! use microvision::lab::{self, Checkpoint, TrainOptions};
+//! # fn main() -> microvision::Result<()> {
+//! let cfg = microvision::Config::load("configs/demo.toml".as_ref(), &["train.epochs=1".into()])?;
+//! let trained = lab::train(cfg, &TrainOptions::default())?;
+//! let eval = lab::eval(&trained.run_dir, Checkpoint::Last, &[])?;
+//! let preds = lab::predict(&trained.run_dir, &["cat.png".into()], Checkpoint::Last, 3)?;
+//! let exported = lab::export(&trained.run_dir, Checkpoint::Last, lab::Format::Safetensors, None)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layering: `lab` sits above `analysis`, `track`, `train` and `run`, and below the shells.
+
+mod compare;
+mod eval;
+mod export;
+mod model;
+mod predict;
+mod report;
+mod tools;
+mod train;
+
+pub use compare::{compare, Comparison};
+pub use eval::{eval, Evaluation};
+pub use export::{export, Exported, Format};
+pub use model::{class_names, load_model, normalisation, Checkpoint, LoadedModel};
+pub use predict::{predict, ClassScore, Prediction, Predictor};
+pub use report::{plot, report, Plotted, Reported};
+pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
+pub use train::{fit, resume, train, Fitted, TrainOptions, Trained};

@@ -1,0 +1,135 @@
+//! Training as `microvision train` does it: the trainer with the standard loggers
+//! (`metrics.jsonl`, TensorBoard, MLflow when configured) and, on request, the console; then the
+//! plots drawn from the finished run and handed to the loggers as artifacts.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::metrics::EvalResult;
+use crate::track::{self, Loggers};
+use crate::train::Trainer;
+
+/// How [`train`] and [`resume`] behave around the training itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// Report on stderr as the command line does: a banner naming the run, model, device and
+    /// precision, then a progress bar and a line per epoch.
+    pub console: bool,
+    /// On SIGINT/SIGTERM finish the current step, save `last` and return
+    /// [`crate::Error::Interrupted`] (resume with [`resume`]); a second signal ends the process at
+    /// once with status 130. The handlers are removed when training returns.
+    pub stop_on_signals: bool,
+}
+
+/// What [`train`] or [`resume`] did.
+#[derive(Debug)]
+pub struct Trained {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The final test evaluation (written to `eval.json`); `None` when the run had already
+    /// finished with its evaluation and nothing was trained.
+    pub test: Option<EvalResult>,
+    /// The last epoch trained.
+    pub epoch: i64,
+    /// Problems that did not fail the run (plots that could not be drawn).
+    pub warnings: Vec<String>,
+}
+
+/// What [`fit`] returns: the final test evaluation and the warnings.
+#[derive(Debug)]
+pub struct Fitted {
+    /// The final test evaluation.
+    pub test: EvalResult,
+    /// Problems that did not fail the run (plots that could not be drawn).
+    pub warnings: Vec<String>,
+}
+
+/// Trains a new run from `cfg` (a fresh `runs/<name>-<timestamp>/`) to the end, with the
+/// standard loggers, and evaluates it on the test split.
+pub fn train(cfg: Config, opts: &TrainOptions) -> Result<Trained> {
+    run(Trainer::new(cfg)?, opts)
+}
+
+/// Continues the run in `run_dir` from its last checkpoint (a finished run with `eval.json`
+/// is left as it is: [`Trained::test`] is `None`).
+pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Trained> {
+    run(Trainer::resume(run_dir)?, opts)
+}
+
+fn run(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
+    let run_dir = trainer.run_dir.clone();
+    if trainer.training_done() && run_dir.join("eval.json").exists() {
+        return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings: Vec::new() });
+    }
+    let handlers = if opts.stop_on_signals { stop_on_signals(&trainer) } else { Vec::new() };
+    if opts.console {
+        for line in banner(&trainer) {
+            eprintln!("{line}");
+        }
+    }
+    let fitted = fit_logged(&mut trainer, opts.console);
+    for id in handlers {
+        signal_hook::low_level::unregister(id);
+    }
+    let Fitted { test, warnings } = fitted?;
+    Ok(Trained { run_dir, test: Some(test), epoch: trainer.state.epoch, warnings })
+}
+
+/// Fits `trainer` with `metrics.jsonl`, TensorBoard and MLflow (when configured), then draws
+/// the plots into `RUN/plots/` and logs them (with `eval.json` and `config.toml`) as
+/// artifacts. A plotting failure is a warning: it never fails a finished run.
+pub fn fit(trainer: &mut Trainer) -> Result<Fitted> {
+    fit_logged(trainer, false)
+}
+
+/// [`fit`], with the console's progress on stderr when `console`.
+fn fit_logged(trainer: &mut Trainer, console: bool) -> Result<Fitted> {
+    let loggers = Loggers::standard(&trainer.run_dir, &trainer.cfg);
+    trainer.add_callback(loggers.callback());
+    if console {
+        trainer.add_callback(track::console(&trainer.cfg));
+    }
+    let test = trainer.fit()?;
+    let mut files = vec![trainer.run_dir.join("eval.json"), trainer.run_dir.join("config.toml")];
+    let mut warnings = Vec::new();
+    match crate::analysis::plots::draw_run(&trainer.run_dir, Some(trainer.test_split())) {
+        Ok(plots) => files.extend(plots.files),
+        Err(e) => warnings.push(format!("plots not drawn: {e}")),
+    }
+    loggers.log_artifacts(&trainer.run_dir, &files);
+    loggers.close();
+    Ok(Fitted { test, warnings })
+}
+
+/// The lines the console starts a run with: the run, the model, the device and precision, and
+/// the part of the model's recipe that no config key shows (airbench's whitening bias).
+fn banner(trainer: &Trainer) -> Vec<String> {
+    let mut lines = vec![format!(
+        "run {}  model {} ({} params)  device {}  precision {}",
+        trainer.run_dir.display(),
+        trainer.cfg.model.name,
+        trainer.model.num_params(),
+        crate::device::label(trainer.device),
+        trainer.precision.name()
+    )];
+    for (name, epochs) in trainer.model.net.trained_for_epochs() {
+        lines.push(format!(
+            "note: {} trains `{name}` for the first {epochs} epochs only, then freezes it",
+            trainer.cfg.model.name
+        ));
+    }
+    lines
+}
+
+/// SIGINT/SIGTERM: the first sets the trainer's stop flag (it finishes the step, saves `last`
+/// and returns the resume command); a second ends the process at once with status 130 (e.g.
+/// during an evaluation), the last checkpoint intact.
+fn stop_on_signals(trainer: &Trainer) -> Vec<signal_hook::SigId> {
+    let mut ids = Vec::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        ids.extend(signal_hook::flag::register_conditional_shutdown(signal, 130, trainer.stop.clone()).ok());
+        ids.extend(signal_hook::flag::register(signal, trainer.stop.clone()).ok());
+    }
+    ids
+}
