@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::Result;
 use crate::lab::{self, Checkpoint, TrainOptions};
-use crate::models::{mflops, Model, ModelArgs, MODELS};
 
 /// Prints warnings of a verb that did not fail it.
 fn warn(warnings: &[String]) {
@@ -149,48 +148,39 @@ pub fn augment_preview(config: &Path, overrides: &[String], count: usize, out: &
 
 /// `microvision models --summary NAME`: a model's layers, as the run's model_summary plot shows.
 pub fn model_summary(name: &str) -> Result<()> {
-    let args = ModelArgs::default();
-    let model = Model::new(name, &args, tch::Device::Cpu)?;
+    let (layers, params, mflops) = lab::model_summary(name)?;
     println!("{:<28} {:<22} {:<18} {:>10} {:>9}", "layer", "type", "output", "params", "MFLOPs");
-    for l in model.summary(&args) {
+    for l in &layers {
         let shape = format!("{:?}", l.output_shape);
-        println!("{:<28} {:<22} {:<18} {:>10} {:>9.2}", l.name, l.kind, shape, l.params, mflops(l.macs));
+        println!("{:<28} {:<22} {:<18} {:>10} {:>9.2}", l.name, l.kind, shape, l.params, lab::layer_mflops(l));
     }
-    println!("total: {} parameters, {:.1} MFLOPs per image", model.num_params(), model.mflops_per_image(&args));
+    println!("total: {params} parameters, {mflops:.1} MFLOPs per image");
     Ok(())
 }
 
 /// `microvision models`: the registry with parameter counts (and step memory with `--memory`).
 pub fn models(memory: bool) -> Result<()> {
-    use crate::bench::memory::step_bytes_at_128;
-    let args = ModelArgs::default();
     if !memory {
         println!("{:<16} {:>11} {:>9}  about", "name", "params", "MFLOPs");
     } else {
         println!("{:<16} {:>11} {:>9} {:>11} {:>11}  about", "name", "params", "MFLOPs", "step MB", "ckpt MB");
     }
-    for entry in MODELS {
-        let model = Model::new(entry.name, &args, tch::Device::Cpu)?;
-        let per_image = model.mflops_per_image(&args); // forward pass, one 32x32 image
-        if !memory {
-            println!("{:<16} {:>11} {:>9.1}  {}", entry.name, model.num_params(), per_image, entry.about);
-            continue;
+    let mb = |b: u64| format!("{:.0}", b as f64 / (1024.0 * 1024.0));
+    // Measured model by model (a minute or more in all): print each as it comes.
+    for m in crate::models::MODELS.iter().map(|e| lab::models_named(e.name, memory)) {
+        let m = m?;
+        match m.step_bytes {
+            None => println!("{:<16} {:>11} {:>9.1}  {}", m.name, m.params, m.mflops_per_image, m.about),
+            Some((plain, ckpt)) => println!(
+                "{:<16} {:>11} {:>9.1} {:>11} {:>11}  {}",
+                m.name,
+                m.params,
+                m.mflops_per_image,
+                mb(plain),
+                ckpt.map_or_else(|| "-".into(), mb),
+                m.about
+            ),
         }
-        let mb = |b: u64| format!("{:.0}", b as f64 / (1024.0 * 1024.0));
-        let plain = mb(step_bytes_at_128(entry.name, &args, false)?);
-        let ckpt = match model.net.segments() {
-            Some(_) => mb(step_bytes_at_128(entry.name, &args, true)?),
-            None => "-".into(),
-        };
-        println!(
-            "{:<16} {:>11} {:>9.1} {:>11} {:>11}  {}",
-            entry.name,
-            model.num_params(),
-            per_image,
-            plain,
-            ckpt,
-            entry.about
-        );
     }
     if !memory {
         println!(

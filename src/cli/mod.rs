@@ -302,8 +302,18 @@ pub fn run(cli: Cli) -> Result<()> {
             what:
                 BenchWhat::Throughput { model, batch, precision, device, steps, repeats, threads, checkpointing, replicas },
         } => {
-            let opts = bench::ThroughputOpts { batch, steps, repeats, threads, checkpointing, replicas };
-            bench::bench_throughput(&model, &precision, &device, &opts)
+            let args = crate::lab::ThroughputArgs {
+                model,
+                batch,
+                precision,
+                device,
+                steps,
+                repeats,
+                threads,
+                checkpointing,
+                replicas,
+            };
+            bench::bench_throughput(&args)
         }
         Command::Bench { what: BenchWhat::Speedrun { config, runs, target, overrides } } => {
             bench::bench_speedrun(&config, &overrides, runs, target)

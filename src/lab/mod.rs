@@ -15,19 +15,25 @@
 //!
 //! Layering: `lab` sits above `analysis`, `track`, `train` and `run`, and below the shells.
 
+mod bench;
 mod compare;
+mod datasets;
 mod eval;
 mod export;
 mod model;
+mod models;
 mod predict;
 mod report;
 mod tools;
 mod train;
 
+pub use bench::{bench_speedrun, bench_throughput, Speedrun, SpeedrunEvent, ThroughputArgs, ThroughputReport};
 pub use compare::{compare, Comparison};
+pub use datasets::{data_download, data_info, data_preview, DatasetInfo, Downloaded, SplitInfo};
 pub use eval::{eval, Evaluation};
 pub use export::{export, Exported, Format};
 pub use model::{class_names, load_model, normalisation, Checkpoint, LoadedModel};
+pub use models::{layer_mflops, model_summary, models, models_named, ModelInfo};
 pub use predict::{predict, ClassScore, Prediction, Predictor};
 pub use report::{plot, report, Plotted, Reported};
 pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
