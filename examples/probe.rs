@@ -1,5 +1,5 @@
 use microvision::device::{channels_last, Precision};
-use microvision::models::{layers::autocast, Model, ModelArgs};
+use microvision::models::{context::autocast, Model, ModelArgs};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 

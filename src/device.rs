@@ -90,10 +90,10 @@ pub fn select_precision(name: &str, device: Device) -> Result<Precision> {
 fn note_emulated_bf16() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        eprintln!(
-            "note: `train.precision` = \"bf16\" on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN \
+        crate::notice::note(
+            "`train.precision` = \"bf16\" on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN \
              refuses bf16 convolutions there and LibTorch falls back to its reference kernels, many times \
-             slower than fp32 (see docs/recipes.md, Mixed precision); \"auto\" picks fp32 on this CPU"
+             slower than fp32 (see docs/recipes.md, Mixed precision); \"auto\" picks fp32 on this CPU",
         )
     });
 }

@@ -26,6 +26,8 @@ pub mod bench;
 pub mod cli;
 pub mod lab;
 pub mod metrics;
+pub mod notice;
 pub mod run;
+pub mod seed;
 pub mod track;
 pub mod train;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// The layers, bottom first; a module may import only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["error", "failpoint", "metrics"],
+    &["error", "failpoint", "metrics", "notice", "seed"],
     &["fsio"],
     &["config"],
     &["device"],

@@ -1,7 +1,8 @@
 //! Layer behaviour that the registry test does not pin down: dropout statistics and seeding,
 //! autocast dtype, BatchNorm bookkeeping.
 
-use microvision::models::layers::{autocast, seed_dropout, Conv2d, ConvOpts, Dropout};
+use microvision::models::context::{autocast, seed_dropout};
+use microvision::models::layers::{Conv2d, ConvOpts, Dropout};
 use microvision::models::{Model, ModelArgs};
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};

@@ -2,7 +2,7 @@
 //! backward pass, for every segmented model (with dropout and stochastic depth on, to check that
 //! the recomputation replays the same masks).
 
-use microvision::models::layers::seed_dropout;
+use microvision::models::context::seed_dropout;
 use microvision::models::{Model, ModelArgs, MODELS};
 use microvision::train::step::{forward_backward_checkpointed, forward_loss};
 use tch::{Device, Kind, Tensor};

@@ -3,9 +3,10 @@
 
 mod common;
 
-use microvision::data::loader::{mix, Batch};
-use microvision::models::layers::seed_dropout;
+use microvision::data::loader::Batch;
+use microvision::models::context::seed_dropout;
 use microvision::models::{Model, ModelArgs};
+use microvision::seed::mix;
 use microvision::train::checkpoint;
 use microvision::train::replicas::{split, Pass, Replicas};
 use microvision::train::Trainer;

@@ -33,7 +33,7 @@ pub fn escape(s: &str) -> String {
 pub fn render(run: &Path) -> Result<String> {
     let cfg = run::read_config(run)?;
     let h = History::read(run)?;
-    let env: Value = run::Env::read(run).and_then(|e| serde_json::to_value(e).ok()).unwrap_or(Value::Null);
+    let env: Value = run::Env::read_value(run).unwrap_or(Value::Null);
     let name = run.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut html = String::new();
     let _ = write!(html, "{HEAD}{}</title><style>{CSS}</style></head><body><h1>{}</h1>", escape(&name), escape(&name));

@@ -11,7 +11,7 @@ use crate::data::transforms::channels_last;
 use crate::device::Precision;
 use crate::error::Result;
 use crate::metrics::median;
-use crate::models::layers::autocast;
+use crate::models::context::autocast;
 use crate::models::{Model, ModelArgs};
 use crate::train::optim::Optimizer;
 use crate::train::replicas::{Pass, Replicas};

@@ -114,12 +114,14 @@ pub fn report(run: &Path, out: Option<&Path>) -> Result<()> {
     if let Some(p) = &r.plotted {
         print_plotted(p, run);
     }
+    warn(&r.warnings);
     println!("wrote {}", r.path.display());
     Ok(())
 }
 
 /// `microvision lr-find`: the learning-rate range test, written to the run as JSON and a plot.
 pub fn lr_find(config: &Path, overrides: &[String], sweep: lab::LrSweep) -> Result<()> {
+    sweep.check()?; // the flags first: they are this command's own
     let found = lab::lr_find(Config::load(config, overrides)?, sweep)?;
     let rec = &found.record;
     println!(
@@ -199,6 +201,7 @@ pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<&Path>) -> Result<(
     for (dir, why) in &c.skipped {
         eprintln!("skipping {}: {why}", dir.display());
     }
+    warn(&c.warnings);
     print!("{}", c.table(csv));
     if let Some(dir) = c.curves.first().and_then(|f| f.parent()) {
         eprintln!("curves: {0}/compare_val_acc.png, {0}/compare_val_loss.png (and .svg)", dir.display());

@@ -178,14 +178,20 @@ const CHOICES: &[(&str, &[&str])] = &[
     ("augment.policy", AugmentPolicy::NAMES),
 ];
 
-/// Checks every choice key that the TOML `value` sets to a string: `` `key` = "value": expected
-/// one of ... (did you mean ...?)``. Values of another type are left to deserialisation, which
-/// names the type expected.
+/// Checks every choice key that the TOML `value` sets: `` `key` = "value": expected one of ...
+/// (did you mean ...?)``, and for a value that is not a string, `` `key` = 1: expected a string,
+/// one of ...``.
 pub(super) fn check_choices(value: &Value) -> Result<()> {
     for (key, valid) in CHOICES {
         let (section, name) = key.split_once('.').expect("choice keys are section.key");
-        if let Some(Value::String(s)) = value.get(section).and_then(|t| t.get(name)) {
-            super::validate::one_of(key, s, valid)?;
+        match value.get(section).and_then(|t| t.get(name)) {
+            None => {}
+            Some(Value::String(s)) => super::validate::one_of(key, s, valid)?,
+            Some(other) => {
+                let shown: Vec<String> =
+                    valid.iter().map(|v| if v.is_empty() { "\"\" (none)".into() } else { v.to_string() }).collect();
+                return Err(crate::config_err!("`{key}` = {other}: expected a string, one of {}", shown.join(", ")));
+            }
         }
     }
     Ok(())

@@ -161,12 +161,12 @@ impl CifarSpec {
         // Once a process: the train and test splits both read the names.
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if path.exists() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            eprintln!(
-                "warning: {} lists {} class names, expected {}: the classes are numbered instead",
+            crate::notice::warn(format!(
+                "{} lists {} class names, expected {}: the classes are numbered instead",
                 path.display(),
                 names.len(),
                 self.num_classes
-            );
+            ));
         }
         (0..self.num_classes).map(|i| i.to_string()).collect()
     }

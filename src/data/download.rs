@@ -43,7 +43,7 @@ fn fetch_verified(url: &str, partial: &Path, dest: &Path, md5: &str) -> Result<(
         match download(url, partial, md5) {
             Ok(()) => return std::fs::rename(partial, dest).map_err(|e| Error::io("cannot rename", partial, e)),
             Err(e) => {
-                eprintln!("download attempt {attempt}/{ATTEMPTS} failed: {e}");
+                crate::notice::info(format!("download attempt {attempt}/{ATTEMPTS} failed: {e}"));
                 last_err = Some(e);
             }
         }

@@ -45,10 +45,10 @@ fn scan(dir: &Path) -> Result<(Vec<String>, Labelled)> {
             .collect();
         imgs.sort();
         if imgs.is_empty() {
-            eprintln!(
-                "warning: {} has no .png/.jpg images: class {class:?} has no examples",
+            crate::notice::warn(format!(
+                "{} has no .png/.jpg images: class {class:?} has no examples",
                 dir.join(class).display()
-            );
+            ));
         }
         files.extend(imgs.into_iter().map(|p| (p, label as i64)));
     }
@@ -117,7 +117,7 @@ pub fn read_split(root: &Path, train: bool, size: i64, skip_corrupt: bool) -> Re
                 pixels.extend_from_slice(&px);
                 labels.push(files[i].1);
             }
-            Err(e) if skip_corrupt => eprintln!("warning: skipping {}: {e}", files[i].0.display()),
+            Err(e) if skip_corrupt => crate::notice::warn(format!("skipping {}: {e}", files[i].0.display())),
             Err(e) => {
                 return Err(data_err!(
                     "{}: cannot decode: {e} (set data.on_corrupt = \"skip\" to leave such files out)",
@@ -144,7 +144,7 @@ fn write_cache(path: &Path, key: &str, labels: &[i64], pixels: &[u8]) {
     bytes.extend_from_slice(pixels);
     // A cache that cannot be written only costs the next run its decoding time.
     if let Err(e) = crate::fsio::write_atomic(path, &bytes) {
-        eprintln!("warning: image cache not written: {e}");
+        crate::notice::warn(format!("image cache not written: {e}"));
     }
 }
 

@@ -17,6 +17,7 @@ use super::augment::{self, Draws};
 use super::transforms::{crop_flip, hflip, normalize, random_crop_reflect, resize, AugmentParams};
 use super::Dataset;
 use crate::config::AugmentConfig;
+use crate::seed::mix;
 
 /// How batches are made.
 #[derive(Debug, Clone)]
@@ -276,8 +277,7 @@ impl BatchMaker {
 /// Whether image `index` is flipped in `epoch` (1-based) under alternating flips: a coin per
 /// image fixed by the seed, inverted in every even epoch.
 pub fn alternate_flip(seed: u64, index: i64, epoch: u64) -> bool {
-    const FLIP_SALT: u64 = 0xf11b_0001;
-    let coin = mix(seed ^ FLIP_SALT, index as u64) & 1 == 1;
+    let coin = mix(seed ^ crate::seed::FLIP_SALT, index as u64) & 1 == 1;
     coin != epoch.is_multiple_of(2)
 }
 
@@ -311,15 +311,6 @@ impl Iterator for BatchIter {
             },
         }
     }
-}
-
-/// Mixes a seed with a counter (epoch, micro-batch, replica, image index; SplitMix64 finaliser)
-/// so nearby seeds and counters give unrelated streams.
-pub fn mix(seed: u64, epoch: u64) -> u64 {
-    let mut z = seed ^ epoch.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A seeded permutation of `0..n`.

@@ -58,7 +58,7 @@ impl Dataset {
     pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
         let n = self.len();
         let n_val = ((n as f64) * fraction).round() as i64;
-        let perm = loader::permutation(n as usize, seed ^ SPLIT_SALT);
+        let perm = loader::permutation(n as usize, seed ^ crate::seed::SPLIT_SALT);
         let perm = Tensor::from_slice(&perm).to_device(self.images.device());
         (self.take(&perm.narrow(0, 0, n - n_val)), self.take(&perm.narrow(0, n - n_val, n_val)))
     }
@@ -110,9 +110,6 @@ impl Dataset {
     }
 }
 
-/// Mixed into the seed so the validation split does not reuse the epoch-0 shuffle.
-const SPLIT_SALT: u64 = 0x5eed_0f5a_1d00_0001;
-
 /// Seed of `data.limit_train` / `data.limit_test` subsets: fixed, so every seed of a recipe sees
 /// the same images.
 const LIMIT_SEED: u64 = 0x1157_5eed;
@@ -123,7 +120,7 @@ fn limited(split: Dataset, limit: i64, name: &str) -> Dataset {
     if limit <= 0 || limit >= split.len() {
         return split;
     }
-    eprintln!("note: data.limit_{name} = {limit}: using {limit} of the {} {name} images", split.len());
+    crate::notice::note(format!("data.limit_{name} = {limit}: using {limit} of the {} {name} images", split.len()));
     split.subset(limit, LIMIT_SEED)
 }
 

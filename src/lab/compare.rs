@@ -17,6 +17,9 @@ pub struct Comparison {
     pub skipped: Vec<(PathBuf, String)>,
     /// The overlaid validation curves drawn (`compare_val_acc`, `compare_val_loss`; PNG, SVG).
     pub curves: Vec<PathBuf>,
+    /// Problems that left the table whole (curves that could not be drawn, unreadable lines in a
+    /// run's `metrics.jsonl`).
+    pub warnings: Vec<String>,
 }
 
 impl Comparison {
@@ -47,6 +50,7 @@ pub fn compare(runs: &[PathBuf], plot_dir: Option<&Path>) -> Result<Comparison> 
         return Err(crate::config_err!("no training runs to compare, only learning-rate sweeps{}", listed(&skipped)));
     }
     let mut summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
+    let mut warnings: Vec<String> = runs.iter().flat_map(|r| super::model::history_warnings(r)).collect();
     // A run with no epoch in its metrics.jsonl has no number to average in.
     summaries.retain(|s| {
         if s.epochs == 0 {
@@ -63,10 +67,16 @@ pub fn compare(runs: &[PathBuf], plot_dir: Option<&Path>) -> Result<Comparison> 
     let groups = group(summaries);
     let dir = plot_dir
         .map_or_else(|| runs[0].parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf), Path::to_path_buf);
-    let (acc, loss) = curves(&groups)?;
-    let mut drawn = save(&acc, &dir, "compare_val_acc")?;
-    drawn.extend(save(&loss, &dir, "compare_val_loss")?);
-    Ok(Comparison { groups, skipped, curves: drawn })
+    let drawn = curves(&groups).and_then(|(acc, loss)| {
+        let mut files = save(&acc, &dir, "compare_val_acc")?;
+        files.extend(save(&loss, &dir, "compare_val_loss")?);
+        Ok(files)
+    });
+    let drawn = drawn.unwrap_or_else(|e| {
+        warnings.push(format!("curves not drawn: {e}"));
+        Vec::new()
+    });
+    Ok(Comparison { groups, skipped, curves: drawn, warnings })
 }
 
 /// The runs left out, a line each (`skipping DIR: why`), for an error that leaves none to compare.

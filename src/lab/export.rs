@@ -97,7 +97,12 @@ pub fn export(run_dir: &Path, which: Checkpoint, format: Format, out: Option<&Pa
 fn describe(run: &Run, which: Checkpoint, state: &TrainState, averaged: bool) -> Result<serde_json::Value> {
     let cfg = run.config();
     let src = data::source::source(&cfg.data.dataset)?;
-    let (mean, std) = normalisation(run)?;
+    let (mean, std) = normalisation(run).map_err(|_| {
+        crate::ckpt_err!(
+            "{}: expected norm_mean and norm_std (the normalisation the model trained with, which model.json gives)",
+            run.dir().join("env.json").display()
+        )
+    })?;
     let classes = class_names(run);
     // Resolved, so that `runs/x`, `./runs/x/` and a link to it name one run.
     let dir = std::fs::canonicalize(run.dir()).unwrap_or_else(|_| run.dir().to_path_buf());

@@ -1,6 +1,8 @@
 //! The library's verbs: one function per thing a user does with a run, each taking typed
-//! arguments and returning a typed result, never printing. The command line (`cli/`), the
-//! examples and the Python package are shells over these.
+//! arguments and returning a typed result. They print nothing: warnings and notes of the layers
+//! below go through [`crate::notice`] (standard error unless the shell routes them elsewhere),
+//! and training reports progress on the console only when asked ([`TrainOptions::console`]).
+//! The command line (`cli/`), the examples and the Python package are shells over these.
 //!
 //! ```no_run
 //! use microvision::lab::{self, Checkpoint, TrainOptions};

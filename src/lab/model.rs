@@ -103,3 +103,16 @@ pub fn class_names(run: &Run) -> Vec<String> {
         .filter(|c| c.len() as i64 == cfg.data.num_classes)
         .unwrap_or_else(|| (0..cfg.data.num_classes).map(|i| i.to_string()).collect())
 }
+
+/// The warning for lines of the run's `metrics.jsonl` that are not JSON (a torn last line after
+/// a crash), which the plots, the report and `compare` leave out.
+pub(super) fn history_warnings(run_dir: &std::path::Path) -> Vec<String> {
+    match crate::run::History::read(run_dir) {
+        Ok(h) if h.skipped_lines > 0 => vec![format!(
+            "{}: skipped {} line(s) that are not JSON",
+            run_dir.join("metrics.jsonl").display(),
+            h.skipped_lines
+        )],
+        _ => Vec::new(),
+    }
+}

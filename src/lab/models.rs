@@ -2,7 +2,7 @@
 //! memory, and one model's layers.
 
 use crate::error::Result;
-use crate::models::layers::LayerRecord;
+use crate::models::context::LayerRecord;
 use crate::models::{mflops, Model, ModelArgs, MODELS};
 
 /// One registered model, for CIFAR-10's 3x32x32 input and 10 classes.

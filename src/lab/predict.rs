@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 use super::model::{class_names, load_model, normalisation, Checkpoint};
 use crate::device::Precision;
 use crate::error::Result;
-use crate::models::layers::autocast;
+use crate::models::context::autocast;
 use crate::models::Model;
 use crate::run::Run;
 

@@ -24,6 +24,8 @@ pub struct Reported {
     pub path: PathBuf,
     /// The plots drawn first, when the run lacked them.
     pub plotted: Option<Plotted>,
+    /// Problems that did not stop the report (unreadable lines in `metrics.jsonl`).
+    pub warnings: Vec<String>,
 }
 
 /// (Re)draws the plots of the run in `run_dir` into `RUN/plots/` from its logs.
@@ -37,14 +39,7 @@ pub fn plot(run_dir: &Path) -> Result<Plotted> {
             None
         }
     };
-    let history = run.history()?;
-    if history.skipped_lines > 0 {
-        warnings.push(format!(
-            "{}: skipped {} line(s) that are not JSON",
-            run_dir.join("metrics.jsonl").display(),
-            history.skipped_lines
-        ));
-    }
+    warnings.extend(super::model::history_warnings(run_dir));
     let plots = crate::analysis::plots::draw_run(run_dir, test.as_ref())?;
     Ok(Plotted { files: plots.files, skipped: plots.skipped, warnings })
 }
@@ -54,9 +49,6 @@ pub fn plot(run_dir: &Path) -> Result<Plotted> {
 /// `RUN/report.html`), drawing the plots first when the run lacks them. An existing file is
 /// replaced only when it is an earlier report.
 pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Reported> {
-    let have_plots =
-        ["loss", "accuracy", "model_summary"].iter().all(|s| run_dir.join("plots").join(format!("{s}.png")).exists());
-    let plotted = if have_plots { None } else { Some(plot(run_dir)?) };
     if let Some(o) = out.filter(|o| !o.is_dir()) {
         let parent = o.parent().filter(|p| !p.as_os_str().is_empty());
         if o.to_string_lossy().ends_with('/') || parent.is_some_and(|p| !p.is_dir()) {
@@ -64,6 +56,10 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Reported> {
             return Err(crate::config_err!("--out {}: {} is not a directory", o.display(), dir.display()));
         }
     }
+    let have_plots =
+        ["loss", "accuracy", "model_summary"].iter().all(|s| run_dir.join("plots").join(format!("{s}.png")).exists());
+    let plotted = if have_plots { None } else { Some(plot(run_dir)?) };
+    let warnings = if plotted.is_some() { Vec::new() } else { super::model::history_warnings(run_dir) };
     let path = crate::analysis::report::write(run_dir, out)?;
-    Ok(Reported { path, plotted })
+    Ok(Reported { path, plotted, warnings })
 }

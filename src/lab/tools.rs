@@ -19,6 +19,20 @@ pub struct LrSweep {
     pub steps: usize,
 }
 
+impl LrSweep {
+    /// Checks the range: 1e-12 <= start < end <= 1e4 and steps >= 5 (beyond 1e4 no learning
+    /// rate trains, and the geometric sweep would overflow to inf for end / start beyond f64).
+    pub fn check(&self) -> Result<()> {
+        let LrSweep { start, end, steps } = *self;
+        if start >= 1e-12 && end > start && end <= 1e4 && steps >= 5 {
+            return Ok(());
+        }
+        Err(crate::Error::Config(format!(
+            "lr-find: expected 1e-12 <= --start < --end <= 1e4 and --steps >= 5 (got {start:e}, {end:e}, {steps})"
+        )))
+    }
+}
+
 impl Default for LrSweep {
     fn default() -> Self {
         LrSweep { start: 1e-7, end: 10.0, steps: 100 }
@@ -40,14 +54,8 @@ pub struct LrFound {
 /// growing exponentially over `sweep`, records the loss, suggests a rate; writes
 /// `lr_find.json` and a plot into a sweep directory of its own.
 pub fn lr_find(mut cfg: Config, sweep: LrSweep) -> Result<LrFound> {
+    sweep.check()?;
     let LrSweep { start, end, steps } = sweep;
-    // Beyond 1e4 no learning rate trains; and the geometric sweep would overflow to inf for
-    // end / start beyond f64 (1e-310 .. 1e4).
-    if !(start >= 1e-12 && end > start && end <= 1e4 && steps >= 5) {
-        return Err(crate::Error::Config(format!(
-            "lr-find: expected 1e-12 <= --start < --end <= 1e4 and --steps >= 5 (got {start:e}, {end:e}, {steps})"
-        )));
-    }
     cfg.name = format!("{}{}", cfg.name, crate::run::LR_SWEEP_SUFFIX);
     cfg.train.on_nan = crate::config::OnNan::Stop;
     let mut trainer = Trainer::new(cfg)?;

@@ -18,7 +18,8 @@ pub struct TrainOptions {
     pub console: bool,
     /// On SIGINT/SIGTERM finish the current step, save `last` and return
     /// [`crate::Error::Interrupted`] (resume with [`resume`]); a second signal ends the process at
-    /// once with status 130. The handlers are removed when training returns.
+    /// once with status 130. Outside training the signals keep their default action (the
+    /// process's handlers, installed on first use, pass them on).
     pub stop_on_signals: bool,
 }
 
@@ -62,16 +63,15 @@ fn run(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
     if trainer.training_done() && run_dir.join("eval.json").exists() {
         return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings: Vec::new() });
     }
-    let handlers = if opts.stop_on_signals { stop_on_signals(&trainer) } else { Vec::new() };
+    if opts.stop_on_signals {
+        trainer.stop = signals::stop_flag();
+    }
     if opts.console {
         for line in banner(&trainer) {
-            eprintln!("{line}");
+            crate::notice::info(line);
         }
     }
-    let fitted = fit_logged(&mut trainer, opts.console);
-    for id in handlers {
-        signal_hook::low_level::unregister(id);
-    }
+    let fitted = signals::while_training(opts.stop_on_signals, || fit_logged(&mut trainer, opts.console));
     let Fitted { test, warnings } = fitted?;
     Ok(Trained { run_dir, test: Some(test), epoch: trainer.state.epoch, warnings })
 }
@@ -92,7 +92,7 @@ fn fit_logged(trainer: &mut Trainer, console: bool) -> Result<Fitted> {
     }
     let test = trainer.fit()?;
     let mut files = vec![trainer.run_dir.join("eval.json"), trainer.run_dir.join("config.toml")];
-    let mut warnings = Vec::new();
+    let mut warnings = super::model::history_warnings(&trainer.run_dir);
     match crate::analysis::plots::draw_run(&trainer.run_dir, Some(trainer.test_split())) {
         Ok(plots) => files.extend(plots.files),
         Err(e) => warnings.push(format!("plots not drawn: {e}")),
@@ -122,14 +122,60 @@ fn banner(trainer: &Trainer) -> Vec<String> {
     lines
 }
 
-/// SIGINT/SIGTERM: the first sets the trainer's stop flag (it finishes the step, saves `last`
-/// and returns the resume command); a second ends the process at once with status 130 (e.g.
-/// during an evaluation), the last checkpoint intact.
-fn stop_on_signals(trainer: &Trainer) -> Vec<signal_hook::SigId> {
-    let mut ids = Vec::new();
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        ids.extend(signal_hook::flag::register_conditional_shutdown(signal, 130, trainer.stop.clone()).ok());
-        ids.extend(signal_hook::flag::register(signal, trainer.stop.clone()).ok());
+/// SIGINT and SIGTERM while a run trains: the first stops the run after its current step (it
+/// saves `last` and returns the resume command); a second ends the process at once with status
+/// 130 (e.g. during an evaluation), the last checkpoint intact. Outside training a signal does
+/// what it does by default. The handlers are installed once per process and never removed (a
+/// removed handler would leave the signal ignored).
+mod signals {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    /// Whether a run with `stop_on_signals` is training now.
+    static TRAINING: AtomicBool = AtomicBool::new(false);
+
+    /// The process's stop flag, cleared; the handlers are installed on the first call.
+    pub fn stop_flag() -> Arc<AtomicBool> {
+        static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+        let stop = STOP.get_or_init(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                let flag = stop.clone();
+                let action = move || {
+                    if !TRAINING.load(Ordering::SeqCst) {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    } else if flag.swap(true, Ordering::SeqCst) {
+                        signal_hook::low_level::exit(130);
+                    }
+                };
+                // SAFETY: the action only touches atomics and calls async-signal-safe functions
+                // (signal-hook's emulate_default_handler and exit).
+                if let Err(e) = unsafe { signal_hook::low_level::register(signal, action) } {
+                    crate::notice::warn(format!(
+                        "cannot handle signal {signal} ({e}): Ctrl-C will not save a checkpoint"
+                    ));
+                }
+            }
+            stop
+        });
+        stop.store(false, Ordering::SeqCst);
+        stop.clone()
     }
-    ids
+
+    /// Runs `train` with the signals stopping it when `on`.
+    pub fn while_training<T>(on: bool, train: impl FnOnce() -> T) -> T {
+        if !on {
+            return train();
+        }
+        /// Clears the flag however `train` ends, unwinding included.
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                TRAINING.store(false, Ordering::SeqCst);
+            }
+        }
+        TRAINING.store(true, Ordering::SeqCst);
+        let _done = Done;
+        train()
+    }
 }

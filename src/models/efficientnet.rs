@@ -31,7 +31,7 @@ use rand::Rng;
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{self, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
 use super::{chain, run_segments, ModelArgs, Network};
 
 /// (expand ratio, kernel, stride on 32x32, output channels, repeats) per stage.
@@ -140,7 +140,7 @@ impl ModuleT for MbConv {
 fn stochastic_depth(y: &Tensor, p: f64) -> Tensor {
     let b = y.size()[0];
     let keep: Vec<f32> =
-        layers::with_dropout_rng(|r| (0..b).map(|_| if r.gen::<f64>() >= p { 1.0 } else { 0.0 }).collect());
+        super::context::with_dropout_rng(|r| (0..b).map(|_| if r.gen::<f64>() >= p { 1.0 } else { 0.0 }).collect());
     let mask = Tensor::from_slice(&keep).view([b, 1, 1, 1]).to_device(y.device()).to_kind(y.kind());
     y * mask * (1.0 / (1.0 - p))
 }

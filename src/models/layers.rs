@@ -8,123 +8,14 @@
 //! the fp32 master weights) and [`BatchNorm2d`] keeps fp32 parameters and statistics whatever
 //! the activation dtype.
 
-use rand::{RngCore, SeedableRng};
-use rand_pcg::Pcg64;
-use std::cell::{Cell, RefCell};
+use rand::RngCore;
 use tch::nn::{Init, ModuleT, Path};
 use tch::{Kind, Tensor};
 
-thread_local! {
-    static AUTOCAST: Cell<Option<Kind>> = const { Cell::new(None) };
-    static MACS: Cell<Option<u64>> = const { Cell::new(None) };
-    static DROPOUT_RNG: RefCell<Pcg64> = RefCell::new(Pcg64::seed_from_u64(0));
-    static RECOMPUTING: Cell<bool> = const { Cell::new(false) };
-    static TRACE: RefCell<Option<Vec<LayerRecord>>> = const { RefCell::new(None) };
-}
-
-/// One layer's entry in a model summary, recorded by [`trace_layers`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LayerRecord {
-    /// Parameter path, as in the state_dict (`layer1.0.conv1`).
-    pub name: String,
-    /// Layer type and its hyper-parameters (`Conv2d 3x3 s1`).
-    pub kind: String,
-    /// Output shape, batch dimension included.
-    pub output_shape: Vec<i64>,
-    /// Trainable parameters of this layer.
-    pub params: i64,
-    /// Multiply-accumulates per forward pass of the traced batch.
-    pub macs: u64,
-}
-
-/// Runs `f` and returns the conv, linear and batch-norm layers it ran, in call order.
-pub fn trace_layers(f: impl FnOnce()) -> Vec<LayerRecord> {
-    let prev = TRACE.with(|t| t.replace(Some(Vec::new())));
-    f();
-    TRACE.with(|t| t.replace(prev)).unwrap_or_default()
-}
-
-/// Appends a layer to the trace when one is being recorded; otherwise costs one thread-local
-/// check (the description is only built when tracing).
-fn record(name: &str, kind: impl FnOnce() -> String, y: &Tensor, params: &[Option<&Tensor>], macs_per_image: u64) {
-    TRACE.with(|t| {
-        if let Some(records) = t.borrow_mut().as_mut() {
-            // Trainable parameters, as `Model::num_params` counts them (fixed filters are not).
-            let params = params.iter().flatten().filter(|p| p.requires_grad()).map(|p| p.numel() as i64).sum();
-            let output_shape = y.size();
-            let macs = macs_per_image * output_shape[0] as u64;
-            records.push(LayerRecord { name: name.to_string(), kind: kind(), output_shape, params, macs });
-        }
-    });
-}
+use super::context::{add_macs, autocast_kind, cast, is_recomputing, record, with_dropout_rng};
 
 fn path_name(p: &Path) -> String {
     p.components().collect::<Vec<_>>().join(".")
-}
-
-/// Runs `f` as a gradient-checkpointing recomputation: BatchNorm uses batch statistics as in
-/// training but leaves its running statistics alone (they were updated by the first pass).
-pub fn recomputing<T>(f: impl FnOnce() -> T) -> T {
-    let prev = RECOMPUTING.with(|r| r.replace(true));
-    let out = f();
-    RECOMPUTING.with(|r| r.set(prev));
-    out
-}
-
-/// The dropout generator's state, to replay the same masks in a recomputation.
-pub fn dropout_rng_state() -> Pcg64 {
-    DROPOUT_RNG.with(|r| r.borrow().clone())
-}
-
-/// Restores a state taken by [`dropout_rng_state`].
-pub fn set_dropout_rng_state(state: Pcg64) {
-    DROPOUT_RNG.with(|r| *r.borrow_mut() = state);
-}
-
-/// Reseeds this thread's dropout generator. Dropout masks come from it rather than LibTorch's
-/// process-global generator, so a run's masks depend only on its own seed (the trainer reseeds
-/// per epoch), even when other threads use LibTorch's generator meanwhile.
-pub fn seed_dropout(seed: u64) {
-    DROPOUT_RNG.with(|r| *r.borrow_mut() = Pcg64::seed_from_u64(seed));
-}
-
-/// Runs `f` with conv/linear computing in `kind` (`None` = the weights' own dtype, fp32; the
-/// one exception is in the module doc).
-pub fn autocast<T>(kind: Option<Kind>, f: impl FnOnce() -> T) -> T {
-    let _restore = Restore(&AUTOCAST, AUTOCAST.with(|a| a.replace(kind)));
-    f()
-}
-
-/// Counts the multiply-accumulates of conv and linear layers run inside `f`.
-pub fn count_macs(f: impl FnOnce()) -> u64 {
-    let _restore = Restore(&MACS, MACS.with(|m| m.replace(Some(0))));
-    f();
-    MACS.with(Cell::get).unwrap_or(0)
-}
-
-/// Puts a thread-local setting back when dropped, also when a LibTorch error unwinds through the
-/// closure that changed it (a shape probe that fails must not leave autocast or counting on).
-struct Restore<V: Copy + 'static>(&'static std::thread::LocalKey<Cell<V>>, V);
-
-impl<V: Copy + 'static> Drop for Restore<V> {
-    fn drop(&mut self) {
-        self.0.with(|c| c.set(self.1));
-    }
-}
-
-fn add_macs(n: u64) {
-    MACS.with(|m| {
-        if let Some(v) = m.get() {
-            m.set(Some(v + n));
-        }
-    });
-}
-
-fn cast(t: &Tensor) -> Tensor {
-    match AUTOCAST.with(Cell::get) {
-        Some(k) if t.kind() != k => t.to_kind(k),
-        _ => t.shallow_clone(),
-    }
 }
 
 /// PyTorch's default init for conv and linear weights and biases: `kaiming_uniform_(a=sqrt(5))`,
@@ -207,7 +98,7 @@ impl Conv2d {
     /// (`bench/profile_step.py`), and fp32 for its 3x3 depthwise convs too gained nothing.
     /// Inference is about as fast either way; one path keeps evaluation's numerics training's.
     fn fp32_island(&self, x: &Tensor) -> bool {
-        self.depthwise_large && AUTOCAST.with(Cell::get) == Some(Kind::BFloat16) && x.device() == tch::Device::Cpu
+        self.depthwise_large && autocast_kind() == Some(Kind::BFloat16) && x.device() == tch::Device::Cpu
     }
 }
 
@@ -325,7 +216,7 @@ impl BatchNorm2d {
 
 impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        if train && RECOMPUTING.with(Cell::get) {
+        if train && is_recomputing() {
             let (w, b) = (Some(&self.weight), Some(&self.bias));
             return Tensor::batch_norm(x, w, b, None::<&Tensor>, None::<&Tensor>, true, self.momentum, self.eps, true);
         }
@@ -349,11 +240,6 @@ impl ModuleT for BatchNorm2d {
         record(&self.name, || "BatchNorm".into(), &y, &[Some(&self.weight), Some(&self.bias)], 0);
         y
     }
-}
-
-/// Runs `f` with this thread's dropout generator (for other stochastic layers).
-pub fn with_dropout_rng<T>(f: impl FnOnce(&mut Pcg64) -> T) -> T {
-    DROPOUT_RNG.with(|r| f(&mut r.borrow_mut()))
 }
 
 /// `nn.Dropout`.

@@ -1,6 +1,7 @@
 //! Model zoo: shared layers, one file per architecture, and the registry (one table).
 
 pub mod airbench;
+pub mod context;
 pub mod efficientnet;
 pub mod improved_cnn;
 pub mod layers;
@@ -187,9 +188,9 @@ impl Model {
 
     /// The conv, linear and batch-norm layers of a forward pass of one image, in call order,
     /// with output shapes and parameters (the model summary).
-    pub fn summary(&self, args: &ModelArgs) -> Vec<layers::LayerRecord> {
+    pub fn summary(&self, args: &ModelArgs) -> Vec<context::LayerRecord> {
         let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
-        layers::trace_layers(|| {
+        context::trace_layers(|| {
             let _ = tch::no_grad(|| self.net.forward_t(&x, false));
         })
     }
@@ -202,7 +203,7 @@ impl Model {
     /// Multiply-accumulates for one image (conv and linear layers), via a counted forward pass.
     pub fn macs_per_image(&self, args: &ModelArgs) -> u64 {
         let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
-        layers::count_macs(|| {
+        context::count_macs(|| {
             let _ = tch::no_grad(|| self.net.forward_t(&x, false));
         })
     }

@@ -31,7 +31,7 @@ pub fn save(model: &Model, args: &ModelArgs, path: &Path) -> Result<()> {
         let _ = t.set_requires_grad(false);
     }
     // fp32 whatever the caller's autocast: the file runs on any CPU.
-    let saved = super::layers::autocast(None, || trace_and_save(model, args, path));
+    let saved = super::context::autocast(None, || trace_and_save(model, args, path));
     for t in &trainable {
         let _ = t.set_requires_grad(true);
     }

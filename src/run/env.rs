@@ -2,6 +2,7 @@
 //! data files, normalisation, seed) and its peak memory when it ends.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
@@ -87,9 +88,25 @@ pub struct InitFrom {
 }
 
 impl Env {
-    /// Reads `run/env.json`; `None` when it is missing or unreadable (a run killed before
-    /// writing it).
+    /// Reads `run/env.json`; `None` when it is missing or not JSON (a run killed before
+    /// writing it). A field that does not parse (a hand edit; a NaN written as `null`) takes its
+    /// default and the others are still read, as per-field reads of the JSON would.
     pub fn read(run: &Path) -> Option<Env> {
+        let Value::Object(file) = Env::read_value(run)? else { return None };
+        let Ok(Value::Object(mut merged)) = serde_json::to_value(Env::default()) else { return None };
+        for (key, value) in file {
+            let mut candidate = merged.clone();
+            candidate.insert(key.clone(), value.clone());
+            if serde_json::from_value::<Env>(Value::Object(candidate)).is_ok() {
+                merged.insert(key, value);
+            }
+        }
+        serde_json::from_value(Value::Object(merged)).ok()
+    }
+
+    /// `run/env.json` as written, every key (earlier or later versions' too), for showing it
+    /// whole (the report's environment table).
+    pub fn read_value(run: &Path) -> Option<Value> {
         serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).ok()?).ok()
     }
 
@@ -106,9 +123,10 @@ impl Env {
     }
 }
 
-/// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end).
+/// Rewrites `env.json`'s `peak_rss_bytes` with the process's peak so far (called at the end),
+/// every other key as it was.
 pub fn update_peak_memory(run: &Path) -> Result<()> {
-    let Some(mut env) = Env::read(run) else { return Ok(()) };
-    env.peak_rss_bytes = super::peak_rss_bytes();
-    env.write(run)
+    let Some(mut env) = Env::read_value(run) else { return Ok(()) };
+    env["peak_rss_bytes"] = super::peak_rss_bytes().into();
+    write_json(&run.join("env.json"), &env)
 }

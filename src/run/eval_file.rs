@@ -69,8 +69,10 @@ impl EvalFile {
     /// Reads an evaluation file (`run/eval.json`, `run/eval-best.json`, ...).
     pub fn read(path: &Path) -> Result<EvalFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Checkpoint(format!("{}: not a valid evaluation file: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            Error::Checkpoint(format!("{}: not a valid {name}: {e}", path.display()))
+        })
     }
 }
 

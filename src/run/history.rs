@@ -112,8 +112,10 @@ impl History {
                 _ => {}
             }
         }
+        // An eval.json that cannot be read at all is as good as none; one that is not an
+        // evaluation is an error.
         let eval_path = run.join("eval.json");
-        if eval_path.exists() {
+        if std::fs::read(&eval_path).is_ok() {
             h.eval = Some(EvalFile::read(&eval_path)?);
         }
         Ok(h)

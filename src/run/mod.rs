@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsio::write_atomic;
 
 /// An existing run directory, opened once: its resolved config, and typed access to the files
 /// beside it. Opening checks that the directory is a training run (not a file, a missing path
@@ -139,7 +138,10 @@ pub fn lock(run: &Path) -> Result<RunLock> {
         }
         // Some network file systems cannot lock: train unguarded rather than not at all.
         Err(std::fs::TryLockError::Error(e)) => {
-            eprintln!("warning: cannot lock {} ({e}); make sure no other process trains this run", path.display());
+            crate::notice::warn(format!(
+                "cannot lock {} ({e}); make sure no other process trains this run",
+                path.display()
+            ));
             Ok(RunLock(file))
         }
     }
@@ -221,28 +223,6 @@ pub fn proc_status_bytes(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-/// Drops the `metrics.jsonl` lines logged after optimizer step `step` (written by a run that was
-/// interrupted after its last checkpoint), so a resumed run's log has no duplicates. Atomic.
-pub fn truncate_metrics_after(path: &Path, step: i64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let keep: Vec<&str> = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("step").and_then(serde_json::Value::as_i64))
-                .is_some_and(|s| s <= step)
-        })
-        .collect();
-    let mut out = keep.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    write_atomic(path, out.as_bytes())
 }
 
 /// Whether the run's `metrics.jsonl` records a finished epoch (written after its checkpoint).

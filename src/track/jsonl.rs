@@ -1,5 +1,7 @@
 //! `metrics.jsonl`: one JSON object per line: per epoch a `"train"` and a `"val"` line, a
-//! `"step"` line every `train.log_every` steps, and a `"test"` line at the end.
+//! `"step"` line every `train.log_every` steps, and a `"test"` line at the end. This logger is
+//! the file's only writer: it also drops the lines a resumed or rewound run trains again
+//! (`run::History` reads it back).
 
 use serde_json::{json, Map, Value};
 use std::fs::{File, OpenOptions};
@@ -21,7 +23,7 @@ impl JsonlLogger {
     pub fn new(path: &Path) -> Self {
         let file = OpenOptions::new().create(true).append(true).open(path);
         if let Err(e) = &file {
-            eprintln!("warning: cannot open {}: {e}; metrics will not be logged there", path.display());
+            crate::notice::warn(format!("cannot open {}: {e}; metrics will not be logged there", path.display()));
         }
         JsonlLogger { path: path.to_path_buf(), file: file.ok() }
     }
@@ -60,9 +62,15 @@ impl Logger for JsonlLogger {
         Ok(()) // the config is in the run's config.toml
     }
 
+    /// The lines an interrupted session logged after the checkpoint the run resumes from are
+    /// void: the steps are trained again.
+    fn resume_after(&mut self, step: i64) -> Result<()> {
+        self.rewind_to(step)
+    }
+
     fn rewind_to(&mut self, step: i64) -> Result<()> {
         self.file = None; // the rewrite replaces the file: append to the new one
-        crate::run::truncate_metrics_after(&self.path, step)?;
+        truncate_after(&self.path, step)?;
         *self = JsonlLogger::new(&self.path);
         Ok(())
     }
@@ -87,4 +95,26 @@ impl Logger for JsonlLogger {
         self.file = None;
         Ok(())
     }
+}
+
+/// Drops the `metrics.jsonl` lines logged after optimizer step `step` (written by a run that was
+/// interrupted after its last checkpoint), so a resumed run's log has no duplicates. Atomic.
+fn truncate_after(path: &Path, step: i64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(serde_json::Value::as_i64))
+                .is_some_and(|s| s <= step)
+        })
+        .collect();
+    let mut out = keep.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    crate::fsio::write_atomic(path, out.as_bytes())
 }

@@ -190,7 +190,7 @@ impl Logger for MlflowLogger {
     fn log_artifact(&mut self, path: &Path, name: &str) -> Result<()> {
         let Some(root) = &self.artifact_path else {
             if !self.warned_artifacts {
-                eprintln!("warning: MLflow server {} does not proxy artifacts (start it with --serve-artifacts); plots stay in the run directory", self.base);
+                crate::notice::warn(format!("MLflow server {} does not proxy artifacts (start it with --serve-artifacts); plots stay in the run directory", self.base));
                 self.warned_artifacts = true;
             }
             return Ok(());

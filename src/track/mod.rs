@@ -51,7 +51,7 @@ pub trait Logger {
     fn log_params(&mut self, cfg: &Config) -> Result<()>;
     /// Training starts after optimizer step `step` (0 for a new run, or for a resumed run that
     /// had no checkpoint yet): anything an interrupted earlier session of this run logged after
-    /// it is void (metrics.jsonl is truncated by the trainer; TensorBoard marks a restart).
+    /// it is void (metrics.jsonl drops those lines; TensorBoard marks a restart).
     fn resume_after(&mut self, _step: i64) -> Result<()> {
         Ok(())
     }
@@ -89,12 +89,12 @@ impl Loggers {
         let mut list: Vec<Box<dyn Logger>> = vec![Box::new(jsonl::JsonlLogger::new(&run_dir.join("metrics.jsonl")))];
         match tensorboard::TensorBoardLogger::new(run_dir) {
             Ok(tb) => list.push(Box::new(tb)),
-            Err(e) => eprintln!("warning: TensorBoard logging is off: {e}"),
+            Err(e) => crate::notice::warn(format!("TensorBoard logging is off: {e}")),
         }
         if !cfg.track.mlflow_uri.is_empty() {
             match mlflow::MlflowLogger::start(&cfg.track.mlflow_uri, &cfg.track.mlflow_experiment, run_dir) {
                 Ok(m) => list.push(Box::new(m)),
-                Err(e) => eprintln!("warning: MLflow logging is off: {e}"),
+                Err(e) => crate::notice::warn(format!("MLflow logging is off: {e}")),
             }
         }
         Loggers::new(list, cfg.train.log_every)
@@ -105,7 +105,7 @@ impl Loggers {
         self.inner.borrow_mut().retain_mut(|l| match f(l.as_mut()) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("warning: {} logging stopped ({what}): {e}", l.name());
+                crate::notice::warn(format!("{} logging stopped ({what}): {e}", l.name()));
                 false
             }
         });

@@ -227,7 +227,7 @@ pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
         match load(dir, tag) {
             Ok(l) if best.as_ref().is_none_or(|(_, b)| l.state.step > b.state.step) => best = Some((tag, l)),
             Ok(_) => {}
-            Err(e) => eprintln!("warning: {e}; ignoring checkpoint `{tag}`"),
+            Err(e) => crate::notice::warn(format!("{e}; ignoring checkpoint `{tag}`")),
         }
     }
     best

@@ -6,7 +6,7 @@ use tch::{Kind, Reduction, Tensor};
 pub use crate::config::Tta;
 use crate::data::loader::Loader;
 use crate::metrics::{Confusion, EvalResult};
-use crate::models::layers::autocast;
+use crate::models::context::autocast;
 use crate::models::Model;
 
 /// Logits with test-time augmentation (airbench's `infer`, Jordan 2024, arXiv 2404.00498):

@@ -19,10 +19,11 @@
 use tch::{Device, Kind, Tensor};
 
 use super::step;
-use crate::data::loader::{mix, Batch};
+use crate::data::loader::Batch;
 use crate::error::Result;
-use crate::models::layers::seed_dropout;
+use crate::models::context::seed_dropout;
 use crate::models::{Model, ModelArgs};
+use crate::seed::mix;
 
 /// How the forward and backward pass of a step run, the same for every chunk.
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +52,9 @@ impl Replicas {
         if count > 1 && device != Device::Cpu {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
-                eprintln!(
-                    "note: `train.replicas` = {count} applies to CPU training; on {device:?} the batch trains as one"
-                )
+                crate::notice::note(format!(
+                    "`train.replicas` = {count} applies to CPU training; on {device:?} the batch trains as one"
+                ))
             });
             return Ok(Replicas { copies: Vec::new() });
         }

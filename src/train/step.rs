@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use super::optim::Optimizer;
-use crate::models::layers::{self, autocast};
+use crate::models::context::{self, autocast};
 use crate::models::Model;
 
 /// Forward pass in training mode (conv/linear in `compute`, None = fp32) and the mean
@@ -88,17 +88,17 @@ pub fn forward_backward_checkpointed(
     let mut x = images.shallow_clone();
     tch::no_grad(|| {
         for s in &segments {
-            inputs.push((x.shallow_clone(), layers::dropout_rng_state()));
+            inputs.push((x.shallow_clone(), context::dropout_rng_state()));
             x = autocast(compute, || s.forward_t(&x, true));
         }
     });
-    let after_forward = layers::dropout_rng_state();
+    let after_forward = context::dropout_rng_state();
     let (mut result, mut grad) = (None, None::<Tensor>);
     for (i, s) in segments.iter().enumerate().rev() {
         let (x, rng) = &inputs[i];
         let x = x.detach().set_requires_grad(i > 0);
-        layers::set_dropout_rng_state(rng.clone());
-        let y = layers::recomputing(|| autocast(compute, || s.forward_t(&x, true)));
+        context::set_dropout_rng_state(rng.clone());
+        let y = context::recomputing(|| autocast(compute, || s.forward_t(&x, true)));
         match grad.take() {
             None => {
                 let logits = y.to_kind(Kind::Float);
@@ -113,7 +113,7 @@ pub fn forward_backward_checkpointed(
             grad = Some(x.grad());
         }
     }
-    layers::set_dropout_rng_state(after_forward);
+    context::set_dropout_rng_state(after_forward);
     result
 }
 

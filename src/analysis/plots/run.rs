@@ -6,7 +6,7 @@ use super::{save, Bars, Heatmap, ImageGrid, LineChart, Table, Tile};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::models::{layers::LayerRecord, Model};
+use crate::models::{context::LayerRecord, Model};
 use crate::run::{self, EvalFile, History};
 use crate::train::schedule::Schedule;
 use crate::train::trainer::model_args;

@@ -31,7 +31,7 @@ use super::replicas::Replicas;
 use super::schedule::Schedule;
 use super::step;
 use crate::config::Config;
-use crate::data::loader::{mix, Batch, Loader};
+use crate::data::loader::{Batch, Loader};
 use crate::data::{self, DataSplits, Dataset};
 use crate::device::{self, Precision};
 use crate::error::{Error, Result};
@@ -39,6 +39,7 @@ use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
 use crate::run::{self, EvalFile};
+use crate::seed::{mix, DROPOUT_SALT};
 
 /// `model.init_from`'s weights, read and matched to `probe` (the model built on the CPU, before
 /// the run directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
@@ -51,9 +52,6 @@ fn read_pretrained(cfg: &Config, probe: &Model) -> Result<Option<pretrained::Pre
 
 /// Divergence restores allowed per `fit` with `train.on_nan = "restore"`.
 const MAX_RESTORES: u32 = 3;
-
-/// Mixed into the seed for dropout so its stream differs from the data order's.
-const DROPOUT_SALT: u64 = 0xd50_0001;
 
 /// Owns everything a run needs: config, data, model, optimizer, state and callbacks.
 pub struct Trainer {
@@ -147,7 +145,6 @@ impl Trainer {
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;
         checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
-        run::truncate_metrics_after(&t.run_dir.join("metrics.jsonl"), t.state.step)?;
         Ok(t)
     }
 
@@ -216,9 +213,9 @@ impl Trainer {
         pretrained::apply(p, &self.model.vs);
         (self.ema, self.lookahead) = fresh_averages(&self.model.vs, &self.cfg.train);
         let epoch = p.record.epoch.map_or(String::new(), |e| format!(", epoch {e}"));
-        eprintln!("initialised from {} ({} tensors{epoch})", p.origin.display(), p.weights.len());
+        crate::notice::info(format!("initialised from {} ({} tensors{epoch})", p.origin.display(), p.weights.len()));
         for why in &p.fresh {
-            eprintln!("  kept its fresh initialisation: {why}");
+            crate::notice::info(format!("  kept its fresh initialisation: {why}"));
         }
         checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state)?;
         Ok(p.record.clone())
@@ -285,10 +282,10 @@ impl Trainer {
             }
             last_val = Some(val);
             if self.state.early_stopped {
-                eprintln!(
+                crate::notice::info(format!(
                     "early stopping after epoch {epoch}: {} has not improved for {} epochs (best checkpoint: epoch {})",
                     self.cfg.train.early_stop_metric, self.cfg.train.early_stop_patience, self.state.best_epoch
-                );
+                ));
                 break;
             }
         }

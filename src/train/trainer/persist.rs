@@ -24,13 +24,13 @@ impl Trainer {
     pub(super) fn load_averages(&mut self, optim: &[(String, Tensor)]) {
         if let Some(ema) = &mut self.ema {
             if !ema.load(optim) {
-                eprintln!("warning: the checkpoint has no weight average; restarting it from the loaded weights");
+                crate::notice::warn("the checkpoint has no weight average; restarting it from the loaded weights");
                 *ema = Ema::new(&self.model.vs, self.cfg.train.ema_decay);
             }
         }
         if let Some(la) = &mut self.lookahead {
             if !la.load(optim) {
-                eprintln!("warning: the checkpoint has no lookahead weights; restarting them from the loaded weights");
+                crate::notice::warn("the checkpoint has no lookahead weights; restarting them from the loaded weights");
                 *la = Lookahead::new(&self.model.vs, self.cfg.train.lookahead_every as u64);
             }
         }
@@ -123,7 +123,7 @@ impl Trainer {
         match checkpoint::load_newest_valid(&dir) {
             Some((tag, loaded)) => {
                 if tag != "last" {
-                    eprintln!("warning: resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch);
+                    crate::notice::warn(format!("resuming from checkpoint `{tag}` (epoch {})", loaded.state.epoch));
                 }
                 self.check_steps_fit(&loaded.state)?;
                 checkpoint::load_weights(&self.model.vs, &loaded.weights, &checkpoint::files(&dir, tag).weights)?;
@@ -157,7 +157,10 @@ impl Trainer {
                         self.run_dir.join("config.toml").display()
                     )));
                 }
-                eprintln!("note: {} finished no epoch yet; training from the start", self.run_dir.display());
+                crate::notice::note(format!(
+                    "{} finished no epoch yet; training from the start",
+                    self.run_dir.display()
+                ));
                 self.init_from_data();
             }
             None => {
@@ -193,10 +196,10 @@ impl Trainer {
         self.load_averages(&loaded.optim);
         let lr_scale = self.state.lr_scale * self.cfg.train.nan_lr_factor;
         self.state = TrainState { lr_scale, ..loaded.state };
-        eprintln!(
-            "warning: {what}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
+        crate::notice::warn(format!(
+            "{what}; restored checkpoint `{tag}` (step {}), learning rate scaled by {lr_scale}",
             self.state.step
-        );
+        ));
         Ok(())
     }
 
