@@ -19,7 +19,7 @@ need_tools
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 mv_run() { env "$@" target/release/microvision bench throughput --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" --repeats "$repeats" | tail -n 1; }
-py_run() { (cd bench && env "$@" ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" --repeats "$repeats" | tail -n 1); }
+py_run() { (cd pytorch && env "$@" ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" --repeats "$repeats" | tail -n 1); }
 for _ in $(seq "$rounds"); do
   mv_run X=1 >> "$out/tuned"
   mv_run GLIBC_TUNABLES= >> "$out/glibc"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Alternates `microvision bench speedrun` and the plain-PyTorch reference (bench/speedrun.py) on
+# Alternates `microvision bench speedrun` and the plain-PyTorch reference (pytorch/speedrun.py) on
 # the same recipe, ROUNDS times each (seeds 0..ROUNDS-1), and prints the median training times,
 # their ratio (microvision / PyTorch; lower is better) and the mean test accuracies.
 # usage: scripts/compare_speedrun.sh [ROUNDS] [EPOCHS] [RECIPE]
@@ -29,7 +29,7 @@ ours_epochs=()
 for seed in $(seq 0 $((rounds - 1))); do
   target/release/microvision bench speedrun --config "$config" --runs 1 --set "train.seed=$seed" ${ours_epochs[@]+"${ours_epochs[@]}"} \
     | tee -a "$out/ours.log" | tail -n 1 >> "$out/ours.jsonl"
-  (cd bench && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --recipe "$recipe" --seed "$seed" --epochs "$epochs") \
+  (cd pytorch && ../.venv/bin/python speedrun.py --data "$(cd .. && realpath "$data")" --recipe "$recipe" --seed "$seed" --epochs "$epochs") \
     | tee -a "$out/ref.log" | tail -n 1 >> "$out/ref.jsonl"
 done
 .venv/bin/python - "$out" "$recipe" <<'PY'

@@ -16,7 +16,7 @@ trap 'rm -rf "$out"' EXIT
 ours=() ref=()
 for _ in $(seq "$rounds"); do
   ours+=("$(target/release/microvision bench throughput --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" | tail -n 1)")
-  ref+=("$(cd bench && ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" | tail -n 1)")
+  ref+=("$(cd pytorch && ../.venv/bin/python throughput.py --model "$model" --batch "$batch" --precision "$precision" --steps "$steps" | tail -n 1)")
 done
 printf '%s\n' "${ours[@]}" > "$out/ours.jsonl"
 printf '%s\n' "${ref[@]}" > "$out/ref.jsonl"

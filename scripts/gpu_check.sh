@@ -37,7 +37,7 @@ for pair in resnet18:128 airbench94:1024; do
     "$bin" bench throughput --model "$model" --batch "$batch" --precision bf16 --device cuda --steps 50 --repeats 5 |
       sed -n 1p || echo "FAILED rc=$?"
     echo "== $model batch $batch bf16: pytorch eager"
-    (cd bench && "$py" throughput.py --model "$model" --batch "$batch" --precision bf16 --steps 50 --repeats 5 |
+    (cd pytorch && "$py" throughput.py --model "$model" --batch "$batch" --precision bf16 --steps 50 --repeats 5 |
       sed -n 1p) || echo "FAILED rc=$?"
   done
 done
@@ -64,7 +64,7 @@ for recipe in airbench94:configs/speedrun94.toml muon:configs/speedrun94_muon.to
   MICROVISION_DATA=$synth "$bin" bench speedrun -c "$config" --runs 3 --set train.tta_cutoff=0 |
     grep -v '^{' || echo "FAILED rc=$?"
   echo "== speedrun $name (synthetic data: times only): pytorch"
-  (cd bench && "$py" speedrun.py --data "$synth" --recipe "$name" --runs 3 | grep -v '^{') || echo "FAILED rc=$?"
+  (cd pytorch && "$py" speedrun.py --data "$synth" --recipe "$name" --runs 3 | grep -v '^{') || echo "FAILED rc=$?"
 done
 
 # The trainer's other paths on CUDA (synthetic data: they must run, the numbers mean nothing):

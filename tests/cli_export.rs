@@ -31,7 +31,7 @@ fn export_writes_both_formats_and_replaces_only_an_earlier_export() {
                       m.load_state_dict(load_file(sys.argv[2]), strict=True)";
         let status = Command::new(py)
             .args(["-c", script])
-            .arg(common::repo("bench"))
+            .arg(common::repo("pytorch"))
             .arg(run.join("export/model.safetensors"))
             .status()
             .unwrap();
@@ -52,7 +52,7 @@ fn export_writes_both_formats_and_replaces_only_an_earlier_export() {
                       assert d < 1e-5, d";
         let status = Command::new(py)
             .args(["-c", script])
-            .arg(common::repo("bench"))
+            .arg(common::repo("pytorch"))
             .arg(run.join("export/model.safetensors"))
             .arg(run.join("export/model.pt"))
             .status()

@@ -1,6 +1,6 @@
 //! The registry test: every registered model is built through the registry and checked for
 //! forward shape, backward, finiteness, and — against the PyTorch transcription in
-//! `bench/models.py` — parameter count, state_dict names (strict load), eval outputs (1e-5) and
+//! `pytorch/models.py` — parameter count, state_dict names (strict load), eval outputs (1e-5) and
 //! gradients after one backward; and each one's TorchScript export.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Training and inference throughput of a model (images/s) on synthetic batches already on the
-//! device, so only the model step is timed: the same work as `bench/throughput.py` does in
+//! device, so only the model step is timed: the same work as `pytorch/throughput.py` does in
 //! PyTorch eager.
 
 use std::time::Instant;

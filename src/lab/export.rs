@@ -1,5 +1,5 @@
 //! Exporting a run's model: a checkpoint's model for use outside microvision, as safetensors weights
-//! (PyTorch `state_dict` names, for the transcription in `bench/models.py`) or as a traced
+//! (PyTorch `state_dict` names, for the transcription in `pytorch/models.py`) or as a traced
 //! TorchScript module (`torch.jit.load`, no model code needed), each with `model.json`
 //! describing the model, its input and its classes.
 

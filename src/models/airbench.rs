@@ -21,7 +21,7 @@
 //!   momentum 0.4 (airbench's `momentum=0.6` in its own convention);
 //! - the logits are scaled by 1/9.
 //!
-//! Key names follow the PyTorch transcription in `bench/models.py`. Parameters (10 classes):
+//! Key names follow the PyTorch transcription in `pytorch/models.py`. Parameters (10 classes):
 //! 1,971,352 trainable, plus the 288 fixed whitening weights and 1,152 fixed BN scales.
 
 use tch::nn::{ModuleT, Path};

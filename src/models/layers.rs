@@ -95,7 +95,7 @@ impl Conv2d {
     /// 5 or more, on a CPU. LibTorch 2.11's bf16 backward of those is slow on the AMX Xeon this
     /// was developed on (forward + backward at batch 64, bf16 input: 30-37 ms in bf16 against
     /// 10 ms in fp32 including the casts, ~3.5x); in bf16 they took half of EfficientNet-B0's step
-    /// (`bench/profile_step.py`), and fp32 for its 3x3 depthwise convs too gained nothing.
+    /// (`pytorch/profile_step.py`), and fp32 for its 3x3 depthwise convs too gained nothing.
     /// Inference is about as fast either way; one path keeps evaluation's numerics training's.
     fn fp32_island(&self, x: &Tensor) -> bool {
         self.depthwise_large && autocast_kind() == Some(Kind::BFloat16) && x.device() == tch::Device::Cpu

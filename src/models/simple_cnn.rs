@@ -9,7 +9,7 @@
 //! Linear 2048->512, ReLU, Dropout     -> (B, 512)           classifier.0
 //! Linear 512->classes                 -> (B, classes)       classifier.3
 //! ```
-//! Key names follow the PyTorch `nn.Sequential` transcription in `bench/models.py`.
+//! Key names follow the PyTorch `nn.Sequential` transcription in `pytorch/models.py`.
 //! Parameters (10 classes): 1,147,914.
 
 use tch::nn::{ModuleT, Path};

@@ -8,7 +8,7 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/bench")
+sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/pytorch")
 import models  # noqa: E402
 
 name, num_classes, weights, inputs, out = sys.argv[1:6]

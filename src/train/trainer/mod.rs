@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Device, Kind};
 
+mod epoch;
 mod lr_find;
 mod persist;
 mod setup;
-mod steps;
 
 use setup::{check_data_fits, check_new_run};
 pub use setup::{check_model, loader_spec, model_args};
@@ -166,7 +166,7 @@ impl Trainer {
         let (ema, lookahead) = fresh_averages(&model.vs, &cfg.train);
         let train = data.train.to_device(device);
         let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
-        let steps = steps::per_epoch(train_loader.num_batches(), cfg.train.accumulate_steps);
+        let steps = epoch::per_epoch(train_loader.num_batches(), cfg.train.accumulate_steps);
         let schedule = Schedule::from_config(&cfg.schedule, steps as u64);
         let state = TrainState::new(cfg.train.seed, &cfg.model.name, cfg.data.num_classes);
         Ok(Trainer {

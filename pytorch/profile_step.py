@@ -1,11 +1,11 @@
 """Where a training step's time goes on the CPU: LibTorch's profiler over a few steps of a model
-(bench/models.py, PyTorch eager, channels_last; the same kernels microvision calls), the top
+(pytorch/models.py, PyTorch eager, channels_last; the same kernels microvision calls), the top
 operators, and the convolution backward split into depthwise convolutions (weights (C, 1, k, k))
 by kernel size, and the others. Written to find why bf16 autocast trained EfficientNet-B0 slower
 than fp32 on the development CPU (in PyTorch eager it still does; microvision now runs the 5x5
 depthwise convolutions in fp32 there).
 
-usage: .venv/bin/python bench/profile_step.py --model efficientnet_b0 --batch 64 --precision bf16
+usage: .venv/bin/python pytorch/profile_step.py --model efficientnet_b0 --batch 64 --precision bf16
 """
 import argparse
 

@@ -11,7 +11,7 @@ Written when fp32 convolutions took 89% of the airbench94 step on an AVX2-only C
 (docs/results.md): Winograd does 2.2-3.8x fewer multiplications per output there, the only way
 left below that floor for a driver calling the same kernels.
 
-usage: .venv/bin/python bench/conv_winograd.py [--batch 500] [--repeats 5]
+usage: .venv/bin/python pytorch/conv_winograd.py [--batch 500] [--repeats 5]
 """
 import argparse
 import statistics

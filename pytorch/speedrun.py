@@ -2,12 +2,12 @@
 Jordan 2024, arXiv 2404.00498; configs/speedrun94_muon.toml with --recipe muon, after
 airbench94_muon), timed the same way as `microvision bench speedrun`: training time =
 the epochs' step loops (per-epoch validation excluded), whitening init = setup, final TTA
-evaluation = eval time. Same model (bench/models.py), same precision as microvision's
+evaluation = eval time. Same model (pytorch/models.py), same precision as microvision's
 `precision = "auto"`: bf16 mixed precision (torch.autocast(device, bfloat16), Muon's Newton-Schulz
 in bf16) on CUDA and on CPUs with native bf16, fp32 elsewhere; channels_last; same
 hyper-parameters.
 
-usage: .venv/bin/python bench/speedrun.py --data ../shared/data [--recipe airbench94|muon] [--runs 1]
+usage: .venv/bin/python pytorch/speedrun.py --data ../shared/data [--recipe airbench94|muon] [--runs 1]
        [--seed 0] [--epochs N (default: the recipe's)] [--precision auto|fp32|bf16]
 prints one line per run and a final JSON line.
 """

@@ -1,9 +1,9 @@
-"""PyTorch eager reference for `microvision bench throughput`: the same model (bench/models.py),
+"""PyTorch eager reference for `microvision bench throughput`: the same model (pytorch/models.py),
 batch, precision (bf16 = torch.autocast(device, bfloat16); auto resolved as microvision does),
 channels_last and step (forward, cross-entropy, backward, SGD Nesterov update), on synthetic
 batches; median of repeats.
 
-usage: .venv/bin/python bench/throughput.py --model simple_cnn --batch 128 [--precision auto|fp32|bf16]
+usage: .venv/bin/python pytorch/throughput.py --model simple_cnn --batch 128 [--precision auto|fp32|bf16]
 """
 import argparse
 import json

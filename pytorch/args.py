@@ -1,4 +1,4 @@
-"""argparse types shared by the bench scripts (a bad value names the option and what is expected),
+"""argparse types shared by the PyTorch reference scripts (a bad value names the option and what is expected),
 and microvision's `precision = "auto"` rule."""
 import argparse
 
