@@ -3,9 +3,18 @@
 
 use std::time::Instant;
 
-use super::*;
+use std::sync::atomic::Ordering;
+use tch::Device;
+
+use super::Trainer;
+use crate::data::loader::Batch;
+use crate::device::Precision;
+use crate::error::{Error, Result};
+use crate::seed::{mix, DROPOUT_SALT};
+use crate::train::callbacks::StepInfo;
 use crate::train::checkpoint::EpochTotals;
 use crate::train::replicas::Pass;
+use crate::train::step;
 
 /// Optimizer steps in an epoch of `batches` batches, `accumulate_steps` batches per step.
 pub(super) fn per_epoch(batches: usize, accumulate_steps: i64) -> usize {

@@ -3,8 +3,10 @@
 //! exponentially from `start` to `end`, record the smoothed loss, stop once it explodes, and
 //! suggest the rate where the loss falls fastest.
 
-use super::*;
+use super::{loader_spec, Trainer};
+use crate::data::loader::Loader;
 use crate::data::loader::LoaderSpec;
+use crate::error::{Error, Result};
 
 /// The sweep's record.
 #[derive(Debug, Clone, serde::Serialize)]

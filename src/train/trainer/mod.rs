@@ -15,12 +15,12 @@ mod lr_find;
 mod persist;
 mod setup;
 
-use setup::{check_data_fits, check_new_run};
+use setup::{absolute_paths, check_data_fits, check_new_run, read_pretrained};
 pub use setup::{check_model, loader_spec, model_args};
 
 pub use lr_find::{suggest_lr, LrFind};
 
-use super::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
+use super::callbacks::{Callback, EpochInfo, FitInfo};
 use super::checkpoint::{self, TrainState};
 use super::ema::Ema;
 use super::eval::{evaluate, Tta};
@@ -29,9 +29,8 @@ use super::optim::Optimizer;
 use super::pretrained;
 use super::replicas::Replicas;
 use super::schedule::Schedule;
-use super::step;
 use crate::config::Config;
-use crate::data::loader::{Batch, Loader};
+use crate::data::loader::Loader;
 use crate::data::{self, DataSplits, Dataset};
 use crate::device::{self, Precision};
 use crate::error::{Error, Result};
@@ -39,16 +38,6 @@ use crate::fsio;
 use crate::metrics::EvalResult;
 use crate::models::Model;
 use crate::run::{self, EvalFile};
-use crate::seed::{mix, DROPOUT_SALT};
-
-/// `model.init_from`'s weights, read and matched to `probe` (the model built on the CPU, before
-/// the run directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
-fn read_pretrained(cfg: &Config, probe: &Model) -> Result<Option<pretrained::Pretrained>> {
-    if cfg.model.init_from.is_empty() {
-        return Ok(None);
-    }
-    pretrained::read(Path::new(&cfg.model.init_from), &probe.vs).map(Some)
-}
 
 /// Divergence restores allowed per `fit` with `train.on_nan = "restore"`.
 const MAX_RESTORES: u32 = 3;
@@ -95,17 +84,22 @@ pub struct Trainer {
 
 impl Trainer {
     /// A new run: creates `runs/<name>-<timestamp>/` and writes `config.toml` and `env.json`.
+    /// The steps, in order; nothing is written before every check has passed:
+    /// 1. paths made absolute (so `eval` and `--resume` from elsewhere find the same files),
+    ///    device and precision resolved;
+    /// 2. checks without side effects: the model is built on the CPU and an image passed through
+    ///    it (a throwaway probe: its train-mode passes move BatchNorm statistics, so it cannot be
+    ///    the model that trains), the new-run rules, `model.init_from`'s weights read and matched;
+    /// 3. the data loaded (downloaded if allowed) and checked to fill an epoch;
+    /// 4. the run directory created and locked, `config.toml` written;
+    /// 5. the parts assembled from the config (model seeded, optimizer, loader, schedule);
+    /// 6. the weights initialised: data-dependent initialisation, then `init_from`;
+    /// 7. `env.json` written.
     pub fn new(mut cfg: Config) -> Result<Trainer> {
-        // Recorded absolute, so `eval` and `--resume` from another directory find the same data.
-        if let Ok(root) = std::path::absolute(&cfg.data.root) {
-            cfg.data.root = root;
-        }
-        if let Some(Ok(source)) = (!cfg.model.init_from.is_empty()).then(|| std::path::absolute(&cfg.model.init_from)) {
-            cfg.model.init_from = source.display().to_string();
-        }
+        absolute_paths(&mut cfg);
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
-        let probe = check_model(&cfg)?; // before the (possibly downloaded) data and the run directory
+        let probe = check_model(&cfg)?;
         check_new_run(&cfg)?;
         let pretrained = read_pretrained(&cfg, &probe)?;
         drop(probe);

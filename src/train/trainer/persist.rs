@@ -2,7 +2,14 @@
 //! interruption, resume from the newest valid checkpoint, the restore after a divergence, and the
 //! run's provenance (`env.json`).
 
-use super::*;
+use super::{model_args, Trainer};
+use crate::device;
+use crate::error::{Error, Result};
+use crate::metrics::EvalResult;
+use crate::run;
+use crate::train::checkpoint::{self, TrainState};
+use crate::train::ema::Ema;
+use crate::train::lookahead::Lookahead;
 use tch::Tensor;
 
 impl Trainer {

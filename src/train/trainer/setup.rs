@@ -1,6 +1,8 @@
-//! What a config implies for the trainer's parts: the model's arguments (checked by building it
-//! once), and the loader settings for training and evaluation.
+//! Setting up a run from its config: the checks made before anything is written (the model built
+//! once as a probe, the new-run rules, the data filling an epoch, `model.init_from`'s source), and
+//! what the config implies for the trainer's parts (model arguments, loader settings).
 
+use std::path::Path;
 use tch::Device;
 
 use crate::config::{Config, ScheduleName};
@@ -8,6 +10,7 @@ use crate::data::loader::LoaderSpec;
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelArgs};
+use crate::train::pretrained;
 
 /// Checks that the model exists and supports what the config asks of it: its input size, the
 /// progressive-resizing sizes and gradient checkpointing. Returns the CPU model it built to check.
@@ -194,5 +197,25 @@ pub fn loader_spec(cfg: &Config, data: &DataSplits, train: bool) -> LoaderSpec {
         augment: cfg.augment.clone(),
         num_classes: cfg.data.num_classes,
         train_sizes: if train { cfg.data.train_sizes.clone() } else { Vec::new() },
+    }
+}
+
+/// `model.init_from`'s weights, read and matched to `probe` (the model built on the CPU, before
+/// the run directory exists, so a wrong source leaves nothing behind); `None` when it is empty.
+pub(super) fn read_pretrained(cfg: &Config, probe: &Model) -> Result<Option<pretrained::Pretrained>> {
+    if cfg.model.init_from.is_empty() {
+        return Ok(None);
+    }
+    pretrained::read(Path::new(&cfg.model.init_from), &probe.vs).map(Some)
+}
+
+/// `data.root` and `model.init_from` made absolute, as the run's `config.toml` records them, so
+/// `eval` and `--resume` from another directory find the same files.
+pub(super) fn absolute_paths(cfg: &mut Config) {
+    if let Ok(root) = std::path::absolute(&cfg.data.root) {
+        cfg.data.root = root;
+    }
+    if let Some(Ok(source)) = (!cfg.model.init_from.is_empty()).then(|| std::path::absolute(&cfg.model.init_from)) {
+        cfg.model.init_from = source.display().to_string();
     }
 }
