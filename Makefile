@@ -9,7 +9,7 @@ MICROVISION_DATA ?= $(if $(wildcard ../shared/data/cifar-10-batches-bin),../shar
 export MICROVISION_DATA
 BIN := target/release/microvision
 
-.PHONY: setup build demo test test-real lint bench-pytorch gpu-bundle
+.PHONY: setup build demo test test-real lint lock lab bench-pytorch gpu-bundle
 
 setup:
 	@./scripts/setup.sh
@@ -24,12 +24,16 @@ demo: build
 	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint last
 	$(BIN) report "$$(ls -td runs/demo-* | head -n 1)"
 
-# The whole default test suite (unit, integration, PyTorch oracles, TensorBoard, MLflow and Chromium
-# against our files, CLI end to end on synthetic data).
+# The whole default test suite: formatting and clippy; the Rust tests (unit, integration, PyTorch
+# oracles, TensorBoard, MLflow and Chromium against our files, CLI end to end on synthetic data);
+# the Python package's tests and the notebooks, run top to bottom on tiny data.
 test:
-	@./scripts/setup.sh --browser
+	@./scripts/setup.sh --browser --python
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path python/Cargo.toml
+	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release
+	.venv/bin/python -m pytest -q python/tests
 
 # Long checks on the real dataset (marked #[ignore] in the default suite).
 test-real: setup
@@ -38,6 +42,18 @@ test-real: setup
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# requirements.lock from requirements.in: every Python package pinned with its hashes (CPython
+# 3.11, x86_64 Linux, as the project's machines have). Needs the network; commit the result.
+lock: setup
+	.venv/bin/pip install --disable-pip-version-check -q uv
+	.venv/bin/uv pip compile requirements.in --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+# JupyterLab on the notebooks, with the Python package built from this checkout.
+lab:
+	@./scripts/setup.sh --python
+	.venv/bin/jupyter lab notebooks/
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
 # make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=auto|fp32|bf16] [ROUNDS=3]

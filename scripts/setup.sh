@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # Installs what microvision needs to build and run, idempotently:
-#   - a Python venv holding the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python API,
-#     used by the build and by the PyTorch-oracle tests), numpy, safetensors, tensorboard (the
-#     oracle that reads our event files), torchvision (the oracle of the augmentation policies) and
-#     mlflow (the tracking server the MLflow test talks to);
+#   - a Python venv holding requirements.lock (every package pinned with its hashes; made from
+#     requirements.in by `make lock`): the PyPI wheel torch==2.11.0 (LibTorch 2.11.0 + its Python
+#     API, used by the build and by the PyTorch-oracle tests), torchvision, tensorboard and mlflow
+#     (oracles and servers of the tests), maturin, pandas, tqdm, pytest and the notebook tools;
 #   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
+#   - with --python: the Python package `microvision` (python/, the Rust core through PyO3), built
+#     by maturin into the venv (editable: python/microvision/ of this checkout);
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
 # fresh clone on the same machine (CI) reuses it instead of downloading ~5.5 GB again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case "$*" in
-  "" | --browser) ;;
-  *) echo "setup.sh: unknown arguments '$*': expected none or --browser" >&2; exit 2 ;;
-esac
+browser=0 python=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    --python) python=1 ;;
+    *) echo "setup.sh: unknown argument '$arg': expected --browser or --python" >&2; exit 2 ;;
+  esac
+done
 
 TORCH_VERSION=2.11.0
 PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
-packages="torch==$TORCH_VERSION torchvision==0.26.0 numpy safetensors tensorboard mlflow"
-# The stamp names the package list, so adding a package re-runs the (idempotent) install.
-stamp="$venv/.ready-$(echo "$packages" | md5sum | cut -c1-8)"
+# The stamp names the lock file's checksum, so a changed lock re-runs the (idempotent) install.
+stamp="$venv/.ready-$(md5sum < requirements.lock | cut -c1-8)"
 
 if [ ! -f "$stamp" ]; then
   echo "setup: installing torch==$TORCH_VERSION into $venv (one time, about 5.5 GB)" >&2
@@ -31,8 +36,8 @@ if [ ! -f "$stamp" ]; then
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
   # The PyPI wheel is the CUDA build; its nvidia-* dependencies are what libtorch_cuda.so loads,
   # so the same binary runs on CPU-only machines and uses a GPU where one is visible.
-  "$venv/bin/pip" install --disable-pip-version-check --progress-bar off \
-    $packages >&2
+  "$venv/bin/pip" install --disable-pip-version-check --progress-bar off --require-hashes \
+    -r requirements.lock >&2
   touch "$stamp"
 fi
 
@@ -44,7 +49,7 @@ fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util as u; print(os.path.realpath(os.path.dirname(u.find_spec("torch").origin)))')
 ln -sfn "$torch_dir" .venv/libtorch
 
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "$browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium (for the HTML report test)" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
@@ -52,4 +57,11 @@ if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
          { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends chromium >&2; }; }; then
     echo "setup: could not install chromium; the report test needs it (apt-get install chromium)" >&2
   fi
+fi
+
+if [ "$python" = 1 ]; then
+  echo "setup: building the Python package (python/) into $venv" >&2
+  # Into this checkout's target/: the dependencies it shares with the binary are built once.
+  (cd python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$PWD/../target" \
+    "$venv/bin/maturin" develop --release --strip >&2)
 fi

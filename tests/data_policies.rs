@@ -32,8 +32,7 @@ fn every_operation_equals_torchvision() {
     let Some(py) = common::venv_python() else { return };
     let check = std::process::Command::new(&py).args(["-c", "import torchvision"]).output().unwrap();
     if !check.status.success() {
-        eprintln!("skipped: torchvision is not in .venv (scripts/setup.sh installs it)");
-        return;
+        return common::skip("torchvision is not in .venv (scripts/setup.sh installs it)");
     }
     let (h, w) = (32, 32);
     let x = images(h, w);

@@ -26,7 +26,7 @@ impl Tmpfs {
         if ok {
             Some(Tmpfs(dir.to_path_buf()))
         } else {
-            eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+            common::skip("cannot mount a tmpfs here (needs root)");
             None
         }
     }

@@ -62,8 +62,7 @@ fn mlflow_gets_params_metrics_plots_and_status() {
     let Some(py) = common::venv_python() else { return };
     let mlflow = py.with_file_name("mlflow");
     if !mlflow.exists() {
-        eprintln!("skipped: {} not installed (scripts/setup.sh installs it)", mlflow.display());
-        return;
+        return common::skip(&format!("{} not installed (scripts/setup.sh installs it)", mlflow.display()));
     }
     let tmp = tempfile::tempdir().unwrap();
     let (_server, url) = start_server(&mlflow, tmp.path());

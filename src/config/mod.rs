@@ -320,6 +320,12 @@ impl Config {
         load::load_str("", "(defaults)", overrides, data_env(), true)
     }
 
+    /// Parses TOML text (`origin` names it in errors) with overrides as [`Config::load`] reads a
+    /// file: `MICROVISION_DATA` applies (a config built in memory, e.g. from a Python dict).
+    pub fn from_text(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+        load::load_str(text, origin, overrides, data_env(), true)
+    }
+
     /// Parses TOML text (`origin` names it in errors) with overrides, as a new run's config; no
     /// environment lookup.
     pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {

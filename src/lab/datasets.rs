@@ -116,6 +116,14 @@ pub fn data_info(dataset: &str, root: Option<PathBuf>) -> Result<DatasetInfo> {
     Ok(DatasetInfo { dir, splits })
 }
 
+/// One split of `dataset` under `root` (default `$MICROVISION_DATA`, else `data`): uint8 images
+/// `(N, C, H, W)`, int64 labels and the class names. Never downloads.
+pub fn load_split(dataset: &str, root: Option<PathBuf>, train: bool) -> Result<data::Dataset> {
+    let cfg = data_config(dataset, root)?;
+    let src = data::source::for_config(&cfg)?;
+    src.read_split(&find(&cfg)?, train)
+}
+
 /// A grid of `per_class` training images per class of `dataset`, saved as `data_preview.png`
 /// and `.svg` in `out`; returns the files.
 pub fn data_preview(dataset: &str, root: Option<PathBuf>, per_class: usize, out: &Path) -> Result<Vec<PathBuf>> {

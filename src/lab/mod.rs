@@ -31,7 +31,7 @@ mod train;
 
 pub use bench::{bench_speedrun, bench_throughput, Speedrun, SpeedrunEvent, ThroughputArgs, ThroughputReport};
 pub use compare::{compare, Comparison};
-pub use datasets::{data_download, data_info, data_preview, DatasetInfo, Downloaded, SplitInfo};
+pub use datasets::{data_download, data_info, data_preview, load_split, DatasetInfo, Downloaded, SplitInfo};
 pub use eval::{eval, Evaluation};
 pub use export::{export, Exported, Format};
 pub use model::{class_names, load_model, normalisation, Checkpoint, LoadedModel};
@@ -39,4 +39,4 @@ pub use models::{layer_mflops, model_summary, models, models_named, ModelInfo};
 pub use predict::{predict, ClassScore, Prediction, Predictor};
 pub use report::{plot, report, Plotted, Reported};
 pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
-pub use train::{fit, resume, train, Fitted, TrainOptions, Trained};
+pub use train::{fit, resume, train, train_with, Fitted, TrainOptions, Trained};

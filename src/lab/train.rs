@@ -49,16 +49,18 @@ pub struct Fitted {
 /// Trains a new run from `cfg` (a fresh `runs/<name>-<timestamp>/`) to the end, with the
 /// standard loggers, and evaluates it on the test split.
 pub fn train(cfg: Config, opts: &TrainOptions) -> Result<Trained> {
-    run(Trainer::new(cfg)?, opts)
+    train_with(Trainer::new(cfg)?, opts)
 }
 
 /// Continues the run in `run_dir` from its last checkpoint (a finished run with `eval.json`
 /// is left as it is: [`Trained::test`] is `None`).
 pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Trained> {
-    run(Trainer::resume(run_dir)?, opts)
+    train_with(Trainer::resume(run_dir)?, opts)
 }
 
-fn run(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
+/// [`train`] or [`resume`] of a trainer the caller built (`Trainer::new`, `Trainer::resume`)
+/// and gave callbacks of its own (a notebook's progress bar, a tuner's pruning).
+pub fn train_with(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
     let run_dir = trainer.run_dir.clone();
     if trainer.training_done() && run_dir.join("eval.json").exists() {
         return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings: Vec::new() });

@@ -40,7 +40,15 @@ pub fn synthetic_cifar10(root: &Path, per_file: usize, test: usize) -> PathBuf {
     dir
 }
 
-/// The project's venv interpreter with torch, or `None` (the caller prints why it skips).
+/// A test whose oracle or tool is missing: under `CI=true` it fails (the default suite must not go
+/// green without its oracles); elsewhere it says "SKIP: why" and the caller returns.
+pub fn skip(why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "CI=true and a test's oracle is missing: {why}");
+    eprintln!("SKIP: {why}");
+}
+
+/// The project's venv interpreter with torch, or `None` after [`skip`] (a failure under CI).
 pub fn venv_python() -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let ok = py.exists()
@@ -51,10 +59,10 @@ pub fn venv_python() -> Option<PathBuf> {
     if ok {
         Some(py)
     } else {
-        eprintln!(
-            "SKIP: PyTorch oracle unavailable ({} with torch and safetensors not found; run scripts/setup.sh)",
+        skip(&format!(
+            "PyTorch oracle unavailable ({} with torch and safetensors not found; run scripts/setup.sh)",
             py.display()
-        );
+        ));
         None
     }
 }

@@ -1,0 +1,40 @@
+"""microvision from Python: the Rust core's verbs (train, evaluate, predict, export, compare) on
+the same LibTorch as PyTorch, so tensors cross without a copy.
+
+    import microvision as mv
+    cfg = mv.Config.load("configs/demo.toml", set={"train.epochs": 3})
+    run = mv.train(cfg)                      # a progress bar; Ctrl-C / the kernel's stop saves `last`
+    run.metrics                              # per-epoch DataFrame
+    run.eval()["accuracy"]; run.predict(images)   # class probabilities, a torch tensor
+    mv.compare([run, other])                 # seeds grouped: mean and std per recipe
+"""
+
+import torch  # noqa: F401  (first: the extension uses the LibTorch that torch loads)
+
+from . import data, models
+from ._core import (
+    CheckpointError,
+    Config,
+    ConfigError,
+    DataError,
+    Interrupted,
+    MicrovisionError,
+    __version__,
+)
+from ._run import Run, compare, resume, train
+
+__all__ = [
+    "Config",
+    "Run",
+    "train",
+    "resume",
+    "compare",
+    "data",
+    "models",
+    "MicrovisionError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "Interrupted",
+    "__version__",
+]

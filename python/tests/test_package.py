@@ -1,0 +1,140 @@
+"""The Python package against the command line: the same run bit for bit, tensors shared without
+a copy, an interrupt that leaves a resumable run, and the CLI's error messages."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+import microvision as mv
+from conftest import cli
+
+
+def weights_crc(run_dir: pathlib.Path) -> int:
+    """The CRC32C of the `last` checkpoint's weights, as its state file records it."""
+    return json.loads((pathlib.Path(run_dir) / "checkpoints" / "last.state.json").read_text())["weights_crc32c"]
+
+
+def only_run(runs: pathlib.Path) -> pathlib.Path:
+    (run,) = list(runs.iterdir())
+    return run
+
+
+def test_python_training_equals_the_cli_bit_for_bit(tmp_path, config_file):
+    out = cli("train", "-c", str(config_file))
+    assert out.returncode == 0, out.stderr
+    cli_run = only_run(tmp_path / "runs")
+    cli_run = cli_run.rename(tmp_path / "cli-run")
+
+    run = mv.train(mv.Config.load(config_file), progress=False)
+    assert weights_crc(run.dir) == weights_crc(cli_run)
+    cli_eval = json.loads((cli_run / "eval.json").read_text())
+    assert run.test["accuracy"] == cli_eval["accuracy"]
+    assert list(run.metrics["val_acc"]) == [
+        json.loads(l)["acc"] for l in (cli_run / "metrics.jsonl").read_text().splitlines() if '"val"' in l
+    ]
+
+
+def test_a_run_from_python(tmp_path, config_file):
+    events = []
+    run = mv.train(mv.Config.load(config_file, set={"train.epochs": 1}), progress=events.append)
+    assert [e["kind"] for e in events][0] == "start" and events[-1]["kind"] == "end"
+    assert any(e["kind"] == "step" for e in events) and any(e["kind"] == "epoch" for e in events)
+    assert run.finished and run.config.get("train.epochs") == 1
+    assert run.env["seed"] == 7 and len(run.metrics) == 1
+    assert run.classes[:2] == ["airplane", "automobile"]
+
+    # Probabilities from uint8 tensors, float tensors and NumPy arrays agree.
+    images, labels, classes = mv.data.load("cifar10", split="test", root=run.config.get("data.root"))
+    assert images.dtype == torch.uint8 and images.shape == (64, 3, 32, 32) and labels.shape == (64,)
+    p = run.predict(images[:8])
+    assert p.shape == (8, 10) and torch.allclose(p.sum(1), torch.ones(8))
+    assert torch.allclose(run.predict(images[:8].float() / 255), p, atol=1e-5)
+    assert torch.equal(run.predict(images[:8].numpy()), p)
+    assert torch.equal(run.predict(images[0]), p[0])
+    # Evaluation through Python writes the same file as `microvision eval`.
+    e = run.eval()
+    assert e["accuracy"] == run.test["accuracy"] and pathlib.Path(e["file"]).name == "eval-last.json"
+    exported = run.export("torchscript")
+    model = torch.jit.load(exported["file"])
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert pathlib.Path(run.report()).exists() and run.plots()
+
+    table = mv.compare([run], plot_dir=str(tmp_path))
+    assert len(table) == 1 and table["final_acc_pct_mean"][0] == pytest.approx(run.test["accuracy"] * 100)
+
+
+def test_tensors_cross_without_a_copy():
+    t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    back = mv._core.share_tensor(t)
+    assert back.data_ptr() == t.data_ptr()
+    back[0, 0] = 42.0
+    assert t[0, 0] == 42.0
+
+
+def test_an_interrupt_leaves_a_run_that_resumes_to_the_same_weights(tmp_path, config_file):
+    full = mv.train(mv.Config.load(config_file), progress=False)
+
+    def stop_at_step_3(event):
+        if event["kind"] == "step" and event["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(mv.Interrupted) as stopped:
+        mv.train(mv.Config.load(config_file), progress=stop_at_step_3)
+    assert isinstance(stopped.value, KeyboardInterrupt) and "--resume" in str(stopped.value)
+    run_dir = pathlib.Path(stopped.value.run_dir)
+    assert (run_dir / "checkpoints" / "last.state.json").exists() and not (run_dir / "eval.json").exists()
+    resumed = mv.resume(run_dir, progress=False)
+    assert weights_crc(resumed.dir) == weights_crc(full.dir)
+
+
+def test_bad_input_raises_with_the_cli_message(tmp_path, config_file):
+    out = cli("train", "-c", str(config_file), "--set", "optim.name=sdg")
+    assert out.returncode == 2
+    with pytest.raises(mv.ConfigError) as e:
+        mv.Config.load(config_file, set=["optim.name=sdg"])
+    assert str(e.value) in out.stderr
+    with pytest.raises(mv.ConfigError, match="did you mean"):
+        mv.Config.from_dict({"optim": {"name": "sdg"}})
+    with pytest.raises(mv.CheckpointError, match="does not exist"):
+        mv.Run(tmp_path / "nowhere")
+    with pytest.raises(mv.DataError):
+        mv.data.load("cifar10", root=tmp_path)
+    with pytest.raises(TypeError, match="expected a bool, int, float"):
+        mv.Config.defaults(set={"train.epochs": object()})
+
+
+def test_a_config_from_a_dict_equals_the_file(config_file):
+    from_file = mv.Config.load(config_file)
+    from_dict = mv.Config.from_dict(from_file.to_dict())
+    assert from_dict.to_toml() == from_file.to_toml()
+    assert from_file.with_set({"train.epochs": 5}).get("train.epochs") == 5
+
+
+def test_models():
+    table = mv.models.list()
+    assert {"simple_cnn", "resnet18", "airbench94"} <= set(table["name"])
+    model = mv.models.build("resnet18", num_classes=100)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_a_real_sigint_stops_the_training_with_last_saved(config_file):
+    """The kernel's stop button sends SIGINT: Python's handler runs at the trainer's next step
+    (the GIL is released while it trains), which saves `last` and raises Interrupted."""
+    import os
+    import signal
+    import threading
+
+    def interrupt_soon(event):
+        if event["kind"] == "start":
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    cfg = mv.Config.load(config_file, set={"train.epochs": 500})
+    with pytest.raises(mv.Interrupted) as stopped:
+        mv.train(cfg, progress=interrupt_soon)
+    run_dir = pathlib.Path(stopped.value.run_dir)
+    assert (run_dir / "checkpoints" / "last.state.json").exists() and not (run_dir / "eval.json").exists()
