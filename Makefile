@@ -6,6 +6,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 MICROVISION_DATA ?= $(if $(wildcard ../shared/data/cifar-10-batches-bin),../shared/data,data)
+# Absolute, so that programs started elsewhere (the notebooks' kernels in notebooks/) find it too.
+override MICROVISION_DATA := $(abspath $(MICROVISION_DATA))
 export MICROVISION_DATA
 BIN := target/release/microvision
 
@@ -33,7 +35,7 @@ test:
 	$(CARGO) fmt --check --manifest-path python/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release
-	.venv/bin/python -m pytest -q python/tests
+	PYTHONPATH=$(CURDIR)/python .venv/bin/python -m pytest -q python/tests
 
 # Long checks on the real dataset (marked #[ignore] in the default suite).
 test-real: setup
@@ -46,14 +48,14 @@ lint: setup
 # requirements.lock from requirements.in: every Python package pinned with its hashes (CPython
 # 3.11, x86_64 Linux, as the project's machines have). Needs the network; commit the result.
 lock: setup
-	.venv/bin/pip install --disable-pip-version-check -q uv
+	.venv/bin/pip install --disable-pip-version-check -q uv==0.13.9
 	.venv/bin/uv pip compile requirements.in --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
-# JupyterLab on the notebooks, with the Python package built from this checkout.
+# JupyterLab on the notebooks, with the Python package of this checkout (PYTHONPATH).
 lab:
 	@./scripts/setup.sh --python
-	.venv/bin/jupyter lab notebooks/
+	PYTHONPATH=$(CURDIR)/python .venv/bin/jupyter lab notebooks/
 
 # PyTorch eager reference: training images/s of a model (same batch and precision as ours).
 # make bench-pytorch [MODEL=resnet18] [BATCH=128] [PRECISION=auto|fp32|bf16] [ROUNDS=3]

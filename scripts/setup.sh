@@ -5,8 +5,8 @@
 #     API, used by the build and by the PyTorch-oracle tests), torchvision, tensorboard and mlflow
 #     (oracles and servers of the tests), maturin, pandas, tqdm, pytest and the notebook tools;
 #   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
-#   - with --python: the Python package `microvision` (python/, the Rust core through PyO3), built
-#     by maturin into the venv (editable: python/microvision/ of this checkout);
+#   - with --python: the extension of the Python package `microvision` (python/, the Rust core
+#     through PyO3), built into python/microvision/ of this checkout (used with PYTHONPATH=python);
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
@@ -25,6 +25,11 @@ done
 TORCH_VERSION=2.11.0
 PY=${PYTHON:-python3}
 py_tag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
+if [ "$py_tag" != py311 ]; then
+  echo "setup.sh: $PY is Python ${py_tag#py}, but requirements.lock pins the packages for CPython 3.11;" \
+    "set PYTHON to a Python 3.11 interpreter (e.g. PYTHON=python3.11 make test)" >&2
+  exit 2
+fi
 cache=${MICROVISION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvision}
 venv="$cache/venv-torch$TORCH_VERSION-$py_tag"
 # The stamp names the lock file's checksum, so a changed lock re-runs the (idempotent) install.
@@ -60,8 +65,14 @@ if [ "$browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 
 if [ "$python" = 1 ]; then
-  echo "setup: building the Python package (python/) into $venv" >&2
-  # Into this checkout's target/: the dependencies it shares with the binary are built once.
-  (cd python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$PWD/../target" \
-    "$venv/bin/maturin" develop --release --strip >&2)
+  # In place, per checkout: python/microvision/_core*.so next to the package's Python files, found
+  # through PYTHONPATH=python (make test, make lab); nothing is installed into the shared venv, so
+  # checkouts (a CI clone and yours) never replace each other's package.
+  echo "setup: building the Python package's extension (python/)" >&2
+  "$venv/bin/pip" uninstall -y -q microvision >/dev/null 2>&1 || true  # an install of earlier versions
+  (cd python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" PYO3_PYTHON="$venv/bin/python" \
+    CARGO_TARGET_DIR="$PWD/../target" cargo build --release --lib >&2)
+  suffix=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+  rm -f python/microvision/_core*.so
+  cp target/release/lib_core.so "python/microvision/_core$suffix"
 fi

@@ -34,9 +34,9 @@ class _Bar:
         elif self.bar is None:
             return
         elif kind == "step":
-            self.bar.n = int(event["step"])
+            # update() keeps tqdm's rate limit (mininterval): no flood of redraws on fast steps.
             self.bar.set_postfix_str(f"epoch {int(event['epoch'])} loss {event['loss']:.4f}{self.val}", refresh=False)
-            self.bar.refresh()
+            self.bar.update(int(event["step"]) - self.bar.n)
         elif kind == "epoch":
             self.val = f" val acc {event['val_acc']:.4f}"
         elif kind == "end":
@@ -142,8 +142,12 @@ class Run:
 
     def eval(self, checkpoint: str = "last", set: Mapping[str, Any] | Sequence[str] | None = None) -> dict[str, Any]:
         """Evaluates `checkpoint` ("last" or "best") on the test split, with `set` overrides for
-        this evaluation only (e.g. `{"train.tta": 2}`); writes and returns the evaluation."""
-        return self._run.eval(checkpoint, set)
+        this evaluation only (e.g. `{"train.tta": 2}`); writes and returns the evaluation, with
+        the file it wrote (`file`), the checkpoint's `epoch` and whether the weights were the
+        run's average (`averaged`)."""
+        e = self._run.eval(checkpoint, set)
+        e["file"] = os.fspath(e["file"])
+        return e
 
     def predict(self, images: torch.Tensor | np.ndarray, checkpoint: str = "last") -> torch.Tensor:
         """Class probabilities `(N, classes)` of images `(N, C, H, W)` (or one `(C, H, W)`):
@@ -159,8 +163,9 @@ class Run:
         return self._run.predict_files([os.fspath(p) for p in paths], checkpoint, top)
 
     def export(self, format: str = "safetensors", checkpoint: str = "last", out: str | None = None) -> dict[str, str]:
-        """Exports the model ("safetensors" or "torchscript") with its `model.json`."""
-        return self._run.export(format, checkpoint, out)
+        """Exports the model ("safetensors" or "torchscript") with its `model.json`; returns
+        `{"file": ..., "description": ...}` (paths)."""
+        return {k: os.fspath(v) for k, v in self._run.export(format, checkpoint, out).items()}
 
     def plots(self) -> list[str]:
         """Draws the run's plots into `RUN/plots/`; returns the files."""

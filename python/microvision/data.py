@@ -19,8 +19,15 @@ def load(name: str = "cifar10", split: str = "train", root: str | os.PathLike | 
 
 def mean_std(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images `(N, C, H, W)`, in [0, 1]."""
-    x = images.to(torch.float64) / 255.0
-    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3), unbiased=False).tolist()
+    channels = images.shape[1]
+    total, squares, count = torch.zeros(channels, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64), 0
+    for chunk in images.split(4096):  # a chunk at a time: 50,000 images as float64 would be 1.2 GB
+        x = chunk.to(torch.float64) / 255.0
+        total += x.sum(dim=(0, 2, 3))
+        squares += (x * x).sum(dim=(0, 2, 3))
+        count += x.numel() // channels
+    mean = total / count
+    return mean.tolist(), (squares / count - mean * mean).clamp(min=0).sqrt().tolist()
 
 
 def augment_preview(config: _core.Config, count: int = 40, out: str | os.PathLike = ".") -> list[str]:

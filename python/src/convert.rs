@@ -36,10 +36,13 @@ pub fn to_toml(obj: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
     })
 }
 
-/// `set=` overrides as the command line's `key=value` strings: a dict `{"train.epochs": 3}` or a
-/// list of `"train.epochs=3"` strings.
+/// `set=` overrides as the command line's `key=value` strings: a dict `{"train.epochs": 3}`, a
+/// list of `"train.epochs=3"` strings, or one such string.
 pub fn overrides(set: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     let Some(set) = set.filter(|s| !s.is_none()) else { return Ok(Vec::new()) };
+    if set.is_instance_of::<PyString>() {
+        return Ok(vec![set.extract()?]); // one "key=value", not its characters
+    }
     if let Ok(dict) = set.downcast::<PyDict>() {
         return dict
             .iter()

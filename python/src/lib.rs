@@ -22,8 +22,8 @@ use microvision::models::{Model, ModelArgs};
 /// number per cell; draws the overlaid curves into `plot_dir` (default: the first run's parent).
 #[pyfunction]
 #[pyo3(signature = (runs, plot_dir = None))]
-fn compare_csv(runs: Vec<PathBuf>, plot_dir: Option<PathBuf>) -> PyResult<String> {
-    let c = guard(|| lab::compare(&runs, plot_dir.as_deref()))?;
+fn compare_csv(py: Python<'_>, runs: Vec<PathBuf>, plot_dir: Option<PathBuf>) -> PyResult<String> {
+    let c = py.allow_threads(|| guard(|| lab::compare(&runs, plot_dir.as_deref())))?;
     for (dir, why) in &c.skipped {
         microvision::notice::warn(format!("skipping {}: {why}", dir.display()));
     }
@@ -36,13 +36,18 @@ fn compare_csv(runs: Vec<PathBuf>, plot_dir: Option<PathBuf>) -> PyResult<String
 /// One split of a dataset on disk: `(images uint8 (N, C, H, W), labels int64 (N,), classes)`.
 #[pyfunction]
 #[pyo3(signature = (name, split = "train", root = None))]
-fn load_data(name: &str, split: &str, root: Option<PathBuf>) -> PyResult<(PyTensor, PyTensor, Vec<String>)> {
+fn load_data(
+    py: Python<'_>,
+    name: &str,
+    split: &str,
+    root: Option<PathBuf>,
+) -> PyResult<(PyTensor, PyTensor, Vec<String>)> {
     let train = match split {
         "train" => true,
         "test" => false,
         other => return Err(errors::ConfigError::new_err(format!("split {other:?}: expected \"train\" or \"test\""))),
     };
-    let d = guard(|| lab::load_split(name, root, train))?;
+    let d = py.allow_threads(|| guard(|| lab::load_split(name, root, train)))?;
     Ok((PyTensor(d.images), PyTensor(d.labels), d.classes))
 }
 
@@ -85,8 +90,9 @@ fn save_model_torchscript(
 /// of epoch 1), saved as `augment_preview.png` and `.svg` in `out`; returns the files.
 #[pyfunction]
 #[pyo3(signature = (config, count = 40, out = PathBuf::from(".")))]
-fn augment_preview(config: &config::PyConfig, count: usize, out: PathBuf) -> PyResult<Vec<PathBuf>> {
-    guard(|| lab::augment_preview(&config.inner, count, &out))
+fn augment_preview(py: Python<'_>, config: &config::PyConfig, count: usize, out: PathBuf) -> PyResult<Vec<PathBuf>> {
+    let cfg = config.inner.clone();
+    py.allow_threads(|| guard(|| lab::augment_preview(&cfg, count, &out)))
 }
 
 /// The tensor it is given, passed through Rust and back (a shallow copy: the same storage).
@@ -123,6 +129,7 @@ fn route_notices() {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     route_notices();
+    errors::quiet_torch_panics();
     errors::register(m)?;
     m.add_class::<config::PyConfig>()?;
     m.add_class::<run::PyRun>()?;

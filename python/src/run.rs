@@ -18,8 +18,9 @@ use microvision::run::{Env, Run};
 #[pyclass(name = "Run", module = "microvision._core", unsendable)]
 pub struct PyRun {
     run: Run,
-    /// The last predictor loaded (checkpoint name, model), reused by `predict`.
-    predictor: RefCell<Option<(Checkpoint, Predictor)>>,
+    /// The last predictor loaded, reused by `predict` while its checkpoint's state file (which
+    /// names the weights by CRC32C) is unchanged: a resume or a longer training replaces `last`.
+    predictor: RefCell<Option<(Checkpoint, String, Predictor)>>,
 }
 
 impl PyRun {
@@ -120,20 +121,28 @@ impl PyRun {
     #[pyo3(signature = (images, checkpoint = "last"))]
     fn predict(&self, images: PyTensor, checkpoint: &str) -> PyResult<PyTensor> {
         let which = PyRun::checkpoint(checkpoint)?;
+        let state =
+            std::fs::read_to_string(self.run.checkpoint_dir().join(format!("{which}.state.json"))).unwrap_or_default();
         let mut cached = self.predictor.borrow_mut();
-        if cached.as_ref().is_none_or(|(w, _)| *w != which) {
+        if cached.as_ref().is_none_or(|(w, s, _)| *w != which || *s != state) {
             let p = guard(|| Predictor::open(self.run.dir(), which))?;
-            *cached = Some((which, p));
+            *cached = Some((which, state, p));
         }
-        let (_, p) = cached.as_ref().expect("loaded above");
+        let (_, _, p) = cached.as_ref().expect("loaded above");
         guard(|| p.probabilities(&images)).map(PyTensor)
     }
 
     /// The `top` classes of each image file: a list per image of `(class, probability)`.
     #[pyo3(signature = (paths, checkpoint = "last", top = 5))]
-    fn predict_files(&self, paths: Vec<PathBuf>, checkpoint: &str, top: usize) -> PyResult<Vec<Vec<(String, f32)>>> {
-        let which = PyRun::checkpoint(checkpoint)?;
-        let preds = guard(|| lab::predict(self.run.dir(), &paths, which, top))?;
+    fn predict_files(
+        &self,
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        checkpoint: &str,
+        top: usize,
+    ) -> PyResult<Vec<Vec<(String, f32)>>> {
+        let (which, dir) = (PyRun::checkpoint(checkpoint)?, self.run.dir().to_path_buf());
+        let preds = py.allow_threads(|| guard(|| lab::predict(&dir, &paths, which, top)))?;
         Ok(preds.into_iter().map(|p| p.top.into_iter().map(|c| (c.name, c.probability)).collect()).collect())
     }
 
@@ -149,7 +158,8 @@ impl PyRun {
     fn export(&self, py: Python<'_>, format: &str, checkpoint: &str, out: Option<PathBuf>) -> PyResult<PyObject> {
         let which = PyRun::checkpoint(checkpoint)?;
         let format = guard(|| format.parse::<lab::Format>())?;
-        let e = guard(|| lab::export(self.run.dir(), which, format, out.as_deref()))?;
+        let dir = self.run.dir().to_path_buf();
+        let e = py.allow_threads(|| guard(|| lab::export(&dir, which, format, out.as_deref())))?;
         let d = PyDict::new(py);
         d.set_item("file", e.file)?;
         d.set_item("description", e.description)?;
@@ -157,8 +167,9 @@ impl PyRun {
     }
 
     /// Draws the run's plots into `RUN/plots/`; returns the files.
-    fn plots(&self) -> PyResult<Vec<PathBuf>> {
-        let p = guard(|| lab::plot(self.run.dir()))?;
+    fn plots(&self, py: Python<'_>) -> PyResult<Vec<PathBuf>> {
+        let dir = self.run.dir().to_path_buf();
+        let p = py.allow_threads(|| guard(|| lab::plot(&dir)))?;
         for w in &p.warnings {
             microvision::notice::warn(w);
         }
@@ -167,8 +178,13 @@ impl PyRun {
 
     /// Writes the run's HTML report (to `out`, a file or directory; default `RUN/report.html`).
     #[pyo3(signature = (out = None))]
-    fn report(&self, out: Option<PathBuf>) -> PyResult<PathBuf> {
-        guard(|| lab::report(self.run.dir(), out.as_deref())).map(|r| r.path)
+    fn report(&self, py: Python<'_>, out: Option<PathBuf>) -> PyResult<PathBuf> {
+        let dir = self.run.dir().to_path_buf();
+        let r = py.allow_threads(|| guard(|| lab::report(&dir, out.as_deref())))?;
+        for w in &r.warnings {
+            microvision::notice::warn(w);
+        }
+        Ok(r.path)
     }
 
     fn __repr__(&self) -> String {

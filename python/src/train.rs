@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -18,31 +19,31 @@ use microvision::metrics::EvalResult;
 use microvision::train::callbacks::{Callback, EpochInfo, FitInfo, StepInfo};
 use microvision::train::Trainer;
 
-/// Hands the trainer's events to a Python callable and turns a pending KeyboardInterrupt into a
-/// stop request.
+/// Hands the trainer's events to a Python callable and turns a pending interrupt into a stop
+/// request. The exception that stopped it (a KeyboardInterrupt, or whatever a signal handler or
+/// the callback raised) is kept in `pending`, to be raised once the trainer has returned.
 struct Progress {
     callback: Option<PyObject>,
     stop: Arc<AtomicBool>,
+    pending: Arc<Mutex<Option<PyErr>>>,
 }
 
 impl Progress {
-    /// Calls `callback(event)` with the GIL held; checks for an interrupt first. A callback that
-    /// raises is dropped (training goes on) after a warning, except for KeyboardInterrupt,
-    /// which stops the run.
+    /// Calls `callback(event)` with the GIL held, after running Python's signal handlers. An
+    /// exception from either stops the run (the step finishes and `last` is saved); the first
+    /// one is kept. A callback that raises is dropped.
     fn emit(&mut self, event: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyDict>>) {
         Python::with_gil(|py| {
-            if py.check_signals().is_err() {
-                self.stop.store(true, Ordering::SeqCst);
-            }
-            let Some(cb) = &self.callback else { return };
-            let result = event(py).and_then(|e| cb.call1(py, (e,)));
-            if let Err(e) = result {
-                if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
-                    self.stop.store(true, Ordering::SeqCst);
-                } else {
-                    microvision::notice::warn(format!("the progress callback failed and was dropped: {e}"));
+            let mut raised = py.check_signals().err();
+            if let (None, Some(cb)) = (&raised, &self.callback) {
+                raised = event(py).and_then(|e| cb.call1(py, (e,))).err();
+                if raised.is_some() {
                     self.callback = None;
                 }
+            }
+            if let Some(e) = raised {
+                self.stop.store(true, Ordering::SeqCst);
+                self.pending.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
             }
         });
     }
@@ -102,28 +103,40 @@ impl Callback for Progress {
     }
 }
 
-/// Trains `trainer` (built inside, with the GIL released) and opens the run. An `Interrupted`
-/// error carries the run directory as its `run_dir` attribute, for `resume`.
+/// Trains `trainer` (built inside, with the GIL released) and opens the run. A stop asked for
+/// from Python raises `Interrupted` with the run directory as its `run_dir` (the exception that
+/// asked, when it was not a KeyboardInterrupt, is raised instead, chained); one that came too late
+/// to stop anything (during the final test) raises the KeyboardInterrupt once the run is done.
 fn fit(
     py: Python<'_>,
     build: impl FnOnce() -> microvision::Result<Trainer> + Send,
     progress: Option<PyObject>,
 ) -> PyResult<PyRun> {
-    let mut run_dir = None;
+    let (mut run_dir, pending) = (None, Arc::new(Mutex::new(None::<PyErr>)));
     let trained = py.allow_threads(|| {
         guard(|| {
             let mut trainer = build()?;
             run_dir = Some(trainer.run_dir.clone());
             let stop = trainer.stop.clone();
-            trainer.add_callback(Box::new(Progress { callback: progress, stop }));
+            trainer.add_callback(Box::new(Progress { callback: progress, stop, pending: pending.clone() }));
             lab::train_with(trainer, &TrainOptions::default())
         })
     });
-    let trained = trained.inspect_err(|e| {
-        if let Some(dir) = &run_dir {
-            let _ = e.value(py).setattr("run_dir", dir);
+    let pending = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let trained = match (trained, pending) {
+        (Ok(trained), None) => trained,
+        (Ok(_), Some(late)) => return Err(late),
+        (Err(e), Some(cause)) if !cause.is_instance_of::<PyKeyboardInterrupt>(py) => {
+            cause.set_cause(py, Some(e));
+            return Err(cause);
         }
-    })?;
+        (Err(e), _) => {
+            if let Some(dir) = &run_dir {
+                let _ = e.value(py).setattr("run_dir", dir.display().to_string());
+            }
+            return Err(e);
+        }
+    };
     for w in &trained.warnings {
         microvision::notice::warn(w);
     }

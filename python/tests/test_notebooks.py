@@ -3,6 +3,7 @@ parameters cell overridden, and committed without outputs."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import nbformat
@@ -10,6 +11,14 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+PACKAGE = pathlib.Path(__file__).resolve().parents[1]  # python/, holding microvision/
+
+
+@pytest.fixture(autouse=True)
+def kernels_find_the_package(monkeypatch):
+    """The kernels run in notebooks/: they get this checkout's package by an absolute path."""
+    paths = [str(PACKAGE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
 
 
 def test_there_are_four_notebooks():
@@ -21,6 +30,7 @@ def test_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+    assert "widgets" not in nb.metadata, f"{path.name}: saved widget state (a progress bar's); clear it"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: expected one cell tagged `parameters`"
 
