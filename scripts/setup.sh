@@ -6,7 +6,7 @@
 #     (oracles and servers of the tests), maturin, pandas, tqdm, pytest and the notebook tools;
 #   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
 #   - with --python: the extension of the Python package `microvision` (python/, the Rust core
-#     through PyO3), built into python/microvision/ of this checkout (used with PYTHONPATH=python);
+#     through PyO3), built into python/microvision/ of this checkout, which the venv then imports;
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
 #     libtorch directory inside it (`.cargo/config.toml` points tch's build at it).
 # The venv lives in a per-user cache (MICROVISION_CACHE, default ~/.cache/microvision) so that a
@@ -75,4 +75,8 @@ if [ "$python" = 1 ]; then
   suffix=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
   rm -f python/microvision/_core*.so
   cp target/release/lib_core.so "python/microvision/_core$suffix"
+  # `import microvision` in the venv finds the checkout that ran this last (a .pth entry; make
+  # test and make lab put their own checkout first with PYTHONPATH).
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$PWD/python" > "$site/microvision-checkout.pth"
 fi
