@@ -194,21 +194,58 @@ fn checkpoint_of_another_model_is_refused_with_the_tensor_list() {
 
 #[test]
 fn resume_after_a_config_edit_says_which_keys_changed() {
-    // (edit from, to, exit code, what the message must say): the sgd state cannot feed adamw
-    // (the 32 missing tensors are cut short); 1 step after 1 epoch cannot be 3 steps per epoch.
-    let cases: [(&str, &str, i32, &[&str]); 2] = [
-        ("[optim]\nname = \"sgd\"", "[optim]\nname = \"adamw\"", 4, &["optim.name = \"adamw\"", "edited", "more"]),
-        ("batch_size = 32", "batch_size = 16", 2, &["`data.batch_size` = 16", "3 steps per epoch"]),
+    // A run's recipe is fixed at its start (env.json records it): an edited config.toml is refused
+    // before anything is loaded, naming each key with its recorded and its new value.
+    let cases: [(&str, &str, &[&str]); 2] = [
+        ("[optim]\nname = \"sgd\"", "[optim]\nname = \"adamw\"", &["optim.name: \"sgd\" -> \"adamw\"", "edited"]),
+        ("batch_size = 32", "batch_size = 16", &["data.batch_size: 32 -> 16", "edited", "--set optim.lr"]),
     ];
-    for (from, to, code, needles) in cases {
+    for (from, to, needles) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let run = stopped_after_one_epoch(tmp.path()).run_dir;
         edit_config(&run, from, to);
         let err = Trainer::resume(&run).err().expect("a resume that cannot continue the run");
         let msg = err.to_string();
-        assert_eq!(err.exit_code(), code, "{msg}");
+        assert_eq!(err.exit_code(), 2, "{msg}");
         assert!(needles.iter().all(|n| msg.contains(n)) && msg.len() < 1_000, "{to}: {msg}");
     }
+}
+
+#[test]
+fn a_finished_run_cannot_be_extended_by_editing_its_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    t.fit().unwrap();
+    let run = t.run_dir.clone();
+    drop(t);
+    let eval = std::fs::read(run.join("eval.json")).unwrap();
+    edit_config(&run, "epochs = 2", "epochs = 4");
+    let msg = Trainer::resume(&run).err().expect("refused").to_string();
+    assert!(msg.contains("train.epochs: 2 -> 4") && msg.contains("model.init_from"), "{msg}");
+    assert_eq!(std::fs::read(run.join("eval.json")).unwrap(), eval, "the results stay as they were");
+    // Nor through an override: the epochs are not a setting a resume may change.
+    edit_config(&run, "epochs = 4", "epochs = 2");
+    let err = Trainer::resume_with(&run, &["train.epochs=4".into()]).err().expect("refused");
+    assert!(err.to_string().contains("`train.epochs` cannot change when a run resumes"), "{err}");
+}
+
+#[test]
+fn a_resume_override_is_written_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = stopped_after_one_epoch(tmp.path()).run_dir;
+    let mut t = Trainer::resume_with(&run, &["optim.lr=0.01".into()]).unwrap();
+    assert_eq!(t.cfg.optim.lr, 0.01);
+    t.fit().unwrap();
+    drop(t);
+    let env = microvision::run::Env::read(&run).unwrap();
+    assert_eq!(env.resume_overrides.len(), 1);
+    assert_eq!(env.resume_overrides[0].set, vec!["optim.lr=0.01".to_string()]);
+    assert!(env.resume_overrides[0].step > 0);
+    // The recorded recipe is the overridden one: a later resume of the file as it is passes.
+    let cfg = microvision::run::read_config(&run).unwrap();
+    assert_eq!(cfg.optim.lr, 0.01);
+    assert!(Trainer::resume(&run).is_ok());
 }
 
 #[test]

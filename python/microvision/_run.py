@@ -73,11 +73,17 @@ def train(config: _core.Config, progress: bool | Progress = True) -> Run:
             bar.close()
 
 
-def resume(run: str | os.PathLike | Run, progress: bool | Progress = True) -> Run:
-    """Continues a run from its last checkpoint (a finished run is returned as it is)."""
+def resume(
+    run: str | os.PathLike | Run,
+    progress: bool | Progress = True,
+    set: Mapping[str, Any] | Sequence[str] | str | None = None,
+) -> Run:
+    """Continues a run from its last checkpoint (a finished run is returned as it is). `set`
+    overrides the settings a resume may change (e.g. `{"optim.lr": 0.01}` after a divergence);
+    they are recorded in the run's env.json."""
     callback, bar = _progress(progress)
     try:
-        return Run(_core.resume(os.fspath(run), callback))
+        return Run(_core.resume(os.fspath(run), callback, set))
     finally:
         if bar is not None:
             bar.close()

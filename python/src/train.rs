@@ -152,9 +152,16 @@ pub fn train(py: Python<'_>, config: &PyConfig, progress: Option<PyObject>) -> P
     fit(py, move || Trainer::new(cfg), progress)
 }
 
-/// Continues the run in `run_dir` from its last checkpoint (a finished run is left as it is).
+/// Continues the run in `run_dir` from its last checkpoint (a finished run is left as it is),
+/// with `set` overrides of the settings a resume may change (recorded in env.json).
 #[pyfunction]
-#[pyo3(signature = (run_dir, progress = None))]
-pub fn resume(py: Python<'_>, run_dir: PathBuf, progress: Option<PyObject>) -> PyResult<PyRun> {
-    fit(py, move || Trainer::resume(&run_dir), progress)
+#[pyo3(signature = (run_dir, progress = None, set = None))]
+pub fn resume(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    progress: Option<PyObject>,
+    set: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyRun> {
+    let overrides = crate::convert::overrides(set)?;
+    fit(py, move || Trainer::resume_with(&run_dir, &overrides), progress)
 }

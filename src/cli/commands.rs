@@ -17,7 +17,7 @@ fn warn(warnings: &[String]) {
 pub fn train(config: Option<PathBuf>, overrides: &[String], resume: Option<PathBuf>) -> Result<()> {
     let opts = TrainOptions { console: true, stop_on_signals: true };
     let trained = match (resume, config) {
-        (Some(run), _) => lab::resume(&run, &opts)?,
+        (Some(run), _) => lab::resume(&run, overrides, &opts)?,
         (None, Some(path)) => lab::train(Config::load(&path, overrides)?, &opts)?,
         (None, None) => unreachable!("clap requires --config or --resume"),
     };

@@ -27,11 +27,12 @@ pub enum Command {
         /// Config file (TOML), e.g. configs/simple_cnn.toml.
         #[arg(short, long, required_unless_present = "resume")]
         config: Option<PathBuf>,
-        /// Override a config value: section.key=value (repeatable).
+        /// Override a config value: section.key=value (repeatable). With --resume, only the
+        /// settings a resume may change (optim.lr, train.grad_clip, ...; recorded in env.json).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Continue the run in RUN_DIR from its last checkpoint.
-        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "overrides"])]
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
         resume: Option<PathBuf>,
     },
     /// Evaluate a run's checkpoint on the test split and write eval.json.

@@ -53,9 +53,10 @@ pub fn train(cfg: Config, opts: &TrainOptions) -> Result<Trained> {
 }
 
 /// Continues the run in `run_dir` from its last checkpoint (a finished run with `eval.json`
-/// is left as it is: [`Trained::test`] is `None`).
-pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Trained> {
-    train_with(Trainer::resume(run_dir)?, opts)
+/// is left as it is: [`Trained::test`] is `None`), with `key=value` overrides of the settings a
+/// resume may change (`crate::run::recipe::RESUMABLE_KEYS`, recorded in `env.json`).
+pub fn resume(run_dir: &Path, overrides: &[String], opts: &TrainOptions) -> Result<Trained> {
+    train_with(Trainer::resume_with(run_dir, overrides)?, opts)
 }
 
 /// [`train`] or [`resume`] of a trainer the caller built (`Trainer::new`, `Trainer::resume`)

@@ -54,6 +54,13 @@ pub struct Env {
     /// checkpoint's epoch and step; absent for a random initialisation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<InitFrom>,
+    /// The resolved config the run started with (TOML), its recipe: a resume whose `config.toml`
+    /// differs is refused. Absent in runs of earlier versions (not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The overrides given to resumes (`train --resume RUN --set key=value`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resume_overrides: Vec<super::recipe::ResumeOverride>,
 }
 
 /// Where `model.init_from`'s weights came from: a run's checkpoint (`run`, `checkpoint`, `epoch`,

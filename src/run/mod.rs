@@ -9,6 +9,7 @@
 mod env;
 mod eval_file;
 mod history;
+pub mod recipe;
 
 pub use env::{update_peak_memory, Env, InitFrom};
 pub use eval_file::{eval_file_name, EvalFile};

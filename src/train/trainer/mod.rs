@@ -121,6 +121,14 @@ impl Trainer {
     /// Continues the run in `run`, from its last valid checkpoint (falling back to `best` with a
     /// warning when `last` is corrupt).
     pub fn resume(run: &Path) -> Result<Trainer> {
+        Trainer::resume_with(run, &[])
+    }
+
+    /// [`Trainer::resume`] with `key=value` overrides of the settings a resume may change
+    /// ([`run::recipe::RESUMABLE_KEYS`]: a lower `optim.lr` after a divergence, ...), written to
+    /// `config.toml` and recorded in `env.json`. A `config.toml` edited since the run started is
+    /// refused, naming the keys: a run's recipe is fixed at its start.
+    pub fn resume_with(run: &Path, overrides: &[String]) -> Result<Trainer> {
         if run::is_lr_sweep(run) {
             return Err(Error::Checkpoint(format!(
                 "{} holds a learning-rate sweep (lr_find.json), not a training run: nothing to resume. Train with \
@@ -129,8 +137,14 @@ impl Trainer {
                 run.join("config.toml").display()
             )));
         }
-        let cfg = run::read_config(run)?;
+        run::recipe::check_resumable(overrides)?;
+        let saved = run::read_config(run)?;
         let lock = run::lock(run)?; // before anything in the run is read for training or written
+        if let Some(started) = run::Env::read(run).and_then(|e| e.config) {
+            let started = Config::from_saved_toml(&started, "the config recorded in env.json", &[])?;
+            run::recipe::check_unchanged(run, &started, &saved)?;
+        }
+        let cfg = if overrides.is_empty() { saved } else { run::read_config_with(run, overrides)? };
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
@@ -139,6 +153,9 @@ impl Trainer {
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;
         checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
+        if !overrides.is_empty() {
+            t.record_overrides(overrides)?;
+        }
         Ok(t)
     }
 

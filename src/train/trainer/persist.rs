@@ -210,10 +210,23 @@ impl Trainer {
         Ok(())
     }
 
-    /// "`remedies` in RUN/config.toml, then resume with --resume RUN".
+    /// "`remedies`: resume with --resume RUN --set key=value" (the override is recorded).
     pub(super) fn resume_advice(&self, remedies: &str) -> String {
         let run = self.run_dir.display();
-        format!("{remedies} in {run}/config.toml, then resume with --resume {run}")
+        format!(
+            "{remedies}: resume with `microvision train --resume {run} --set optim.lr=...` (or --set \
+             train.grad_clip=..., train.on_nan=\"restore\"; recorded in env.json)"
+        )
+    }
+
+    /// A resume's overrides: the new `config.toml`, and in `env.json` the recipe from now on
+    /// and the record of what changed at which step.
+    pub(super) fn record_overrides(&self, overrides: &[String]) -> Result<()> {
+        crate::fsio::write_atomic(&self.run_dir.join("config.toml"), self.cfg.to_toml().as_bytes())?;
+        let mut env = run::Env::read(&self.run_dir).unwrap_or_default();
+        env.config = Some(self.cfg.to_toml());
+        env.resume_overrides.push(run::recipe::ResumeOverride { step: self.state.step, set: overrides.to_vec() });
+        env.write(&self.run_dir)
     }
 
     /// On resume: the dataset files must be those the run started with (env.json's MD5s), or the
@@ -263,6 +276,8 @@ impl Trainer {
             macs_per_image: self.model.macs_per_image(&model_args(&self.cfg)),
             peak_rss_bytes: run::peak_rss_bytes(),
             init_from,
+            config: Some(self.cfg.to_toml()),
+            resume_overrides: Vec::new(),
         };
         prov.write(&self.run_dir)
     }
