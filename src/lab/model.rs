@@ -69,12 +69,36 @@ pub fn load_model(run: &Run, which: Checkpoint, device: Device) -> Result<Loaded
         model.to_channels_last(); // as in training: the batches are channels-last too
     }
     let dir = run.checkpoint_dir();
-    let loaded = checkpoint::load(&dir, which.as_str())?;
     let files = checkpoint::files(&dir, which.as_str());
+    if !files.state.exists() {
+        return Err(crate::ckpt_err!(
+            "{} has no `{which}` checkpoint yet ({} is missing): the run has not finished an epoch",
+            run.dir().display(),
+            files.state.display()
+        ));
+    }
+    let loaded = checkpoint::load(&dir, which.as_str())?;
     checkpoint::load_weights(&model.vs, &loaded.weights, &files.weights)?;
     let average = crate::train::ema::weights_from_checkpoint(&loaded.optim);
     if let Some(avg) = &average {
         checkpoint::load_weights(&model.vs, avg, &files.optim)?;
+    }
+    // NaN weights would give NaN probabilities and losses with a success status.
+    let bad: Vec<String> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.is_floating_point() && !bool::try_from(t.isfinite().all()).unwrap_or(false))
+        .map(|(name, _)| name)
+        .collect();
+    if !bad.is_empty() {
+        return Err(crate::ckpt_err!(
+            "checkpoint `{which}` of {} holds non-finite weights ({}{}); expected finite ones: the run diverged \
+             before it was written",
+            run.dir().display(),
+            bad.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() }
+        ));
     }
     Ok(LoadedModel { model, loaded, averaged: average.is_some() })
 }

@@ -82,7 +82,9 @@ impl History {
                 run.display()
             )));
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        // Bytes that are not UTF-8 (a torn write) spoil only their line, skipped as non-JSON.
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        let text = String::from_utf8_lossy(&bytes);
         let parsed: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
         let mut h = History { skipped_lines: text.lines().count() - parsed.len(), ..History::default() };
         for v in parsed {

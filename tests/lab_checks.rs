@@ -1,0 +1,57 @@
+//! The library verbs on runs that cannot give an answer: no checkpoint yet, non-finite weights,
+//! a metrics file with bytes that are not UTF-8. Each is refused or read with a clear message
+//! instead of a file-system error or a NaN result with a success status.
+
+mod common;
+
+use microvision::lab::{self, Checkpoint};
+use microvision::train::{checkpoint, Trainer};
+
+#[test]
+fn a_run_without_a_checkpoint_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let run = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap().run_dir;
+    let err = lab::eval(&run, Checkpoint::Last, &[]).unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("has no `last` checkpoint yet"), "{err}");
+    let err = lab::predict(&run, &[tmp.path().join("x.png")], Checkpoint::Best, 1).expect_err("refused");
+    assert!(err.to_string().contains("has no `best` checkpoint yet"), "{err}");
+}
+
+#[test]
+fn non_finite_weights_are_refused_by_eval_predict_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    t.stop_after = Some(1);
+    t.fit().unwrap();
+    // A checkpoint written with a NaN weight (its checksums right: a diverged run's, not a torn file's).
+    let (name, w) = t.model.vs.variables().into_iter().find(|(n, _)| n.ends_with("weight")).unwrap();
+    let _ = tch::no_grad(|| w.shallow_clone().fill_(f64::NAN));
+    checkpoint::save(&t.run_dir.join("checkpoints"), "last", &t.model.vs, &[], &t.state).unwrap();
+    let run = t.run_dir.clone();
+    drop(t);
+    let err = lab::eval(&run, Checkpoint::Last, &[]).unwrap_err();
+    assert!(err.to_string().contains("non-finite weights") && err.to_string().contains(&name), "{err}");
+    assert!(lab::export(&run, Checkpoint::Last, lab::Format::Safetensors, None).is_err());
+    assert!(!run.join("eval-last.json").exists() && !run.join("export/model.json").exists());
+}
+
+#[test]
+fn bytes_that_are_not_utf8_spoil_only_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let mut t = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap();
+    lab::fit(&mut t).unwrap();
+    let run = t.run_dir.clone();
+    drop(t);
+    let metrics = run.join("metrics.jsonl");
+    let mut bytes = std::fs::read(&metrics).unwrap();
+    bytes.extend_from_slice(b"{\"kind\": \"ep\xff\xfe");
+    std::fs::write(&metrics, bytes).unwrap();
+    let h = microvision::run::History::read(&run).unwrap();
+    assert_eq!((h.epochs.len(), h.skipped_lines), (2, 1));
+    let plotted = lab::plot(&run).unwrap();
+    assert!(plotted.warnings.iter().any(|w| w.contains("skipped 1 line")), "{:?}", plotted.warnings);
+}
