@@ -55,3 +55,55 @@ fn bytes_that_are_not_utf8_spoil_only_their_line() {
     let plotted = lab::plot(&run).unwrap();
     assert!(plotted.warnings.iter().any(|w| w.contains("skipped 1 line")), "{:?}", plotted.warnings);
 }
+
+/// A tiny finished run under `root`.
+fn finished_run(root: &std::path::Path) -> std::path::PathBuf {
+    common::synthetic_cifar10(root, 10, 10);
+    let mut t = Trainer::new(common::tiny_config(root, &root.join("runs"))).unwrap();
+    lab::fit(&mut t).unwrap();
+    t.run_dir.clone()
+}
+
+#[test]
+fn predict_reads_images_by_content_and_whole_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = finished_run(tmp.path());
+    let dir = tmp.path().join("images");
+    std::fs::create_dir(&dir).unwrap();
+    let img = image::RgbImage::from_fn(40, 32, |x, y| image::Rgb([x as u8 * 6, y as u8 * 7, 90]));
+    img.save_with_format(dir.join("a-jpeg-named.png"), image::ImageFormat::Jpeg).unwrap();
+    img.save(dir.join("b.png")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+    let preds = lab::predict(&run, std::slice::from_ref(&dir), Checkpoint::Last, 3).unwrap();
+    let names: Vec<_> = preds.iter().map(|p| p.image.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["a-jpeg-named.png", "b.png"]);
+    assert!(preds.iter().all(|p| p.top.len() == 3));
+}
+
+#[test]
+fn evaluation_files_record_the_checkpoint_epoch_and_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = finished_run(tmp.path());
+    let e = lab::eval(&run, Checkpoint::Last, &[]).unwrap();
+    let file = microvision::run::EvalFile::read(&e.file).unwrap();
+    assert_eq!((file.epoch, file.step.is_some_and(|s| s > 0)), (Some(2), true));
+    assert_eq!(microvision::run::EvalFile::read(&run.join("eval.json")).unwrap().epoch, Some(2));
+}
+
+#[test]
+fn compare_leaves_out_files_beside_the_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = finished_run(tmp.path());
+    let stray = run.parent().unwrap().join("compare_val_acc.png");
+    std::fs::write(&stray, b"png").unwrap();
+    let c = lab::compare(&[run.clone(), stray.clone()], Some(tmp.path())).unwrap();
+    assert_eq!(c.groups.len(), 1);
+    assert!(c.skipped.iter().any(|(p, why)| *p == stray && why.contains("not a run directory")));
+}
+
+#[test]
+fn a_cutout_larger_than_the_images_is_refused() {
+    let err = microvision::Config::defaults(&["augment.cutout=33".into()]).unwrap_err().to_string();
+    assert!(err.contains("augment.cutout") && err.contains("at most 32"), "{err}");
+    assert!(microvision::Config::defaults(&["augment.cutout=32".into()]).is_ok());
+}

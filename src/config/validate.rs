@@ -231,6 +231,13 @@ fn dataset_fits(c: &Config) -> Result<()> {
         ));
     }
     let a = &c.augment;
+    if a.cutout > size {
+        return Err(config_err!(
+            "`augment.cutout` = {}: a square larger than the {size}x{size} images erases them whole; expected at \
+             most {size}",
+            a.cutout
+        ));
+    }
     if src.channels == 1 && (a.policy != super::AugmentPolicy::None || a.contrast > 0.0 || a.saturation > 0.0) {
         return Err(config_err!(
             "`augment.policy` / `augment.contrast` / `augment.saturation`: colour operations need RGB images; {d} is greyscale"

@@ -66,7 +66,9 @@ fn decode(path: &Path, size: u32) -> std::result::Result<Vec<u8>, String> {
 /// Decodes an image file as the datasets hold images: the shorter side resized to `size`, the
 /// centre `size x size` cropped, `channels` 3 (RGB) or 1 (grey), planar (channels, size, size).
 pub fn decode_image(path: &Path, size: u32, channels: usize) -> std::result::Result<Vec<u8>, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?;
+    // By content, not by extension: a JPEG named .png is a JPEG.
+    let reader = image::io::Reader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| e.to_string())?;
+    let img = reader.decode().map_err(|e| e.to_string())?;
     let img = if channels == 1 { image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8() } else { img.to_rgb8() };
     let (w, h) = img.dimensions();
     let scale = size as f64 / w.min(h) as f64;

@@ -117,6 +117,12 @@ const LIMIT_SEED: u64 = 0x1157_5eed;
 /// The split as `data.limit_<name>` (0 = all) restricts it, said on the console: a result on a
 /// subset must not pass for one on the whole split.
 fn limited(split: Dataset, limit: i64, name: &str) -> Dataset {
+    if limit > split.len() {
+        crate::notice::warn(format!(
+            "data.limit_{name} = {limit} is more than the {} {name} images: using all of them",
+            split.len()
+        ));
+    }
     if limit <= 0 || limit >= split.len() {
         return split;
     }

@@ -41,13 +41,22 @@ pub fn compare(runs: &[PathBuf], plot_dir: Option<&Path>) -> Result<Comparison> 
         }
     }
     let mut skipped = Vec::new();
+    // `compare runs/*` also matches files beside the runs (its own curves from last time).
+    let (files, runs): (Vec<&PathBuf>, Vec<&PathBuf>) = runs.iter().partition(|r| r.is_file());
+    for f in files {
+        skipped.push((f.clone(), "a file, not a run directory".to_string()));
+    }
+    let runs: Vec<PathBuf> = runs.into_iter().cloned().collect();
     // `compare runs/demo-*` also matches the sweeps that `lr-find` names `demo-lrfind-*`.
     let (sweeps, runs): (Vec<&PathBuf>, Vec<&PathBuf>) = runs.iter().partition(|r| run::is_lr_sweep(r));
     for s in sweeps {
         skipped.push((s.clone(), "a learning-rate sweep (lr-find), not a training run".to_string()));
     }
     if runs.is_empty() {
-        return Err(crate::config_err!("no training runs to compare, only learning-rate sweeps{}", listed(&skipped)));
+        return Err(crate::config_err!(
+            "no training runs to compare, only learning-rate sweeps or other files{}",
+            listed(&skipped)
+        ));
     }
     let mut summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
     let mut warnings: Vec<String> = runs.iter().flat_map(|r| super::model::history_warnings(r)).collect();

@@ -38,6 +38,10 @@ pub struct Evaluation {
 /// [`eval_file_name`]): an evaluation with other settings never replaces the run's own.
 pub fn eval(run_dir: &Path, which: Checkpoint, overrides: &[String]) -> Result<Evaluation> {
     let run = Run::open_with(run_dir, overrides)?;
+    if let Err(e @ crate::Error::Checkpoint(_)) = crate::run::lock(run_dir) {
+        // Still training: `last` moves on; the file records which epoch it evaluated.
+        crate::notice::warn(format!("{e}; evaluating checkpoint `{which}` as it is now"));
+    }
     let cfg = run.config();
     let (device, precision) = crate::device::resolve(&cfg.train)?;
     let data = crate::data::load_for_run(run_dir, cfg)?;
@@ -49,7 +53,9 @@ pub fn eval(run_dir: &Path, which: Checkpoint, overrides: &[String]) -> Result<E
     let trained_in = run.env().map(|env| env.precision).filter(|p| !p.is_empty());
     let other_precision = trained_in.filter(|p| p != precision.name()).map(|_| precision.name());
     let file = run_dir.join(eval_file_name(which.as_str(), tta, other_precision, other_test_set(run_dir, cfg)?));
-    fsio::write_json(&file, &EvalFile::new(&result, &data.test.classes, which.as_str(), tta))?;
+    let state = &loaded.loaded.state;
+    let record = EvalFile::new(&result, &data.test.classes, which.as_str(), tta).at(state.epoch, state.step);
+    fsio::write_json(&file, &record)?;
     Ok(Evaluation {
         checkpoint: which,
         epoch: loaded.loaded.state.epoch,

@@ -125,5 +125,30 @@ impl Predictor {
 /// centre crop, the run's normalisation).
 pub fn predict(run_dir: &Path, images: &[PathBuf], which: Checkpoint, top: usize) -> Result<Vec<Prediction>> {
     let predictor = Predictor::open(run_dir, which)?;
-    images.iter().map(|path| predictor.predict_file(path, top)).collect()
+    let mut files = Vec::new();
+    for path in images {
+        files.extend(image_files(path)?);
+    }
+    files.iter().map(|path| predictor.predict_file(path, top)).collect()
+}
+
+/// `path` itself, or for a directory the image files in it (by content), sorted by name.
+fn image_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| crate::Error::io("cannot read", path, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            image::io::Reader::open(p).and_then(|r| r.with_guessed_format()).is_ok_and(|r| r.format().is_some())
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(crate::data_err!("{}: a directory without image files (PNG, JPEG, ...)", path.display()));
+    }
+    Ok(files)
 }

@@ -148,6 +148,10 @@ mod signals {
                     if !TRAINING.load(Ordering::SeqCst) {
                         let _ = signal_hook::low_level::emulate_default_handler(signal);
                     } else if flag.swap(true, Ordering::SeqCst) {
+                        const SECOND: &[u8] = b"\nsecond interrupt: quitting at once; the last checkpoint is intact \
+                            (microvision train --resume RUN_DIR continues from it)\n";
+                        // SAFETY: write(2) is async-signal-safe; the buffer is a static.
+                        unsafe { libc::write(2, SECOND.as_ptr().cast(), SECOND.len()) };
                         signal_hook::low_level::exit(130);
                     }
                 };

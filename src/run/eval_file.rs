@@ -42,6 +42,12 @@ pub struct EvalFile {
     /// Softmax probability of each prediction, in dataset order.
     #[serde(default)]
     pub confidences: Vec<f32>,
+    /// The epoch the evaluated checkpoint was taken at (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// Its optimizer step (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
 }
 
 impl EvalFile {
@@ -61,11 +67,18 @@ impl EvalFile {
             tta_share: r.tta_share,
             predictions: r.predictions.clone(),
             confidences: r.confidences.clone(),
+            epoch: None,
+            step: None,
         }
     }
 }
 
 impl EvalFile {
+    /// The same, recording the checkpoint's epoch and step.
+    pub fn at(self, epoch: i64, step: i64) -> Self {
+        EvalFile { epoch: Some(epoch), step: Some(step), ..self }
+    }
+
     /// Reads an evaluation file (`run/eval.json`, `run/eval-best.json`, ...).
     pub fn read(path: &Path) -> Result<EvalFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;

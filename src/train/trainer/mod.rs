@@ -320,7 +320,8 @@ impl Trainer {
         };
         fsio::write_json(
             &self.run_dir.join("eval.json"),
-            &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train)),
+            &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train))
+                .at(self.state.epoch, self.state.step),
         )?;
         self.callbacks.iter_mut().for_each(|c| c.fit_end(&test));
         run::update_peak_memory(&self.run_dir)?;
