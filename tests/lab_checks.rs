@@ -107,3 +107,18 @@ fn a_cutout_larger_than_the_images_is_refused() {
     assert!(err.contains("augment.cutout") && err.contains("at most 32"), "{err}");
     assert!(microvision::Config::defaults(&["augment.cutout=32".into()]).is_ok());
 }
+
+#[test]
+fn a_failed_download_leaves_no_directories_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new/data/MNIST");
+    // Nothing listens on port 9 here: every attempt is refused at once.
+    let err = microvision::data::download::fetch_files("http://127.0.0.1:9", &[("x.gz", "")], &dir);
+    assert!(err.is_err());
+    assert!(!tmp.path().join("new").exists(), "the directories it created are removed again");
+    // A directory that held something before is left as it is.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep"), b"x").unwrap();
+    assert!(microvision::data::download::fetch_files("http://127.0.0.1:9", &[("x.gz", "")], &dir).is_err());
+    assert!(dir.join("keep").exists());
+}

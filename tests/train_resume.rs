@@ -294,3 +294,19 @@ fn resume_refuses_data_that_changed_since_the_run_started() {
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("test_batch.bin is not the file this run started with"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_without_its_state_file_is_skipped_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = stopped_after_one_epoch(tmp.path()).run_dir;
+    std::fs::remove_file(run.join("checkpoints/last.state.json")).unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    microvision::notice::set_sink(Box::new(move |_, m| sink.lock().unwrap().push(m.to_string())));
+    let resumed = Trainer::resume(&run);
+    microvision::notice::reset_sink();
+    let t = resumed.unwrap();
+    assert_eq!(t.state.epoch, 1, "resumed from `best`, the epoch-1 checkpoint");
+    let said = said.lock().unwrap();
+    assert!(said.iter().any(|m| m.contains("last.state.json is missing") && m.contains("ignoring it")), "{said:?}");
+}

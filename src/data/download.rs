@@ -27,13 +27,28 @@ fn stall_timeout() -> std::time::Duration {
 /// Downloads `url` (normally `spec.url`) into `root`, verifies the official MD5 and extracts
 /// `spec.dir` atomically.
 pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()> {
-    crate::error::create_dir_all(root, "cannot create data directory")?;
-    let archive = root.join(format!("{}.tar.gz", spec.dir));
-    let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
-    if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
-        fetch_verified(url, &partial, &archive, spec.archive_md5)?;
+    in_new_dirs(root, || {
+        let archive = root.join(format!("{}.tar.gz", spec.dir));
+        let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
+        if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
+            fetch_verified(url, &partial, &archive, spec.archive_md5)?;
+        }
+        extract(&archive, root, spec.dir)
+    })
+}
+
+/// Creates `dir` (and its missing parents) and runs `fetch`; when it fails, the directories it
+/// created and left empty are removed again, so a failed download leaves nothing behind.
+fn in_new_dirs(dir: &Path, fetch: impl FnOnce() -> Result<()>) -> Result<()> {
+    let absent: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    crate::error::create_dir_all(dir, "cannot create data directory")?;
+    let result = fetch();
+    if result.is_err() {
+        for d in absent {
+            let _ = std::fs::remove_dir(d); // deepest first; one that holds files stays
+        }
     }
-    extract(&archive, root, spec.dir)
+    result
 }
 
 /// Downloads `url` to `partial` (up to `ATTEMPTS` tries), checks `md5`, renames it to `dest`.
@@ -55,16 +70,17 @@ fn fetch_verified(url: &str, partial: &Path, dest: &Path, md5: &str) -> Result<(
 /// Downloads each `(name, md5)` of `files` from `base` + name into `dir` (skipping files already
 /// there with the right MD5), each through a `.partial` file that is renamed only once verified.
 pub fn fetch_files(base: &str, files: &[(&str, &str)], dir: &Path) -> Result<()> {
-    crate::error::create_dir_all(dir, "cannot create data directory")?;
-    for (name, md5) in files {
-        let dest = dir.join(name);
-        if dest.is_file() && md5_matches(&dest, md5)? {
-            continue;
+    in_new_dirs(dir, || {
+        for (name, md5) in files {
+            let dest = dir.join(name);
+            if dest.is_file() && md5_matches(&dest, md5)? {
+                continue;
+            }
+            let partial = dir.join(format!(".{name}.partial"));
+            fetch_verified(&format!("{}/{name}", base.trim_end_matches('/')), &partial, &dest, md5)?;
         }
-        let partial = dir.join(format!(".{name}.partial"));
-        fetch_verified(&format!("{}/{name}", base.trim_end_matches('/')), &partial, &dest, md5)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn md5_matches(path: &Path, want: &str) -> Result<bool> {

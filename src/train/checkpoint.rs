@@ -221,7 +221,16 @@ pub fn load(dir: &Path, tag: &str) -> Result<Loaded> {
 pub fn load_newest_valid(dir: &Path) -> Option<(&'static str, Loaded)> {
     let mut best: Option<(&'static str, Loaded)> = None;
     for tag in ["last", "best"] {
-        if !files(dir, tag).state.exists() {
+        let f = files(dir, tag);
+        if !f.state.exists() {
+            // The state file is renamed into place last: tensors without it are a write that
+            // did not finish (or a deleted state file), not a checkpoint.
+            if f.weights.exists() || f.optim.exists() {
+                crate::notice::warn(format!(
+                    "{} is missing, so checkpoint `{tag}` was not completely written; ignoring it",
+                    f.state.display()
+                ));
+            }
             continue;
         }
         match load(dir, tag) {
