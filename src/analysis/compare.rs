@@ -146,28 +146,15 @@ pub fn differing_keys(groups: &[Vec<RunSummary>]) -> Vec<(String, Vec<String>)> 
 
 /// `section.key` -> value (as TOML writes it) of every key of a config.
 fn flatten(c: &Config) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, x) in t {
-                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, x, out);
-                }
-            }
+    c.leaves()
+        .into_iter()
+        .map(|(k, v)| match v {
             // An empty text (e.g. no `model.init_from`) is shown as TOML writes it, not as a blank cell.
-            toml::Value::String(s) if s.is_empty() => {
-                out.insert(prefix.to_string(), "\"\"".into());
-            }
-            toml::Value::String(s) => {
-                out.insert(prefix.to_string(), s.clone());
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk("", &toml::from_str(&c.to_toml()).expect("a config's TOML parses"), &mut out);
-    out
+            toml::Value::String(s) if s.is_empty() => (k, "\"\"".into()),
+            toml::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect()
 }
 
 /// At most this many differing keys become table columns; the others are listed under it.

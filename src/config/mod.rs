@@ -343,6 +343,24 @@ impl Config {
         validate::validate(self)
     }
 
+    /// Every key of the config as `(section.key, value)`, in TOML's order: the one flattening that
+    /// MLflow's parameters, `compare`'s columns and the resume check each format their way.
+    pub fn leaves(&self) -> Vec<(String, toml::Value)> {
+        fn walk(prefix: &str, v: toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, x) in t {
+                        walk(&if prefix.is_empty() { k } else { format!("{prefix}.{k}") }, x, out);
+                    }
+                }
+                other => out.push((prefix.to_string(), other)),
+            }
+        }
+        let mut out = Vec::new();
+        walk("", toml::Value::try_from(self).expect("a Config always serialises to TOML"), &mut out);
+        out
+    }
+
     /// The config as TOML text (written into each run directory).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a Config always serialises to TOML")

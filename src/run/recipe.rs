@@ -31,33 +31,14 @@ pub struct ResumeOverride {
     pub set: Vec<String>,
 }
 
-/// The `(key, value)` leaves of a config, flattened (`train.epochs`, `4`).
-fn leaves(cfg: &Config) -> Vec<(String, String)> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, x) in t {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, x, out);
-                }
-            }
-            other => out.push((prefix.to_string(), other.to_string())),
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(v) = toml::Value::try_from(cfg) {
-        walk("", &v, &mut out);
-    }
-    out
-}
-
 /// The keys whose values differ between two configs, as `key: old -> new`.
 pub fn differences(started: &Config, now: &Config) -> Vec<String> {
-    let (a, b) = (leaves(started), leaves(now));
-    b.iter()
+    let old = started.leaves();
+    now.leaves()
+        .into_iter()
         .filter_map(|(k, new)| {
-            let old = a.iter().find(|(ka, _)| ka == k).map_or("(absent)", |(_, v)| v.as_str());
-            (old != new).then(|| format!("{k}: {old} -> {new}"))
+            let was = old.iter().find(|(ko, _)| *ko == k).map(|(_, v)| v);
+            (was != Some(&new)).then(|| format!("{k}: {} -> {new}", was.map_or("(absent)".into(), |v| v.to_string())))
         })
         .collect()
 }

@@ -126,25 +126,15 @@ impl MlflowLogger {
     }
 }
 
-/// The config flattened to `section.key = value` pairs.
+/// The config flattened to `section.key = value` pairs (text without its TOML quotes).
 pub fn flatten_params(cfg: &Config) -> Vec<(String, String)> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                    walk(&key, v, out);
-                }
-            }
-            toml::Value::String(s) => out.push((prefix.into(), s.clone())),
-            other => out.push((prefix.into(), other.to_string())),
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(v) = toml::Value::try_from(cfg) {
-        walk("", &v, &mut out);
-    }
-    out
+    cfg.leaves()
+        .into_iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {
