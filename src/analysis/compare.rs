@@ -34,6 +34,8 @@ pub struct RunSummary {
     pub finished: bool,
     /// `model.init_from` as grouping compares it: a source run directory stands for its recipe.
     pub init_source: String,
+    /// Lines of its `metrics.jsonl` that were not JSON and were left out.
+    pub skipped_lines: usize,
 }
 
 /// Reads a run directory.
@@ -55,6 +57,7 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         img_per_s: h.median_img_per_s().unwrap_or(0.0),
         finished: h.eval.is_some(),
         init_source: init_source(&config, env.as_ref(), MAX_INIT_CHAIN),
+        skipped_lines: h.skipped_lines,
         config,
     })
 }

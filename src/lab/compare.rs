@@ -59,7 +59,8 @@ pub fn compare(runs: &[PathBuf], plot_dir: Option<&Path>) -> Result<Comparison> 
         ));
     }
     let mut summaries = runs.iter().map(|r| summarize(r)).collect::<Result<Vec<_>>>()?;
-    let mut warnings: Vec<String> = runs.iter().flat_map(|r| super::model::history_warnings(r)).collect();
+    let mut warnings: Vec<String> =
+        summaries.iter().filter_map(|s| super::model::skipped_lines_warning(&s.dir, s.skipped_lines)).collect();
     // A run with no epoch in its metrics.jsonl has no number to average in.
     summaries.retain(|s| {
         if s.epochs == 0 {

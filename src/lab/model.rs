@@ -128,15 +128,9 @@ pub fn class_names(run: &Run) -> Vec<String> {
         .unwrap_or_else(|| (0..cfg.data.num_classes).map(|i| i.to_string()).collect())
 }
 
-/// The warning for lines of the run's `metrics.jsonl` that are not JSON (a torn last line after
-/// a crash), which the plots, the report and `compare` leave out.
-pub(super) fn history_warnings(run_dir: &std::path::Path) -> Vec<String> {
-    match crate::run::History::read(run_dir) {
-        Ok(h) if h.skipped_lines > 0 => vec![format!(
-            "{}: skipped {} line(s) that are not JSON",
-            run_dir.join("metrics.jsonl").display(),
-            h.skipped_lines
-        )],
-        _ => Vec::new(),
-    }
+/// The warning for `skipped` lines of the run's `metrics.jsonl` that were not JSON (a torn last
+/// line after a crash), which the plots, the report and `compare` leave out; none for 0.
+pub(super) fn skipped_lines_warning(run_dir: &std::path::Path, skipped: usize) -> Option<String> {
+    (skipped > 0)
+        .then(|| format!("{}: skipped {skipped} line(s) that are not JSON", run_dir.join("metrics.jsonl").display()))
 }

@@ -39,8 +39,8 @@ pub fn plot(run_dir: &Path) -> Result<Plotted> {
             None
         }
     };
-    warnings.extend(super::model::history_warnings(run_dir));
     let plots = crate::analysis::plots::draw_run(run_dir, test.as_ref())?;
+    warnings.extend(super::model::skipped_lines_warning(run_dir, plots.skipped_lines));
     Ok(Plotted { files: plots.files, skipped: plots.skipped, warnings })
 }
 
@@ -59,7 +59,14 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Reported> {
     let have_plots =
         ["loss", "accuracy", "model_summary"].iter().all(|s| run_dir.join("plots").join(format!("{s}.png")).exists());
     let plotted = if have_plots { None } else { Some(plot(run_dir)?) };
-    let warnings = if plotted.is_some() { Vec::new() } else { super::model::history_warnings(run_dir) };
+    // With the plots drawn now, their warning said it; otherwise the report's own read tells.
+    let warnings = match &plotted {
+        Some(_) => Vec::new(),
+        None => {
+            let skipped = crate::run::History::read(run_dir).map_or(0, |h| h.skipped_lines);
+            super::model::skipped_lines_warning(run_dir, skipped).into_iter().collect()
+        }
+    };
     let path = crate::analysis::report::write(run_dir, out)?;
     Ok(Reported { path, plotted, warnings })
 }

@@ -95,9 +95,12 @@ fn fit_logged(trainer: &mut Trainer, console: bool) -> Result<Fitted> {
     }
     let test = trainer.fit()?;
     let mut files = vec![trainer.run_dir.join("eval.json"), trainer.run_dir.join("config.toml")];
-    let mut warnings = super::model::history_warnings(&trainer.run_dir);
+    let mut warnings = Vec::new();
     match crate::analysis::plots::draw_run(&trainer.run_dir, Some(trainer.test_split())) {
-        Ok(plots) => files.extend(plots.files),
+        Ok(plots) => {
+            warnings.extend(super::model::skipped_lines_warning(&trainer.run_dir, plots.skipped_lines));
+            files.extend(plots.files);
+        }
         Err(e) => warnings.push(format!("plots not drawn: {e}")),
     }
     loggers.log_artifacts(&trainer.run_dir, &files);

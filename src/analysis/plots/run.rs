@@ -18,6 +18,8 @@ pub struct RunPlots {
     pub files: Vec<PathBuf>,
     /// Plots that could not be drawn, with the reason (e.g. no test images at hand).
     pub skipped: Vec<String>,
+    /// Lines of `metrics.jsonl` that were not JSON and were left out (the caller may warn).
+    pub skipped_lines: usize,
 }
 
 /// Images in the prediction grid and in the confidently-wrong gallery.
@@ -29,7 +31,7 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
     let dir = run.join("plots");
     let cfg = run::read_config(run)?;
     let h = History::read(run)?;
-    let mut out = RunPlots::default();
+    let mut out = RunPlots { skipped_lines: h.skipped_lines, ..RunPlots::default() };
     let mut add = |fig: &dyn Fn(&Path) -> Result<Vec<PathBuf>>| -> Result<()> {
         out.files.extend(fig(&dir)?);
         Ok(())
