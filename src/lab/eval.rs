@@ -52,7 +52,8 @@ pub fn eval(run_dir: &Path, which: Checkpoint, overrides: &[String]) -> Result<E
     // Another precision than the one the run trained in (env.json) gives other numbers: keep both.
     let trained_in = run.env().map(|env| env.precision).filter(|p| !p.is_empty());
     let other_precision = trained_in.filter(|p| p != precision.name()).map(|_| precision.name());
-    let file = run_dir.join(eval_file_name(which.as_str(), tta, other_precision, other_test_set(run_dir, cfg)?));
+    let file =
+        run_dir.join(eval_file_name(which.as_str(), tta, other_precision, other_test_set(run_dir, cfg, overrides)?));
     let state = &loaded.loaded.state;
     let record = EvalFile::new(&result, &data.test.classes, which.as_str(), tta).at(state.epoch, state.step);
     fsio::write_json(&file, &record)?;
@@ -69,7 +70,10 @@ pub fn eval(run_dir: &Path, which: Checkpoint, overrides: &[String]) -> Result<E
 
 /// The CRC32C naming the test set when the overrides chose another one than the run's own
 /// (`data.dataset`, `data.root` or `data.limit_test`), so its evaluation is kept apart.
-fn other_test_set(run_dir: &Path, cfg: &Config) -> Result<Option<u32>> {
+fn other_test_set(run_dir: &Path, cfg: &Config, overrides: &[String]) -> Result<Option<u32>> {
+    if overrides.is_empty() {
+        return Ok(None); // the run's own config: its own test set
+    }
     let saved = Run::open(run_dir)?;
     let test_set = |c: &Config| format!("{}\n{}\n{}", c.data.dataset, c.data.root.display(), c.data.limit_test);
     let chosen = test_set(cfg);
