@@ -241,6 +241,61 @@ class Airbench94(nn.Module):
         return self.head(x.amax(dim=(2, 3))) / 9
 
 
+class _VitAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(0.0)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5).softmax(-1)
+        return self.proj_drop(self.proj((attn @ v).transpose(1, 2).reshape(b, n, d)))
+
+
+class _VitMlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+class _VitBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), _VitAttention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim), _VitMlp(dim, mlp_ratio * dim)
+        self.drop = 0.0  # stochastic depth (0 in the oracles)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VitLite(nn.Module):
+    """ViT-Lite-7/4 (Hassani et al. 2021, arXiv 2104.05704) with microvision's key names."""
+
+    def __init__(self, num_classes=10, in_channels=3, input_size=32, dim=256, depth=7, heads=4, mlp_ratio=2):
+        super().__init__()
+        grid = input_size // 4
+        self.patch_embed = nn.Conv2d(in_channels, dim, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
+        self.blocks = nn.Sequential(*[_VitBlock(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
 _build_base = build
 
 
@@ -249,7 +304,9 @@ def build(name, num_classes=10, in_channels=3):  # noqa: F811
         return EfficientNetB0(num_classes, in_channels)
     if name == "airbench94":
         return Airbench94(num_classes, in_channels)
+    if name == "vit_lite7":
+        return VitLite(num_classes, in_channels)
     return _build_base(name, num_classes, in_channels)
 
 
-MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94"]
+MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94", "vit_lite7"]

@@ -27,7 +27,8 @@
 use tch::nn::{ModuleT, Path};
 use tch::{Kind, Tensor};
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::context::{tap, TapKind};
+use super::layers::{path_name, BatchNorm2d, Conv2d, ConvOpts, Linear};
 use super::{ModelArgs, Network};
 
 /// Widths of the three conv groups.
@@ -51,6 +52,8 @@ struct ConvGroup {
     norm1: BatchNorm2d,
     conv2: Conv2d,
     norm2: BatchNorm2d,
+    /// `block{i}`: a tap point (the group's output).
+    name: String,
 }
 
 impl ConvGroup {
@@ -60,6 +63,7 @@ impl ConvGroup {
             norm1: BatchNorm2d::fixed_scale(&(p / "norm1"), cout, BN_MOMENTUM, BN_EPS),
             conv2: dirac_conv(&(p / "conv2"), cout, cout),
             norm2: BatchNorm2d::fixed_scale(&(p / "norm2"), cout, BN_MOMENTUM, BN_EPS),
+            name: path_name(p),
         }
     }
 }
@@ -68,7 +72,7 @@ impl ModuleT for ConvGroup {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let x = self.conv1.forward_t(x, train).max_pool2d_default(2);
         let x = self.norm1.forward_t(&x, train).gelu("none");
-        self.norm2.forward_t(&self.conv2.forward_t(&x, train), train).gelu("none")
+        tap(&self.name, TapKind::Block, self.norm2.forward_t(&self.conv2.forward_t(&x, train), train).gelu("none"))
     }
 }
 

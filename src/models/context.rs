@@ -4,7 +4,9 @@
 //! - autocast: the dtype conv and linear layers compute in ([`autocast`]);
 //! - MAC counting ([`count_macs`]) and layer tracing ([`trace_layers`]), for summaries;
 //! - the dropout generator ([`seed_dropout`]), so masks depend on the run's seed alone;
-//! - recomputation under gradient checkpointing ([`recomputing`]).
+//! - recomputation under gradient checkpointing ([`recomputing`]);
+//! - taps ([`tap`], [`catch`], [`tap_points`]): named intermediate outputs (a block's, a layer's,
+//!   a ViT's attention weights) handed to the explanations, which need their values and gradients.
 //!
 //! The scoped setters restore the previous value when their closure returns; `autocast`,
 //! `count_macs` and `recomputing` also when it unwinds (a failed shape probe must not leave them
@@ -21,6 +23,82 @@ thread_local! {
     static DROPOUT_RNG: RefCell<Pcg64> = RefCell::new(Pcg64::seed_from_u64(0));
     static RECOMPUTING: Cell<bool> = const { Cell::new(false) };
     static TRACE: RefCell<Option<Vec<LayerRecord>>> = const { RefCell::new(None) };
+    static TAPS: RefCell<Option<Taps>> = const { RefCell::new(None) };
+}
+
+/// What a named tap point outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TapKind {
+    /// A conv or batch-norm layer's output.
+    Layer,
+    /// A block's output (a residual block, a conv-BN-activation unit, a transformer block): the
+    /// layers class activation maps are usually computed at.
+    Block,
+    /// Attention probabilities `(B, heads, tokens, tokens)` of a transformer block.
+    Attention,
+}
+
+/// A named point of a forward pass, as [`tap_points`] lists them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TapPoint {
+    /// The module's name in the PyTorch transcription (`layer4.1`, `features.10`).
+    pub name: String,
+    /// What it outputs.
+    pub kind: TapKind,
+    /// Its output shape, batch dimension included.
+    pub shape: Vec<i64>,
+}
+
+/// An armed tap session: the points seen so far, and the outputs of the wanted ones.
+struct Taps {
+    wanted: Vec<String>,
+    caught: Vec<Option<Tensor>>,
+    seen: Vec<TapPoint>,
+}
+
+/// Marks `y` as the output of the tap point `name`; returns `y`. Costs one thread-local check
+/// unless [`catch`] or [`tap_points`] is running.
+pub fn tap(name: &str, kind: TapKind, y: Tensor) -> Tensor {
+    TAPS.with(|t| {
+        if let Some(taps) = t.borrow_mut().as_mut() {
+            taps.seen.push(TapPoint { name: name.to_string(), kind, shape: y.size() });
+            if let Some(i) = taps.wanted.iter().position(|w| w == name) {
+                taps.caught[i] = Some(y.shallow_clone());
+            }
+        }
+    });
+    y
+}
+
+/// Runs `f` and returns, beside its result, the outputs of the tap points `names` (`None` for a
+/// name the forward pass did not reach). The tensors are the graph's own, so gradients can be
+/// taken with respect to them.
+pub fn catch<T>(names: &[String], f: impl FnOnce() -> T) -> (T, Vec<Option<Tensor>>) {
+    let armed = Taps { wanted: names.to_vec(), caught: names.iter().map(|_| None).collect(), seen: Vec::new() };
+    let prev = TAPS.with(|t| t.replace(Some(armed)));
+    let _restore = RestoreTaps(prev);
+    let out = f();
+    let taps = TAPS.with(|t| t.borrow_mut().take());
+    (out, taps.map(|t| t.caught).unwrap_or_default())
+}
+
+/// The tap points `f`'s forward pass goes through, in call order.
+pub fn tap_points(f: impl FnOnce()) -> Vec<TapPoint> {
+    let armed = Taps { wanted: Vec::new(), caught: Vec::new(), seen: Vec::new() };
+    let prev = TAPS.with(|t| t.replace(Some(armed)));
+    let _restore = RestoreTaps(prev);
+    f();
+    TAPS.with(|t| t.borrow_mut().take()).map(|t| t.seen).unwrap_or_default()
+}
+
+/// Puts the previous tap session back, also when the forward pass unwinds.
+struct RestoreTaps(Option<Taps>);
+
+impl Drop for RestoreTaps {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        TAPS.with(|t| *t.borrow_mut() = prev);
+    }
 }
 
 /// One layer's entry in a model summary, recorded by [`trace_layers`].

@@ -31,7 +31,8 @@ use rand::Rng;
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::context::{tap, TapKind};
+use super::layers::{path_name, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
 use super::{chain, run_segments, ModelArgs, Network};
 
 /// (expand ratio, kernel, stride on 32x32, output channels, repeats) per stage.
@@ -51,21 +52,23 @@ struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm2d,
     act: bool,
+    /// `<p>`: a tap point (the unit's output).
+    name: String,
 }
 
 impl ConvBn {
     fn new(p: &Path, cin: i64, cout: i64, k: i64, stride: i64, groups: i64, act: bool) -> Self {
         let opts = ConvOpts { stride, padding: (k - 1) / 2, groups, bias: false };
-        ConvBn { conv: Conv2d::new(&(p / 0), cin, cout, k, opts), bn: BatchNorm2d::new(&(p / 1), cout), act }
+        let (conv, bn) = (Conv2d::new(&(p / 0), cin, cout, k, opts), BatchNorm2d::new(&(p / 1), cout));
+        ConvBn { conv, bn, act, name: path_name(p) }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.bn.forward_t(&self.conv.forward_t(x, train), train);
-        if self.act {
-            y.silu()
-        } else {
-            y
-        }
+        let y = if self.act { y.silu() } else { y };
+        // The stem and head units (`features.0`, `features.8`) are blocks; the rest, layers of one.
+        let kind = if self.name.matches('.').count() <= 1 { TapKind::Block } else { TapKind::Layer };
+        tap(&self.name, kind, y)
     }
 }
 
@@ -93,6 +96,8 @@ struct MbConv {
     project: ConvBn,
     residual: bool,
     drop_prob: f64,
+    /// `features.{s}.{b}`: a tap point (the block's output).
+    name: String,
 }
 
 impl MbConv {
@@ -113,12 +118,19 @@ impl MbConv {
             fc2: Conv2d::new(&(&se_p / "fc2"), squeeze, mid, 1, ConvOpts { padding: 0, ..ConvOpts::same(1) }),
         };
         let project = ConvBn::new(&next(), mid, cout, 1, 1, 1, false);
-        MbConv { expand, depthwise, se, project, residual: stride == 1 && cin == cout, drop_prob }
+        let residual = stride == 1 && cin == cout;
+        MbConv { expand, depthwise, se, project, residual, drop_prob, name: path_name(p) }
     }
 }
 
 impl ModuleT for MbConv {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        tap(&self.name, TapKind::Block, self.branch_plus_residual(x, train))
+    }
+}
+
+impl MbConv {
+    fn branch_plus_residual(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = match &self.expand {
             Some(e) => e.forward(x, train),
             None => x.shallow_clone(),

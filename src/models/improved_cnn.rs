@@ -22,13 +22,16 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::context::{tap, TapKind};
+use super::layers::{path_name, BatchNorm2d, Conv2d, ConvOpts, Linear};
 use super::{ModelArgs, Network};
 
 #[derive(Debug)]
 struct Unit {
     conv: Conv2d,
     bn: BatchNorm2d,
+    /// `stage{s}.{u}`: a tap point (the unit's output).
+    name: String,
 }
 
 #[derive(Debug)]
@@ -50,6 +53,7 @@ pub fn build(p: &Path, args: &ModelArgs) -> Box<dyn Network> {
                 let unit = Unit {
                     conv: Conv2d::new(&(&up / "conv"), cin, width, 3, ConvOpts::same_no_bias(3)),
                     bn: BatchNorm2d::new(&(&up / "bn"), width),
+                    name: path_name(&up),
                 };
                 cin = width;
                 unit
@@ -68,7 +72,7 @@ impl ModuleT for ImprovedCnn {
         let last = self.stages.len() - 1;
         for (s, stage) in self.stages.iter().enumerate() {
             for u in stage {
-                x = u.bn.forward_t(&u.conv.forward_t(&x, train), train).relu();
+                x = tap(&u.name, TapKind::Block, u.bn.forward_t(&u.conv.forward_t(&x, train), train).relu());
             }
             if s < last {
                 x = x.max_pool2d_default(2);

@@ -12,9 +12,10 @@ use rand::RngCore;
 use tch::nn::{Init, ModuleT, Path};
 use tch::{Kind, Tensor};
 
-use super::context::{add_macs, autocast_kind, cast, is_recomputing, record, with_dropout_rng};
+use super::context::{add_macs, autocast_kind, cast, is_recomputing, record, tap, with_dropout_rng, TapKind};
 
-fn path_name(p: &Path) -> String {
+/// The dotted name of a parameter path (`layer4.1`), as PyTorch's `named_modules` spells it.
+pub fn path_name(p: &Path) -> String {
     p.components().collect::<Vec<_>>().join(".")
 }
 
@@ -123,7 +124,7 @@ impl ModuleT for Conv2d {
             format!("Conv2d {k}x{k} s{}{groups}", self.stride)
         };
         record(&self.name, kind, &y, &[Some(&self.weight), self.bias.as_ref()], macs);
-        y
+        tap(&self.name, TapKind::Layer, y)
     }
 }
 
@@ -155,7 +156,11 @@ impl Linear {
 
 impl ModuleT for Linear {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        let macs = (self.weight.size()[0] * self.weight.size()[1]) as u64;
+        // One (out x in) product per row: a (B, in) batch has one row per image, a (B, N, in)
+        // sequence N of them.
+        let cin = self.weight.size()[1];
+        let rows = (x.numel() as i64 / x.size()[0].max(1) / cin).max(1);
+        let macs = (self.weight.size()[0] * cin * rows) as u64;
         add_macs(macs);
         let y = cast(x).linear(&cast(&self.weight), self.bias.as_ref().map(cast));
         record(&self.name, || "Linear".into(), &y, &[Some(&self.weight), self.bias.as_ref()], macs);
@@ -238,7 +243,31 @@ impl ModuleT for BatchNorm2d {
             true,
         );
         record(&self.name, || "BatchNorm".into(), &y, &[Some(&self.weight), Some(&self.bias)], 0);
-        y
+        tap(&self.name, TapKind::Layer, y)
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension: weight (ones), bias (zeros), eps 1e-5. It computes in
+/// fp32 whatever the input dtype, as under `torch.autocast`.
+#[derive(Debug)]
+pub struct LayerNorm {
+    /// Scale.
+    pub weight: Tensor,
+    /// Shift.
+    pub bias: Tensor,
+}
+
+impl LayerNorm {
+    /// LayerNorm over `d` features registered under `p`.
+    pub fn new(p: &Path, d: i64) -> Self {
+        LayerNorm { weight: p.var("weight", &[d], Init::Const(1.0)), bias: p.var("bias", &[d], Init::Const(0.0)) }
+    }
+}
+
+impl ModuleT for LayerNorm {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        let d = self.weight.size()[0];
+        x.to_kind(Kind::Float).layer_norm([d], Some(&self.weight), Some(&self.bias), 1e-5, false)
     }
 }
 

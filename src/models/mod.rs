@@ -9,6 +9,7 @@ pub mod resnet;
 pub mod simple_cnn;
 pub mod torchscript;
 pub mod vgg;
+pub mod vit;
 
 use tch::nn::{ModuleT, Path, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -53,6 +54,13 @@ pub trait Network: ModuleT {
     /// from then on. Default: none.
     fn trained_for_epochs(&self) -> Vec<(String, i64)> {
         Vec::new()
+    }
+
+    /// The tap point class activation maps use by default (see [`context::tap`]). Default
+    /// (`None`): the last [`context::TapKind::Block`] point of a forward pass, i.e. the last
+    /// convolutional block.
+    fn cam_layer(&self) -> Option<String> {
+        None
     }
 }
 
@@ -104,6 +112,11 @@ pub const MODELS: &[ModelEntry] = &[
     ModelEntry { name: "vgg13", build: vgg::vgg13, about: "Simonyan & Zisserman 2015, with BN" },
     ModelEntry { name: "vgg16", build: vgg::vgg16, about: "Simonyan & Zisserman 2015, with BN" },
     ModelEntry { name: "vgg19", build: vgg::vgg19, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry {
+        name: "vit_lite7",
+        build: vit::vit_lite7,
+        about: "Hassani et al. 2021 ViT-Lite-7/4, explicit attention",
+    },
 ];
 
 /// Looks an architecture up; an unknown name lists the valid ones.

@@ -21,7 +21,8 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
+use super::context::{tap, TapKind};
+use super::layers::{path_name, BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
 use super::{chain, run_segments, ModelArgs, Network};
 
 /// Two 3x3 convs with an identity (or 1x1-conv projection) shortcut.
@@ -32,6 +33,8 @@ struct BasicBlock {
     conv2: Conv2d,
     bn2: BatchNorm2d,
     downsample: Option<(Conv2d, BatchNorm2d)>,
+    /// `layer{s}.{b}`: a tap point (the block's output).
+    name: String,
 }
 
 impl BasicBlock {
@@ -48,6 +51,7 @@ impl BasicBlock {
             conv2: Conv2d::new(&(p / "conv2"), cout, cout, 3, ConvOpts::same_no_bias(3)),
             bn2: BatchNorm2d::new(&(p / "bn2"), cout),
             downsample,
+            name: path_name(p),
         }
     }
 }
@@ -60,7 +64,7 @@ impl ModuleT for BasicBlock {
             Some((conv, bn)) => bn.forward_t(&conv.forward_t(x, train), train),
             None => x.shallow_clone(),
         };
-        (y + shortcut).relu()
+        tap(&self.name, TapKind::Block, (y + shortcut).relu())
     }
 }
 

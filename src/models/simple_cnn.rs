@@ -15,8 +15,12 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
+use super::context::{tap, TapKind};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear};
 use super::{ModelArgs, Network};
+
+/// The ReLUs' names in the transcription's `features` Sequential (conv, BN, ReLU, pool per block).
+const RELUS: [&str; 3] = ["features.2", "features.6", "features.10"];
 
 #[derive(Debug)]
 struct SimpleCnn {
@@ -52,8 +56,10 @@ impl Network for SimpleCnn {}
 impl ModuleT for SimpleCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = x.shallow_clone();
-        for (conv, bn) in &self.blocks {
-            x = bn.forward_t(&conv.forward_t(&x, train), train).relu().max_pool2d_default(2);
+        for (i, (conv, bn)) in self.blocks.iter().enumerate() {
+            // The ReLU, `features.{4i+2}`, is the block's tap point (before pooling: 2x the resolution).
+            let y = bn.forward_t(&conv.forward_t(&x, train), train).relu();
+            x = tap(RELUS[i], TapKind::Block, y).max_pool2d_default(2);
         }
         let x = self.fc1.forward_t(&x.flatten(1, -1), train).relu();
         self.fc2.forward_t(&self.dropout.forward_t(&x, train), train)

@@ -16,6 +16,7 @@
 use tch::nn::{ModuleT, Path};
 use tch::Tensor;
 
+use super::context::{tap, TapKind};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Dropout, Linear, PoolLinear};
 use super::{run_segments, ModelArgs, Network};
 
@@ -75,14 +76,17 @@ const VGG19: &[L] = &[
 
 #[derive(Debug)]
 enum Layer {
-    Conv(Conv2d, BatchNorm2d),
+    /// Conv, BN and the ReLU's name (`features.{i+2}`, a tap point).
+    Conv(Conv2d, BatchNorm2d, String),
     Pool,
 }
 
 impl ModuleT for Layer {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self {
-            Layer::Conv(conv, bn) => bn.forward_t(&conv.forward_t(x, train), train).relu(),
+            Layer::Conv(conv, bn, relu) => {
+                tap(relu, TapKind::Block, bn.forward_t(&conv.forward_t(x, train), train).relu())
+            }
             Layer::Pool => x.max_pool2d_default(2),
         }
     }
@@ -102,7 +106,8 @@ fn vgg(p: &Path, args: &ModelArgs, plan: &[L]) -> Box<dyn Network> {
         match *l {
             C(w) => {
                 let conv = Conv2d::new(&(&f / idx), cin, w, 3, ConvOpts::same(3));
-                layers.push(Layer::Conv(conv, BatchNorm2d::new(&(&f / (idx + 1)), w)));
+                let relu = format!("features.{}", idx + 2);
+                layers.push(Layer::Conv(conv, BatchNorm2d::new(&(&f / (idx + 1)), w), relu));
                 (idx, cin) = (idx + 3, w);
             }
             M => {
