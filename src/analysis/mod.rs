@@ -2,5 +2,6 @@
 //! report and the comparison of runs.
 
 pub mod compare;
+pub mod explain;
 pub mod plots;
 pub mod report;

@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod datasets;
+mod explain;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +63,10 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
         top: u64,
     },
+    /// Look inside a run's model: Grad-CAM, Grad-CAM++, Score-CAM, saliency, SmoothGrad and
+    /// attention-rollout maps of test images, and the embeddings with their t-SNE (plots/,
+    /// explain/, TensorBoard's projector).
+    Explain(explain::ExplainCmd),
     /// Draw (or re-draw) a run's plots into RUN_DIR/plots (PNG and SVG).
     Plot {
         /// Run directory.
@@ -287,6 +292,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict { run_dir, images, checkpoint, top } => {
             commands::predict(&run_dir, &images, checkpoint.parse()?, top as usize)
         }
+        Command::Explain(c) => explain::explain(c),
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::LrFind { config, overrides, start, end, steps } => {
             commands::lr_find(&config, &overrides, crate::lab::LrSweep { start, end, steps })

@@ -21,6 +21,7 @@ mod bench;
 mod compare;
 mod datasets;
 mod eval;
+mod explain;
 mod export;
 mod model;
 mod models;
@@ -33,6 +34,7 @@ pub use bench::{bench_speedrun, bench_throughput, Speedrun, SpeedrunEvent, Throu
 pub use compare::{compare, Comparison};
 pub use datasets::{data_download, data_info, data_preview, load_split, DatasetInfo, Downloaded, SplitInfo};
 pub use eval::{eval, Evaluation};
+pub use explain::{explain, explain_layers, ExplainArgs, Explained, MapMethod, TsneParams};
 pub use export::{export, Exported, Format};
 pub use model::{class_names, load_model, normalisation, Checkpoint, LoadedModel};
 pub use models::{layer_mflops, model_summary, models, models_named, ModelInfo};

@@ -36,6 +36,9 @@ pub enum TapKind {
     Block,
     /// Attention probabilities `(B, heads, tokens, tokens)` of a transformer block.
     Attention,
+    /// The input of a linear layer (named as the layer): the last one's is the penultimate
+    /// features, the embedding of an image.
+    LinearInput,
 }
 
 /// A named point of a forward pass, as [`tap_points`] lists them.

@@ -156,13 +156,14 @@ impl Linear {
 
 impl ModuleT for Linear {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        let x = tap(&self.name, TapKind::LinearInput, x.shallow_clone());
         // One (out x in) product per row: a (B, in) batch has one row per image, a (B, N, in)
         // sequence N of them.
         let cin = self.weight.size()[1];
         let rows = (x.numel() as i64 / x.size()[0].max(1) / cin).max(1);
         let macs = (self.weight.size()[0] * cin * rows) as u64;
         add_macs(macs);
-        let y = cast(x).linear(&cast(&self.weight), self.bias.as_ref().map(cast));
+        let y = cast(&x).linear(&cast(&self.weight), self.bias.as_ref().map(cast));
         record(&self.name, || "Linear".into(), &y, &[Some(&self.weight), self.bias.as_ref()], macs);
         y
     }
