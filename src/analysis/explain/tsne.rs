@@ -28,11 +28,11 @@ impl Default for TsneParams {
 
 /// The `k` nearest neighbours of every row of `x` `(N, D)` (itself excluded), nearest first, by
 /// Euclidean distance; computed in blocks of rows on `x`'s device.
-pub fn nearest_neighbours(x: &Tensor, k: usize) -> Vec<Vec<Neighbor<f32>>> {
-    let x = x.to_kind(Kind::Float);
+pub fn nearest_neighbours(x: &Tensor, k: usize) -> Vec<Vec<Neighbor<f64>>> {
+    let x = x.to_kind(Kind::Double);
     let n = x.size()[0];
     let k = (k as i64).min(n - 1);
-    let sq = (&x * &x).sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // (N,)
+    let sq = (&x * &x).sum_dim_intlist([1i64].as_slice(), false, Kind::Double); // (N,)
     let mut out = Vec::with_capacity(n as usize);
     for start in (0..n).step_by(1024) {
         let rows = x.narrow(0, start, 1024.min(n - start));
@@ -42,7 +42,7 @@ pub fn nearest_neighbours(x: &Tensor, k: usize) -> Vec<Vec<Neighbor<f32>>> {
         let d2 = d2.scatter_value(1, &own.unsqueeze(1), f64::INFINITY);
         let (dist, idx) = d2.topk(k, 1, false, true);
         let (dist, idx) = (dist.sqrt().to_device(Device::Cpu), idx.to_device(Device::Cpu));
-        let (dist, idx) = (Vec::<f32>::try_from(dist.flatten(0, -1)), Vec::<i64>::try_from(idx.flatten(0, -1)));
+        let (dist, idx) = (Vec::<f64>::try_from(dist.flatten(0, -1)), Vec::<i64>::try_from(idx.flatten(0, -1)));
         let (dist, idx) = (dist.unwrap_or_default(), idx.unwrap_or_default());
         for (ds, is) in dist.chunks(k as usize).zip(idx.chunks(k as usize)) {
             out.push(is.iter().zip(ds).map(|(&i, &d)| Neighbor { index: i as usize, distance: d }).collect());
@@ -53,13 +53,13 @@ pub fn nearest_neighbours(x: &Tensor, k: usize) -> Vec<Vec<Neighbor<f32>>> {
 
 /// The first two principal components of `x` `(N, D)`, scaled so the first has standard
 /// deviation 1e-4 (scikit-learn's PCA start), as row-major `N x 2` values.
-pub fn pca_start(x: &Tensor) -> Vec<f32> {
+pub fn pca_start(x: &Tensor) -> Vec<f64> {
     let x = x.to_device(Device::Cpu).to_kind(Kind::Double);
     let centred = &x - x.mean_dim([0i64].as_slice(), true, Kind::Double);
     let (_, _, v) = centred.svd(true, true); // v: (D, D), the right singular vectors as columns
     let proj = centred.matmul(&v.narrow(1, 0, 2)); // (N, 2)
     let std = proj.select(1, 0).std(true).double_value(&[]).max(1e-12);
-    Vec::<f32>::try_from((proj / std * 1e-4).to_kind(Kind::Float).flatten(0, -1)).unwrap_or_default()
+    Vec::<f64>::try_from((proj / std * 1e-4).flatten(0, -1)).unwrap_or_default()
 }
 
 /// The 2-D t-SNE of `x` `(N, D)`: `(N, 2)` fp32 on the CPU. The same input gives the same
@@ -71,24 +71,24 @@ pub fn tsne(x: &Tensor, p: &TsneParams) -> Result<Tensor> {
     let start = pca_start(x);
     let ids: Vec<usize> = (0..n).collect();
     let y = one_thread(|| {
-        let mut t: tSNE<f32, usize> = tSNE::new(&ids);
-        t.perplexity(p.perplexity as f32).epochs(p.iterations).initial_embedding(start);
-        t.barnes_hut_with_neighbors(p.theta as f32, &neighbours);
+        let mut t: tSNE<f64, usize> = tSNE::new(&ids);
+        t.perplexity(p.perplexity).epochs(p.iterations).initial_embedding(start);
+        t.barnes_hut_with_neighbors(p.theta, &neighbours);
         t.embedding()
     })?;
-    Ok(Tensor::from_slice(&y).view([n as i64, 2]))
+    Ok(Tensor::from_slice(&y).view([n as i64, 2]).to_kind(Kind::Float))
 }
 
 /// The symmetric affinities `P` t-SNE fits (before early exaggeration), as `(row, column, p)`
 /// triples: what scikit-learn's `_joint_probabilities_nn` computes from the same neighbours.
-pub fn affinities(x: &Tensor, perplexity: f64) -> Result<Vec<(usize, usize, f32)>> {
+pub fn affinities(x: &Tensor, perplexity: f64) -> Result<Vec<(usize, usize, f64)>> {
     let n = x.size()[0] as usize;
     check(n, &TsneParams { perplexity, ..TsneParams::default() })?;
     let neighbours = nearest_neighbours(x, (3.0 * perplexity) as usize);
     let ids: Vec<usize> = (0..n).collect();
     let aff = one_thread(|| {
-        let mut t: tSNE<f32, usize> = tSNE::new(&ids);
-        t.perplexity(perplexity as f32).epochs(0).initial_embedding(vec![0.0; 2 * n]);
+        let mut t: tSNE<f64, usize> = tSNE::new(&ids);
+        t.perplexity(perplexity).epochs(0).initial_embedding(vec![0.0; 2 * n]);
         t.barnes_hut_with_neighbors(0.5, &neighbours);
         t.affinities()
     })?
