@@ -37,19 +37,13 @@ fn run() -> &'static Path {
     })
 }
 
-/// Share of pixels that are not (near) white.
-fn ink(img: &image::RgbImage) -> f64 {
-    let dark = img.pixels().filter(|p| p.0.iter().any(|&c| c < 200)).count();
-    dark as f64 / (img.width() * img.height()) as f64
-}
-
 #[test]
 fn training_draws_every_plot_as_png_and_svg() {
     let dir = run().join("plots");
     for stem in STEMS {
         let png = image::open(dir.join(format!("{stem}.png"))).unwrap().to_rgb8();
         assert!(png.width() >= 400 && png.height() >= 200, "{stem}: {}x{}", png.width(), png.height());
-        assert!(ink(&png) > 0.01, "{stem}.png is blank");
+        assert!(common::ink(&png) > 0.01, "{stem}.png is blank");
         let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{stem}.svg");
     }
@@ -167,48 +161,21 @@ fn report_replaces_an_earlier_report_but_no_other_file() {
     assert!(std::fs::read_to_string(&out).unwrap().ends_with("</html>\n"));
 }
 
-/// Chromium (Debian package `chromium`), or None when it is not installed (CI requires it).
-fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.exists());
-    if found.is_none() {
-        common::skip("chromium not installed (scripts/setup.sh --browser installs it)");
-    }
-    found
-}
-
-/// Screenshots `page` in headless Chromium; returns the image and the console messages.
-fn screenshot(chromium: &Path, page: &Path, out: &Path) -> (image::RgbImage, Vec<String>) {
-    let profile = tempfile::tempdir().unwrap();
-    let o = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .args(["--enable-logging=stderr", "--log-level=0", "--window-size=1280,2000"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", out.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "chromium failed: {log}");
-    let console = log.lines().filter(|l| l.contains(":CONSOLE")).map(String::from).collect();
-    (image::open(out).unwrap().to_rgb8(), console)
-}
-
 #[test]
 fn chromium_renders_the_report_without_errors() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = common::chromium() else { return };
     let path = report::write(run(), None).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     // The check itself must be able to fail: a page with a script error is caught.
     let bad = tmp.path().join("bad.html");
     std::fs::write(&bad, "<html><body><script>undefinedFunction()</script></body></html>").unwrap();
-    let (blank, console) = screenshot(&chromium, &bad, &tmp.path().join("bad.png"));
+    let (blank, console) = common::screenshot(&chromium, &bad, &tmp.path().join("bad.png"));
     assert!(console.iter().any(|l| l.contains("undefinedFunction")), "console errors not captured");
-    assert!(ink(&blank) < 0.001, "an empty page must count as blank");
+    assert!(common::ink(&blank) < 0.001, "an empty page must count as blank");
 
-    let (shot, console) = screenshot(&chromium, &path, &tmp.path().join("report.png"));
+    let (shot, console) = common::screenshot(&chromium, &path, &tmp.path().join("report.png"));
     assert!(console.is_empty(), "console messages: {console:?}");
-    assert!(ink(&shot) > 0.05, "report renders blank ({:.4} ink)", ink(&shot));
+    assert!(common::ink(&shot) > 0.05, "report renders blank ({:.4} ink)", common::ink(&shot));
     // The accuracy plot (palette blue of the train curve) is on screen: embedded images render.
     let plots::RGB(r, g, b) = plots::PALETTE[0];
     let blue = shot.pixels().filter(|p| p.0 == [r, g, b]).count();

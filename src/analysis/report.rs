@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::analysis::explain::ExplainSummary;
 use crate::error::Result;
 use crate::fsio;
 use crate::run::{self, History};
@@ -40,18 +41,10 @@ pub fn render(run: &Path) -> Result<String> {
     html += &cards(&h, &env, &cfg);
     html += "<h2>Plots</h2><div class=\"plots\">";
     for (stem, caption) in PLOTS {
-        let path = run.join("plots").join(format!("{stem}.png"));
-        if let Ok(png) = std::fs::read(&path) {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-            let _ = write!(
-                html,
-                "<figure id=\"{stem}\"><img alt=\"{}\" src=\"data:image/png;base64,{b64}\"><figcaption>{}</figcaption></figure>",
-                escape(caption),
-                escape(caption)
-            );
-        }
+        html += &figure(run, stem, caption);
     }
     html += "</div>";
+    html += &explanations(run);
     html += &per_class_table(&h);
     html += &epoch_table(&h);
     let _ = write!(html, "<h2>Config</h2><pre>{}</pre>", escape(&cfg.to_toml()));
@@ -60,6 +53,53 @@ pub fn render(run: &Path) -> Result<String> {
     html += env!("CARGO_PKG_VERSION");
     html += ".</footer></body></html>\n";
     Ok(html)
+}
+
+/// A plot of `run/plots/` embedded as a data URI with its caption; empty when it was not drawn.
+fn figure(run: &Path, stem: &str, caption: &str) -> String {
+    let Ok(png) = std::fs::read(run.join("plots").join(format!("{stem}.png"))) else {
+        return String::new();
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    let caption = escape(caption);
+    format!("<figure id=\"{stem}\"><img alt=\"{caption}\" src=\"data:image/png;base64,{b64}\"><figcaption>{caption}</figcaption></figure>")
+}
+
+/// The explanations `microvision explain` wrote (`explain/summary.json`): what each method took,
+/// the embedding's neighbour accuracies, and the pictures. Empty for a run never explained.
+fn explanations(run: &Path) -> String {
+    let Some(sum) = ExplainSummary::read(run) else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "<h2>Explanations</h2><table id=\"explain\"><tr><th>method</th><th>layer</th><th>images</th><th>seconds</th></tr>",
+    );
+    for m in &sum.maps {
+        let layer = m.layer.as_deref().unwrap_or("input");
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            m.method.name(),
+            escape(layer),
+            m.images,
+            m.secs
+        );
+    }
+    if let Some(e) = &sum.embedding {
+        let _ = write!(
+            out,
+            "<tr><td>embeddings + t-SNE</td><td>{} input</td><td>{}</td><td>{:.2}</td></tr>",
+            escape(&e.layer),
+            e.points,
+            e.features_secs + e.tsne_secs
+        );
+    }
+    out += "</table><div class=\"plots\">";
+    let figures = sum.maps.iter().flat_map(|m| &m.figures).chain(sum.embedding.iter().flat_map(|e| &e.figures));
+    for f in figures {
+        out += &figure(run, &f.stem, &f.caption);
+    }
+    out + "</div>"
 }
 
 /// How every report starts: what tells an earlier report, which may be replaced, from any other

@@ -256,19 +256,23 @@ pub struct LayerNorm {
     pub weight: Tensor,
     /// Shift.
     pub bias: Tensor,
+    name: String,
 }
 
 impl LayerNorm {
     /// LayerNorm over `d` features registered under `p`.
     pub fn new(p: &Path, d: i64) -> Self {
-        LayerNorm { weight: p.var("weight", &[d], Init::Const(1.0)), bias: p.var("bias", &[d], Init::Const(0.0)) }
+        let (weight, bias) = (p.var("weight", &[d], Init::Const(1.0)), p.var("bias", &[d], Init::Const(0.0)));
+        LayerNorm { weight, bias, name: path_name(p) }
     }
 }
 
 impl ModuleT for LayerNorm {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
         let d = self.weight.size()[0];
-        x.to_kind(Kind::Float).layer_norm([d], Some(&self.weight), Some(&self.bias), 1e-5, false)
+        let y = x.to_kind(Kind::Float).layer_norm([d], Some(&self.weight), Some(&self.bias), 1e-5, false);
+        record(&self.name, || "LayerNorm".into(), &y, &[Some(&self.weight), Some(&self.bias)], 0);
+        y
     }
 }
 

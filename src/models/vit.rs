@@ -25,7 +25,7 @@ use rand::Rng;
 use tch::nn::{Init, ModuleT, Path};
 use tch::{Kind, Tensor};
 
-use super::context::{add_macs, tap, with_dropout_rng, TapKind};
+use super::context::{add_macs, record, tap, with_dropout_rng, TapKind};
 use super::layers::{path_name, Conv2d, ConvOpts, Dropout, LayerNorm, Linear};
 use super::{ModelArgs, Network};
 
@@ -53,8 +53,10 @@ impl ModuleT for Attention {
         let scores = q.matmul(&k.transpose(-2, -1)) * (head_dim as f64).powf(-0.5); // (B, H, N, N)
                                                                                     // Softmax in fp32 (as autocast runs it), back to the activations' dtype for the product.
         let attn = tap(&self.name, TapKind::Attention, scores.softmax(-1, Kind::Float)).to_kind(v.kind());
-        add_macs((2 * HEADS * n * n * head_dim) as u64);
+        let macs = (2 * HEADS * n * n * head_dim) as u64; // q k^T and attn v
+        add_macs(macs);
         let y = attn.matmul(&v).transpose(1, 2).reshape([-1, n, DIM]); // (B, N, D)
+        record(&self.name, || format!("Attention {HEADS} heads"), &y, &[], macs);
         self.dropout.forward_t(&self.proj.forward_t(&y, train), train)
     }
 }
@@ -162,6 +164,7 @@ impl ModuleT for Vit {
         let kind = tokens.kind();
         let cls = self.cls_token.expand_as(&tokens.narrow(1, 0, 1)).to_kind(kind); // (B, 1, D)
         let x = Tensor::cat(&[cls, tokens], 1) + self.pos_embed.to_kind(kind); // (B, 1+g*g, D)
+        record("cls_token+pos_embed", || "Tokens".into(), &x, &[Some(&self.cls_token), Some(&self.pos_embed)], 0);
         let mut x = self.dropout.forward_t(&x, train);
         for b in &self.blocks {
             x = b.forward_t(&x, train);

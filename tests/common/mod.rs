@@ -156,3 +156,36 @@ pub fn write_config(dir: &Path) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Share of pixels that are not (near) white.
+pub fn ink(img: &image::RgbImage) -> f64 {
+    let dark = img.pixels().filter(|p| p.0.iter().any(|&c| c < 200)).count();
+    dark as f64 / (img.width() * img.height()) as f64
+}
+
+/// Chromium (Debian package `chromium`), or None when it is not installed (CI requires it).
+pub fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        skip("chromium not installed (scripts/setup.sh --browser installs it)");
+    }
+    found
+}
+
+/// Screenshots `page` in headless Chromium; returns the image and the console messages.
+pub fn screenshot(chromium: &Path, page: &Path, out: &Path) -> (image::RgbImage, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let o = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .args(["--enable-logging=stderr", "--log-level=0", "--window-size=1280,2000"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", out.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "chromium failed: {log}");
+    let console = log.lines().filter(|l| l.contains(":CONSOLE")).map(String::from).collect();
+    (image::open(out).unwrap().to_rgb8(), console)
+}
