@@ -53,6 +53,18 @@ class Run:
         self, paths: Sequence[str], checkpoint: str = "last", top: int = 5
     ) -> list[list[tuple[str, float]]]: ...
     def export(self, format: str = "safetensors", checkpoint: str = "last", out: str | None = None) -> dict[str, Path]: ...
+    def explain(
+        self,
+        methods: list[str] | None = None,
+        layer: str | None = None,
+        cls: str | None = None,
+        per_class: int = 3,
+        wrong: int = 12,
+        test_images: int = 0,
+        limit: int = 0,
+        perplexity: float = 30.0,
+        checkpoint: str = "best",
+    ) -> dict[str, Any]: ...
     def plots(self) -> list[Path]: ...
     def report(self, out: str | None = None) -> Path: ...
 

@@ -173,6 +173,28 @@ class Run:
         `{"file": ..., "description": ...}` (paths)."""
         return {k: os.fspath(v) for k, v in self._run.export(format, checkpoint, out).items()}
 
+    def explain(
+        self,
+        methods: Sequence[str] | None = None,
+        layer: str | None = None,
+        cls: str | int | None = None,
+        per_class: int = 3,
+        wrong: int = 12,
+        test_images: int = 0,
+        limit: int = 0,
+        perplexity: float = 30.0,
+        checkpoint: str = "best",
+    ) -> dict[str, Any]:
+        """What the model looks at and how it sees the classes (``microvision explain``): maps of
+        ``methods`` ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad", "rollout",
+        "embeddings" or "all"; default all but scorecam) into ``RUN/explain`` and ``RUN/plots``.
+        Returns the summary: per method its layer, images, seconds, file and figures; the
+        embedding's kNN accuracies."""
+        return self._run.explain(
+            None if methods is None else list(methods), layer, None if cls is None else str(cls),
+            per_class, wrong, test_images, limit, perplexity, checkpoint,
+        )
+
     def plots(self) -> list[str]:
         """Draws the run's plots into `RUN/plots/`; returns the files."""
         return [os.fspath(p) for p in self._run.plots()]

@@ -166,6 +166,36 @@ impl PyRun {
         Ok(d.into_any().unbind())
     }
 
+    /// Explains `checkpoint` on the test images (see `microvision explain`): the maps of
+    /// `methods` (names as on the command line; `None`: all but Score-CAM, with the embeddings
+    /// and their t-SNE) at `layer`, for class `cls` or the predicted one. Writes `RUN/explain/`,
+    /// `RUN/plots/explain_*` and the projector files; returns this call's summary as a dict.
+    #[pyo3(signature = (methods = None, layer = None, cls = None, per_class = 3, wrong = 12, test_images = 0, limit = 0, perplexity = 30.0, checkpoint = "best"))]
+    #[allow(clippy::too_many_arguments)]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        methods: Option<Vec<String>>,
+        layer: Option<String>,
+        cls: Option<String>,
+        per_class: usize,
+        wrong: usize,
+        test_images: usize,
+        limit: usize,
+        perplexity: f64,
+        checkpoint: &str,
+    ) -> PyResult<PyObject> {
+        let mut args = guard(|| lab::ExplainArgs::with_methods(&methods.unwrap_or_default()))?;
+        args.layer = layer;
+        args.class = cls;
+        (args.per_class, args.wrong, args.all_maps, args.limit) = (per_class, wrong, test_images, limit);
+        args.tsne.perplexity = perplexity;
+        args.checkpoint = PyRun::checkpoint(checkpoint)?;
+        let dir = self.run.dir().to_path_buf();
+        let e = py.allow_threads(|| guard(|| lab::explain(&dir, &args)))?;
+        convert::to_py(py, &e.summary)
+    }
+
     /// Draws the run's plots into `RUN/plots/`; returns the files.
     fn plots(&self, py: Python<'_>) -> PyResult<Vec<PathBuf>> {
         let dir = self.run.dir().to_path_buf();

@@ -65,6 +65,14 @@ def test_a_run_from_python(tmp_path, config_file):
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     assert pathlib.Path(run.report()).exists() and run.plots()
 
+    # Explanations through Python: the library verb of `microvision explain`.
+    summary = run.explain(["gradcam", "saliency", "embeddings"], checkpoint="last", perplexity=10, cls="cat")
+    assert [m["method"] for m in summary["maps"]] == ["gradcam", "saliency"]
+    assert summary["maps"][0]["layer"] == "features.10" and summary["embedding"]["points"] == 64
+    assert (run_dir := pathlib.Path(run.dir)) and (run_dir / "plots" / "explain_tsne.png").exists()
+    with pytest.raises(mv.ConfigError, match="features.10"):
+        run.explain(["gradcam"], layer="nope", checkpoint="last")
+
     table = mv.compare([run], plot_dir=str(tmp_path))
     assert len(table) == 1 and table["final_acc_pct_mean"][0] == pytest.approx(run.test["accuracy"] * 100)
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::lab::{self, ExplainArgs, MapMethod};
+use crate::lab::{self, ExplainArgs};
 
 /// Arguments of `microvision explain`.
 #[derive(clap::Args, Debug)]
@@ -60,13 +60,9 @@ pub fn explain(c: ExplainCmd) -> Result<()> {
         }
         return Ok(());
     }
-    let (methods, embeddings, every) = methods(&c.method)?;
     let args = ExplainArgs {
-        methods,
-        embeddings,
         layer: c.layer,
         class: c.class,
-        skip_unsupported: every,
         per_class: c.per_class as usize,
         wrong: c.wrong as usize,
         all_maps: c.test_images,
@@ -74,7 +70,7 @@ pub fn explain(c: ExplainCmd) -> Result<()> {
         checkpoint: c.checkpoint.parse()?,
         tsne: lab::TsneParams { perplexity: c.perplexity, iterations: c.tsne_iterations, ..Default::default() },
         smooth_samples: c.smooth_samples as usize,
-        ..ExplainArgs::default()
+        ..ExplainArgs::with_methods(&c.method)?
     };
     let e = lab::explain(&c.run_dir, &args)?;
     for m in &e.summary.maps {
@@ -98,28 +94,4 @@ pub fn explain(c: ExplainCmd) -> Result<()> {
     }
     println!("wrote {} files under {} (pictures in plots/, tensors in explain/)", e.files.len(), c.run_dir.display());
     Ok(())
-}
-
-/// The map methods, whether to embed, and whether "every supported method" was asked.
-fn methods(names: &[String]) -> Result<(Vec<MapMethod>, bool, bool)> {
-    use MapMethod::*;
-    if names.is_empty() {
-        return Ok((vec![GradCam, GradCamPlusPlus, Saliency, SmoothGrad, Rollout], true, true));
-    }
-    if names.iter().any(|n| n == "all") {
-        return Ok((MapMethod::ALL.to_vec(), true, true));
-    }
-    let (mut maps, mut embeddings) = (Vec::new(), false);
-    for n in names {
-        match MapMethod::ALL.iter().find(|m| m.name() == n.as_str()) {
-            Some(m) if !maps.contains(m) => maps.push(*m),
-            Some(_) => {}
-            None if n == "embeddings" => embeddings = true,
-            None => {
-                let valid: Vec<&str> = MapMethod::ALL.iter().map(|m| m.name()).collect();
-                return Err(crate::config_err!("--method {n:?}: expected {}, embeddings or all", valid.join(", ")));
-            }
-        }
-    }
-    Ok((maps, embeddings, false))
 }

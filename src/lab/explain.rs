@@ -74,6 +74,39 @@ impl Default for ExplainArgs {
     }
 }
 
+impl ExplainArgs {
+    /// The defaults with the methods named as on the command line: map methods, `embeddings`,
+    /// or `all` (every one the model supports); none named: all but the slow Score-CAM.
+    pub fn with_methods(names: &[String]) -> Result<ExplainArgs> {
+        use MapMethod::*;
+        let every = |maps: Vec<MapMethod>| ExplainArgs {
+            methods: maps,
+            embeddings: true,
+            skip_unsupported: true,
+            ..Default::default()
+        };
+        if names.is_empty() {
+            return Ok(every(vec![GradCam, GradCamPlusPlus, Saliency, SmoothGrad, Rollout]));
+        }
+        if names.iter().any(|n| n == "all") {
+            return Ok(every(MapMethod::ALL.to_vec()));
+        }
+        let (mut maps, mut embeddings) = (Vec::new(), false);
+        for n in names {
+            match MapMethod::ALL.iter().find(|m| m.name() == n.as_str()) {
+                Some(m) if !maps.contains(m) => maps.push(*m),
+                Some(_) => {}
+                None if n == "embeddings" => embeddings = true,
+                None => {
+                    let valid: Vec<&str> = MapMethod::ALL.iter().map(|m| m.name()).collect();
+                    return Err(crate::config_err!("method {n:?}: expected {}, embeddings or all", valid.join(", ")));
+                }
+            }
+        }
+        Ok(ExplainArgs { methods: maps, embeddings, ..Default::default() })
+    }
+}
+
 /// What [`explain`] wrote.
 #[derive(Debug, Clone)]
 pub struct Explained {
@@ -103,6 +136,11 @@ pub fn explain(run_dir: &Path, args: &ExplainArgs) -> Result<Explained> {
         }
         None => attr::default_cam_layer(&s.model, &points)?,
     };
+    if !args.methods.is_empty() && args.per_class + args.wrong == 0 {
+        return Err(crate::config_err!(
+            "--per-class 0 and --wrong 0: no images to draw the maps of; expected one of them above 0"
+        ));
+    }
     let class = args.class.as_deref().map(|c| class_index(c, &s.test.classes)).transpose()?;
     let has_attention = points.iter().any(|p| p.kind == crate::models::context::TapKind::Attention);
     let settings = maps::MapSettings {

@@ -12,16 +12,22 @@ use crate::models::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MapMethod {
     /// Grad-CAM at a layer.
+    #[serde(rename = "gradcam")]
     GradCam,
     /// Grad-CAM++ at a layer.
+    #[serde(rename = "gradcam++")]
     GradCamPlusPlus,
     /// Score-CAM at a layer (one forward pass per channel and image: slow).
+    #[serde(rename = "scorecam")]
     ScoreCam,
     /// Input gradients.
+    #[serde(rename = "saliency")]
     Saliency,
     /// Input gradients averaged over noisy copies.
+    #[serde(rename = "smoothgrad")]
     SmoothGrad,
     /// Attention rollout (transformers only).
+    #[serde(rename = "rollout")]
     Rollout,
 }
 

@@ -122,13 +122,13 @@ pub fn knn_accuracy(x: &Tensor, labels: &[i64], k: usize) -> f64 {
 
 fn check(n: usize, p: &TsneParams) -> Result<()> {
     let need = (3.0 * p.perplexity).floor() as usize + 1;
-    if !(p.perplexity > 0.0) || n < need {
+    if !p.perplexity.is_finite() || p.perplexity <= 0.0 || n < need {
         return Err(config_err!(
             "t-SNE of {n} points with perplexity {}: needs at least 3 x perplexity + 1 = {need} points (lower --perplexity or use more images)",
             p.perplexity
         ));
     }
-    if !(p.theta > 0.0) {
+    if !p.theta.is_finite() || p.theta <= 0.0 {
         return Err(config_err!("t-SNE theta {}: expected a number above 0", p.theta));
     }
     Ok(())
