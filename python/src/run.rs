@@ -188,7 +188,7 @@ impl PyRun {
         let mut args = guard(|| lab::ExplainArgs::with_methods(&methods.unwrap_or_default()))?;
         args.layer = layer;
         args.class = cls;
-        (args.per_class, args.wrong, args.all_maps, args.limit) = (per_class, wrong, test_images, limit);
+        (args.per_class, args.wrong, args.test_images, args.limit) = (per_class, wrong, test_images, limit);
         args.tsne.perplexity = perplexity;
         args.checkpoint = PyRun::checkpoint(checkpoint)?;
         let dir = self.run.dir().to_path_buf();

@@ -65,7 +65,7 @@ pub fn explain(c: ExplainCmd) -> Result<()> {
         class: c.class,
         per_class: c.per_class as usize,
         wrong: c.wrong as usize,
-        all_maps: c.test_images,
+        test_images: c.test_images,
         limit: c.limit,
         checkpoint: c.checkpoint.parse()?,
         tsne: lab::TsneParams { perplexity: c.perplexity, iterations: c.tsne_iterations, ..Default::default() },
