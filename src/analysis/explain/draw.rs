@@ -75,6 +75,13 @@ impl Figure for Scatter {
         chart.configure_mesh().disable_mesh().draw()?;
         let colour = |c: usize| PALETTE[c % PALETTE.len()];
         chart.draw_series(self.points.iter().map(|&(x, y, c)| Circle::new((x, y), 2, colour(c).filled())))?;
+        if self.classes.len() > PALETTE.len() * 2 {
+            // Colours repeat every ten classes: a legend of them would mislead.
+            let note = format!("{} classes;", self.classes.len());
+            legend.draw(&Text::new(note, (6, 60), ("sans-serif", 14).into_font()))?;
+            legend.draw(&Text::new("colours repeat", (6, 80), ("sans-serif", 14).into_font()))?;
+            return Ok(());
+        }
         for (i, name) in self.classes.iter().enumerate() {
             let y = 60 + 22 * i as i32;
             legend.draw(&Circle::new((14, y), 5, colour(i).filled()))?;

@@ -8,7 +8,7 @@ use tch::{Device, Tensor};
 use super::{ExplainArgs, Subject};
 use crate::analysis::explain::{attribution as attr, draw, projector, tsne, EmbeddingSummary, Figure};
 use crate::analysis::plots::save;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub(super) fn explain_embeddings(
     s: &Subject,
@@ -35,8 +35,9 @@ pub(super) fn explain_embeddings(
     let explain_dir = run_dir.join("explain");
     let file = explain_dir.join("embeddings.safetensors");
     let (lt, pt) = (Tensor::from_slice(&labels), Tensor::from_slice(&predicted));
-    Tensor::write_safetensors(&[("features", &features), ("tsne", &y), ("labels", &lt), ("predicted", &pt)], &file)
-        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", file.display())))?;
+    let named =
+        [("features", features.shallow_clone()), ("tsne", y.shallow_clone()), ("labels", lt), ("predicted", pt)];
+    super::save_tensors(&file, &named)?;
     let title = format!(
         "t-SNE of {head} inputs: {k}-NN accuracy {:.1}% (features {:.1}%)",
         100.0 * knn_tsne,

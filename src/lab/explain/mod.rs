@@ -216,3 +216,16 @@ fn open_subject(run: &Run, args: &ExplainArgs) -> Result<Subject> {
     });
     Ok(Subject { model, test, x, probs })
 }
+
+/// Writes named tensors as safetensors under a temporary name and renames it into place, so an
+/// interrupted call leaves the earlier file whole.
+fn save_tensors(path: &Path, tensors: &[(&str, Tensor)]) -> Result<()> {
+    let tensors: Vec<(&str, Tensor)> = tensors.iter().map(|(n, t)| (*n, t.contiguous())).collect();
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let tmp = crate::fsio::tmp_path(path);
+    Tensor::write_safetensors(&named, &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Runtime(format!("cannot write {}: {e}", path.display()))
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write", path, e))
+}

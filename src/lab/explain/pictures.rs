@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 use super::{ExplainArgs, MapMethod, Subject};
 use crate::analysis::explain::{draw, maps, Figure, MapSummary};
 use crate::analysis::plots::{save, ImageGrid, Tile};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Test images to draw: the first `per_class` of each class, then the `wrong` most confidently
 /// wrong ones. Returns their indices and whether each is from the wrong set.
@@ -79,10 +79,7 @@ pub(super) fn explain_maps(
         (timed, secs) = (all.len(), started.elapsed().as_secs_f64());
         tensors.push(("raw_all", raw_all));
     }
-    let tensors: Vec<(&str, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.contiguous())).collect();
-    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-    Tensor::write_safetensors(&named, &file)
-        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", file.display())))?;
+    super::save_tensors(&file, &tensors)?;
     let (figures, mut files) = draw_maps(s, m, &picks, &images, &tensors[3].1, st, plots_dir)?;
     files.push(file.clone());
     let layer = m.uses_layer().then(|| st.layer.clone());
