@@ -1,7 +1,8 @@
 //! Fault injection for the reliability tests: `MICROVISION_FAILPOINT=<name>` makes the process
 //! abort (no cleanup, like `kill -9`) when it reaches the named point. Unset, a check is one
 //! cached environment lookup. Points: `checkpoint.before_rename`, `checkpoint.mid_rename`
-//! (weights renamed, optimizer and state not yet), `eval`.
+//! (weights renamed, optimizer and state not yet), `checkpoint.between_best_and_last` (`best`
+//! written, `last` not), `eval`.
 
 use std::sync::OnceLock;
 

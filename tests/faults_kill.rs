@@ -39,6 +39,13 @@ fn step_lines(runs: &Path) -> usize {
     std::fs::read_to_string(entry.path().join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"step\"").count())
 }
 
+/// The epochs of the validation lines of a run's metrics.jsonl, in file order.
+fn epoch_lines(run: &Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    lines.filter(|v| v["kind"] == "epoch" && v["split"] == "val").filter_map(|v| v["epoch"].as_i64()).collect()
+}
+
 fn final_weights(run: &Path) -> Vec<(String, tch::Tensor)> {
     checkpoint::load(&run.join("checkpoints"), "last").unwrap().weights
 }
@@ -73,13 +80,29 @@ fn kill_9_anywhere_then_resume_equals_an_uninterrupted_run() {
     let reference = final_weights(&run_dir(&reference_runs));
 
     // Points the process reaches itself and aborts at: inside a checkpoint write and evaluation.
-    for fp in ["checkpoint.before_rename", "checkpoint.mid_rename", "eval"] {
+    for fp in ["checkpoint.before_rename", "checkpoint.mid_rename", "checkpoint.between_best_and_last", "eval"] {
         let runs = tmp.path().join(fp);
         let out = train(&cfg, &runs, Some(fp)).wait_with_output().unwrap();
         assert!(!out.status.success(), "{fp}: the failpoint must abort the run");
         resume(&run_dir(&runs));
         assert_same(&reference, &run_dir(&runs), fp);
+        // Every epoch a checkpoint covers keeps its record (a crash after `best`, before `last`,
+        // once lost epoch 1's line for good).
+        assert_eq!(epoch_lines(&run_dir(&runs)), [1, 2, 3], "{fp}: metrics.jsonl epochs");
     }
+    // Records of epochs past the first without any checkpoint: the checkpoints were lost, and
+    // starting over would replace the records, so the resume refuses and changes nothing.
+    let lost = tmp.path().join("lost");
+    assert!(train(&cfg, &lost, None).wait().unwrap().success());
+    let lost = run_dir(&lost);
+    std::fs::remove_dir_all(lost.join("checkpoints")).unwrap();
+    let before = std::fs::read(lost.join("metrics.jsonl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_microvision")).args(["train", "--resume"]).arg(&lost).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("though the run had finished epochs"), "{err}");
+    assert_eq!(std::fs::read(lost.join("metrics.jsonl")).unwrap(), before, "the records are left as they were");
+
     // SIGKILL from outside after a given number of logged steps (during training steps).
     for after_steps in [1, 3, 5, 6, 8, 11, 13] {
         let runs = tmp.path().join(format!("kill-{after_steps}"));

@@ -226,8 +226,10 @@ pub fn proc_status_bytes(field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Whether the run's `metrics.jsonl` records a finished epoch (written after its checkpoint).
-pub fn has_epoch_records(run: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return false };
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| v["kind"] == "epoch")
+/// The last epoch the run's `metrics.jsonl` records (0: none). An epoch's records are written
+/// just before its checkpoints, so the last one may lack its checkpoint after a crash.
+pub fn last_epoch_record(run: &Path) -> i64 {
+    let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return 0 };
+    let lines = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+    lines.filter(|v| v["kind"] == "epoch").filter_map(|v| v["epoch"].as_i64()).max().unwrap_or(0)
 }

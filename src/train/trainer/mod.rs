@@ -1,5 +1,5 @@
 //! The training loop. It reads top to bottom:
-//! `fit` -> for each epoch: `train_epoch` (train steps) -> `evaluate` -> `checkpoint` -> callbacks.
+//! `fit` -> for each epoch: `train_epoch` (train steps) -> `evaluate` -> callbacks -> checkpoints.
 //!
 //! Reproducibility: the model is initialised from `seed`; the shuffle order, augmentation draws and
 //! dropout of epoch `e` derive from `(seed, e)` alone, and checkpoints are taken at epoch ends, so a
@@ -328,7 +328,7 @@ impl Trainer {
         Ok(test)
     }
 
-    /// One epoch: train steps, evaluation, checkpoint, callbacks. Returns the validation result.
+    /// One epoch: train steps, evaluation, callbacks, checkpoints. Returns the validation result.
     fn run_epoch(&mut self, epoch: i64, val_loader: &Loader) -> Result<EvalResult> {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
         let (totals, secs_here) = self.train_epoch(epoch)?;
@@ -338,7 +338,7 @@ impl Trainer {
         let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta);
         // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
         self.state.early_stopped = self.should_stop_early(&val);
-        let is_best = self.checkpoint(epoch, &val, secs_here)?;
+        let is_best = self.close_epoch(epoch, &val, secs_here)?;
         let record = EpochInfo {
             epoch,
             step: self.state.step,
@@ -350,7 +350,10 @@ impl Trainer {
             val: val.clone(),
             is_best,
         };
+        // The epoch's records before its checkpoints: a crash between them leaves a record that a
+        // resume trains again (and the JSONL log replaces), never a checkpoint without its record.
         self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
+        self.save_checkpoints(is_best)?;
         Ok(val)
     }
 

@@ -43,7 +43,10 @@ impl Trainer {
         }
     }
 
-    pub(super) fn checkpoint(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
+    /// Closes epoch `epoch` in the training state (time, best accuracy) and refuses non-finite
+    /// weights; returns whether the epoch is the best so far. The checkpoints are written after
+    /// the epoch's records ([`Self::save_checkpoints`]).
+    pub(super) fn close_epoch(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
         self.state.epoch = epoch;
         self.state.train_secs += secs;
         let is_best = val.acc > self.state.best_acc;
@@ -61,15 +64,20 @@ impl Trainer {
                 advice: self.resume_advice("Lower optim.lr or set train.grad_clip"),
             });
         }
+        Ok(is_best)
+    }
+
+    /// Writes `best` (when the epoch is the best) and `last`.
+    pub(super) fn save_checkpoints(&mut self, is_best: bool) -> Result<()> {
         let dir = self.checkpoint_dir();
         let optim = self.checkpoint_tensors();
         // `best` first: a crash between the two saves then leaves `best` newer than `last`, and
         // resume (which takes the newest valid checkpoint) loses nothing.
         if is_best {
             checkpoint::save(&dir, "best", &self.model.vs, &optim, &self.state)?;
+            crate::failpoint::hit("checkpoint.between_best_and_last");
         }
-        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)?;
-        Ok(is_best)
+        checkpoint::save(&dir, "last", &self.model.vs, &optim, &self.state)
     }
 
     pub(super) fn weights_finite(&self) -> bool {
@@ -147,10 +155,10 @@ impl Trainer {
                 self.state = loaded.state;
                 self.load_averages(&loaded.optim);
             }
-            // Killed in the first epoch (or inside its checkpoint write): start over, which gives
-            // the same run (the same seed).
+            // Killed in the first epoch (or inside its checkpoints' write, after its records): start
+            // over, which gives the same run (the same seed) and replaces those records.
             None if !checkpoint::records_finished_epoch(&dir)
-                && !run::has_epoch_records(&self.run_dir)
+                && run::last_epoch_record(&self.run_dir) <= 1
                 && !self.run_dir.join("eval.json").exists() =>
             {
                 if !self.cfg.model.init_from.is_empty() {
