@@ -80,6 +80,15 @@ fn train_eval_and_resume_a_finished_run() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
     assert_eq!(before, std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(), "finished run untouched");
     assert_eq!(events, std::fs::read_dir(&run).unwrap().count(), "no new files (e.g. TensorBoard events)");
+    // Stopped while drawing the final plots (a second Ctrl-C): the resume draws the missing ones.
+    for f in ["lr.png", "confusion.svg", "per_class_accuracy.png"] {
+        std::fs::remove_file(run.join("plots").join(f)).unwrap();
+    }
+    let out = mv(&["train", "--resume", run.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lacked 3 of its plot files"), "{}", stderr(&out));
+    assert!(microvision::analysis::plots::missing_plots(&run).is_empty(), "every plot drawn again");
+    assert_eq!(before, std::fs::read(run.join("checkpoints/last.safetensors")).unwrap(), "finished run untouched");
 
     assert_user_error(&mv(&["compare", r, r], tmp.path()), 2, &["given twice"]);
     // A run without any epoch in metrics.jsonl is left out, not averaged in as zeros.

@@ -64,7 +64,8 @@ pub fn resume(run_dir: &Path, overrides: &[String], opts: &TrainOptions) -> Resu
 pub fn train_with(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
     let run_dir = trainer.run_dir.clone();
     if trainer.training_done() && run_dir.join("eval.json").exists() {
-        return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings: Vec::new() });
+        let warnings = finish_plots(&run_dir)?;
+        return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings });
     }
     if opts.stop_on_signals {
         trainer.stop = signals::stop_flag();
@@ -84,6 +85,23 @@ pub fn train_with(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> 
 /// artifacts. A plotting failure is a warning: it never fails a finished run.
 pub fn fit(trainer: &mut Trainer) -> Result<Fitted> {
     fit_logged(trainer, false)
+}
+
+/// Draws the plots a finished run lacks (it was stopped while drawing them); says so.
+fn finish_plots(run_dir: &Path) -> Result<Vec<String>> {
+    let missing = crate::analysis::plots::missing_plots(run_dir);
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plotted = super::report::plot(run_dir)?;
+    let mut warnings = plotted.warnings;
+    warnings.push(format!(
+        "{} lacked {} of its plot files (stopped while drawing them?): drew the plots again ({} files)",
+        run_dir.join("plots").display(),
+        missing.len(),
+        plotted.files.len()
+    ));
+    Ok(warnings)
 }
 
 /// [`fit`], with the console's progress on stderr when `console`.

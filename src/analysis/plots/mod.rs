@@ -15,7 +15,7 @@ pub use charts::{Bars, Heatmap, LineChart, Table};
 pub use images::{ImageGrid, Tile};
 pub use plotters::style::RGBColor as RGB;
 pub use recipe::{augment_grid, class_grid, lr_find_chart};
-pub use run::{draw_run, lr_chart, RunPlots};
+pub use run::{draw_run, lr_chart, missing_plots, RunPlots, RUN_PLOTS};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

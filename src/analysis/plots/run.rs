@@ -22,6 +22,19 @@ pub struct RunPlots {
     pub skipped_lines: usize,
 }
 
+/// The plots [`draw_run`] draws of every finished run (the prediction grids also need the test
+/// images, and are left out here).
+pub const RUN_PLOTS: &[&str] =
+    &["loss", "accuracy", "lr", "model_summary", "confusion", "confusion_normalized", "per_class_accuracy"];
+
+/// The files of [`RUN_PLOTS`] missing from `run/plots/` (PNG and SVG), e.g. after the run was
+/// stopped while drawing them.
+pub fn missing_plots(run: &Path) -> Vec<PathBuf> {
+    let dir = run.join("plots");
+    let files = RUN_PLOTS.iter().flat_map(|s| ["png", "svg"].map(|ext| dir.join(format!("{s}.{ext}"))));
+    files.filter(|f| !f.exists()).collect()
+}
+
 /// Images in the prediction grid and in the confidently-wrong gallery.
 const GRID: usize = 40;
 
