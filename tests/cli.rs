@@ -168,6 +168,11 @@ fn config_mistakes_exit_2() {
         &["resnet19", "resnet18"],
     );
     assert_user_error(&mv(&["train", "-c", "/no/such.toml"], tmp.path()), 2, &["/no/such.toml"]);
+    // A data root that is a file is a data error (exit 3), as the README's table says.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let root = format!("data.root={}", file.display());
+    assert_user_error(&mv(&["train", "-c", c, "--set", &root], tmp.path()), 3, &["is not a directory", "data.root"]);
     assert_user_error(&mv(&["train", "-c", c, "--set", "train.device=cuda"], tmp.path()), 2, &["cuda"]);
     assert_user_error(
         &mv(&["train", "-c", c, "--set", "data.batch_size=5000"], tmp.path()),

@@ -41,7 +41,11 @@ pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()>
 /// created and left empty are removed again, so a failed download leaves nothing behind.
 fn in_new_dirs(dir: &Path, fetch: impl FnOnce() -> Result<()>) -> Result<()> {
     let absent: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
-    crate::error::create_dir_all(dir, "cannot create data directory")?;
+    // A data root that cannot be made a directory is a data error (exit 3), as a missing dataset.
+    crate::error::create_dir_all(dir, "cannot create data directory (data.root)").map_err(|e| match e {
+        crate::Error::Config(msg) => crate::Error::Data(msg),
+        other => other,
+    })?;
     let result = fetch();
     if result.is_err() {
         for d in absent {
