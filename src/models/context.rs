@@ -5,7 +5,7 @@
 //! - MAC counting ([`count_macs`]) and layer tracing ([`trace_layers`]), for summaries;
 //! - the dropout generator ([`seed_dropout`]), so masks depend on the run's seed alone;
 //! - recomputation under gradient checkpointing ([`recomputing`]);
-//! - taps ([`tap`], [`catch`], [`tap_points`]): named intermediate outputs (a block's, a layer's,
+//! - taps ([`tap`], [`catch`], [`catch_kind`], [`tap_points`]): named intermediate outputs (a block's, a layer's,
 //!   a ViT's attention weights) handed to the explanations, which need their values and gradients.
 //!
 //! The scoped setters restore the previous value when their closure returns; `autocast`,
@@ -56,7 +56,17 @@ pub struct TapPoint {
 struct Taps {
     wanted: Vec<String>,
     caught: Vec<Option<Tensor>>,
+    /// Every output of this kind is kept too, in call order ([`catch_kind`]).
+    wanted_kind: Option<TapKind>,
+    caught_of_kind: Vec<Tensor>,
     seen: Vec<TapPoint>,
+}
+
+impl Taps {
+    fn new(wanted: Vec<String>, wanted_kind: Option<TapKind>) -> Taps {
+        let caught = wanted.iter().map(|_| None).collect();
+        Taps { wanted, caught, wanted_kind, caught_of_kind: Vec::new(), seen: Vec::new() }
+    }
 }
 
 /// Marks `y` as the output of the tap point `name`; returns `y`. Costs one thread-local check
@@ -68,6 +78,9 @@ pub fn tap(name: &str, kind: TapKind, y: Tensor) -> Tensor {
             if let Some(i) = taps.wanted.iter().position(|w| w == name) {
                 taps.caught[i] = Some(y.shallow_clone());
             }
+            if taps.wanted_kind == Some(kind) {
+                taps.caught_of_kind.push(y.shallow_clone());
+            }
         }
     });
     y
@@ -77,21 +90,28 @@ pub fn tap(name: &str, kind: TapKind, y: Tensor) -> Tensor {
 /// name the forward pass did not reach). The tensors are the graph's own, so gradients can be
 /// taken with respect to them.
 pub fn catch<T>(names: &[String], f: impl FnOnce() -> T) -> (T, Vec<Option<Tensor>>) {
-    let armed = Taps { wanted: names.to_vec(), caught: names.iter().map(|_| None).collect(), seen: Vec::new() };
-    let prev = TAPS.with(|t| t.replace(Some(armed)));
-    let _restore = RestoreTaps(prev);
-    let out = f();
-    let taps = TAPS.with(|t| t.borrow_mut().take());
+    let (out, taps) = armed(Taps::new(names.to_vec(), None), f);
     (out, taps.map(|t| t.caught).unwrap_or_default())
+}
+
+/// Runs `f` and returns, beside its result, the outputs of every tap point of `kind`, in call
+/// order (e.g. the attention weights of each transformer block).
+pub fn catch_kind<T>(kind: TapKind, f: impl FnOnce() -> T) -> (T, Vec<Tensor>) {
+    let (out, taps) = armed(Taps::new(Vec::new(), Some(kind)), f);
+    (out, taps.map(|t| t.caught_of_kind).unwrap_or_default())
 }
 
 /// The tap points `f`'s forward pass goes through, in call order.
 pub fn tap_points(f: impl FnOnce()) -> Vec<TapPoint> {
-    let armed = Taps { wanted: Vec::new(), caught: Vec::new(), seen: Vec::new() };
-    let prev = TAPS.with(|t| t.replace(Some(armed)));
+    armed(Taps::new(Vec::new(), None), f).1.map(|t| t.seen).unwrap_or_default()
+}
+
+/// Runs `f` with `taps` armed on this thread; returns them with `f`'s result.
+fn armed<T>(taps: Taps, f: impl FnOnce() -> T) -> (T, Option<Taps>) {
+    let prev = TAPS.with(|t| t.replace(Some(taps)));
     let _restore = RestoreTaps(prev);
-    f();
-    TAPS.with(|t| t.borrow_mut().take()).map(|t| t.seen).unwrap_or_default()
+    let out = f();
+    (out, TAPS.with(|t| t.borrow_mut().take()))
 }
 
 /// Puts the previous tap session back, also when the forward pass unwinds.

@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 use super::cam;
 use crate::config_err;
 use crate::error::Result;
-use crate::models::context::{catch, tap_points, TapKind, TapPoint};
+use crate::models::context::{catch, catch_kind, tap_points, TapKind, TapPoint};
 use crate::models::Model;
 
 /// The tap points of one forward pass of a `(1, channels, size, size)` input.
@@ -119,10 +119,7 @@ pub fn score_cam(model: &Model, layer: &str, x: &Tensor, classes: &Tensor, batch
 /// The attention probabilities of every transformer block, in order (`(B, heads, N, N)` each);
 /// empty for a model without attention.
 pub fn attention(model: &Model, x: &Tensor) -> Vec<Tensor> {
-    let points = layers(model, x.size()[1], x.size()[2]);
-    let names: Vec<String> = points.iter().filter(|p| p.kind == TapKind::Attention).map(|p| p.name.clone()).collect();
-    let (_, caught) = tch::no_grad(|| catch(&names, || model.forward(x, false)));
-    caught.into_iter().flatten().collect()
+    tch::no_grad(|| catch_kind(TapKind::Attention, || model.forward(x, false))).1
 }
 
 /// The penultimate features `(B, D)` (the input of the last linear layer) and the logits.
