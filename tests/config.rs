@@ -102,6 +102,12 @@ fn data_limits_are_counts() {
 }
 
 #[test]
+fn verifying_own_files_is_refused() {
+    let e = err("[data]\nofficial_files = false\nverify_md5 = true", &[]);
+    assert!(e.contains("data.verify_md5") && e.contains("data.official_files"), "{e}");
+}
+
+#[test]
 fn augmentation_counts_are_bounded() {
     let e = err("[augment]\npolicy = \"randaugment\"\nrandaugment_n = 1000000", &[]);
     assert!(e.contains("augment.randaugment_n") && e.contains("1000000"), "{e}");

@@ -6,7 +6,7 @@ use microvision::config::DataConfig;
 use microvision::data::{self, cifar};
 
 fn cfg(root: &std::path::Path) -> DataConfig {
-    DataConfig { root: root.to_path_buf(), download: false, ..DataConfig::default() }
+    DataConfig { root: root.to_path_buf(), download: false, official_files: false, ..DataConfig::default() }
 }
 
 #[test]
@@ -89,13 +89,74 @@ fn missing_dataset_offline_says_where_to_put_it() {
     );
 }
 
+/// Files of the official sizes (sparse, all zeros: read as label 0, black images).
+fn official_size_files(root: &std::path::Path) -> std::path::PathBuf {
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in cifar::CIFAR10.official_sizes() {
+        std::fs::File::create(dir.join(name)).unwrap().set_len(bytes).unwrap();
+    }
+    dir
+}
+
 #[test]
 fn md5_mismatch_is_reported_when_verifying() {
     let tmp = tempfile::tempdir().unwrap();
-    common::synthetic_cifar10(tmp.path(), 10, 10);
-    let c = DataConfig { verify_md5: true, ..cfg(tmp.path()) };
+    official_size_files(tmp.path());
+    let c = DataConfig { official_files: true, verify_md5: true, ..cfg(tmp.path()) };
     let msg = data::load(&c, 0).unwrap_err().to_string();
-    assert!(msg.contains("MD5") && msg.contains("does not match the official"), "{msg}");
+    assert!(msg.contains("data_batch_1.bin") && msg.contains("does not match the official 5dd7e06a"), "{msg}");
+}
+
+#[test]
+fn a_file_cut_on_a_record_boundary_is_not_read_as_a_smaller_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = official_size_files(tmp.path());
+    // 9,000 whole records: before the size check this trained on 49,000 images without a word.
+    std::fs::File::options().write(true).open(dir.join("data_batch_3.bin")).unwrap().set_len(9_000 * 3073).unwrap();
+    let c = DataConfig { official_files: true, verify_md5: true, ..cfg(tmp.path()) };
+    let e = data::load(&c, 0).unwrap_err();
+    assert_eq!(e.exit_code(), 3);
+    let msg = e.to_string();
+    for want in ["data_batch_3.bin", "27657000 bytes", "30730000 bytes", "data.official_files = false"] {
+        assert!(msg.contains(want), "{want:?} in {msg}");
+    }
+    // Said to be the user's own files, the same directory reads as what it holds.
+    let own = data::load(&DataConfig { official_files: false, ..c }, 0).unwrap();
+    assert_eq!(own.train.len(), 49_000);
+}
+
+#[test]
+fn md5_sums_are_cached_by_size_and_modification_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::synthetic_cifar10(tmp.path(), 10, 10);
+    let src = data::source::source("cifar10").unwrap();
+    let cache = tmp.path().join("cache/md5.json");
+    let fresh = data::checksums::md5s(&src, &dir, None).unwrap();
+    assert_eq!(data::checksums::md5s(&src, &dir, Some(&cache)).unwrap(), fresh);
+    assert!(cache.is_file(), "the cache is written");
+    // A planted sum under the same size and mtime is believed: the cache is read, not recomputed.
+    let text = std::fs::read_to_string(&cache).unwrap().replace(&fresh[0].1, &"0".repeat(32));
+    std::fs::write(&cache, text).unwrap();
+    assert_eq!(data::checksums::md5s(&src, &dir, Some(&cache)).unwrap()[0].1, "0".repeat(32));
+    // Rewriting the file (new mtime) makes it hashed again.
+    let f = dir.join(&fresh[0].0);
+    let bytes = std::fs::read(&f).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f, &bytes).unwrap();
+    assert_eq!(data::checksums::md5s(&src, &dir, Some(&cache)).unwrap(), fresh);
+    // A cache that is not JSON only costs time.
+    std::fs::write(&cache, b"\xff not json").unwrap();
+    assert_eq!(data::checksums::md5s(&src, &dir, Some(&cache)).unwrap(), fresh);
+}
+
+#[test]
+fn own_files_need_official_files_false_and_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 10, 10);
+    let c = DataConfig { official_files: true, verify_md5: true, ..cfg(tmp.path()) };
+    let msg = data::load(&c, 0).unwrap_err().to_string();
+    assert!(msg.contains("data_batch_1.bin") && msg.contains("data.official_files = false"), "{msg}");
 }
 
 #[test]

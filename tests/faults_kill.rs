@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 fn config(dir: &Path) -> PathBuf {
     let path = dir.join("cfg.toml");
     let text = format!(
-        "name = \"k\"\n[data]\nroot = \"{}\"\nbatch_size = 32\ndownload = false\n[train]\nepochs = 3\nthreads = 1\nlog_every = 1\nprogress = false\n",
+        "name = \"k\"\n[data]\nroot = \"{}\"\nbatch_size = 32\ndownload = false\nofficial_files = false\n[train]\nepochs = 3\nthreads = 1\nlog_every = 1\nprogress = false\n",
         dir.display()
     );
     std::fs::write(&path, text).unwrap();

@@ -64,7 +64,7 @@ proptest! {
         for (name, _) in CIFAR10.train_files.iter().chain(CIFAR10.test_files) {
             std::fs::write(dir.join(name), &bytes).unwrap();
         }
-        let cfg = DataConfig { root: tmp.path().to_path_buf(), download: false, ..DataConfig::default() };
+        let cfg = DataConfig { root: tmp.path().to_path_buf(), download: false, official_files: false, ..DataConfig::default() };
         match microvision::data::load(&cfg, 0) {
             Ok(d) => prop_assert_eq!(d.train.len() as usize, 5 * records),
             Err(e) => prop_assert_eq!(e.exit_code(), 3),

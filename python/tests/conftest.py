@@ -46,6 +46,7 @@ def config_file(tmp_path, data_root) -> pathlib.Path:
 root = "{data_root}"
 batch_size = 32
 download = false
+official_files = false
 [train]
 epochs = 2
 seed = 7

@@ -13,14 +13,14 @@ mod optim;
 mod train;
 mod validate;
 
-pub use validate::{DEVICES, PRECISIONS};
+pub use validate::{is_valid_name, DEVICES, PRECISIONS};
 
 pub use choice::{
     AugmentPolicy, DeviceChoice, EarlyStopMetric, FlipMode, OnCorrupt, OnNan, OptimName, PadMode, PrecisionChoice,
     ScheduleName,
 };
 pub use dataset::{dataset_facts, DatasetFacts, DATASETS};
-pub use load::apply_override;
+pub use load::{apply_override, suggest};
 pub use optim::OptimConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -71,7 +71,12 @@ pub struct DataConfig {
     /// Where to download the archive from (empty = the official URL); for mirrors and proxies.
     /// The official MD5 is checked whatever the source.
     pub url: String,
-    /// Check every file against the official MD5 sums before training.
+    /// The files are the dataset's official ones: before training, each CIFAR file must have its
+    /// official size and every file its published MD5 (sums cached per file by size and
+    /// modification time). `false` for your own files in the same layout (subsets, re-packed
+    /// sets): any whole number of records is read and nothing is compared.
+    pub official_files: bool,
+    /// Hash every file again before training instead of trusting the MD5 cache.
     pub verify_md5: bool,
     /// Number of classes the model predicts.
     pub num_classes: i64,
@@ -255,6 +260,7 @@ impl Default for DataConfig {
             root: PathBuf::from("data"),
             download: true,
             url: String::new(),
+            official_files: true,
             verify_md5: false,
             num_classes: 10,
             input_size: 32,

@@ -44,10 +44,16 @@ fn names(c: &Config) -> Result<()> {
     one_of("data.dataset", &c.data.dataset, super::DATASETS)
 }
 
+/// Whether `name` can name a directory of its own (a run, a study): 1 to 100 bytes without
+/// '/', '\\', control characters or a leading '.'.
+pub fn is_valid_name(name: &str) -> bool {
+    let odd = |ch: char| ch.is_control() || ch == '/' || ch == '\\';
+    !(name.trim().is_empty() || name.contains(odd) || name.starts_with('.') || name.len() > 100)
+}
+
 /// The run name, the directories and the tracking server.
 fn run_paths(c: &Config) -> Result<()> {
-    let odd = |ch: char| ch.is_control() || ch == '/' || ch == '\\';
-    if c.name.trim().is_empty() || c.name.contains(odd) || c.name.starts_with('.') || c.name.len() > 100 {
+    if !is_valid_name(&c.name) {
         return Err(config_err!(
             "`name` = {:?}: expected a run name of 1 to 100 bytes without '/', control characters or a leading '.'",
             c.name
@@ -85,6 +91,12 @@ fn data(c: &Config) -> Result<()> {
     in_range("data.val_split", c.data.val_split, 0.0, 0.9)?;
     non_negative_i("data.limit_train", c.data.limit_train)?;
     non_negative_i("data.limit_test", c.data.limit_test)?;
+    if c.data.verify_md5 && !c.data.official_files {
+        return Err(config_err!(
+            "`data.verify_md5` = true with `data.official_files` = false: there is nothing to verify your own \
+             files against; expected one of the two"
+        ));
+    }
     Ok(())
 }
 

@@ -121,8 +121,9 @@ impl CifarSpec {
         let bytes = std::fs::read(path).map_err(|e| {
             data_err!("cannot read {}: {e}; expected the {} binary file here", path.display(), self.name)
         })?;
-        // The official files hold `records` records; smaller whole files (subsets, test fixtures)
-        // are accepted, a partial record never is.
+        // The official files hold `records` records (checked before reading unless
+        // `data.official_files = false`); other whole files (subsets, fixtures) are read, a partial
+        // record never is.
         let rb = self.record_bytes();
         if bytes.is_empty() || bytes.len() % rb != 0 {
             return Err(data_err!(
@@ -169,6 +170,13 @@ impl CifarSpec {
             ));
         }
         (0..self.num_classes).map(|i| i.to_string()).collect()
+    }
+
+    /// Each file with its official size in bytes.
+    pub fn official_sizes(&self) -> Vec<(&'static str, u64)> {
+        let train = self.train_files.iter().map(|(f, _)| (*f, self.records.0));
+        let test = self.test_files.iter().map(|(f, _)| (*f, self.records.1));
+        train.chain(test).map(|(f, n)| (f, (n * self.record_bytes()) as u64)).collect()
     }
 
     /// MD5 sums of the data files in `dir` (name, hex digest), for provenance and verification.

@@ -191,13 +191,16 @@ impl IdxSpec {
     /// MD5 of each data file present in `dir` (the `.gz` file, or the raw one when only it is
     /// there), for provenance and verification.
     pub fn md5s(&self, dir: &Path) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for (name, _) in &self.files {
-            let raw = name.trim_end_matches(".gz");
-            if let Some(f) = [*name, raw].into_iter().find(|f| dir.join(f).is_file()) {
-                out.push((f.to_string(), super::cifar::md5_file(&dir.join(f))?));
-            }
-        }
-        Ok(out)
+        self.present_files(dir).into_iter().map(|f| Ok((f.clone(), super::cifar::md5_file(&dir.join(&f))?))).collect()
+    }
+
+    /// Each of the four files as present in `dir`: the `.gz` file, else the raw one.
+    pub fn present_files(&self, dir: &Path) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|(name, _)| {
+                [*name, name.trim_end_matches(".gz")].into_iter().find(|f| dir.join(f).is_file()).map(String::from)
+            })
+            .collect()
     }
 }

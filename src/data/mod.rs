@@ -5,6 +5,7 @@
 //! augmentation, normalisation) -> the trainer.
 
 pub mod augment;
+pub mod checksums;
 pub mod cifar;
 pub mod download;
 pub mod idx;
@@ -146,7 +147,7 @@ pub struct DataSplits {
     pub std: Vec<f64>,
     /// Directory the files were read from.
     pub dir: PathBuf,
-    /// MD5 of each file (name, hex), when loading computed them (`data.verify_md5`).
+    /// MD5 of each file (name, hex), when loading checked them (`data.official_files`).
     pub md5: Option<Vec<(String, String)>>,
 }
 
@@ -154,7 +155,12 @@ pub struct DataSplits {
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
     let src = source::for_config(cfg)?;
     let dir = locate_or_download(cfg)?;
-    let md5 = if cfg.verify_md5 { Some(src.verify(&dir)?) } else { None };
+    let md5 = if cfg.official_files {
+        let cache = if cfg.verify_md5 { None } else { checksums::default_cache() };
+        Some(checksums::check_official(&src, &dir, cache.as_deref())?)
+    } else {
+        None
+    };
     let full_train = limited(src.read_split(&dir, true)?, cfg.limit_train, "train");
     let test = limited(src.read_split(&dir, false)?, cfg.limit_test, "test");
     if let Some(name) = [("training", &full_train), ("test", &test)].iter().find(|(_, s)| s.is_empty()).map(|p| p.0) {

@@ -104,19 +104,10 @@ impl Source {
         }
     }
 
-    /// Checks the files against the official MD5 sums; returns the sums (as [`Source::md5s`]) so
-    /// the run's provenance need not read the files again.
+    /// Checks the files are the official ones (sizes and MD5 sums, hashing every file now);
+    /// returns the sums (as [`Source::md5s`]) so the run's provenance need not read the files again.
     pub fn verify(&self, dir: &Path) -> Result<Vec<(String, String)>> {
-        let sums = self.md5s(dir)?;
-        for (file, got) in &sums {
-            if let Some(want) = self.official_md5(file).filter(|want| want != got) {
-                return Err(data_err!(
-                    "{}: MD5 {got} does not match the official {want}; the file is corrupt, delete it and download again",
-                    dir.join(file).display()
-                ));
-            }
-        }
-        Ok(sums)
+        super::checksums::check_official(self, dir, None)
     }
 
     /// How many of `sums` (from [`Source::md5s`]) had an official MD5 to compare with: raw IDX
@@ -125,9 +116,27 @@ impl Source {
         sums.iter().filter(|(file, _)| self.official_md5(file).is_some()).count()
     }
 
+    /// The official size in bytes of each file whose size is known (the CIFAR files; IDX files
+    /// carry their counts in their headers).
+    pub fn official_sizes(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            Source::Cifar(s) => s.official_sizes(),
+            Source::Idx(_) | Source::ImageFolder { .. } => Vec::new(),
+        }
+    }
+
+    /// The data files present in `dir` that [`Source::md5s`] hashes, in its order.
+    pub fn data_files(&self, dir: &Path) -> Vec<String> {
+        match self {
+            Source::Cifar(s) => s.train_files.iter().chain(s.test_files).map(|(f, _)| f.to_string()).collect(),
+            Source::Idx(s) => s.present_files(dir),
+            Source::ImageFolder { .. } => Vec::new(),
+        }
+    }
+
     /// The published MD5 of `file` (image folders, raw IDX files and files published without one
     /// have none).
-    fn official_md5(&self, file: &str) -> Option<&str> {
+    pub fn official_md5(&self, file: &str) -> Option<&str> {
         let (train, test): (&[Md5Entry], &[Md5Entry]) = match self {
             Source::Cifar(s) => (s.train_files, s.test_files),
             Source::Idx(s) => (&s.files, &[]),

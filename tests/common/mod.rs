@@ -82,6 +82,7 @@ root = "{}"
 batch_size = 32
 eval_batch_size = 64
 download = false
+official_files = false
 [model]
 name = "simple_cnn"
 [optim]
@@ -150,7 +151,7 @@ pub fn write_config(dir: &Path) -> std::path::PathBuf {
     let runs = dir.join("runs");
     let path = dir.join("tiny.toml");
     let text = format!(
-        "name = \"cli\"\n[data]\nbatch_size = 32\n[train]\nepochs = 2\nthreads = 1\n[output]\nruns_dir = \"{}\"\n",
+        "name = \"cli\"\n[data]\nbatch_size = 32\nofficial_files = false\n[train]\nepochs = 2\nthreads = 1\n[output]\nruns_dir = \"{}\"\n",
         runs.display()
     );
     std::fs::write(&path, text).unwrap();

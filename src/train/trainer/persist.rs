@@ -255,11 +255,15 @@ impl Trainer {
         }
     }
 
-    /// MD5 of each dataset file: those computed while loading (`data.verify_md5`), else read now.
+    /// MD5 of each dataset file: those checked while loading (`data.official_files`), else read
+    /// now (through the MD5 cache).
     fn data_md5s(&self) -> Result<Vec<(String, String)>> {
         match &self.data.md5 {
             Some(sums) => Ok(sums.clone()),
-            None => crate::data::source::source(&self.cfg.data.dataset)?.md5s(&self.data.dir),
+            None => {
+                let src = crate::data::source::source(&self.cfg.data.dataset)?;
+                crate::data::checksums::md5s(&src, &self.data.dir, crate::data::checksums::default_cache().as_deref())
+            }
         }
     }
 
