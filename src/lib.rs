@@ -28,6 +28,7 @@ pub mod lab;
 pub mod metrics;
 pub mod notice;
 pub mod run;
+pub mod search;
 pub mod seed;
 pub mod track;
 pub mod train;

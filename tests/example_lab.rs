@@ -20,7 +20,15 @@ fn the_lab_example_trains_evaluates_predicts_and_exports() {
     let out = Command::new(example_binary())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("MICROVISION_DATA", tmp.path())
-        .args(["--set", "data.batch_size=32", "--set", "data.official_files=false", "--set", "train.threads=1", "--set"])
+        .args([
+            "--set",
+            "data.batch_size=32",
+            "--set",
+            "data.official_files=false",
+            "--set",
+            "train.threads=1",
+            "--set",
+        ])
         .arg(format!("output.runs_dir={}", runs.display()))
         .output()
         .expect("the example is built by `cargo test` (target/<profile>/examples/lab)");

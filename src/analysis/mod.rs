@@ -5,3 +5,4 @@ pub mod compare;
 pub mod explain;
 pub mod plots;
 pub mod report;
+pub mod study;

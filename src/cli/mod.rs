@@ -5,6 +5,8 @@ mod bench;
 mod commands;
 mod datasets;
 mod explain;
+mod tune;
+mod tune_report;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -67,6 +69,8 @@ pub enum Command {
     /// attention-rollout maps of test images, and the embeddings with their t-SNE (plots/,
     /// explain/, TensorBoard's projector).
     Explain(explain::ExplainCmd),
+    /// Search hyper-parameters and architectures on an Optuna study; `tune report STUDY`.
+    Tune(tune::TuneCmd),
     /// Draw (or re-draw) a run's plots into RUN_DIR/plots (PNG and SVG).
     Plot {
         /// Run directory.
@@ -293,6 +297,7 @@ pub fn run(cli: Cli) -> Result<()> {
             commands::predict(&run_dir, &images, checkpoint.parse()?, top as usize)
         }
         Command::Explain(c) => explain::explain(c),
+        Command::Tune(c) => tune::tune(c),
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::LrFind { config, overrides, start, end, steps } => {
             commands::lr_find(&config, &overrides, crate::lab::LrSweep { start, end, steps })

@@ -103,4 +103,3 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
     let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some((meta.len(), mtime.as_nanos()))
 }
-

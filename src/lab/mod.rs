@@ -29,6 +29,7 @@ mod predict;
 mod report;
 mod tools;
 mod train;
+mod tune;
 
 pub use bench::{bench_speedrun, bench_throughput, Speedrun, SpeedrunEvent, ThroughputArgs, ThroughputReport};
 pub use compare::{compare, Comparison};
@@ -41,4 +42,8 @@ pub use models::{layer_mflops, model_summary, models, models_named, ModelInfo};
 pub use predict::{predict, ClassScore, Prediction, Predictor};
 pub use report::{plot, report, Plotted, Reported};
 pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
-pub use train::{fit, resume, train, train_with, Fitted, TrainOptions, Trained};
+pub use train::{fit, resume, stop_flag, train, train_with, Fitted, TrainOptions, Trained};
+pub use tune::{
+    locate_study, rerun_command, trial_overrides, tune, tune_open, tune_report, tune_reseed, tune_spec, StudyReport,
+    TrialOutcome, TuneArgs, Tuned, Tuning,
+};

@@ -87,6 +87,13 @@ pub fn fit(trainer: &mut Trainer) -> Result<Fitted> {
     fit_logged(trainer, false)
 }
 
+/// The stop flag that SIGINT and SIGTERM set while [`train_with`] trains with
+/// `stop_on_signals` (cleared by this call). A callback that sets it stops the run as Ctrl-C
+/// does: `last` saved, [`crate::Error::Interrupted`] returned (the tuner's pruning).
+pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    signals::stop_flag()
+}
+
 /// Draws the plots a finished run lacks (it was stopped while drawing them); says so.
 fn finish_plots(run_dir: &Path) -> Result<Vec<String>> {
     let missing = crate::analysis::plots::missing_plots(run_dir);

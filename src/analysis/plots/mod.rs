@@ -8,12 +8,14 @@
 
 mod charts;
 mod images;
+mod points;
 mod recipe;
 mod run;
 
 pub use charts::{Bars, Heatmap, LineChart, Table};
 pub use images::{ImageGrid, Tile};
 pub use plotters::style::RGBColor as RGB;
+pub use points::Points;
 pub use recipe::{augment_grid, class_grid, lr_find_chart};
 pub use run::{draw_run, lr_chart, missing_plots, RunPlots, RUN_PLOTS};
 

@@ -1,0 +1,345 @@
+//! `tune`: a search over config keys on an Optuna study. Each trial is an ordinary run
+//! (`RUNS/<study>/trialNNN-<timestamp>/`) trained with the standard loggers, reporting its
+//! validation accuracy every epoch; a trial the pruner stops ends as Ctrl-C ends a run (its
+//! `last` checkpoint kept) and is marked pruned. Several workers (processes, here or on other
+//! machines) share a study through its storage.
+
+mod report;
+
+pub use report::{locate_study, rerun_command, trial_overrides, tune_report, tune_reseed, StudyReport};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::train::{stop_flag, train_with, TrainOptions};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::search::optuna::{self, Optuna};
+use crate::search::study::StudySpec;
+use crate::search::{Objective, Pruner, Sampler, Space, TrialState};
+use crate::train::callbacks::{Callback, EpochInfo};
+use crate::train::Trainer;
+
+/// What `microvision tune` was asked.
+#[derive(Debug, Clone)]
+pub struct TuneArgs {
+    /// The base config file.
+    pub config: PathBuf,
+    /// `key=value` overrides of the base config.
+    pub overrides: Vec<String>,
+    /// The search-space file.
+    pub space: PathBuf,
+    /// Trials the study holds (None: the grid's size with the grid sampler, else required).
+    pub trials: Option<usize>,
+    /// Study name (default: `<config name>-<space file stem>`).
+    pub study: Option<String>,
+    /// Storage URL or journal file (default: `RUNS/<study>/study.journal`).
+    pub storage: Option<String>,
+    /// Sampler.
+    pub sampler: Sampler,
+    /// Pruner (None: median for one objective, none for several).
+    pub pruner: Option<Pruner>,
+    /// Objectives.
+    pub objectives: Vec<Objective>,
+    /// Start no trial after this many seconds.
+    pub timeout_secs: Option<f64>,
+    /// Sampler seed.
+    pub seed: u64,
+    /// This worker's index among those started together (offsets the sampler seed).
+    pub worker: usize,
+    /// Progress on the console: the training's own (bar, a line per epoch) when `console`, a
+    /// line per trial always.
+    pub console: bool,
+    /// Threads per trial (`train.threads`; None: the base config's).
+    pub threads: Option<i64>,
+}
+
+/// A study opened for work: what it is and where its trials go.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// The study's definition.
+    pub spec: StudySpec,
+    /// Whether this call created the study.
+    pub created: bool,
+    /// Notes for the user (the validation split the tuner chose...).
+    pub notes: Vec<String>,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone)]
+pub struct Tuned {
+    /// The study.
+    pub spec: StudySpec,
+    /// The trials this worker ran.
+    pub trials: Vec<TrialOutcome>,
+}
+
+/// One trial run by this worker.
+#[derive(Debug, Clone)]
+pub struct TrialOutcome {
+    /// Optuna's trial number.
+    pub number: i64,
+    /// How it ended.
+    pub state: TrialState,
+    /// Objective values (complete trials).
+    pub values: Vec<f64>,
+    /// Its run directory (None when it failed before one was made).
+    pub run_dir: Option<PathBuf>,
+    /// The sampled values as `key=value` overrides.
+    pub overrides: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl TrialOutcome {
+    /// One line saying how the trial ended.
+    pub fn line(&self) -> String {
+        let how = match (self.state, &self.error) {
+            (TrialState::Complete, _) => {
+                format!("complete, {}", self.values.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(", "))
+            }
+            (_, Some(e)) => format!("failed: {e}"),
+            (state, None) => crate::search::study::state_name(state).to_string(),
+        };
+        let dir = self.run_dir.as_ref().map(|d| format!(" ({})", d.display())).unwrap_or_default();
+        format!("trial {}: {how}{dir}", self.number)
+    }
+}
+
+/// Resolves the study `args` describe without touching the storage: base config (with a
+/// validation split: tuning on the test set would select on it), space checked against it,
+/// names and defaults.
+pub fn tune_spec(args: &TuneArgs) -> Result<(StudySpec, Vec<String>)> {
+    let mut base = Config::load(&args.config, &args.overrides)?;
+    let mut notes = Vec::new();
+    if base.data.val_split == 0.0 {
+        base = Config::from_toml_str(&base.to_toml(), "the base config", &["data.val_split=0.1".into()])?;
+        notes.push(
+            "data.val_split = 0.1: trials are scored on a validation split held out of the training images, \
+             never on the test set (--set data.val_split=... to choose another)"
+                .into(),
+        );
+    }
+    let space = Space::load(&args.space, &base)?;
+    let objectives = if args.objectives.is_empty() { vec![Objective::ValAcc] } else { args.objectives.clone() };
+    let pruner = args.pruner.unwrap_or(if objectives.len() > 1 { Pruner::None } else { Pruner::Median });
+    if objectives.len() > 1 && pruner != Pruner::None {
+        return Err(Error::Config(format!(
+            "--pruner {}: Optuna prunes single-objective studies only; use --pruner none with {} objectives",
+            pruner.name(),
+            objectives.len()
+        )));
+    }
+    if !objectives.iter().any(|o| o.per_epoch()) {
+        return Err(Error::Config(
+            "--objective: expected val_acc or val_loss among the objectives (macs and params alone need no training)"
+                .into(),
+        ));
+    }
+    let trials = match (args.sampler, args.trials, space.grid_size()) {
+        (Sampler::Grid, None, Some(n)) => n,
+        (Sampler::Grid, Some(n), Some(g)) if n != g => {
+            return Err(Error::Config(format!("--trials {n}: the grid of {} has {g} points", args.space.display())))
+        }
+        (Sampler::Grid, _, None) => {
+            return Err(Error::Config(format!(
+                "--sampler grid: every parameter of {} must take finitely many values without conditions \
+                 (categorical, int, or float with a step)",
+                args.space.display()
+            )))
+        }
+        (_, Some(0), _) => return Err(Error::Config("--trials 0: expected at least one trial".into())),
+        (_, Some(n), _) => n,
+        (_, None, _) => return Err(Error::Config("--trials N: how many trials the study holds".into())),
+    };
+    let stem = args.space.file_stem().and_then(|s| s.to_str()).unwrap_or("space").replace('.', "-");
+    let name = args.study.clone().unwrap_or_else(|| format!("{}-{stem}", base.name));
+    if !crate::config::is_valid_name(&name) {
+        return Err(Error::Config(format!(
+            "--study {name:?}: expected a name of 1 to 100 bytes without '/', control characters or a leading '.'"
+        )));
+    }
+    let runs_dir = std::path::absolute(base.output.runs_dir.join(&name)).unwrap_or(base.output.runs_dir.join(&name));
+    let storage = args.storage.clone().unwrap_or_else(|| runs_dir.join("study.journal").display().to_string());
+    let epochs = base.train.epochs;
+    let config = std::path::absolute(&args.config).unwrap_or(args.config.clone());
+    let spec = StudySpec {
+        config,
+        overrides: args.overrides.clone(),
+        name,
+        storage,
+        sampler: args.sampler,
+        pruner,
+        objectives,
+        space,
+        trials,
+        seed: args.seed,
+        epochs,
+        base: base.to_toml(),
+        runs_dir,
+    };
+    Ok((spec, notes))
+}
+
+/// Creates the study (or joins it, checking it is the same search) and returns it; enqueues the
+/// budget when it creates it. [`tune`] calls it; a shell starting several workers calls it
+/// first, once.
+pub fn tune_open(args: &TuneArgs) -> Result<Tuning> {
+    let (spec, notes) = tune_spec(args)?;
+    let mut optuna = open_driver(&spec)?;
+    let created = optuna.call("open", spec.request(args.worker))?["created"].as_bool().unwrap_or(false);
+    Ok(Tuning { spec, created, notes })
+}
+
+fn open_driver(spec: &StudySpec) -> Result<Optuna> {
+    if !spec.storage.contains("://") {
+        let dir = Path::new(spec.storage.strip_prefix("journal:").unwrap_or(&spec.storage)).parent();
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            crate::error::create_dir_all(dir, "cannot create the study's directory")?;
+        }
+    }
+    Optuna::start(optuna::python())
+}
+
+/// Runs trials of the study until none is left to start (or the timeout): asks Optuna for the
+/// next trial, trains it, reports each epoch and tells the result.
+pub fn tune(args: &TuneArgs) -> Result<Tuned> {
+    let (spec, _) = tune_spec(args)?;
+    let optuna = Arc::new(Mutex::new(open_driver(&spec)?));
+    lock(&optuna).call("open", spec.request(args.worker))?;
+    let started = Instant::now();
+    let mut trials = Vec::new();
+    while args.timeout_secs.is_none_or(|t| started.elapsed().as_secs_f64() < t) {
+        let asked = lock(&optuna).call("ask", json!({}))?;
+        let Some(number) = asked["trial"].as_i64() else { break };
+        let params = asked["params"].as_object().cloned().unwrap_or_default();
+        let outcome = run_trial(&optuna, &spec, number, &params, (args.console, args.threads))?;
+        crate::notice::info(outcome.line());
+        trials.push(outcome);
+    }
+    Ok(Tuned { spec, trials })
+}
+
+fn lock(o: &Arc<Mutex<Optuna>>) -> std::sync::MutexGuard<'_, Optuna> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Trains trial `number` with the sampled `params` and tells Optuna how it ended. A user's
+/// interruption fails the trial and is returned (the tuning stops); any other failure of the
+/// trial is recorded and the tuning goes on.
+fn run_trial(
+    optuna: &Arc<Mutex<Optuna>>,
+    spec: &StudySpec,
+    number: i64,
+    params: &serde_json::Map<String, Value>,
+    (console, threads): (bool, Option<i64>),
+) -> Result<TrialOutcome> {
+    let overrides = Space::overrides(params);
+    let mut outcome =
+        TrialOutcome { number, state: TrialState::Fail, values: Vec::new(), run_dir: None, overrides, error: None };
+    crate::notice::info(format!("trial {number}: {}", outcome.overrides.join(" ")));
+    let mut sets = outcome.overrides.clone();
+    sets.push(format!("name=\"trial{number:03}\""));
+    if let Some(t) = threads {
+        sets.push(format!("train.threads={t}"));
+    }
+    sets.push(format!("output.runs_dir={}", toml::Value::String(spec.runs_dir.display().to_string())));
+    let trainer = Config::from_toml_str(&spec.base, "the trial's config", &sets).and_then(Trainer::new);
+    let mut trainer = match trainer {
+        Ok(t) => t,
+        Err(e) => return tell_failed(optuna, outcome, e),
+    };
+    outcome.run_dir = Some(trainer.run_dir.clone());
+    let watch = Watch::new(optuna.clone(), spec.objectives[0], spec.pruner != Pruner::None);
+    let (pruned, last) = (watch.pruned.clone(), watch.last.clone());
+    trainer.add_callback(Box::new(watch));
+    let trained = train_with(trainer, &TrainOptions { console, stop_on_signals: true });
+
+    let run_dir = outcome.run_dir.clone().unwrap_or_default();
+    let mut attrs = json!({ "run_dir": run_dir, "overrides": outcome.overrides });
+    match trained {
+        _ if pruned.load(Ordering::SeqCst) => {
+            outcome.state = TrialState::Pruned;
+            lock(optuna).call("tell", json!({ "state": "pruned", "attrs": attrs }))?;
+        }
+        Ok(t) => {
+            let (acc, loss) = *last.lock().unwrap_or_else(|p| p.into_inner());
+            let env = crate::run::Env::read(&run_dir);
+            let macs = env.as_ref().map_or(f64::NAN, |e| e.macs_per_image as f64);
+            let params_n = env.as_ref().map_or(f64::NAN, |e| e.num_params as f64);
+            outcome.values = spec
+                .objectives
+                .iter()
+                .map(|o| match o {
+                    Objective::ValAcc => acc,
+                    Objective::ValLoss => loss,
+                    Objective::Macs => macs,
+                    Objective::Params => params_n,
+                })
+                .collect();
+            if let Some(test) = &t.test {
+                attrs["test_acc"] = (100.0 * test.acc).into();
+            }
+            outcome.state = TrialState::Complete;
+            lock(optuna).call("tell", json!({ "state": "complete", "values": outcome.values, "attrs": attrs }))?;
+        }
+        Err(e @ Error::Interrupted(_)) => {
+            attrs["error"] = "interrupted (Ctrl-C or SIGTERM)".into();
+            lock(optuna).call("tell", json!({ "state": "fail", "attrs": attrs }))?;
+            return Err(e);
+        }
+        Err(e) => return tell_failed(optuna, outcome, e),
+    }
+    Ok(outcome)
+}
+
+fn tell_failed(optuna: &Arc<Mutex<Optuna>>, mut outcome: TrialOutcome, e: Error) -> Result<TrialOutcome> {
+    crate::notice::warn(format!("trial {} failed: {e}", outcome.number));
+    let attrs = json!({ "error": e.to_string(), "run_dir": outcome.run_dir, "overrides": outcome.overrides });
+    lock(optuna).call("tell", json!({ "state": "fail", "attrs": attrs }))?;
+    outcome.error = Some(e.to_string());
+    Ok(outcome)
+}
+
+/// The trial's eyes on the training: keeps the last validation accuracy and loss, reports the
+/// objective to Optuna each epoch and, when the pruner says so, stops the run as Ctrl-C would.
+struct Watch {
+    optuna: Arc<Mutex<Optuna>>,
+    objective: Objective,
+    prune: bool,
+    stop: Arc<AtomicBool>,
+    pruned: Arc<AtomicBool>,
+    last: Arc<Mutex<(f64, f64)>>,
+}
+
+impl Watch {
+    fn new(optuna: Arc<Mutex<Optuna>>, objective: Objective, prune: bool) -> Watch {
+        let (pruned, last) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new((f64::NAN, f64::NAN))));
+        Watch { optuna, objective, prune, stop: stop_flag(), pruned, last }
+    }
+}
+
+impl Callback for Watch {
+    fn epoch_end(&mut self, e: &EpochInfo) {
+        let (acc, loss) = (100.0 * e.val.acc, e.val.loss);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (acc, loss);
+        if !self.prune {
+            return;
+        }
+        let value = if self.objective == Objective::ValLoss { loss } else { acc };
+        let answer = lock(&self.optuna).call("report", json!({ "step": e.epoch, "value": value }));
+        match answer {
+            Ok(a) if a["prune"].as_bool() == Some(true) => {
+                crate::notice::info(format!("pruned after epoch {} ({value:.2})", e.epoch));
+                self.pruned.store(true, Ordering::SeqCst);
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(err) => crate::notice::warn(format!("cannot report epoch {} to Optuna: {err}", e.epoch)),
+        }
+    }
+}
