@@ -30,7 +30,7 @@ demo: build
 # oracles, TensorBoard, MLflow and Chromium against our files, CLI end to end on synthetic data);
 # the Python package's tests and the notebooks, run top to bottom on tiny data.
 test:
-	@./scripts/setup.sh --browser --python
+	@./scripts/setup.sh --browser --python --postgres
 	$(CARGO) fmt --check
 	$(CARGO) fmt --check --manifest-path python/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings

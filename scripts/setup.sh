@@ -5,6 +5,8 @@
 #     API, used by the build and by the PyTorch-oracle tests), torchvision, tensorboard and mlflow
 #     (oracles and servers of the tests), maturin, pandas, tqdm, pytest and the notebook tools;
 #   - with --browser: Debian's chromium (the HTML report test opens report.html in it), when missing;
+#   - with --postgres: Debian's postgresql server (the tuning test shares a study through it), when
+#     missing;
 #   - with --python: the extension of the Python package `microvision` (python/, the Rust core
 #     through PyO3), built into python/microvision/ of this checkout, which the venv then imports;
 #   - `.venv` in the checkout, a link to that venv, and `.venv/libtorch`, a stable link to the
@@ -13,12 +15,13 @@
 # fresh clone on the same machine (CI) reuses it instead of downloading ~5.5 GB again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-browser=0 python=0
+browser=0 python=0 postgres=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
     --python) python=1 ;;
-    *) echo "setup.sh: unknown argument '$arg': expected --browser or --python" >&2; exit 2 ;;
+    --postgres) postgres=1 ;;
+    *) echo "setup.sh: unknown argument '$arg': expected --browser, --python or --postgres" >&2; exit 2 ;;
   esac
 done
 
@@ -61,6 +64,16 @@ if [ "$browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   if ! { $sudo apt-get install -y --no-install-recommends chromium >&2 ||
          { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends chromium >&2; }; }; then
     echo "setup: could not install chromium; the report test needs it (apt-get install chromium)" >&2
+  fi
+fi
+
+if [ "$postgres" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing Debian's postgresql (for the tuning test's shared study)" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get install -y --no-install-recommends postgresql >&2 ||
+         { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends postgresql >&2; }; }; then
+    echo "setup: could not install postgresql; the tuning test needs it (apt-get install postgresql)" >&2
   fi
 fi
 

@@ -246,3 +246,50 @@ fn a_bad_space_is_refused_before_any_trial_naming_the_key() {
         assert!(!tmp.path().join("runs/bad").exists(), "nothing is created for a bad space: {space}");
     }
 }
+
+#[test]
+fn the_report_draws_the_study_and_its_command_rebuilds_the_best_trial() {
+    let Some(py) = optuna_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), 1);
+    std::fs::write(
+        tmp.path().join("space.toml"),
+        "optim.lr = { log_float = [0.005, 0.1] }\ntrain.label_smoothing = { float = [0.0, 0.2] }\n",
+    )
+    .unwrap();
+    ok(&tune(tmp.path(), &py, &["--trials", "3", "--pruner", "none", "--study", "r", "--set", "optim.momentum=0.8"]));
+    let dir = tmp.path().join("runs/r");
+    let o = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["tune", "report", dir.to_str().unwrap(), "--seeds", "2"])
+        .env("MICROVISION_PYTHON", &py)
+        .env_remove("MICROVISION_DATA")
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    for f in ["tune_history.png", "tune_curves.svg", "tune_importance.png", "report.html"] {
+        assert!(dir.join("report").join(f).is_file(), "{f}\n{out}");
+    }
+    let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
+    assert!(html.contains("id=\"rerun\"") && html.contains("data:image/png;base64,"), "{html}");
+    // The printed command, run through the config loader, is the best trial's recipe.
+    let s = read(&py, &dir.join("study.journal"), "r");
+    let best = s.ranked()[0];
+    let cmd = out.lines().skip_while(|l| !l.starts_with("re-run")).nth(1).unwrap().trim().to_string();
+    let sets: Vec<String> = cmd.split(" --set ").skip(1).map(|s| s.trim_matches('\'').to_string()).collect();
+    assert!(sets.contains(&"optim.momentum=0.8".to_string()), "the user's own overrides come first: {cmd}");
+    let rebuilt = microvision::Config::load(&tmp.path().join("base.toml"), &sets).unwrap();
+    let trial_run = Path::new(best.attrs["run_dir"].as_str().unwrap());
+    let trained = microvision::run::read_config(trial_run).unwrap();
+    let differ: Vec<String> = microvision::run::recipe::differences(&rebuilt, &trained)
+        .into_iter()
+        .filter(|d| !d.starts_with("name:") && !d.starts_with("output.runs_dir:") && !d.starts_with("data.root:"))
+        .collect();
+    assert!(differ.is_empty(), "{differ:?}");
+    // --seeds 2: the best configuration trained twice more, compared as one recipe.
+    let best_runs: Vec<_> =
+        std::fs::read_dir(dir.join("best")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    assert_eq!(best_runs.len(), 2);
+    let row = out.lines().find(|l| l.contains("best-trial")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains(" 2 ") && row.contains("+-"), "{row}");
+}
