@@ -299,7 +299,11 @@ class VitLite(nn.Module):
 _build_base = build
 
 
-def build(name, num_classes=10, in_channels=3):  # noqa: F811
+def build(name, num_classes=10, in_channels=3, arch=None):  # noqa: F811
+    if name == "searchnet":
+        from searchnet import SearchNet
+
+        return SearchNet(num_classes, in_channels, arch)
     if name == "efficientnet_b0":
         return EfficientNetB0(num_classes, in_channels)
     if name == "airbench94":
@@ -309,4 +313,4 @@ def build(name, num_classes=10, in_channels=3):  # noqa: F811
     return _build_base(name, num_classes, in_channels)
 
 
-MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94", "vit_lite7"]
+MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94", "searchnet", "vit_lite7"]

@@ -122,7 +122,8 @@ fn every_model_is_explained_at_every_dataset_shape() {
     let shapes = [(3, 32, 10), (3, 32, 100), (1, 28, 10)];
     for entry in MODELS {
         for &(c, s, k) in &shapes {
-            let args = ModelArgs { in_channels: c, input_size: s, num_classes: k, dropout: 0.0, drop_path: 0.0 };
+            let args =
+                ModelArgs { in_channels: c, input_size: s, num_classes: k, dropout: 0.0, ..ModelArgs::default() };
             if !runs_at(entry.name, &args) {
                 eprintln!("{} does not run at {c}x{s}x{s}: not explained there", entry.name);
                 continue;

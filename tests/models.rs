@@ -5,7 +5,7 @@
 
 mod common;
 
-use microvision::models::{lookup, torchscript, Model, ModelArgs, Network, MODELS};
+use microvision::models::{lookup, searchnet, torchscript, Model, ModelArgs, Network, MODELS};
 use tch::{Device, Kind, Tensor};
 
 fn args() -> ModelArgs {
@@ -62,6 +62,42 @@ fn unknown_model_lists_valid_names() {
     assert!(err.contains("resnet19") && err.contains("resnet18") && err.contains("simple_cnn"), "{err}");
 }
 
+/// Checks `model` (registered as `name`, built with `arch` when given) against the PyTorch
+/// transcription: strict load, parameter count, eval outputs, gradients.
+fn check_against_pytorch(py: &std::path::Path, dir: &std::path::Path, name: &str, a: &ModelArgs, arch: Option<&str>) {
+    tch::manual_seed(1);
+    let model = Model::new(name, a, Device::Cpu).unwrap();
+    let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let weights = dir.join(format!("{name}.safetensors"));
+    let input = dir.join("x.safetensors");
+    let out = dir.join("out.safetensors");
+    model.vs.save(&weights).unwrap();
+    Tensor::write_safetensors(&[("x", &x)], &input).unwrap();
+    let status = std::process::Command::new(py)
+        .arg(common::repo("tests/oracle/check_model.py"))
+        .args([name, "10"])
+        .args([&weights, &input, &out])
+        .args(arch)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{name} {arch:?}: PyTorch could not load our weights strictly");
+    let (eval, _) = run(&model, &x);
+    let reference: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&out).unwrap().into_iter().collect();
+    assert_eq!(reference["n_params"].int64_value(&[]), model.num_params(), "{name} {arch:?}: parameter count");
+    let d = max_abs_diff(&eval, &reference["eval_out"]);
+    assert!(d < 1e-5, "{name} {arch:?}: eval outputs differ by {d}");
+    for (pname, p) in model.vs.variables() {
+        if !p.requires_grad() {
+            continue;
+        }
+        let r = &reference[&format!("grad.{pname}")];
+        let scale = r.abs().max().double_value(&[]).max(1e-3);
+        let d = max_abs_diff(&p.grad(), r) / scale;
+        assert!(d < 1e-4, "{name} {arch:?}: gradient of {pname} differs (relative {d})");
+    }
+}
+
 #[test]
 fn models_equal_pytorch() {
     let Some(py) = common::venv_python() else {
@@ -69,36 +105,24 @@ fn models_equal_pytorch() {
     };
     let dir = tempfile::tempdir().unwrap();
     for entry in MODELS {
-        tch::manual_seed(1);
-        let model = Model::new(entry.name, &args(), Device::Cpu).unwrap();
-        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let weights = dir.path().join(format!("{}.safetensors", entry.name));
-        let input = dir.path().join("x.safetensors");
-        let out = dir.path().join("out.safetensors");
-        model.vs.save(&weights).unwrap();
-        Tensor::write_safetensors(&[("x", &x)], &input).unwrap();
-        let status = std::process::Command::new(&py)
-            .arg(common::repo("tests/oracle/check_model.py"))
-            .args([entry.name, "10"])
-            .args([&weights, &input, &out])
-            .status()
-            .unwrap();
-        assert!(status.success(), "{}: PyTorch could not load our weights strictly", entry.name);
-        let (eval, _) = run(&model, &x);
-        let reference: std::collections::HashMap<String, Tensor> =
-            Tensor::read_safetensors(&out).unwrap().into_iter().collect();
-        assert_eq!(reference["n_params"].int64_value(&[]), model.num_params(), "{}: parameter count", entry.name);
-        let d = max_abs_diff(&eval, &reference["eval_out"]);
-        assert!(d < 1e-5, "{}: eval outputs differ by {d}", entry.name);
-        for (name, p) in model.vs.variables() {
-            if !p.requires_grad() {
-                continue;
-            }
-            let r = &reference[&format!("grad.{name}")];
-            let scale = r.abs().max().double_value(&[]).max(1e-3);
-            let d = max_abs_diff(&p.grad(), r) / scale;
-            assert!(d < 1e-4, "{}: gradient of {name} differs (relative {d})", entry.name);
-        }
+        check_against_pytorch(&py, dir.path(), entry.name, &args(), None);
+    }
+}
+
+#[test]
+fn every_searchnet_block_type_equals_pytorch() {
+    let Some(py) = common::venv_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (block, kernel, widths, depths) in [
+        ("basic", 5, [16, 24, 48], [2, 1, 2]),
+        ("bottleneck", 3, [32, 64, 64], [1, 2, 1]),
+        ("inverted", 7, [16, 16, 32], [2, 2, 1]),
+    ] {
+        let arch = searchnet::Arch { widths, depths, block: block.into(), kernel };
+        let json = serde_json::to_string(&arch).unwrap();
+        check_against_pytorch(&py, dir.path(), "searchnet", &ModelArgs { arch, ..args() }, Some(&json));
     }
 }
 

@@ -293,3 +293,49 @@ fn the_report_draws_the_study_and_its_command_rebuilds_the_best_trial() {
     let row = out.lines().find(|l| l.contains("best-trial")).unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains(" 2 ") && row.contains("+-"), "{row}");
 }
+
+#[test]
+fn an_architecture_search_scores_accuracy_against_macs_on_a_pareto_front() {
+    let Some(py) = optuna_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), 1);
+    let space =
+        "[model.arch]\nwidth1 = { int = [8, 16], step = 8 }\nblock = { categorical = [\"basic\", \"inverted\"] }\n";
+    std::fs::write(tmp.path().join("space.toml"), space).unwrap();
+    let refused =
+        tune(tmp.path(), &py, &["--trials", "4", "--objective", "val_acc,macs", "--pruner", "median", "--study", "a"]);
+    common::assert_user_error(&refused, 2, &["--pruner median", "single-objective"]);
+    let args = [
+        "--trials",
+        "4",
+        "--objective",
+        "val_acc,macs",
+        "--sampler",
+        "nsga2",
+        "--study",
+        "a",
+        "--set",
+        "model.name=searchnet",
+    ];
+    ok(&tune(tmp.path(), &py, &args));
+    let s = read(&py, &tmp.path().join("runs/a/study.journal"), "a");
+    assert_eq!(s.directions, ["maximize", "minimize"]);
+    for t in &s.trials {
+        assert_eq!(t.state, TrialState::Complete);
+        // The cost objective is the trial's own model: the MACs its run recorded.
+        let env: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(t.attrs["run_dir"].as_str().unwrap()).join("env.json")).unwrap(),
+        )
+        .unwrap();
+        let values = t.values.as_ref().unwrap();
+        assert_eq!(values[1], env["macs_per_image"].as_f64().unwrap());
+        assert!(values[0] >= 0.0 && values[0] <= 100.0);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["tune", "report", tmp.path().join("runs/a").to_str().unwrap()])
+        .env("MICROVISION_PYTHON", &py)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(tmp.path().join("runs/a/report/tune_pareto.svg").is_file());
+}

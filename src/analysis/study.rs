@@ -139,8 +139,8 @@ fn pareto(study: &Study, names: &[String]) -> Points {
         title: format!("Pareto front: {} vs {}", names[0], names[1]),
         x_label: names[1].clone(),
         y_label: names[0].clone(),
-        groups: vec![("trials".into(), pts)],
-        lines: vec![("Pareto front".into(), front, 1)],
+        groups: vec![("trials".into(), pts), ("Pareto front".into(), front.clone())],
+        lines: vec![(String::new(), front, 1)],
         log_x: matches!(names[1].as_str(), "macs" | "params"),
         ..Points::default()
     }
@@ -170,7 +170,7 @@ fn page(study: &Study, out: &Path, command: Option<&str>) -> String {
     for t in study.ranked().iter().take(20) {
         let _ = write!(html, "<tr><td>{}</td>", t.number);
         for v in t.values.iter().flatten() {
-            let _ = write!(html, "<td>{v:.4}</td>");
+            let _ = write!(html, "<td>{}</td>", crate::search::study::format_value(*v));
         }
         let test = t.attrs.get("test_acc").and_then(|v| v.as_f64()).map_or("".into(), |v| format!("{v:.2}"));
         let secs = t.seconds.map_or("".into(), |s| format!("{s:.0}"));

@@ -34,7 +34,7 @@ fn print_table(s: &Study, top: usize) {
     println!("| trial | {} | test acc | seconds | parameters |", names.join(" | "));
     println!("|---:|{}---:|---:|---|", "---:|".repeat(names.len()));
     for t in s.ranked().into_iter().take(top) {
-        let values: Vec<String> = t.values.iter().flatten().map(|v| format!("{v:.4}")).collect();
+        let values: Vec<String> = t.values.iter().flatten().map(|v| crate::search::study::format_value(*v)).collect();
         let test = t.attrs.get("test_acc").and_then(|v| v.as_f64()).map_or("".into(), |v| format!("{v:.2}"));
         let secs = t.seconds.map_or("".into(), |v| format!("{v:.0}"));
         let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -182,6 +182,48 @@ pub struct ModelConfig {
     /// (`microvision export`). Tensors whose shape differs (another class count) keep their fresh
     /// initialisation. New runs only; empty for none.
     pub init_from: String,
+    /// `searchnet`'s architecture (the searchable family); other models ignore it.
+    pub arch: ArchConfig,
+}
+
+/// `[model.arch]`: the architecture of `searchnet`, three stages at 32, 16 and 8 pixels (for
+/// 32x32 inputs), each a stack of blocks of one type; scalar keys, so that a search space can
+/// give each its own distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchConfig {
+    /// Output channels of stage 1 (and of the stem).
+    pub width1: i64,
+    /// Output channels of stage 2.
+    pub width2: i64,
+    /// Output channels of stage 3.
+    pub width3: i64,
+    /// Blocks in stage 1.
+    pub depth1: i64,
+    /// Blocks in stage 2.
+    pub depth2: i64,
+    /// Blocks in stage 3.
+    pub depth3: i64,
+    /// Block type: "basic" (two convs, He et al. 2016), "bottleneck" (1x1, kxk, 1x1 at a quarter
+    /// of the width) or "inverted" (MobileNetV2's expand x4, depthwise kxk, project).
+    pub block: String,
+    /// Kernel size of the blocks' spatial convolutions (1, 3, 5 or 7).
+    pub kernel: i64,
+}
+
+impl Default for ArchConfig {
+    fn default() -> Self {
+        ArchConfig {
+            width1: 32,
+            width2: 64,
+            width3: 128,
+            depth1: 1,
+            depth2: 1,
+            depth3: 1,
+            block: "basic".into(),
+            kernel: 3,
+        }
+    }
 }
 
 /// `[schedule]`: learning rate as a function of the step.
@@ -283,7 +325,13 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { name: "simple_cnn".into(), dropout: 0.5, drop_path: 0.0, init_from: String::new() }
+        ModelConfig {
+            name: "simple_cnn".into(),
+            dropout: 0.5,
+            drop_path: 0.0,
+            init_from: String::new(),
+            arch: ArchConfig::default(),
+        }
     }
 }
 

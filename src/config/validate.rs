@@ -100,8 +100,30 @@ fn data(c: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The block types of `[model.arch]`.
+pub const ARCH_BLOCKS: &[&str] = &["basic", "bottleneck", "inverted"];
+
+/// `[model.arch]` (searchnet's architecture).
+fn arch(c: &Config) -> Result<()> {
+    let a = &c.model.arch;
+    for (key, w) in [("model.arch.width1", a.width1), ("model.arch.width2", a.width2), ("model.arch.width3", a.width3)]
+    {
+        int_range(key, w, 4, 1024)?;
+    }
+    for (key, d) in [("model.arch.depth1", a.depth1), ("model.arch.depth2", a.depth2), ("model.arch.depth3", a.depth3)]
+    {
+        int_range(key, d, 1, 16)?;
+    }
+    one_of("model.arch.block", &a.block, ARCH_BLOCKS)?;
+    if ![1, 3, 5, 7].contains(&a.kernel) {
+        return Err(config_err!("`model.arch.kernel` = {}: expected 1, 3, 5 or 7", a.kernel));
+    }
+    Ok(())
+}
+
 /// `[model]` regularisation and `[optim]` hyper-parameters.
 fn model_optim(c: &Config) -> Result<()> {
+    arch(c)?;
     in_range("model.dropout", c.model.dropout, 0.0, 0.99)?;
     in_range("model.drop_path", c.model.drop_path, 0.0, 0.99)?;
     positive_f("optim.lr", c.optim.lr)?;

@@ -6,6 +6,7 @@ pub mod efficientnet;
 pub mod improved_cnn;
 pub mod layers;
 pub mod resnet;
+pub mod searchnet;
 pub mod simple_cnn;
 pub mod torchscript;
 pub mod vgg;
@@ -30,11 +31,21 @@ pub struct ModelArgs {
     pub dropout: f64,
     /// Stochastic-depth rate (last block), for architectures that have it.
     pub drop_path: f64,
+    /// The searchable family's architecture (`searchnet`); other models ignore it.
+    #[serde(default)]
+    pub arch: searchnet::Arch,
 }
 
 impl Default for ModelArgs {
     fn default() -> Self {
-        ModelArgs { num_classes: 10, in_channels: 3, input_size: 32, dropout: 0.5, drop_path: 0.0 }
+        ModelArgs {
+            num_classes: 10,
+            in_channels: 3,
+            input_size: 32,
+            dropout: 0.5,
+            drop_path: 0.0,
+            arch: searchnet::Arch::default(),
+        }
     }
 }
 
@@ -112,6 +123,11 @@ pub const MODELS: &[ModelEntry] = &[
     ModelEntry { name: "vgg13", build: vgg::vgg13, about: "Simonyan & Zisserman 2015, with BN" },
     ModelEntry { name: "vgg16", build: vgg::vgg16, about: "Simonyan & Zisserman 2015, with BN" },
     ModelEntry { name: "vgg19", build: vgg::vgg19, about: "Simonyan & Zisserman 2015, with BN" },
+    ModelEntry {
+        name: "searchnet",
+        build: searchnet::searchnet,
+        about: "searchable family: per-stage width and depth, block type, kernel ([model.arch])",
+    },
     ModelEntry {
         name: "vit_lite7",
         build: vit::vit_lite7,

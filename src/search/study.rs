@@ -268,3 +268,14 @@ pub fn state_name(s: TrialState) -> &'static str {
         TrialState::Waiting => "waiting",
     }
 }
+
+/// An objective value for tables: millions for counts (MACs, parameters), else four decimals.
+pub fn format_value(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
+}

@@ -1,8 +1,10 @@
 """Oracle for tests/models.rs: loads Rust-written weights into the PyTorch model (strict), runs the
 same input in eval mode and in train mode + backward, and writes outputs and gradients.
 
-usage: check_model.py MODEL NUM_CLASSES WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
+usage: check_model.py MODEL NUM_CLASSES WEIGHTS.safetensors INPUT.safetensors OUT.safetensors [ARCH_JSON]
+(ARCH_JSON: searchnet's architecture, {"widths": [...], "depths": [...], "block": ..., "kernel": ...})
 """
+import json
 import sys
 
 import torch
@@ -13,7 +15,8 @@ import models  # noqa: E402
 
 name, num_classes, weights, inputs, out = sys.argv[1:6]
 torch.manual_seed(0)
-model = models.build(name, int(num_classes))
+arch = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
+model = models.build(name, int(num_classes), arch=arch) if arch else models.build(name, int(num_classes))
 state = load_file(weights)
 model.load_state_dict(state, strict=True)
 x = load_file(inputs)["x"]

@@ -68,7 +68,13 @@ impl Figure for Points {
         let no_minor = WHITE.mix(0.0); // the major grid is enough to read values off
         if self.log_x {
             let mut chart = b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
-            chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).light_line_style(no_minor).draw()?;
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .x_label_formatter(&|x| si(*x))
+                .light_line_style(no_minor)
+                .draw()?;
             draw_all(self, &mut chart)?;
             legend(&mut chart)
         } else {
@@ -89,6 +95,18 @@ impl Figure for Points {
             draw_all(self, &mut chart)?;
             legend(&mut chart)
         }
+    }
+}
+
+/// A count in thousands or millions: `250k`, `44.6M`.
+fn si(x: f64) -> String {
+    let trim = |s: String| s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if x.abs() >= 1e6 {
+        trim(format!("{:.1}", x / 1e6)) + "M"
+    } else if x.abs() >= 1e3 {
+        trim(format!("{:.1}", x / 1e3)) + "k"
+    } else {
+        trim(format!("{x:.2}"))
     }
 }
 

@@ -100,7 +100,10 @@ impl TrialOutcome {
     pub fn line(&self) -> String {
         let how = match (self.state, &self.error) {
             (TrialState::Complete, _) => {
-                format!("complete, {}", self.values.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "complete, {}",
+                    self.values.iter().map(|v| crate::search::study::format_value(*v)).collect::<Vec<_>>().join(", ")
+                )
             }
             (_, Some(e)) => format!("failed: {e}"),
             (state, None) => crate::search::study::state_name(state).to_string(),

@@ -176,6 +176,17 @@ pub fn model_args(cfg: &Config) -> ModelArgs {
         input_size: cfg.data.input_size,
         dropout: cfg.model.dropout,
         drop_path: cfg.model.drop_path,
+        arch: arch(&cfg.model.arch),
+    }
+}
+
+/// The searchable family's architecture from `[model.arch]`.
+pub fn arch(a: &crate::config::ArchConfig) -> crate::models::searchnet::Arch {
+    crate::models::searchnet::Arch {
+        widths: [a.width1, a.width2, a.width3],
+        depths: [a.depth1, a.depth2, a.depth3],
+        block: a.block.clone(),
+        kernel: a.kernel,
     }
 }
 
