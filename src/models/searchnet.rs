@@ -132,9 +132,11 @@ impl ModuleT for Block {
                 y = self.act(y);
             }
         }
-        if self.residual {
-            y = y + self.downsample.as_ref().map_or_else(|| x.shallow_clone(), |d| d.forward(x, train));
-        }
+        let y = match (&self.downsample, self.residual) {
+            (Some(d), _) => y + d.forward(x, train),
+            (None, true) => y + x,
+            (None, false) => y,
+        };
         // MobileNetV2's projection is linear; the ResNet blocks end with a ReLU after the sum.
         let y = if self.relu6 { y } else { y.relu() };
         tap(&self.name, TapKind::Block, y)
