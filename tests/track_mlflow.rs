@@ -124,3 +124,66 @@ fn a_down_mlflow_server_only_warns() {
     assert!(t.run_dir.join("plots/accuracy.png").exists());
     assert!(!t.run_dir.join("mlflow_run_id").exists());
 }
+
+#[test]
+fn tuning_trials_nest_under_the_study_run() {
+    let Some(py) = common::venv_python() else { return };
+    let mlflow = py.with_file_name("mlflow");
+    if !mlflow.exists() || !Command::new(&py).args(["-c", "import optuna"]).status().is_ok_and(|s| s.success()) {
+        return common::skip("mlflow or optuna missing from the venv (scripts/setup.sh installs them)");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&mlflow, tmp.path());
+    common::synthetic_cifar10(&tmp.path().join("data"), 20, 20);
+    let base = tmp.path().join("base.toml");
+    let text = format!(
+        "name = \"t\"\n[data]\nroot = \"{}\"\nofficial_files = false\ndownload = false\nbatch_size = 50\nval_split = 0.2\n\
+         [train]\nepochs = 1\nthreads = 1\nprogress = false\n[track]\nmlflow_uri = \"{url}\"\nmlflow_experiment = \"tune-test\"\n\
+         [output]\nruns_dir = \"{}\"\n",
+        tmp.path().join("data").display(),
+        tmp.path().join("runs").display()
+    );
+    std::fs::write(&base, text).unwrap();
+    std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(["tune", "-c", base.to_str().unwrap(), "--space", tmp.path().join("space.toml").to_str().unwrap()])
+        .args(["--trials", "2", "--pruner", "none", "--study", "nest"])
+        .env("MICROVISION_PYTHON", &py)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let api = format!("{url}/api/2.0/mlflow");
+    let exp = get(&format!("{api}/experiments/get-by-name?experiment_name=tune-test"))["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"experiment_ids": [exp], "max_results": 100}).to_string();
+    let found: Value = serde_json::from_str(
+        &ureq::post(&format!("{api}/runs/search"))
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let runs = found["runs"].as_array().unwrap();
+    let tag = |r: &Value, k: &str| {
+        r["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == k)
+            .map(|t| t["value"].as_str().unwrap().to_string())
+    };
+    let study: Vec<&Value> = runs.iter().filter(|r| tag(r, "microvision.study").as_deref() == Some("nest")).collect();
+    assert_eq!(study.len(), 1, "one run for the study");
+    let parent = study[0]["info"]["run_id"].as_str().unwrap();
+    assert_eq!(study[0]["info"]["status"], "FINISHED");
+    let children: Vec<&Value> =
+        runs.iter().filter(|r| tag(r, "mlflow.parentRunId").as_deref() == Some(parent)).collect();
+    assert_eq!(children.len(), 2, "both trials nested under the study");
+    assert!(children.iter().all(|c| c["info"]["status"] == "FINISHED"));
+    let history = get(&format!("{api}/metrics/get-history?run_id={parent}&metric_key=trial/val_acc"));
+    assert_eq!(history["metrics"].as_array().unwrap().len(), 2, "{history}");
+}

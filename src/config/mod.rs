@@ -271,11 +271,18 @@ pub struct TrackConfig {
     pub mlflow_uri: String,
     /// MLflow experiment name (created when missing).
     pub mlflow_experiment: String,
+    /// The MLflow run this run is nested under (its id; empty for none): `microvision tune`
+    /// sets it to its study's run, so that the trials show under the study.
+    pub mlflow_parent_run: String,
 }
 
 impl Default for TrackConfig {
     fn default() -> Self {
-        TrackConfig { mlflow_uri: String::new(), mlflow_experiment: "microvision".into() }
+        TrackConfig {
+            mlflow_uri: String::new(),
+            mlflow_experiment: "microvision".into(),
+            mlflow_parent_run: String::new(),
+        }
     }
 }
 

@@ -148,6 +148,8 @@ class Driver:
             self.study.set_user_attr(f"{ATTR}.runs_dir", r["runs_dir"])
             self.study.set_user_attr(f"{ATTR}.config", r["config"])
             self.study.set_user_attr(f"{ATTR}.overrides", r["overrides"])
+            if r.get("mlflow_parent"):
+                self.study.set_user_attr(f"{ATTR}.mlflow_parent", r["mlflow_parent"])
             self.enqueue(r["sampler"], r["trials"])
             self.study.set_user_attr(f"{ATTR}.trials", r["trials"])
         else:
@@ -156,7 +158,12 @@ class Driver:
             if r["trials"] > attrs[f"{ATTR}.trials"]:  # an explicit extension of the budget
                 self.enqueue(r["sampler"], r["trials"] - attrs[f"{ATTR}.trials"])
                 self.study.set_user_attr(f"{ATTR}.trials", r["trials"])
-        return {"created": created, "trials": self.study.user_attrs[f"{ATTR}.trials"]}
+        attrs = self.study.user_attrs
+        return {"created": created, "trials": attrs[f"{ATTR}.trials"], "mlflow_parent": attrs.get(f"{ATTR}.mlflow_parent")}
+
+    def exists(self, r):
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage_for(r["storage"]))]
+        return {"exists": r["study"] in names}
 
     def load(self, r):
         """An existing study, to read (`microvision tune report`)."""

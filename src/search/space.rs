@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Keys the tuner sets itself for each trial.
-const RESERVED: &[&str] = &["name", "output.runs_dir", "train.threads", "train.device"];
+const RESERVED: &[&str] = &["name", "output.runs_dir", "train.threads", "train.device", "track.mlflow_parent_run"];
 
 /// The kinds of distribution, as the space file names them.
 const KINDS: &[&str] = &["float", "log_float", "int", "log_int", "categorical"];

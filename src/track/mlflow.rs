@@ -40,41 +40,82 @@ fn err(uri: &str, what: &str, e: impl std::fmt::Display) -> Error {
 
 impl MlflowLogger {
     /// Connects to `uri`, finds or creates `experiment`, and creates (or, for a resumed run,
-    /// reopens) the MLflow run of `run_dir`.
-    pub fn start(uri: &str, experiment: &str, run_dir: &Path) -> Result<Self> {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-        let mut me = MlflowLogger {
+    /// reopens) the MLflow run of `run_dir`, nested under run `parent` when not empty (a tuning
+    /// study's run: MLflow's `mlflow.parentRunId` tag).
+    pub fn start(uri: &str, experiment: &str, run_dir: &Path, parent: &str) -> Result<Self> {
+        let id_file = run_dir.join("mlflow_run_id");
+        if let Ok(id) = std::fs::read_to_string(&id_file) {
+            return Self::open(uri, id.trim());
+        }
+        let name = run_dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let dir = run_dir.display().to_string();
+        let mut tags = vec![("microvision.run_dir", dir.as_str())];
+        if !parent.is_empty() {
+            tags.push(("mlflow.parentRunId", parent));
+        }
+        let me = Self::create(uri, experiment, &name, &tags)?;
+        crate::fsio::write_atomic(&id_file, me.run_id.as_bytes())?;
+        Ok(me)
+    }
+
+    /// Creates a run named `name` with `tags` in `experiment` (created when missing).
+    pub fn create(uri: &str, experiment: &str, name: &str, tags: &[(&str, &str)]) -> Result<Self> {
+        let mut me = Self::client(uri);
+        let exp = me.experiment_id(experiment)?;
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let body = json!({"experiment_id": exp, "run_name": name, "start_time": now_ms(), "tags": tags});
+        let run = me.call("POST", "runs/create", Some(body))?;
+        me.attach(&run["run"]["info"]);
+        Ok(me)
+    }
+
+    /// Reopens run `run_id` (marked RUNNING again).
+    pub fn open(uri: &str, run_id: &str) -> Result<Self> {
+        let mut me = Self::client(uri);
+        let run = me.call("GET", &format!("runs/get?run_id={}", urlencode(run_id)), None)?;
+        me.call("POST", "runs/update", Some(json!({"run_id": run_id, "status": "RUNNING"})))?;
+        me.attach(&run["run"]["info"]);
+        Ok(me)
+    }
+
+    fn client(uri: &str) -> Self {
+        MlflowLogger {
             base: uri.trim_end_matches('/').to_string(),
-            agent,
+            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build(),
             run_id: String::new(),
             artifact_path: None,
             warned_artifacts: false,
             closed: false,
             failed: Default::default(),
-        };
-        let id_file = run_dir.join("mlflow_run_id");
-        let info = match std::fs::read_to_string(&id_file) {
-            Ok(id) => {
-                let run = me.call("GET", &format!("runs/get?run_id={}", id.trim()), None)?;
-                me.run_id = id.trim().to_string();
-                me.call("POST", "runs/update", Some(json!({"run_id": me.run_id, "status": "RUNNING"})))?;
-                run["run"]["info"].clone()
-            }
-            Err(_) => {
-                let exp = me.experiment_id(experiment)?;
-                let name = run_dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                let body = json!({"experiment_id": exp, "run_name": name, "start_time": now_ms(),
-                    "tags": [{"key": "microvision.run_dir", "value": run_dir.display().to_string()}]});
-                let run = me.call("POST", "runs/create", Some(body))?;
-                let info = run["run"]["info"].clone();
-                me.run_id = info["run_id"].as_str().unwrap_or_default().to_string();
-                crate::fsio::write_atomic(&id_file, me.run_id.as_bytes())?;
-                info
-            }
-        };
+        }
+    }
+
+    fn attach(&mut self, info: &Value) {
+        self.run_id = info["run_id"].as_str().unwrap_or_default().to_string();
         let uri_field = info["artifact_uri"].as_str().unwrap_or_default();
-        me.artifact_path = uri_field.strip_prefix("mlflow-artifacts:").map(|p| p.trim_start_matches('/').to_string());
-        Ok(me)
+        self.artifact_path = uri_field.strip_prefix("mlflow-artifacts:").map(|p| p.trim_start_matches('/').to_string());
+    }
+
+    /// Logs one metric value at `step`.
+    pub fn log_value(&self, key: &str, value: f64, step: i64) -> Result<()> {
+        let m = json!({"key": key, "value": value, "timestamp": now_ms(), "step": step});
+        self.call("POST", "runs/log-batch", Some(json!({"run_id": self.run_id, "metrics": [m]}))).map(|_| ())
+    }
+
+    /// Marks the run FINISHED and lets it go.
+    pub fn finish_ok(mut self) -> Result<()> {
+        self.finish("FINISHED")
+    }
+
+    /// Lets the run go as it is (RUNNING), for another process to finish.
+    pub fn detach(mut self) {
+        self.closed = true;
+    }
+
+    /// Deletes the run (a study run made twice by racing workers).
+    pub fn delete(mut self) -> Result<()> {
+        self.closed = true;
+        self.call("POST", "runs/delete", Some(json!({"run_id": self.run_id}))).map(|_| ())
     }
 
     /// The MLflow run id.

@@ -92,7 +92,12 @@ impl Loggers {
             Err(e) => crate::notice::warn(format!("TensorBoard logging is off: {e}")),
         }
         if !cfg.track.mlflow_uri.is_empty() {
-            match mlflow::MlflowLogger::start(&cfg.track.mlflow_uri, &cfg.track.mlflow_experiment, run_dir) {
+            match mlflow::MlflowLogger::start(
+                &cfg.track.mlflow_uri,
+                &cfg.track.mlflow_experiment,
+                run_dir,
+                &cfg.track.mlflow_parent_run,
+            ) {
                 Ok(m) => list.push(Box::new(m)),
                 Err(e) => crate::notice::warn(format!("MLflow logging is off: {e}")),
             }

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::search::optuna::{self, Optuna};
 use crate::search::study::StudySpec;
 use crate::search::{Objective, Pruner, Sampler, Space, TrialState};
+use crate::track::mlflow::MlflowLogger;
 use crate::train::callbacks::{Callback, EpochInfo};
 use crate::train::Trainer;
 
@@ -194,8 +195,40 @@ pub fn tune_spec(args: &TuneArgs) -> Result<(StudySpec, Vec<String>)> {
 pub fn tune_open(args: &TuneArgs) -> Result<Tuning> {
     let (spec, notes) = tune_spec(args)?;
     let mut optuna = open_driver(&spec)?;
-    let created = optuna.call("open", spec.request(args.worker))?["created"].as_bool().unwrap_or(false);
+    let (created, _) = open_study(&mut optuna, &spec, args.worker)?;
     Ok(Tuning { spec, created, notes })
+}
+
+/// Opens the study in the driver; returns whether this call created it and the MLflow run the
+/// trials nest under (with MLflow on: made by the study's creator, its id kept in the study).
+fn open_study(optuna: &mut Optuna, spec: &StudySpec, worker: usize) -> Result<(bool, Option<String>)> {
+    let track = Config::from_toml_str(&spec.base, "the base config", &[])?.track;
+    let mut request = spec.request(worker);
+    let mut made = None;
+    if !track.mlflow_uri.is_empty() {
+        let exists = optuna.call("exists", json!({ "study": spec.name, "storage": spec.storage }))?["exists"].as_bool();
+        if exists == Some(false) {
+            let tags = [("microvision.study", spec.name.as_str()), ("microvision.storage", spec.storage.as_str())];
+            match MlflowLogger::create(&track.mlflow_uri, &track.mlflow_experiment, &spec.name, &tags) {
+                Ok(run) => {
+                    request["mlflow_parent"] = run.run_id().into();
+                    made = Some(run);
+                }
+                Err(e) => crate::notice::warn(format!("MLflow: no run for the study ({e}); trials log without it")),
+            }
+        }
+    }
+    let answer = optuna.call("open", request)?;
+    let parent = answer["mlflow_parent"].as_str().map(String::from);
+    if let Some(run) = made {
+        // Another worker created the study first: its run is the study's, ours goes.
+        if parent.as_deref() == Some(run.run_id()) {
+            run.detach();
+        } else {
+            let _ = run.delete();
+        }
+    }
+    Ok((answer["created"].as_bool().unwrap_or(false), parent))
 }
 
 fn open_driver(spec: &StudySpec) -> Result<Optuna> {
@@ -213,18 +246,45 @@ fn open_driver(spec: &StudySpec) -> Result<Optuna> {
 pub fn tune(args: &TuneArgs) -> Result<Tuned> {
     let (spec, _) = tune_spec(args)?;
     let optuna = Arc::new(Mutex::new(open_driver(&spec)?));
-    lock(&optuna).call("open", spec.request(args.worker))?;
+    let (_, parent) = open_study(&mut lock(&optuna), &spec, args.worker)?;
+    let study_run = parent.as_deref().and_then(|id| open_study_run(&spec, id));
     let started = Instant::now();
     let mut trials = Vec::new();
     while args.timeout_secs.is_none_or(|t| started.elapsed().as_secs_f64() < t) {
         let asked = lock(&optuna).call("ask", json!({}))?;
         let Some(number) = asked["trial"].as_i64() else { break };
         let params = asked["params"].as_object().cloned().unwrap_or_default();
-        let outcome = run_trial(&optuna, &spec, number, &params, (args.console, args.threads))?;
+        let mut context = TrialContext { console: args.console, threads: args.threads, parent: parent.clone() };
+        let outcome = run_trial(&optuna, &spec, number, &params, &mut context)?;
         crate::notice::info(outcome.line());
+        if let Some(run) = &study_run {
+            for (o, v) in spec.objectives.iter().zip(&outcome.values) {
+                let _ = run.log_value(&format!("trial/{}", o.name()), *v, number);
+            }
+        }
         trials.push(outcome);
     }
+    if let Some(run) = study_run {
+        let _ = run.finish_ok();
+    }
     Ok(Tuned { spec, trials })
+}
+
+/// The study's MLflow run, reopened to log each trial's values (None, with a warning, when the
+/// server cannot be reached: the trials still log on their own).
+fn open_study_run(spec: &StudySpec, id: &str) -> Option<MlflowLogger> {
+    let track = Config::from_toml_str(&spec.base, "the base config", &[]).ok()?.track;
+    MlflowLogger::open(&track.mlflow_uri, id)
+        .map_err(|e| crate::notice::warn(format!("MLflow: cannot reopen the study's run {id}: {e}")))
+        .ok()
+}
+
+/// How a worker runs its trials.
+struct TrialContext {
+    console: bool,
+    threads: Option<i64>,
+    /// The study's MLflow run, which the trials nest under.
+    parent: Option<String>,
 }
 
 fn lock(o: &Arc<Mutex<Optuna>>) -> std::sync::MutexGuard<'_, Optuna> {
@@ -239,8 +299,9 @@ fn run_trial(
     spec: &StudySpec,
     number: i64,
     params: &serde_json::Map<String, Value>,
-    (console, threads): (bool, Option<i64>),
+    context: &mut TrialContext,
 ) -> Result<TrialOutcome> {
+    let (console, threads) = (context.console, context.threads);
     let overrides = Space::overrides(params);
     let mut outcome =
         TrialOutcome { number, state: TrialState::Fail, values: Vec::new(), run_dir: None, overrides, error: None };
@@ -249,6 +310,9 @@ fn run_trial(
     sets.push(format!("name=\"trial{number:03}\""));
     if let Some(t) = threads {
         sets.push(format!("train.threads={t}"));
+    }
+    if let Some(p) = &context.parent {
+        sets.push(format!("track.mlflow_parent_run={}", toml::Value::String(p.clone())));
     }
     sets.push(format!("output.runs_dir={}", toml::Value::String(spec.runs_dir.display().to_string())));
     let trainer = Config::from_toml_str(&spec.base, "the trial's config", &sets).and_then(Trainer::new);
