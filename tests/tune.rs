@@ -286,6 +286,9 @@ fn the_report_draws_the_study_and_its_command_rebuilds_the_best_trial() {
         .filter(|d| !d.starts_with("name:") && !d.starts_with("output.runs_dir:") && !d.starts_with("data.root:"))
         .collect();
     assert!(differ.is_empty(), "{differ:?}");
+    // optuna-dashboard (the venv's) serves the study from its journal file as it is.
+    let served = dashboard_studies(&py, &dir.join("study.journal"));
+    assert_eq!(served["study_summaries"][0]["study_name"], "r", "{served}");
     // --seeds 2: the best configuration trained twice more, compared as one recipe.
     let best_runs: Vec<_> =
         std::fs::read_dir(dir.join("best")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
@@ -338,4 +341,29 @@ fn an_architecture_search_scores_accuracy_against_macs_on_a_pareto_front() {
         .unwrap();
     ok(&o);
     assert!(tmp.path().join("runs/a/report/tune_pareto.svg").is_file());
+}
+
+/// `optuna-dashboard STORAGE` on a free loopback port: its `/api/studies` answer.
+fn dashboard_studies(py: &Path, storage: &Path) -> serde_json::Value {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(py.with_file_name("optuna-dashboard"))
+        .arg(storage)
+        .args(["--port", &port.to_string(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("optuna-dashboard is in the venv (requirements.lock)");
+    let started = std::time::Instant::now();
+    let answer = loop {
+        match ureq::get(&format!("http://127.0.0.1:{port}/api/studies")).call() {
+            Ok(r) => break r.into_string().unwrap(),
+            Err(_) if started.elapsed().as_secs() < 60 => std::thread::sleep(std::time::Duration::from_millis(200)),
+            Err(e) => panic!("optuna-dashboard did not answer: {e}"),
+        }
+    };
+    // SAFETY: kill(2) on the group this test created for the dashboard.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+    let _ = child.wait();
+    serde_json::from_str(&answer).unwrap()
 }

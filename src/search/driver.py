@@ -41,7 +41,7 @@ def storage_for(url):
     return optuna.storages.JournalStorage(backend)
 
 
-def sampler_for(name, seed):
+def sampler_for(name, seed, trials):
     if name == "tpe":
         # constant_liar: running trials count as bad guesses, so parallel workers spread out.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
@@ -50,7 +50,8 @@ def sampler_for(name, seed):
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        # Several generations even in a small study: a quarter of the budget per generation.
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 4)))
     raise ValueError(f"unknown sampler {name!r}")
 
 
@@ -127,7 +128,7 @@ class Driver:
     def open(self, r):
         storage = storage_for(r["storage"])
         directions = r["directions"]
-        sampler = sampler_for(r["sampler"], r["seed"])
+        sampler = sampler_for(r["sampler"], r["seed"], r["trials"])
         pruner = pruner_for(r["pruner"], r["epochs"])
         self.space = r["space"]
         created = True
