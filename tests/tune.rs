@@ -367,3 +367,18 @@ fn dashboard_studies(py: &Path, storage: &Path) -> serde_json::Value {
     let _ = child.wait();
     serde_json::from_str(&answer).unwrap()
 }
+
+#[test]
+fn after_the_timeout_no_trial_starts_and_the_rest_wait_for_the_next_command() {
+    let Some(py) = optuna_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), 1);
+    std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
+    ok(&tune(tmp.path(), &py, &["--trials", "2", "--pruner", "none", "--study", "t", "--timeout", "0"]));
+    let journal = tmp.path().join("runs/t/study.journal");
+    let states: Vec<TrialState> = read(&py, &journal, "t").trials.iter().map(|t| t.state).collect();
+    assert_eq!(states, [TrialState::Waiting, TrialState::Waiting]);
+    ok(&tune(tmp.path(), &py, &["--trials", "2", "--pruner", "none", "--study", "t"]));
+    let states: Vec<TrialState> = read(&py, &journal, "t").trials.iter().map(|t| t.state).collect();
+    assert_eq!(states, [TrialState::Complete, TrialState::Complete]);
+}
