@@ -7,6 +7,8 @@ the same LibTorch as PyTorch, so tensors cross without a copy.
     run.metrics                              # per-epoch DataFrame
     run.eval()["accuracy"]; run.predict(images)   # class probabilities, a torch tensor
     mv.compare([run, other])                 # seeds grouped: mean and std per recipe
+    study = mv.tune("configs/demo.toml", "configs/demo.space.toml", trials=20)
+    study.trials; study.best; study.report()     # DataFrame, best trial, plots and page
 """
 
 import torch  # noqa: F401  (first: the extension uses the LibTorch that torch loads)
@@ -22,6 +24,7 @@ from ._core import (
     __version__,
 )
 from ._run import Run, compare, resume, train
+from ._tune import Study, tune
 
 __all__ = [
     "Config",
@@ -29,6 +32,8 @@ __all__ = [
     "train",
     "resume",
     "compare",
+    "tune",
+    "Study",
     "data",
     "models",
     "MicrovisionError",

@@ -80,3 +80,20 @@ def save_model_torchscript(
 ) -> None: ...
 def share_tensor(t: torch.Tensor) -> torch.Tensor: ...
 def augment_preview(config: Config, count: int = 40, out: str | PathLike = ".") -> list[Path]: ...
+def tune(
+    config: str,
+    space: str,
+    trials: int | None = None,
+    study: str | None = None,
+    storage: str | None = None,
+    sampler: str = "tpe",
+    pruner: str | None = None,
+    objectives: list[str] = ...,
+    timeout: float | None = None,
+    seed: int = 0,
+    set: Set = None,
+    threads: int | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[str, str]: ...
+def study_read(study: str, storage: str | None = None) -> dict[str, Any]: ...
+def study_report(study: str, storage: str | None = None, out: str | None = None) -> dict[str, Any]: ...

@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod run;
 mod train;
+mod tune;
 
 use std::path::PathBuf;
 
@@ -141,6 +142,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(save_model_torchscript, m)?)?;
     m.add_function(wrap_pyfunction!(share_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(augment_preview, m)?)?;
+    m.add_function(wrap_pyfunction!(tune::tune, m)?)?;
+    m.add_function(wrap_pyfunction!(tune::study_read, m)?)?;
+    m.add_function(wrap_pyfunction!(tune::study_report, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

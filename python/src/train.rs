@@ -22,10 +22,13 @@ use microvision::train::Trainer;
 /// Hands the trainer's events to a Python callable and turns a pending interrupt into a stop
 /// request. The exception that stopped it (a KeyboardInterrupt, or whatever a signal handler or
 /// the callback raised) is kept in `pending`, to be raised once the trainer has returned.
-struct Progress {
-    callback: Option<PyObject>,
-    stop: Arc<AtomicBool>,
-    pending: Arc<Mutex<Option<PyErr>>>,
+pub struct Progress {
+    /// Called with each event (None: only the interrupt check).
+    pub callback: Option<PyObject>,
+    /// The trainer's stop flag.
+    pub stop: Arc<AtomicBool>,
+    /// The exception that stopped the run.
+    pub pending: Arc<Mutex<Option<PyErr>>>,
 }
 
 impl Progress {

@@ -147,3 +147,34 @@ def test_a_real_sigint_stops_the_training_with_last_saved(config_file):
         mv.train(cfg, progress=interrupt_soon)
     run_dir = pathlib.Path(stopped.value.run_dir)
     assert (run_dir / "checkpoints" / "last.state.json").exists() and not (run_dir / "eval.json").exists()
+
+
+def test_a_search_from_python(tmp_path, config_file):
+    space = tmp_path / "space.toml"
+    space.write_text("optim.lr = { log_float = [0.005, 0.1] }\n")
+    study = mv.tune(config_file, space, trials=2, pruner="none", study="py", set={"train.epochs": 1})
+    df = study.trials
+    assert list(df.index) == [0, 1] and (df.state == "complete").all(), df
+    assert df["val_acc"].between(0, 100).all() and "params.optim.lr" in df
+    assert all(pathlib.Path(d, "eval.json").exists() for d in df.run_dir)
+    assert study.best["number"] in (0, 1) and study.command.startswith("microvision train -c ")
+    assert pathlib.Path(study.report()["html"]).exists()
+    assert len(study.optuna().trials) == 2  # Optuna's own view of the same study
+    again = mv.Study(pathlib.Path(df.run_dir[0]).parent)  # read back from its directory
+    assert again.trials.equals(df)
+
+
+def test_an_interrupted_search_fails_its_trial_and_keeps_the_rest_queued(tmp_path, config_file):
+    import os
+    import signal
+    import threading
+
+    space = tmp_path / "space.toml"
+    space.write_text("optim.lr = { log_float = [0.005, 0.1] }\n")
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(mv.Interrupted):
+        mv.tune(config_file, space, trials=2, pruner="none", study="stop", set={"train.epochs": 500})
+    timer.cancel()
+    states = list(mv.Study(tmp_path / "runs" / "stop").trials.state)
+    assert states == ["fail", "waiting"], states

@@ -113,6 +113,8 @@ pub fn tune(c: TuneCmd) -> Result<()> {
         worker: c.worker_index,
         console: c.workers == 1 && !c.child,
         threads: c.threads,
+        stop_on_signals: true,
+        hook: None,
     };
     if c.workers > 1 {
         return workers(&c, &args);

@@ -6,7 +6,7 @@
 
 mod report;
 
-pub use report::{locate_study, rerun_command, trial_overrides, tune_report, tune_reseed, StudyReport};
+pub use report::{locate_study, rerun_command, trial_overrides, tune_report, tune_reseed, tune_study, StudyReport};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +57,21 @@ pub struct TuneArgs {
     pub console: bool,
     /// Threads per trial (`train.threads`; None: the base config's).
     pub threads: Option<i64>,
+    /// SIGINT/SIGTERM stop the running trial as they stop a run ([`TrainOptions`]); a shell that
+    /// handles interrupts itself (Python) leaves this off and stops trials through a hook.
+    pub stop_on_signals: bool,
+    /// Run on each trial's trainer before it trains (a notebook's interrupt check).
+    pub hook: Option<TrialHook>,
+}
+
+/// Something done to each trial's trainer before it trains: add a callback, keep its stop flag.
+#[derive(Clone)]
+pub struct TrialHook(pub Arc<dyn Fn(&mut Trainer) + Send + Sync>);
+
+impl std::fmt::Debug for TrialHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TrialHook")
+    }
 }
 
 /// A study opened for work: what it is and where its trials go.
@@ -254,8 +269,14 @@ pub fn tune(args: &TuneArgs) -> Result<Tuned> {
         let asked = lock(&optuna).call("ask", json!({}))?;
         let Some(number) = asked["trial"].as_i64() else { break };
         let params = asked["params"].as_object().cloned().unwrap_or_default();
-        let mut context = TrialContext { console: args.console, threads: args.threads, parent: parent.clone() };
-        let outcome = run_trial(&optuna, &spec, number, &params, &mut context)?;
+        let context = TrialContext {
+            console: args.console,
+            threads: args.threads,
+            parent: parent.clone(),
+            stop_on_signals: args.stop_on_signals,
+            hook: args.hook.clone(),
+        };
+        let outcome = run_trial(&optuna, &spec, number, &params, &context)?;
         crate::notice::info(outcome.line());
         if let Some(run) = &study_run {
             for (o, v) in spec.objectives.iter().zip(&outcome.values) {
@@ -285,6 +306,8 @@ struct TrialContext {
     threads: Option<i64>,
     /// The study's MLflow run, which the trials nest under.
     parent: Option<String>,
+    stop_on_signals: bool,
+    hook: Option<TrialHook>,
 }
 
 fn lock(o: &Arc<Mutex<Optuna>>) -> std::sync::MutexGuard<'_, Optuna> {
@@ -299,7 +322,7 @@ fn run_trial(
     spec: &StudySpec,
     number: i64,
     params: &serde_json::Map<String, Value>,
-    context: &mut TrialContext,
+    context: &TrialContext,
 ) -> Result<TrialOutcome> {
     let (console, threads) = (context.console, context.threads);
     let overrides = Space::overrides(params);
@@ -321,10 +344,15 @@ fn run_trial(
         Err(e) => return tell_failed(optuna, outcome, e),
     };
     outcome.run_dir = Some(trainer.run_dir.clone());
-    let watch = Watch::new(optuna.clone(), spec.objectives[0], spec.pruner != Pruner::None);
+    if let Some(hook) = &context.hook {
+        (hook.0)(&mut trainer);
+    }
+    // The flag that stops the run: the signals' when they stop it, else the trainer's own.
+    let stop = if context.stop_on_signals { stop_flag() } else { trainer.stop.clone() };
+    let watch = Watch::new(optuna.clone(), spec.objectives[0], spec.pruner != Pruner::None, stop);
     let (pruned, last) = (watch.pruned.clone(), watch.last.clone());
     trainer.add_callback(Box::new(watch));
-    let trained = train_with(trainer, &TrainOptions { console, stop_on_signals: true });
+    let trained = train_with(trainer, &TrainOptions { console, stop_on_signals: context.stop_on_signals });
 
     let run_dir = outcome.run_dir.clone().unwrap_or_default();
     let mut attrs = json!({ "run_dir": run_dir, "overrides": outcome.overrides });
@@ -384,9 +412,9 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(optuna: Arc<Mutex<Optuna>>, objective: Objective, prune: bool) -> Watch {
+    fn new(optuna: Arc<Mutex<Optuna>>, objective: Objective, prune: bool, stop: Arc<AtomicBool>) -> Watch {
         let (pruned, last) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new((f64::NAN, f64::NAN))));
-        Watch { optuna, objective, prune, stop: stop_flag(), pruned, last }
+        Watch { optuna, objective, prune, stop, pruned, last }
     }
 }
 

@@ -39,17 +39,23 @@ pub fn locate_study(arg: &str, storage: Option<String>) -> (String, String, Path
     (arg.to_string(), storage, dir)
 }
 
-/// Reads study `arg` (see [`locate_study`]) and writes its plots and `report.html` into `out`
-/// (default: the study directory's `report/`).
-pub fn tune_report(arg: &str, storage: Option<String>, out: Option<PathBuf>) -> Result<StudyReport> {
-    let (name, storage, dir) = locate_study(arg, storage);
+/// Reads study `arg` (see [`locate_study`]): its settings, trials and parameter importances.
+pub fn tune_study(arg: &str, storage: Option<String>) -> Result<Study> {
+    let (name, storage, _) = locate_study(arg, storage);
     if !storage.contains("://") && !Path::new(storage.trim_start_matches("journal:")).is_file() {
         return Err(Error::Config(format!(
             "study {arg:?}: no storage at {storage}; give the study's directory (RUNS/<study>) or --storage URL"
         )));
     }
     let mut optuna = Optuna::start(optuna::python())?;
-    let study = Study::read(&mut optuna, &name, &storage)?;
+    Study::read(&mut optuna, &name, &storage)
+}
+
+/// Reads study `arg` (see [`locate_study`]) and writes its plots and `report.html` into `out`
+/// (default: the study directory's `report/`).
+pub fn tune_report(arg: &str, storage: Option<String>, out: Option<PathBuf>) -> Result<StudyReport> {
+    let dir = locate_study(arg, storage.clone()).2;
+    let study = tune_study(arg, storage)?;
     let command = study.ranked().first().map(|best| rerun_command(&study, best));
     let out = out.unwrap_or_else(|| dir.join("report"));
     let plots = draw_study(&study, &out, command.as_deref())?;
