@@ -16,18 +16,36 @@ fn every_schedule_equals_pytorch_step_by_step() {
     let Some(py) = common::venv_python() else { return };
     let (base, total) = (0.1, 97);
     let cases: Vec<(Schedule, serde_json::Value)> = vec![
-        (Schedule::OneCycle { pct_start: 0.25, div: 25.0, final_div: 1e4 }, json!({"name": "onecycle", "pct": 0.25, "div": 25.0, "final_div": 1e4})),
-        (Schedule::OneCycle { pct_start: 0.3, div: 10.0, final_div: 100.0 }, json!({"name": "onecycle", "pct": 0.3, "div": 10.0, "final_div": 100.0})),
+        (
+            Schedule::OneCycle { pct_start: 0.25, div: 25.0, final_div: 1e4 },
+            json!({"name": "onecycle", "pct": 0.25, "div": 25.0, "final_div": 1e4}),
+        ),
+        (
+            Schedule::OneCycle { pct_start: 0.3, div: 10.0, final_div: 100.0 },
+            json!({"name": "onecycle", "pct": 0.3, "div": 10.0, "final_div": 100.0}),
+        ),
         (Schedule::Cosine { warmup: 0, min_ratio: 0.0 }, json!({"name": "cosine", "min_ratio": 0.0})),
         (Schedule::Cosine { warmup: 10, min_ratio: 0.05 }, json!({"name": "cosine", "warmup": 10, "min_ratio": 0.05})),
         (Schedule::Linear { warmup: 0, min_ratio: 0.1 }, json!({"name": "linear", "min_ratio": 0.1})),
         (Schedule::Linear { warmup: 5, min_ratio: 0.0 }, json!({"name": "linear", "warmup": 5, "min_ratio": 0.0})),
         (Schedule::Step { warmup: 0, every: 30, gamma: 0.1 }, json!({"name": "step", "every": 30, "gamma": 0.1})),
-        (Schedule::Step { warmup: 7, every: 20, gamma: 0.5 }, json!({"name": "step", "warmup": 7, "every": 20, "gamma": 0.5})),
-        (Schedule::MultiStep { warmup: 0, milestones: vec![40, 80], gamma: 0.2 }, json!({"name": "multistep", "milestones": [40, 80], "gamma": 0.2})),
-        (Schedule::MultiStep { warmup: 8, milestones: vec![50, 90], gamma: 0.1 }, json!({"name": "multistep", "warmup": 8, "milestones": [50, 90], "gamma": 0.1})),
+        (
+            Schedule::Step { warmup: 7, every: 20, gamma: 0.5 },
+            json!({"name": "step", "warmup": 7, "every": 20, "gamma": 0.5}),
+        ),
+        (
+            Schedule::MultiStep { warmup: 0, milestones: vec![40, 80], gamma: 0.2 },
+            json!({"name": "multistep", "milestones": [40, 80], "gamma": 0.2}),
+        ),
+        (
+            Schedule::MultiStep { warmup: 8, milestones: vec![50, 90], gamma: 0.1 },
+            json!({"name": "multistep", "warmup": 8, "milestones": [50, 90], "gamma": 0.1}),
+        ),
         (Schedule::Constant { warmup: 12 }, json!({"name": "constant", "warmup": 12})),
-        (Schedule::Triangle { pct: 0.23, start: 0.2, end: 0.0 }, json!({"name": "triangle", "pct": 0.23, "start": 0.2, "end": 0.0})),
+        (
+            Schedule::Triangle { pct: 0.23, start: 0.2, end: 0.0 },
+            json!({"name": "triangle", "pct": 0.23, "start": 0.2, "end": 0.0}),
+        ),
     ];
     let request: Vec<serde_json::Value> = cases
         .iter()

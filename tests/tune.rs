@@ -239,6 +239,7 @@ fn a_bad_space_is_refused_before_any_trial_naming_the_key() {
         ),
         ("train.threads = { int = [1, 2] }", vec!["train.threads", "set by the tuner"]),
         ("optim.lr = 0.1", vec!["optim.lr", "expected a distribution"]),
+        ("data.batch_size = { int = [1, 10], step = 6 }", vec!["data.batch_size", "does not divide"]),
     ] {
         std::fs::write(tmp.path().join("space.toml"), space).unwrap();
         let o = tune(tmp.path(), &py, &["--trials", "2", "--study", "bad"]);
@@ -381,4 +382,60 @@ fn after_the_timeout_no_trial_starts_and_the_rest_wait_for_the_next_command() {
     ok(&tune(tmp.path(), &py, &["--trials", "2", "--pruner", "none", "--study", "t"]));
     let states: Vec<TrialState> = read(&py, &journal, "t").trials.iter().map(|t| t.state).collect();
     assert_eq!(states, [TrialState::Complete, TrialState::Complete]);
+}
+
+#[test]
+fn ctrl_c_fails_the_running_trial_and_leaves_the_rest_queued() {
+    let Some(py) = optuna_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), 200);
+    std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .arg("tune")
+        .args(["-c", tmp.path().join("base.toml").to_str().unwrap(), "--space"])
+        .arg(tmp.path().join("space.toml"))
+        .args(["--trials", "2", "--pruner", "none", "--study", "c"])
+        .env("MICROVISION_PYTHON", &py)
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let runs = tmp.path().join("runs/c");
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(&runs).is_ok_and(|d| {
+        d.flatten().any(|e| std::fs::metadata(e.path().join("metrics.jsonl")).is_ok_and(|m| m.len() > 0))
+    }) {
+        assert!(started.elapsed().as_secs() < 120, "trial 0 never trained");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // As the terminal does: SIGINT to the whole group (the worker and its Optuna driver).
+    // SAFETY: kill(2) on the child's own process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", common::stderr(&out));
+    let s = read(&py, &runs.join("study.journal"), "c");
+    let states: Vec<TrialState> = s.trials.iter().map(|t| t.state).collect();
+    assert_eq!(states, [TrialState::Fail, TrialState::Waiting]);
+    assert!(s.trials[0].attrs["error"].as_str().unwrap().contains("interrupted"));
+}
+
+#[test]
+fn trials_failing_in_a_row_stop_the_worker_before_the_budget_is_spent() {
+    let Some(py) = optuna_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    setup(tmp.path(), 1);
+    std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
+    let gone = tmp.path().join("no-data");
+    let o = tune(
+        tmp.path(),
+        &py,
+        &["--trials", "5", "--pruner", "none", "--study", "f", "--set", &format!("data.root={}", gone.display())],
+    );
+    let err = common::stderr(&o);
+    assert!(!o.status.success() && err.contains("the last 3 trials failed") && err.contains("not found"), "{err}");
+    let s = read(&py, &tmp.path().join("runs/f/study.journal"), "f");
+    let states: Vec<TrialState> = s.trials.iter().map(|t| t.state).collect();
+    use TrialState::*;
+    assert_eq!(states, [Fail, Fail, Fail, Waiting, Waiting]);
+    assert!(s.trials[0].attrs["error"].as_str().unwrap().contains("no-data"));
 }

@@ -61,8 +61,9 @@ pub fn tune(
         threads,
         stop_on_signals: false,
         hook: Some(hook),
+        child: false,
     };
-    let tuned = py.allow_threads(|| guard(|| lab::tune_open(&args).and_then(|_| lab::tune(&args))));
+    let tuned = py.allow_threads(|| guard(|| lab::tune(&args)));
     // As `train`: an interrupt raises `Interrupted` (a KeyboardInterrupt); another exception
     // that stopped a trial is raised itself, chained to what the tuning said.
     if let Some(cause) = pending.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -153,7 +153,7 @@ fn page(study: &Study, out: &Path, command: Option<&str>) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study {0}</title><style>{CSS}</style>\
          </head><body><h1>Study {0}</h1><p>Storage: <code>{1}</code></p><p>",
         escape(&study.name),
-        escape(&study.storage)
+        escape(&crate::search::study::redact(&study.storage))
     );
     for (state, n) in study.counts() {
         let _ = write!(html, "<span class=\"card\">{state}: <b>{n}</b></span> ");

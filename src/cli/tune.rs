@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -115,13 +115,10 @@ pub fn tune(c: TuneCmd) -> Result<()> {
         threads: c.threads,
         stop_on_signals: true,
         hook: None,
+        child: c.child,
     };
     if c.workers > 1 {
         return workers(&c, &args);
-    }
-    let opened = lab::tune_open(&args)?;
-    for n in &opened.notes {
-        crate::notice::info(format!("note: {n}"));
     }
     let tuned = lab::tune(&args)?;
     print_done(&tuned.spec.name, &tuned.spec.storage, tuned.trials.len());
@@ -133,38 +130,35 @@ pub fn tune(c: TuneCmd) -> Result<()> {
 fn workers(c: &TuneCmd, args: &TuneArgs) -> Result<()> {
     let opened = lab::tune_open(args)?;
     for n in &opened.notes {
-        crate::notice::info(format!("note: {n}"));
+        crate::notice::note(n);
     }
     let k = c.workers as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.unwrap_or((cores / k).max(1) as i64);
-    let gpus = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
-    // Ctrl-C reaches every worker (one process group): each fails its trial and stops. This
-    // process only waits for them.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, interrupted.clone());
-    }
+    let gpus = visible_gpus();
+    // Ctrl-C reaches every worker (one process group): each fails its trial and stops, and this
+    // process waits for them. A SIGTERM sent to this process alone is passed on to them.
+    let (interrupted, terminated) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, terminated.clone());
     let exe = std::env::current_exe().map_err(|e| Error::Runtime(format!("cannot find this program: {e}")))?;
     let mut children = Vec::new();
     for i in 0..k {
         let mut cmd = Command::new(&exe);
         cmd.arg("tune").args(child_args(c, &opened.spec, i, threads));
-        if gpus > 1 {
-            cmd.env("CUDA_VISIBLE_DEVICES", (i % gpus).to_string());
+        if gpus.len() > 1 {
+            cmd.env("CUDA_VISIBLE_DEVICES", &gpus[i % gpus.len()]);
         }
-        let child = cmd.spawn().map_err(|e| Error::Runtime(format!("cannot start worker {i}: {e}")))?;
-        children.push(child);
-    }
-    let mut failed = Vec::new();
-    for (i, mut child) in children.into_iter().enumerate() {
-        match child.wait() {
-            Ok(s) if s.success() => {}
-            Ok(s) => failed.push(format!("worker {i} exited with {s}")),
-            Err(e) => failed.push(format!("worker {i}: {e}")),
+        match cmd.spawn() {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(Error::Runtime(format!("cannot start worker {i}: {e}")));
+            }
         }
     }
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+    let failed = wait_all(&mut children, &terminated);
+    if interrupted.load(Ordering::SeqCst) || terminated.load(Ordering::SeqCst) {
         return Err(Error::Interrupted(format!(
             "tuning interrupted; the trials not started wait in study {} (run the same command to go on)",
             opened.spec.name
@@ -175,6 +169,62 @@ fn workers(c: &TuneCmd, args: &TuneArgs) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Runtime(format!("{}; the other workers finished", failed.join("; "))))
+    }
+}
+
+/// The GPUs the workers share: `CUDA_VISIBLE_DEVICES`'s list when set, else every device.
+fn visible_gpus() -> Vec<String> {
+    if !tch::Cuda::is_available() {
+        return Vec::new();
+    }
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) => list.split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect(),
+        Err(_) => (0..tch::Cuda::device_count()).map(|d| d.to_string()).collect(),
+    }
+}
+
+/// Waits for every worker, passing a SIGTERM this process got on to them once.
+fn wait_all(children: &mut [std::process::Child], terminated: &AtomicBool) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut done = vec![false; children.len()];
+    let mut passed_on = false;
+    while done.iter().any(|d| !d) {
+        if terminated.load(Ordering::SeqCst) && !passed_on {
+            for (child, _) in children.iter().zip(&done).filter(|(_, d)| !**d) {
+                // SAFETY: kill(2) on a child this process started and has not reaped yet.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+            passed_on = true;
+        }
+        for (i, child) in children.iter_mut().enumerate() {
+            if done[i] {
+                continue;
+            }
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    done[i] = true;
+                    if !s.success() {
+                        failed.push(format!("worker {i} exited with {s}"));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    done[i] = true;
+                    failed.push(format!("worker {i}: {e}"));
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    failed
+}
+
+/// Stops the workers started so far (each fails its trial) and waits for them.
+fn stop_all(children: &mut [std::process::Child]) {
+    for child in children.iter_mut() {
+        // SAFETY: kill(2) on a child this process started and has not reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
     }
 }
 
@@ -218,6 +268,7 @@ fn print_done(study: &str, storage: &str, ran: usize) {
     if ran > 0 {
         println!("ran {ran} trials of study {study}");
     }
+    let (study, storage) = (lab::shell_quote(study), lab::shell_quote(&lab::redact(storage)));
     println!("study {study} in {storage}");
     println!("  microvision tune report {study} --storage {storage}");
     println!("  optuna-dashboard {storage}");

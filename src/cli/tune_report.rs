@@ -8,6 +8,7 @@ use crate::search::study::{state_name, Study};
 
 /// Runs `microvision tune report`.
 pub fn report(study: &str, storage: Option<String>, out: Option<PathBuf>, seeds: usize, top: usize) -> Result<()> {
+    let storage_arg = storage.clone();
     let r = lab::tune_report(study, storage, out)?;
     print_table(&r.study, top);
     for f in r.plots.files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
@@ -19,7 +20,7 @@ pub fn report(study: &str, storage: Option<String>, out: Option<PathBuf>, seeds:
         None => println!("no trial has completed yet"),
     }
     if seeds > 0 {
-        let (_, _, dir) = lab::locate_study(study, None);
+        let (_, _, dir) = lab::locate_study(study, storage_arg);
         let cmp = lab::tune_reseed(&r, seeds, &dir, true)?;
         println!("{}", cmp.table(false));
     }
@@ -29,7 +30,7 @@ pub fn report(study: &str, storage: Option<String>, out: Option<PathBuf>, seeds:
 /// The counts, then the `top` best trials: number, values, test accuracy, parameters.
 fn print_table(s: &Study, top: usize) {
     let counts: Vec<String> = s.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("study {} ({}): {}", s.name, s.storage, counts.join(", "));
+    println!("study {} ({}): {}", s.name, crate::search::study::redact(&s.storage), counts.join(", "));
     let names = s.objective_names();
     println!("| trial | {} | test acc | seconds | parameters |", names.join(" | "));
     println!("|---:|{}---:|---:|---|", "---:|".repeat(names.len()));

@@ -64,8 +64,9 @@ pub fn check_official(src: &Source, dir: &Path, cache: Option<&Path>) -> Result<
 }
 
 /// MD5 of every data file in `dir` (as [`Source::md5s`]), from `cache` where a file's size and
-/// modification time are those it had when hashed. The cache is updated (and forgets files that
-/// no longer exist); a cache that cannot be read or written is ignored (it only saves time).
+/// modification time are those it had when hashed. The cache is updated; a cache that cannot be
+/// read or written is ignored (it only saves time). Only official files go through it (your own
+/// files are hashed each time), so it holds a few data directories, not every copy ever read.
 pub fn md5s(src: &Source, dir: &Path, cache: Option<&Path>) -> Result<Vec<(String, String)>> {
     let Some(cache) = cache else { return src.md5s(dir) };
     let mut known: BTreeMap<PathBuf, Entry> =
@@ -89,7 +90,6 @@ pub fn md5s(src: &Source, dir: &Path, cache: Option<&Path>) -> Result<Vec<(Strin
         out.push((file, md5));
     }
     if changed {
-        known.retain(|p, _| p.is_file()); // files since deleted (temporary copies) leave the cache
         let written = cache.parent().map_or(Ok(()), std::fs::create_dir_all).is_ok()
             && serde_json::to_vec_pretty(&known).is_ok_and(|b| crate::fsio::write_atomic(cache, &b).is_ok());
         let _ = written; // a read-only cache only costs time

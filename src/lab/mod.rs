@@ -44,6 +44,6 @@ pub use report::{plot, report, Plotted, Reported};
 pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
 pub use train::{fit, resume, stop_flag, train, train_with, Fitted, TrainOptions, Trained};
 pub use tune::{
-    locate_study, rerun_command, trial_overrides, tune, tune_open, tune_report, tune_reseed, tune_spec, tune_study,
-    StudyReport, TrialHook, TrialOutcome, TuneArgs, Tuned, Tuning,
+    locate_study, redact, rerun_command, shell_quote, trial_overrides, tune, tune_open, tune_report, tune_reseed,
+    tune_spec, tune_study, StudyReport, TrialHook, TrialOutcome, TuneArgs, Tuned, Tuning,
 };

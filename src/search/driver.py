@@ -19,6 +19,7 @@ heartbeat, so a whole machine that disappears has its trials failed by the next 
 import itertools
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -29,7 +30,20 @@ from optuna.trial import TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ATTR = "microvision"  # prefix of the study's user attributes written here
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def this_host():
+    """The host as far as process ids go: its name and its pid namespace (containers sharing a
+    host name do not share process ids)."""
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        ns = 0
+    return f"{socket.gethostname()}#{ns}"
+
+
+HOST = this_host()
+OWNER = f"{HOST}:{os.getpid()}"
 
 
 def storage_for(url):
@@ -63,7 +77,8 @@ def pruner_for(name, epochs):
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+        # "auto": the epochs of the first finished trial (train.epochs may itself be searched).
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
     raise ValueError(f"unknown pruner {name!r}")
 
 
@@ -120,6 +135,7 @@ class Driver:
         self.space = []
         self.trial = None
         self.heartbeat = None
+        self.curve = []  # a multi-objective trial's reported values (Optuna keeps none)
 
     # -- requests ------------------------------------------------------------------------------
     def version(self, _r):
@@ -139,6 +155,10 @@ class Driver:
         except optuna.exceptions.DuplicatedStudyError:
             created = False
             self.study = optuna.load_study(study_name=r["study"], storage=storage, sampler=sampler, pruner=pruner)
+            if r["worker"] == 0:
+                # A worker started on its own (another terminal, another machine): a seed of its
+                # own, or it would propose the creator's points again.
+                sampler.reseed_rng()
         attrs = self.study.user_attrs
         if created:
             self.study.set_user_attr(f"{ATTR}.space", self.space)
@@ -146,6 +166,7 @@ class Driver:
             self.study.set_user_attr(f"{ATTR}.base", r["base"])
             self.study.set_user_attr(f"{ATTR}.sampler", r["sampler"])
             self.study.set_user_attr(f"{ATTR}.pruner", r["pruner"])
+            self.study.set_user_attr(f"{ATTR}.epochs", r["epochs"])
             self.study.set_user_attr(f"{ATTR}.runs_dir", r["runs_dir"])
             self.study.set_user_attr(f"{ATTR}.config", r["config"])
             self.study.set_user_attr(f"{ATTR}.overrides", r["overrides"])
@@ -180,19 +201,21 @@ class Driver:
 
     def wait_ready(self):
         """A study just created by another worker gets its attributes a moment later."""
-        for _ in range(600):
+        for _ in range(3000):
             attrs = self.study.user_attrs
             if f"{ATTR}.trials" in attrs:
                 return attrs
-            time.sleep(0.1)
+            time.sleep(0.2)
         raise RuntimeError(
-            f"study {self.study.study_name!r} exists but was not made by microvision tune (no budget recorded); "
-            "choose another --study name"
+            f"study {self.study.study_name!r} exists but holds no budget after 10 minutes: it was not made by "
+            "microvision tune, or its creator was stopped while making it; choose another --study name"
         )
 
     def check_same(self, attrs, r):
-        for key, what in [("space", "search space"), ("objectives", "objectives"), ("sampler", "sampler")]:
-            if attrs.get(f"{ATTR}.{key}") != r[key]:
+        checked = [("space", "search space"), ("objectives", "objectives"), ("sampler", "sampler"),
+                   ("pruner", "pruner"), ("epochs", "train.epochs")]
+        for key, what in checked:
+            if f"{ATTR}.{key}" in attrs and attrs[f"{ATTR}.{key}"] != r[key]:
                 raise RuntimeError(
                     f"study {r['study']!r} already exists with another {what} "
                     f"({json.dumps(attrs.get(f'{ATTR}.{key}'))}); joining it would mix two searches: "
@@ -224,17 +247,28 @@ class Driver:
         return {"trial": self.trial.number, "params": values}
 
     def report(self, r):
+        if len(self.study.directions) > 1:  # Optuna keeps no curves for several objectives
+            self.curve.append([r["step"], r["value"]])
+            return {"prune": False}
         self.trial.report(r["value"], r["step"])
-        return {"prune": bool(self.trial.should_prune())}  # numpy's bool is not JSON
+        return {"prune": bool(r["prune"] and self.trial.should_prune())}  # numpy's bool is not JSON
 
     def tell(self, r):
-        for key, value in (r.get("attrs") or {}).items():
+        attrs = dict(r.get("attrs") or {})
+        if self.curve:
+            attrs["curve"] = self.curve
+        for key, value in attrs.items():
             self.trial.set_user_attr(f"{ATTR}.{key}", value)
         state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[r["state"]]
         values = r.get("values") if state == TrialState.COMPLETE else None
-        self.study.tell(self.trial, values=values, state=state)
+        try:
+            self.study.tell(self.trial, values=values, state=state)
+        except ValueError as e:  # values Optuna refuses: the trial fails, the search goes on
+            self.trial.set_user_attr(f"{ATTR}.error", f"Optuna refused the values {values}: {e}")
+            self.study.tell(self.trial, state=TrialState.FAIL)
         self.stop_heartbeat()
         self.trial = None
+        self.curve = []
         return {}
 
     def trials(self, _r):
@@ -246,7 +280,8 @@ class Driver:
                     "state": t.state.name.lower(),
                     "values": t.values,
                     "params": {k: self.decoded(k, v) for k, v in t.params.items()},
-                    "intermediate": sorted(t.intermediate_values.items()),
+                    "intermediate": sorted(t.intermediate_values.items())
+                    or [tuple(p) for p in t.user_attrs.get(f"{ATTR}.curve", [])],
                     "attrs": {k[len(ATTR) + 1:]: v for k, v in t.user_attrs.items() if k.startswith(ATTR + ".")},
                     "seconds": t.duration.total_seconds() if t.duration else None,
                 }
@@ -264,7 +299,7 @@ class Driver:
             try:
                 imp = optuna.importance.get_param_importances(self.study, target=lambda t, i=i: t.values[i])
                 out.append({k: float(v) for k, v in imp.items()})
-            except (ValueError, RuntimeError) as e:  # too few complete trials, a single value...
+            except Exception as e:  # too few complete trials, a single value...: the report goes on
                 out.append({"error": str(e)})
         return {"importance": out}
 
@@ -273,15 +308,17 @@ class Driver:
         """Fails RUNNING trials whose worker is gone: stale heartbeats (RDB storages), and
         workers of this host whose process no longer exists."""
         optuna.storages.fail_stale_trials(self.study)
-        host = socket.gethostname()
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get(f"{ATTR}.worker", "")
             name, _, pid = owner.rpartition(":")
-            if name == host and pid.isdigit() and not pid_alive(int(pid)):
-                self.study._storage.set_trial_user_attr(
-                    t._trial_id, f"{ATTR}.error", f"its worker (pid {pid}) ended mid-trial"
-                )
-                self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            if name == HOST and pid.isdigit() and not pid_alive(int(pid)):
+                try:
+                    self.study._storage.set_trial_user_attr(
+                        t._trial_id, f"{ATTR}.error", f"its worker (pid {pid}) ended mid-trial"
+                    )
+                    self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass  # another worker here failed it first
 
     def abandon(self, why):
         if self.trial is not None:
@@ -309,19 +346,28 @@ def pid_alive(pid):
 
 
 def main():
+    # Ctrl-C and SIGTERM reach the whole process group: the worker decides what they mean (fail
+    # the trial, stop) and tells this process; dying here would leave the trial RUNNING.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     driver = Driver()
     out = sys.stdout
-    for line in sys.stdin:
-        try:
-            r = json.loads(line)
-            answer = getattr(driver, r["op"])(r)
-            answer["ok"] = True
-            text = json.dumps(answer, default=float)  # numpy scalars
-        except Exception as e:  # every failure is an answer; the Rust side names the request
-            text = json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
-        out.write(text + "\n")
-        out.flush()
-    driver.abandon("its worker process ended mid-trial (killed?)")
+    try:
+        for line in sys.stdin:
+            try:
+                r = json.loads(line)
+                answer = getattr(driver, r["op"])(r)
+                answer["ok"] = True
+                text = json.dumps(answer, default=float)  # numpy scalars
+            except Exception as e:  # every failure is an answer; the Rust side names the request
+                text = json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
+            out.write(text + "\n")
+            out.flush()
+    except (BrokenPipeError, OSError):
+        pass  # the worker is gone
+    finally:
+        # End of input with a trial running: the worker was killed.
+        driver.abandon("its worker process ended mid-trial (killed?)")
 
 
 if __name__ == "__main__":

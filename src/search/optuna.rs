@@ -3,9 +3,11 @@
 //! its samplers, pruners and storages are what users already trust, so we drive it rather than
 //! re-implement it.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
@@ -24,6 +26,9 @@ pub struct Optuna {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     python: PathBuf,
+    /// The driver's last lines of standard error (read by a thread, so that a chatty driver
+    /// never blocks on a full pipe): what to show when it dies.
+    stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// The Python that runs the driver: `$MICROVISION_PYTHON`, else the project's `.venv` (beside
@@ -54,7 +59,19 @@ impl Optuna {
             .map_err(|e| Error::Runtime(format!("cannot start {} for Optuna: {e}; {}", python.display(), HOW)))?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut o = Optuna { child, stdin: Some(stdin), stdout, python };
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = stderr.clone();
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() == 8 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+        let mut o = Optuna { child, stdin: Some(stdin), stdout, python, stderr };
         let version = o.call("version", json!({}))?;
         let got = version["optuna"].as_str().unwrap_or("?");
         if got != OPTUNA_VERSION {
@@ -87,13 +104,11 @@ impl Optuna {
 
     /// The error for a driver that ended: its stderr says why (most often: no Optuna).
     fn died(&mut self, op: &str) -> Error {
-        let _ = self.child.kill();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        let tail: Vec<&str> = err.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
-        let hint = if err.contains("No module named 'optuna'") { HOW } else { "" };
+        let _ = self.child.kill(); // most often it has ended already
+        let _ = self.child.wait();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let tail: Vec<String> = self.stderr.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        let hint = if tail.iter().any(|l| l.contains("No module named 'optuna'")) { HOW } else { "" };
         Error::Runtime(format!(
             "the Optuna driver ({}) ended during `{op}`: {} {hint}",
             self.python.display(),

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Keys the tuner sets itself for each trial.
-const RESERVED: &[&str] = &["name", "output.runs_dir", "train.threads", "train.device", "track.mlflow_parent_run"];
+const RESERVED: &[&str] = &["name", "output.runs_dir", "train.threads", "track.mlflow_parent_run"];
 
 /// The kinds of distribution, as the space file names them.
 const KINDS: &[&str] = &["float", "log_float", "int", "log_int", "categorical"];
@@ -82,7 +82,8 @@ impl Space {
         Ok(space)
     }
 
-    /// Whether every parameter takes finitely many values without conditions (a grid).
+    /// The number of points when every parameter takes finitely many values without conditions
+    /// (a grid); None otherwise, or beyond a million points.
     pub fn grid_size(&self) -> Option<usize> {
         self.params.iter().try_fold(1usize, |n, p| {
             if !p.when.is_empty() {
@@ -96,7 +97,7 @@ impl Space {
                 }
                 _ => return None,
             };
-            Some(n * values)
+            n.checked_mul(values).filter(|&n| n <= 1_000_000)
         })
     }
 
@@ -249,6 +250,14 @@ fn step(t: &toml::Table, kind: &str, lo: f64, hi: f64) -> std::result::Result<Op
     let s = s.ok_or_else(|| format!("step: expected a positive number no larger than {}", hi - lo))?;
     if kind == "int" && s.fract() != 0.0 {
         return Err(format!("step = {s}: expected a whole number"));
+    }
+    // Optuna's grid of a stepped range ends at `high`: the step must divide the range.
+    let n = (hi - lo) / s;
+    if (n - n.round()).abs() > 1e-9 * n.max(1.0) {
+        return Err(format!(
+            "step = {s} does not divide [{lo}, {hi}] into whole steps; expected a divisor of {}",
+            hi - lo
+        ));
     }
     Ok(Some(s))
 }

@@ -189,6 +189,7 @@ impl StudySpec {
             "sampler": self.sampler.name(),
             "pruner": self.pruner.name(),
             "seed": self.seed + worker as u64,
+            "worker": worker,
             "epochs": self.epochs,
             "directions": self.objectives.iter().map(|o| o.direction()).collect::<Vec<_>>(),
             "objectives": self.objectives.iter().map(|o| o.name()).collect::<Vec<_>>(),
@@ -277,5 +278,30 @@ pub fn format_value(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.4}")
+    }
+}
+
+/// A storage URL with its password replaced by `***`, for what is printed or recorded.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            format!("{scheme}://{}:***@{host}", user.split_once(':').map_or(user, |u| u.0))
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_storage_urls_are_hidden() {
+        assert_eq!(redact("postgresql://mv:s3cret@db:5432/optuna"), "postgresql://mv:***@db:5432/optuna");
+        assert_eq!(redact("postgresql://mv@127.0.0.1:5432/postgres"), "postgresql://mv@127.0.0.1:5432/postgres");
+        assert_eq!(redact("runs/a/study.journal"), "runs/a/study.journal");
+        assert_eq!(format_value(44_567_040.0), "44.57M");
+        assert_eq!(format_value(81.25), "81.2500");
     }
 }

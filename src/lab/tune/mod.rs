@@ -5,25 +5,27 @@
 //! machines) share a study through its storage.
 
 mod report;
+mod trial;
 
-pub use report::{locate_study, rerun_command, trial_overrides, tune_report, tune_reseed, tune_study, StudyReport};
+pub use report::{
+    locate_study, redact, rerun_command, shell_quote, trial_overrides, tune_report, tune_reseed, tune_study,
+    StudyReport,
+};
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::train::{stop_flag, train_with, TrainOptions};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::search::optuna::{self, Optuna};
 use crate::search::study::StudySpec;
 use crate::search::{Objective, Pruner, Sampler, Space, TrialState};
 use crate::track::mlflow::MlflowLogger;
-use crate::train::callbacks::{Callback, EpochInfo};
 use crate::train::Trainer;
+use trial::{lock, run_trial, TrialContext};
 
 /// What `microvision tune` was asked.
 #[derive(Debug, Clone)]
@@ -62,6 +64,9 @@ pub struct TuneArgs {
     pub stop_on_signals: bool,
     /// Run on each trial's trainer before it trains (a notebook's interrupt check).
     pub hook: Option<TrialHook>,
+    /// A worker a shell started for `--workers` after opening the study itself (which said the
+    /// notes already).
+    pub child: bool,
 }
 
 /// Something done to each trial's trainer before it trains: add a callback, keep its stop flag.
@@ -223,7 +228,8 @@ fn open_study(optuna: &mut Optuna, spec: &StudySpec, worker: usize) -> Result<(b
     if !track.mlflow_uri.is_empty() {
         let exists = optuna.call("exists", json!({ "study": spec.name, "storage": spec.storage }))?["exists"].as_bool();
         if exists == Some(false) {
-            let tags = [("microvision.study", spec.name.as_str()), ("microvision.storage", spec.storage.as_str())];
+            let storage = crate::search::study::redact(&spec.storage);
+            let tags = [("microvision.study", spec.name.as_str()), ("microvision.storage", storage.as_str())];
             match MlflowLogger::create(&track.mlflow_uri, &track.mlflow_experiment, &spec.name, &tags) {
                 Ok(run) => {
                     request["mlflow_parent"] = run.run_id().into();
@@ -259,13 +265,19 @@ fn open_driver(spec: &StudySpec) -> Result<Optuna> {
 /// Runs trials of the study until none is left to start (or the timeout): asks Optuna for the
 /// next trial, trains it, reports each epoch and tells the result.
 pub fn tune(args: &TuneArgs) -> Result<Tuned> {
-    let (spec, _) = tune_spec(args)?;
+    let (spec, notes) = tune_spec(args)?;
+    if !args.child {
+        notes.iter().for_each(crate::notice::note);
+    }
     let optuna = Arc::new(Mutex::new(open_driver(&spec)?));
     let (_, parent) = open_study(&mut lock(&optuna), &spec, args.worker)?;
     let study_run = parent.as_deref().and_then(|id| open_study_run(&spec, id));
     let started = Instant::now();
-    let mut trials = Vec::new();
+    let mut trials: Vec<TrialOutcome> = Vec::new();
     while args.timeout_secs.is_none_or(|t| started.elapsed().as_secs_f64() < t) {
+        if let Some(e) = failing_in_a_row(&trials) {
+            return Err(e);
+        }
         let asked = lock(&optuna).call("ask", json!({}))?;
         let Some(number) = asked["trial"].as_i64() else { break };
         let params = asked["params"].as_object().cloned().unwrap_or_default();
@@ -291,6 +303,23 @@ pub fn tune(args: &TuneArgs) -> Result<Tuned> {
     Ok(Tuned { spec, trials })
 }
 
+/// Trials that fail in a row fail for a reason of their own no more: a missing dataset, a bad
+/// setting. After [`FAILURES_IN_A_ROW`], stop instead of spending the budget; the queued trials
+/// wait for the next command.
+const FAILURES_IN_A_ROW: usize = 3;
+
+fn failing_in_a_row(trials: &[TrialOutcome]) -> Option<Error> {
+    let last = trials.iter().rev().take(FAILURES_IN_A_ROW).collect::<Vec<_>>();
+    if last.len() < FAILURES_IN_A_ROW || last.iter().any(|t| t.state != TrialState::Fail) {
+        return None;
+    }
+    Some(Error::Runtime(format!(
+        "the last {FAILURES_IN_A_ROW} trials failed, the last with: {}; stopping (the queued trials wait for \
+         the same command)",
+        last[0].error.as_deref().unwrap_or("no message")
+    )))
+}
+
 /// The study's MLflow run, reopened to log each trial's values (None, with a warning, when the
 /// server cannot be reached: the trials still log on their own).
 fn open_study_run(spec: &StudySpec, id: &str) -> Option<MlflowLogger> {
@@ -298,143 +327,4 @@ fn open_study_run(spec: &StudySpec, id: &str) -> Option<MlflowLogger> {
     MlflowLogger::open(&track.mlflow_uri, id)
         .map_err(|e| crate::notice::warn(format!("MLflow: cannot reopen the study's run {id}: {e}")))
         .ok()
-}
-
-/// How a worker runs its trials.
-struct TrialContext {
-    console: bool,
-    threads: Option<i64>,
-    /// The study's MLflow run, which the trials nest under.
-    parent: Option<String>,
-    stop_on_signals: bool,
-    hook: Option<TrialHook>,
-}
-
-fn lock(o: &Arc<Mutex<Optuna>>) -> std::sync::MutexGuard<'_, Optuna> {
-    o.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Trains trial `number` with the sampled `params` and tells Optuna how it ended. A user's
-/// interruption fails the trial and is returned (the tuning stops); any other failure of the
-/// trial is recorded and the tuning goes on.
-fn run_trial(
-    optuna: &Arc<Mutex<Optuna>>,
-    spec: &StudySpec,
-    number: i64,
-    params: &serde_json::Map<String, Value>,
-    context: &TrialContext,
-) -> Result<TrialOutcome> {
-    let (console, threads) = (context.console, context.threads);
-    let overrides = Space::overrides(params);
-    let mut outcome =
-        TrialOutcome { number, state: TrialState::Fail, values: Vec::new(), run_dir: None, overrides, error: None };
-    crate::notice::info(format!("trial {number}: {}", outcome.overrides.join(" ")));
-    let mut sets = outcome.overrides.clone();
-    sets.push(format!("name=\"trial{number:03}\""));
-    if let Some(t) = threads {
-        sets.push(format!("train.threads={t}"));
-    }
-    if let Some(p) = &context.parent {
-        sets.push(format!("track.mlflow_parent_run={}", toml::Value::String(p.clone())));
-    }
-    sets.push(format!("output.runs_dir={}", toml::Value::String(spec.runs_dir.display().to_string())));
-    let trainer = Config::from_toml_str(&spec.base, "the trial's config", &sets).and_then(Trainer::new);
-    let mut trainer = match trainer {
-        Ok(t) => t,
-        Err(e) => return tell_failed(optuna, outcome, e),
-    };
-    outcome.run_dir = Some(trainer.run_dir.clone());
-    if let Some(hook) = &context.hook {
-        (hook.0)(&mut trainer);
-    }
-    // The flag that stops the run: the signals' when they stop it, else the trainer's own.
-    let stop = if context.stop_on_signals { stop_flag() } else { trainer.stop.clone() };
-    let watch = Watch::new(optuna.clone(), spec.objectives[0], spec.pruner != Pruner::None, stop);
-    let (pruned, last) = (watch.pruned.clone(), watch.last.clone());
-    trainer.add_callback(Box::new(watch));
-    let trained = train_with(trainer, &TrainOptions { console, stop_on_signals: context.stop_on_signals });
-
-    let run_dir = outcome.run_dir.clone().unwrap_or_default();
-    let mut attrs = json!({ "run_dir": run_dir, "overrides": outcome.overrides });
-    match trained {
-        _ if pruned.load(Ordering::SeqCst) => {
-            outcome.state = TrialState::Pruned;
-            lock(optuna).call("tell", json!({ "state": "pruned", "attrs": attrs }))?;
-        }
-        Ok(t) => {
-            let (acc, loss) = *last.lock().unwrap_or_else(|p| p.into_inner());
-            let env = crate::run::Env::read(&run_dir);
-            let macs = env.as_ref().map_or(f64::NAN, |e| e.macs_per_image as f64);
-            let params_n = env.as_ref().map_or(f64::NAN, |e| e.num_params as f64);
-            outcome.values = spec
-                .objectives
-                .iter()
-                .map(|o| match o {
-                    Objective::ValAcc => acc,
-                    Objective::ValLoss => loss,
-                    Objective::Macs => macs,
-                    Objective::Params => params_n,
-                })
-                .collect();
-            if let Some(test) = &t.test {
-                attrs["test_acc"] = (100.0 * test.acc).into();
-            }
-            outcome.state = TrialState::Complete;
-            lock(optuna).call("tell", json!({ "state": "complete", "values": outcome.values, "attrs": attrs }))?;
-        }
-        Err(e @ Error::Interrupted(_)) => {
-            attrs["error"] = "interrupted (Ctrl-C or SIGTERM)".into();
-            lock(optuna).call("tell", json!({ "state": "fail", "attrs": attrs }))?;
-            return Err(e);
-        }
-        Err(e) => return tell_failed(optuna, outcome, e),
-    }
-    Ok(outcome)
-}
-
-fn tell_failed(optuna: &Arc<Mutex<Optuna>>, mut outcome: TrialOutcome, e: Error) -> Result<TrialOutcome> {
-    crate::notice::warn(format!("trial {} failed: {e}", outcome.number));
-    let attrs = json!({ "error": e.to_string(), "run_dir": outcome.run_dir, "overrides": outcome.overrides });
-    lock(optuna).call("tell", json!({ "state": "fail", "attrs": attrs }))?;
-    outcome.error = Some(e.to_string());
-    Ok(outcome)
-}
-
-/// The trial's eyes on the training: keeps the last validation accuracy and loss, reports the
-/// objective to Optuna each epoch and, when the pruner says so, stops the run as Ctrl-C would.
-struct Watch {
-    optuna: Arc<Mutex<Optuna>>,
-    objective: Objective,
-    prune: bool,
-    stop: Arc<AtomicBool>,
-    pruned: Arc<AtomicBool>,
-    last: Arc<Mutex<(f64, f64)>>,
-}
-
-impl Watch {
-    fn new(optuna: Arc<Mutex<Optuna>>, objective: Objective, prune: bool, stop: Arc<AtomicBool>) -> Watch {
-        let (pruned, last) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new((f64::NAN, f64::NAN))));
-        Watch { optuna, objective, prune, stop, pruned, last }
-    }
-}
-
-impl Callback for Watch {
-    fn epoch_end(&mut self, e: &EpochInfo) {
-        let (acc, loss) = (100.0 * e.val.acc, e.val.loss);
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (acc, loss);
-        if !self.prune {
-            return;
-        }
-        let value = if self.objective == Objective::ValLoss { loss } else { acc };
-        let answer = lock(&self.optuna).call("report", json!({ "step": e.epoch, "value": value }));
-        match answer {
-            Ok(a) if a["prune"].as_bool() == Some(true) => {
-                crate::notice::info(format!("pruned after epoch {} ({value:.2})", e.epoch));
-                self.pruned.store(true, Ordering::SeqCst);
-                self.stop.store(true, Ordering::SeqCst);
-            }
-            Ok(_) => {}
-            Err(err) => crate::notice::warn(format!("cannot report epoch {} to Optuna: {err}", e.epoch)),
-        }
-    }
 }

@@ -11,6 +11,7 @@ use crate::analysis::study::{draw_study, StudyPlots};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::search::optuna::{self, Optuna};
+pub use crate::search::study::redact;
 use crate::search::study::{Study, TrialRecord};
 
 /// What [`tune_report`] found and wrote.
@@ -108,10 +109,23 @@ pub fn tune_reseed(report: &StudyReport, seeds: usize, dir: &Path, console: bool
 }
 
 /// `s` as one shell word.
-fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_survive_the_shell() {
+        assert_eq!(shell_quote("optim.lr=0.05"), "optim.lr=0.05");
+        assert_eq!(shell_quote("optim.name=\"sgd\""), "'optim.name=\"sgd\"'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -256,14 +256,11 @@ impl Trainer {
     }
 
     /// MD5 of each dataset file: those checked while loading (`data.official_files`), else read
-    /// now (through the MD5 cache).
+    /// now.
     fn data_md5s(&self) -> Result<Vec<(String, String)>> {
         match &self.data.md5 {
             Some(sums) => Ok(sums.clone()),
-            None => {
-                let src = crate::data::source::source(&self.cfg.data.dataset)?;
-                crate::data::checksums::md5s(&src, &self.data.dir, crate::data::checksums::default_cache().as_deref())
-            }
+            None => crate::data::source::source(&self.cfg.data.dataset)?.md5s(&self.data.dir),
         }
     }
 
