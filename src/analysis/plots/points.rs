@@ -122,6 +122,10 @@ where
     for (name, pts, c) in &p.lines {
         let color = PALETTE[c % PALETTE.len()];
         let style = if p.thin_lines { color.mix(0.6).stroke_width(1) } else { color.stroke_width(2) };
+        if pts.len() == 1 {
+            // A curve of one point (a trial stopped after its first epoch) is a dot.
+            chart.draw_series(pts.iter().map(|&q| Circle::new(q, 3, color.mix(0.6).filled())))?;
+        }
         let s = chart.draw_series(LineSeries::new(pts.iter().copied(), style))?;
         if !name.is_empty() {
             s.label(name).legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
