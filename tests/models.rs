@@ -87,8 +87,17 @@ fn check_against_pytorch(py: &std::path::Path, dir: &std::path::Path, name: &str
     assert_eq!(reference["n_params"].int64_value(&[]), model.num_params(), "{name} {arch:?}: parameter count");
     let d = max_abs_diff(&eval, &reference["eval_out"]);
     assert!(d < 1e-5, "{name} {arch:?}: eval outputs differ by {d}");
+    let bn_buffers = model.vs.variables().keys().filter(|n| n.contains("running_")).count();
+    let compared = model.vs.variables().keys().filter(|n| reference.contains_key(&format!("buf.{n}"))).count();
+    assert!(compared >= bn_buffers, "{name}: {compared} buffers compared of {bn_buffers} BatchNorm statistics");
     for (pname, p) in model.vs.variables() {
         if !p.requires_grad() {
+            // Buffers (BatchNorm's running mean and variance, the batch count) and fixed weights
+            // after the same train-mode pass.
+            if let Some(r) = reference.get(&format!("buf.{pname}")) {
+                let d = max_abs_diff(&p.to_kind(Kind::Double), &r.to_kind(Kind::Double));
+                assert!(d < 1e-5, "{name} {arch:?}: buffer {pname} differs by {d} after a train-mode pass");
+            }
             continue;
         }
         let r = &reference[&format!("grad.{pname}")];

@@ -37,4 +37,7 @@ y = model(x)
 for n, p in model.named_parameters():
     if p.requires_grad:
         result["grad." + n] = p.grad
+# BatchNorm's running statistics after the one train-mode pass (each model's momentum and eps).
+for n, b in model.named_buffers():
+    result["buf." + n] = b.detach().clone()
 save_file({k: v.contiguous() for k, v in result.items()}, out)
