@@ -42,7 +42,7 @@ def test_runs_top_to_bottom(path, tmp_path, data_root):
 RUNS_DIR = {str(tmp_path / "runs")!r}
 OUT_DIR = {str(tmp_path / "out")!r}
 EPOCHS = 1
-SET = {{"data.batch_size": 32, "data.eval_batch_size": 64, "train.threads": 1}}
+SET = {{"data.batch_size": 32, "data.eval_batch_size": 64, "train.threads": 1, "data.official_files": False}}
 STOP_AT_STEP = 3
 PER_CLASS = 2
 MODELS = ["simple_cnn"]
