@@ -49,7 +49,13 @@ OWNER = f"{HOST}:{os.getpid()}"
 def storage_for(url):
     """An Optuna storage from a URL (sqlite://, postgresql://, mysql://...) or a journal file."""
     if "://" in url:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        except ImportError as e:
+            raise RuntimeError(
+                f"no database driver for {url.split('://')[0]}:// in this Python ({e}); postgresql:// uses psycopg "
+                "(in requirements.lock); for MySQL `pip install pymysql` and write mysql+pymysql://..."
+            ) from None
     path = url[len("journal:"):] if url.startswith("journal:") else url
     backend = optuna.storages.journal.JournalFileBackend(path)
     return optuna.storages.JournalStorage(backend)
