@@ -57,24 +57,23 @@ fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util as u; print(os.path.realpath(os.path.dirname(u.find_spec("torch").origin)))')
 ln -sfn "$torch_dir" .venv/libtorch
 
-if [ "$browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium (for the HTML report test)" >&2
+# Installs Debian package $1 (for $2), as root or through sudo, refreshing the package lists
+# once if the first try fails; a failure is reported, not fatal (the test that needs it says so).
+apt_install() {
+  echo "setup: installing Debian's $1 (for $2)" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  if ! { $sudo apt-get install -y --no-install-recommends chromium >&2 ||
-         { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends chromium >&2; }; }; then
-    echo "setup: could not install chromium; the report test needs it (apt-get install chromium)" >&2
+  if ! { $sudo apt-get install -y --no-install-recommends "$1" >&2 ||
+         { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends "$1" >&2; }; }; then
+    echo "setup: could not install $1; $2 needs it (apt-get install $1)" >&2
   fi
-fi
+}
 
+if [ "$browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium "the HTML report test"
+fi
 if [ "$postgres" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "setup: installing Debian's postgresql (for the tuning test's shared study)" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  if ! { $sudo apt-get install -y --no-install-recommends postgresql >&2 ||
-         { $sudo apt-get update >&2 && $sudo apt-get install -y --no-install-recommends postgresql >&2; }; }; then
-    echo "setup: could not install postgresql; the tuning test needs it (apt-get install postgresql)" >&2
-  fi
+  apt_install postgresql "the tuning test's shared study"
 fi
 
 if [ "$python" = 1 ]; then

@@ -35,15 +35,41 @@ fn setup(tmp: &Path, epochs: i64) -> PathBuf {
     cfg
 }
 
-fn tune(tmp: &Path, py: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microvision"))
-        .arg("tune")
+/// `microvision tune` on `tmp`'s base config and space, with `args`.
+fn tune_command(tmp: &Path, py: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvision"));
+    cmd.arg("tune")
         .args(["-c", tmp.join("base.toml").to_str().unwrap(), "--space", tmp.join("space.toml").to_str().unwrap()])
         .args(args)
         .env("MICROVISION_PYTHON", py)
-        .env_remove("MICROVISION_DATA")
-        .output()
-        .unwrap()
+        .env_remove("MICROVISION_DATA");
+    cmd
+}
+
+fn tune(tmp: &Path, py: &Path, args: &[&str]) -> Output {
+    tune_command(tmp, py, args).output().unwrap()
+}
+
+/// `microvision tune` in a process group of its own, so that a signal reaches the worker and its
+/// Optuna driver as a terminal's would.
+fn spawn_tune_group(tmp: &Path, py: &Path, args: &[&str]) -> std::process::Child {
+    tune_command(tmp, py, args).stderr(std::process::Stdio::piped()).process_group(0).spawn().unwrap()
+}
+
+/// Waits until the run of trial `n` under `runs` has written a metrics line; returns it.
+fn wait_for_training(runs: &Path, n: usize) -> PathBuf {
+    let started = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir(runs).into_iter().flatten().flatten().map(|e| e.path()).find(|p| {
+            p.to_string_lossy().contains(&format!("trial{n:03}"))
+                && std::fs::metadata(p.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0)
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(started.elapsed().as_secs() < 120, "trial {n} never trained");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn read(py: &Path, storage: &Path, name: &str) -> Study {
@@ -114,12 +140,7 @@ fn a_worker_killed_mid_trial_leaves_the_trial_failed_and_the_study_usable() {
     std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
     // 1. The worker dies as under kill -9 while evaluating (its Optuna driver lives on, sees the
     //    end of its input and fails the trial).
-    let o = Command::new(env!("CARGO_BIN_EXE_microvision"))
-        .arg("tune")
-        .args(["-c", tmp.path().join("base.toml").to_str().unwrap(), "--space"])
-        .arg(tmp.path().join("space.toml"))
-        .args(["--trials", "3", "--pruner", "none", "--study", "k"])
-        .env("MICROVISION_PYTHON", &py)
+    let o = tune_command(tmp.path(), &py, &["--trials", "3", "--pruner", "none", "--study", "k"])
         .env("MICROVISION_FAILPOINT", "eval")
         .output()
         .unwrap();
@@ -130,30 +151,8 @@ fn a_worker_killed_mid_trial_leaves_the_trial_failed_and_the_study_usable() {
     assert!(s.trials[0].attrs["error"].as_str().unwrap().contains("ended mid-trial"));
     // 2. SIGKILL of the whole process group (worker and driver) during the next trial: the
     //    trial is left RUNNING until the next worker finds its owner gone and fails it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_microvision"))
-        .arg("tune")
-        .args(["-c", tmp.path().join("base.toml").to_str().unwrap(), "--space"])
-        .arg(tmp.path().join("space.toml"))
-        .args(["--trials", "3", "--pruner", "none", "--study", "k"])
-        .env("MICROVISION_PYTHON", &py)
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let runs = tmp.path().join("runs/k");
-    let started = std::time::Instant::now();
-    let trial1 = loop {
-        let found = std::fs::read_dir(&runs)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().contains("trial001") && p.join("metrics.jsonl").is_file());
-        if let Some(p) = found.filter(|p| std::fs::metadata(p.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0)) {
-            break p;
-        }
-        assert!(started.elapsed().as_secs() < 120, "trial 1 never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut child = spawn_tune_group(tmp.path(), &py, &["--trials", "3", "--pruner", "none", "--study", "k"]);
+    let trial1 = wait_for_training(&tmp.path().join("runs/k"), 1);
     // SAFETY: kill(2) on the child's own process group.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     child.wait().unwrap();
@@ -390,24 +389,9 @@ fn ctrl_c_fails_the_running_trial_and_leaves_the_rest_queued() {
     let tmp = tempfile::tempdir().unwrap();
     setup(tmp.path(), 200);
     std::fs::write(tmp.path().join("space.toml"), "optim.lr = { log_float = [0.005, 0.1] }\n").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_microvision"))
-        .arg("tune")
-        .args(["-c", tmp.path().join("base.toml").to_str().unwrap(), "--space"])
-        .arg(tmp.path().join("space.toml"))
-        .args(["--trials", "2", "--pruner", "none", "--study", "c"])
-        .env("MICROVISION_PYTHON", &py)
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let child = spawn_tune_group(tmp.path(), &py, &["--trials", "2", "--pruner", "none", "--study", "c"]);
     let runs = tmp.path().join("runs/c");
-    let started = std::time::Instant::now();
-    while !std::fs::read_dir(&runs).is_ok_and(|d| {
-        d.flatten().any(|e| std::fs::metadata(e.path().join("metrics.jsonl")).is_ok_and(|m| m.len() > 0))
-    }) {
-        assert!(started.elapsed().as_secs() < 120, "trial 0 never trained");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_training(&runs, 0);
     // As the terminal does: SIGINT to the whole group (the worker and its Optuna driver).
     // SAFETY: kill(2) on the child's own process group.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
