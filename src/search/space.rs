@@ -64,7 +64,10 @@ impl Space {
     /// Reads and checks the space file at `path` against the base config `base`.
     pub fn load(path: &Path, base: &Config) -> Result<Space> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read the search space {}: {e}; expected a TOML file (docs/tune.md)", path.display()))
+            Error::Config(format!(
+                "cannot read the search space {}: {e}; expected a TOML file (docs/tune.md)",
+                path.display()
+            ))
         })?;
         Space::parse(&text, &path.display().to_string(), base)
     }
