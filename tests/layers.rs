@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["models"],
     &["train"],
     &["track"],
+    &["search"],
     &["analysis", "bench"],
     &["lab"],
     &["cli"],
