@@ -24,10 +24,20 @@ fn empty_file_is_the_default_config() {
 
 #[test]
 fn shipped_configs_parse() {
+    let mut spaces = 0;
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/configs")).unwrap() {
         let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        // A search space `X.space.toml` is checked against its base config `X.toml`.
+        if let Some(stem) = name.strip_suffix(".space.toml") {
+            let base = Config::load(&path.with_file_name(format!("{stem}.toml")), &[]).unwrap();
+            microvision::search::Space::load(&path, &base).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            spaces += 1;
+            continue;
+        }
         Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
+    assert!(spaces >= 2, "the demo and searchnet spaces");
 }
 
 #[test]
