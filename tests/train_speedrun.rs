@@ -111,6 +111,7 @@ fn speedrun_config(tmp: &std::path::Path, epochs: i64) -> microvision::Config {
         "data.batch_size=32".into(),
         "data.eval_batch_size=64".into(),
         "data.download=false".into(),
+        "data.official_files=false".into(),
         format!("train.epochs={epochs}"),
         "train.threads=1".into(),
         "train.progress=false".into(),
@@ -183,6 +184,7 @@ fn bench_speedrun_reports_every_run_and_the_summary() {
         .args(["--runs", "2", "--target", "5"])
         .args(["--set", &format!("data.root={}", tmp.path().display())])
         .args(["--set", "data.batch_size=32", "--set", "data.download=false", "--set", "train.epochs=1"])
+        .args(["--set", "data.official_files=false"])
         .args(["--set", "train.progress=false", "--set", "train.threads=1"])
         .args(["--set", &format!("output.runs_dir={}", tmp.path().join("runs").display())])
         .env_remove("MICROVISION_DATA")
