@@ -121,6 +121,8 @@ pub struct StudySpec {
     pub config: PathBuf,
     /// The user's overrides of it.
     pub overrides: Vec<String>,
+    /// The base config's trackers (MLflow: the study's run and its nested trials).
+    pub track: crate::config::TrackConfig,
     /// The base config's resolved TOML (a trial is it plus the sampled values).
     pub base: String,
     /// Where the trials' run directories go.

@@ -203,6 +203,7 @@ pub fn tune_spec(args: &TuneArgs) -> Result<(StudySpec, Vec<String>)> {
         trials,
         seed: args.seed,
         epochs,
+        track: base.track.clone(),
         base: base.to_toml(),
         runs_dir,
     };
@@ -222,7 +223,7 @@ pub fn tune_open(args: &TuneArgs) -> Result<Tuning> {
 /// Opens the study in the driver; returns whether this call created it and the MLflow run the
 /// trials nest under (with MLflow on: made by the study's creator, its id kept in the study).
 fn open_study(optuna: &mut Optuna, spec: &StudySpec, worker: usize) -> Result<(bool, Option<String>)> {
-    let track = Config::from_toml_str(&spec.base, "the base config", &[])?.track;
+    let track = &spec.track;
     let mut request = spec.request(worker);
     let mut made = None;
     if !track.mlflow_uri.is_empty() {
@@ -272,6 +273,13 @@ pub fn tune(args: &TuneArgs) -> Result<Tuned> {
     let optuna = Arc::new(Mutex::new(open_driver(&spec)?));
     let (_, parent) = open_study(&mut lock(&optuna), &spec, args.worker)?;
     let study_run = parent.as_deref().and_then(|id| open_study_run(&spec, id));
+    let context = TrialContext {
+        console: args.console,
+        threads: args.threads,
+        parent,
+        stop_on_signals: args.stop_on_signals,
+        hook: args.hook.clone(),
+    };
     let started = Instant::now();
     let mut trials: Vec<TrialOutcome> = Vec::new();
     while args.timeout_secs.is_none_or(|t| started.elapsed().as_secs_f64() < t) {
@@ -281,13 +289,6 @@ pub fn tune(args: &TuneArgs) -> Result<Tuned> {
         let asked = lock(&optuna).call("ask", json!({}))?;
         let Some(number) = asked["trial"].as_i64() else { break };
         let params = asked["params"].as_object().cloned().unwrap_or_default();
-        let context = TrialContext {
-            console: args.console,
-            threads: args.threads,
-            parent: parent.clone(),
-            stop_on_signals: args.stop_on_signals,
-            hook: args.hook.clone(),
-        };
         let outcome = run_trial(&optuna, &spec, number, &params, &context)?;
         crate::notice::info(outcome.line());
         if let Some(run) = &study_run {
@@ -323,8 +324,7 @@ fn failing_in_a_row(trials: &[TrialOutcome]) -> Option<Error> {
 /// The study's MLflow run, reopened to log each trial's values (None, with a warning, when the
 /// server cannot be reached: the trials still log on their own).
 fn open_study_run(spec: &StudySpec, id: &str) -> Option<MlflowLogger> {
-    let track = Config::from_toml_str(&spec.base, "the base config", &[]).ok()?.track;
-    MlflowLogger::open(&track.mlflow_uri, id)
+    MlflowLogger::open(&spec.track.mlflow_uri, id)
         .map_err(|e| crate::notice::warn(format!("MLflow: cannot reopen the study's run {id}: {e}")))
         .ok()
 }
