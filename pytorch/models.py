@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 
-def simple_cnn(num_classes=10, in_channels=3, dropout=0.5):
+def simple_cnn(num_classes=10, in_channels=3, dropout=0.5, input_size=32):
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
@@ -16,7 +16,8 @@ def simple_cnn(num_classes=10, in_channels=3, dropout=0.5):
             super().__init__()
             self.features = nn.Sequential(*block(in_channels, 32), *block(32, 64), *block(64, 128))
             self.classifier = nn.Sequential(
-                nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(dropout), nn.Linear(512, num_classes)
+                # three 2x2 poolings: (input_size // 8)^2 positions of 128 channels (2048 at 32x32)
+                nn.Linear(128 * (input_size // 8) ** 2, 512), nn.ReLU(), nn.Dropout(dropout), nn.Linear(512, num_classes)
             )
 
         def forward(self, x):
@@ -122,9 +123,9 @@ class VGG(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
-def build(name, num_classes=10, in_channels=3):
+def build(name, num_classes=10, in_channels=3, input_size=32):
     if name == "simple_cnn":
-        return simple_cnn(num_classes, in_channels)
+        return simple_cnn(num_classes, in_channels, input_size=input_size)
     if name == "improved_cnn":
         return ImprovedCNN(num_classes, in_channels)
     if name == "resnet18":
@@ -299,7 +300,7 @@ class VitLite(nn.Module):
 _build_base = build
 
 
-def build(name, num_classes=10, in_channels=3, arch=None):  # noqa: F811
+def build(name, num_classes=10, in_channels=3, arch=None, input_size=32):  # noqa: F811
     if name == "searchnet":
         from searchnet import SearchNet
 
@@ -309,8 +310,8 @@ def build(name, num_classes=10, in_channels=3, arch=None):  # noqa: F811
     if name == "airbench94":
         return Airbench94(num_classes, in_channels)
     if name == "vit_lite7":
-        return VitLite(num_classes, in_channels)
-    return _build_base(name, num_classes, in_channels)
+        return VitLite(num_classes, in_channels, input_size)
+    return _build_base(name, num_classes, in_channels, input_size)
 
 
 MODEL_NAMES = ["simple_cnn", "improved_cnn", "resnet18", "resnet34", *VGG_PLANS, "efficientnet_b0", "airbench94", "searchnet", "vit_lite7"]

@@ -142,7 +142,12 @@ fn report_is_self_contained_and_complete() {
     assert!(html.contains("<table id=\"per-class\">") && html.contains("<td>airplane</td>"));
     assert!(html.contains("name = &quot;tiny&quot;"), "config missing");
     assert!(html.contains("git_commit"), "environment missing");
-    assert!(html.contains("best val accuracy (on the test split)"), "val_split = 0 is said");
+    // data.val_split = 0: the report says the epochs were scored on the test split, and picks nothing.
+    assert!(
+        html.contains("none (epochs scored on test)") && !html.contains("best val accuracy"),
+        "val_split = 0 is said"
+    );
+    assert!(html.contains("<th>test loss</th><th>test acc %</th>"), "per-epoch columns name their split");
     assert!(!html.contains("src=\"http") && !html.contains("<script"), "report must not load anything");
 }
 

@@ -277,6 +277,36 @@ fn sigint_saves_a_checkpoint_and_prints_the_resume_command() {
 }
 
 #[test]
+fn a_second_sigint_quits_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 40, 20);
+    let cfg = write_config(tmp.path());
+    // ResNet-18 steps of 64 images take long enough for a second Ctrl-C to land inside one.
+    let sets = ["train.epochs=50", "train.log_every=1", "model.name=\"resnet18\"", "data.batch_size=64"];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_microvision"));
+    cmd.args(["train", "-c", cfg.to_str().unwrap()]);
+    sets.iter().for_each(|s| {
+        cmd.args(["--set", s]);
+    });
+    let child = cmd.env("MICROVISION_DATA", tmp.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let runs = tmp.path().join("runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).is_some_and(|e| {
+        std::fs::read_to_string(e.unwrap().path().join("metrics.jsonl")).is_ok_and(|t| t.contains("\"step\""))
+    }) {
+        assert!(std::time::Instant::now() < deadline, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_user_error(&out, 130, &["second interrupt: quitting at once", "--resume"]);
+}
+
+#[test]
 fn libtorch_panics_are_recognised_and_others_are_not() {
     // What tch panics with when LibTorch throws (see tch's `unwrap()` on a `TchError::Torch`).
     let torch: Box<dyn std::any::Any + Send> = Box::new(String::from(

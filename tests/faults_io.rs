@@ -46,6 +46,7 @@ fn full_disk_reports_the_path_and_keeps_the_previous_checkpoint() {
     let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "size=22m") else { return };
     let mut cfg = common::tiny_config(tmp.path(), &disk.0);
     cfg.train.epochs = 3;
+    cfg.data.val_split = 0.2; // a validation split: `best` is written beside `last`
     let mut t = Trainer::new(cfg).unwrap();
     let err = t.fit().unwrap_err();
     let msg = err.to_string();
@@ -106,6 +107,38 @@ fn nan_loss_with_restore_policy_recovers_at_a_lower_learning_rate() {
     assert!(test.loss.is_finite());
     assert_eq!(t.state.epoch, 3);
     assert_eq!(t.state.lr_scale, 0.5);
+}
+
+/// Fills `weight` with NaN after every optimizer step from `.0` on: every restore diverges again.
+struct PoisonFrom(i64, tch::Tensor);
+
+impl microvision::train::callbacks::Callback for PoisonFrom {
+    fn batch_end(&mut self, s: &microvision::train::callbacks::StepInfo) {
+        if s.step >= self.0 {
+            tch::no_grad(|| {
+                let _ = self.1.fill_(f64::NAN);
+            });
+        }
+    }
+}
+
+#[test]
+fn divergence_restores_give_up_after_three() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 10); // 3 steps per epoch
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    (cfg.train.epochs, cfg.train.on_nan) = (3, OnNan::Restore);
+    let mut t = Trainer::new(cfg).unwrap();
+    let weight = t.model.vs.variables()["classifier.3.weight"].shallow_clone();
+    t.add_callback(Box::new(PoisonFrom(4, weight)));
+    let err = t.fit().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Diverged { .. }), "{msg}");
+    assert!(msg.contains("Set a lower optim.lr or train.grad_clip") && !msg.contains("on_nan"), "{msg}");
+    assert_eq!(t.state.lr_scale, 0.125, "three restores, each halving the learning rate");
+    let last = checkpoint::load(&t.run_dir.join("checkpoints"), "last").unwrap();
+    assert_eq!(last.state.epoch, 1, "the checkpoint before the divergence is kept");
+    assert!(last.weights.iter().all(|(_, w)| !w.is_floating_point() || bool::try_from(w.isfinite().all()).unwrap()));
 }
 
 /// Fills a weight with NaN after optimizer step `at` (once): the next step's loss diverges.

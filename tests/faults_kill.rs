@@ -1,6 +1,8 @@
-//! Fault matrix, part 1: `kill -9` at 10 points (during steps, during a checkpoint write, during
-//! evaluation). After each, `train --resume` finishes and the final weights equal, bit for bit,
-//! those of a run that was never interrupted.
+//! Fault matrix, part 1: `kill -9` at 11 points (during steps, during a checkpoint write, during
+//! evaluation) of a recipe with every stateful part: a validation split (so `best` is written),
+//! progressive resizing, TrivialAugment, Random Erasing, Mixup/CutMix and an EMA of the weights.
+//! After each, `train --resume` finishes and the final weights and optimizer state (momentum
+//! buffers, the EMA) equal, bit for bit, those of a run that was never interrupted.
 
 mod common;
 
@@ -12,7 +14,34 @@ use std::time::{Duration, Instant};
 fn config(dir: &Path) -> PathBuf {
     let path = dir.join("cfg.toml");
     let text = format!(
-        "name = \"k\"\n[data]\nroot = \"{}\"\nbatch_size = 32\ndownload = false\nofficial_files = false\n[train]\nepochs = 3\nthreads = 1\nlog_every = 1\nprogress = false\n",
+        r#"name = "k"
+[data]
+root = "{}"
+batch_size = 32
+download = false
+official_files = false
+val_split = 0.2
+train_sizes = [24, 28]
+[augment]
+policy = "trivialaugment"
+random_erasing = 0.25
+mixup_alpha = 0.2
+cutmix_alpha = 1.0
+[model]
+name = "searchnet"
+[model.arch]
+width1 = 8
+width2 = 16
+width3 = 32
+[optim]
+momentum = 0.9
+[train]
+epochs = 3
+threads = 1
+log_every = 1
+progress = false
+ema_decay = 0.9
+"#,
         dir.display()
     );
     std::fs::write(&path, text).unwrap();
@@ -46,8 +75,11 @@ fn epoch_lines(run: &Path) -> Vec<i64> {
     lines.filter(|v| v["kind"] == "epoch" && v["split"] == "val").filter_map(|v| v["epoch"].as_i64()).collect()
 }
 
+/// The final checkpoint's weights, then its optimizer tensors (momentum buffers, the EMA).
 fn final_weights(run: &Path) -> Vec<(String, tch::Tensor)> {
-    checkpoint::load(&run.join("checkpoints"), "last").unwrap().weights
+    let last = checkpoint::load(&run.join("checkpoints"), "last").unwrap();
+    let optim = last.optim.into_iter().map(|(n, t)| (format!("optim/{n}"), t));
+    last.weights.into_iter().chain(optim).collect()
 }
 
 fn resume(run: &Path) {
@@ -72,12 +104,15 @@ fn assert_same(reference: &[(String, tch::Tensor)], run: &Path, case: &str) {
 #[test]
 fn kill_9_anywhere_then_resume_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    common::synthetic_cifar10(tmp.path(), 40, 40); // 6 steps per epoch, 18 in all
+    common::synthetic_cifar10(tmp.path(), 40, 40); // 160 training images: 5 steps per epoch, 15 in all
     let cfg = config(tmp.path());
     let reference_runs = tmp.path().join("reference");
     let status = train(&cfg, &reference_runs, None).wait().unwrap();
     assert!(status.success());
     let reference = final_weights(&run_dir(&reference_runs));
+    let optim: Vec<_> = reference.iter().filter(|(n, _)| n.starts_with("optim/")).map(|(n, _)| n.as_str()).collect();
+    assert!(optim.iter().any(|n| n.contains("ema")), "the EMA is compared too: {optim:?}");
+    assert!(optim.len() > 2, "momentum buffers are compared too: {optim:?}");
 
     // Points the process reaches itself and aborts at: inside a checkpoint write and evaluation.
     for fp in ["checkpoint.before_rename", "checkpoint.mid_rename", "checkpoint.between_best_and_last", "eval"] {
@@ -112,8 +147,11 @@ fn kill_9_anywhere_then_resume_equals_an_uninterrupted_run() {
             assert!(Instant::now() < deadline, "training did not progress");
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The kill lands mid-run: the child is still training and has not written its final result.
+        assert!(child.try_wait().unwrap().is_none(), "kill after {after_steps} steps: the run had already ended");
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        assert!(!run_dir(&runs).join("eval.json").exists(), "kill after {after_steps} steps: the run had finished");
         resume(&run_dir(&runs));
         assert_same(&reference, &run_dir(&runs), &format!("kill after {after_steps} steps"));
         let leftovers: Vec<_> = std::fs::read_dir(run_dir(&runs).join("checkpoints"))

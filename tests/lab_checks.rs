@@ -11,7 +11,9 @@ use microvision::train::{checkpoint, Trainer};
 fn a_run_without_a_checkpoint_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 10, 10);
-    let run = Trainer::new(common::tiny_config(tmp.path(), &tmp.path().join("runs"))).unwrap().run_dir;
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.data.val_split = 0.2;
+    let run = Trainer::new(cfg).unwrap().run_dir;
     let err = lab::eval(&run, Checkpoint::Last, &[]).unwrap_err();
     assert_eq!(err.exit_code(), 4, "{err}");
     assert!(err.to_string().contains("has no `last` checkpoint yet"), "{err}");

@@ -67,7 +67,7 @@ fn unknown_model_lists_valid_names() {
 fn check_against_pytorch(py: &std::path::Path, dir: &std::path::Path, name: &str, a: &ModelArgs, arch: Option<&str>) {
     tch::manual_seed(1);
     let model = Model::new(name, a, Device::Cpu).unwrap();
-    let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let x = Tensor::randn([4, a.in_channels, a.input_size, a.input_size], (Kind::Float, Device::Cpu));
     let weights = dir.join(format!("{name}.safetensors"));
     let input = dir.join("x.safetensors");
     let out = dir.join("out.safetensors");
@@ -75,7 +75,7 @@ fn check_against_pytorch(py: &std::path::Path, dir: &std::path::Path, name: &str
     Tensor::write_safetensors(&[("x", &x)], &input).unwrap();
     let status = std::process::Command::new(py)
         .arg(common::repo("tests/oracle/check_model.py"))
-        .args([name, "10"])
+        .args([name, &a.num_classes.to_string()])
         .args([&weights, &input, &out])
         .args(arch)
         .status()
@@ -116,6 +116,40 @@ fn models_equal_pytorch() {
     for entry in MODELS {
         check_against_pytorch(&py, dir.path(), entry.name, &args(), None);
     }
+}
+
+#[test]
+fn dataset_variants_equal_pytorch() {
+    // The shapes other datasets give the models: 100 classes (CIFAR-100) for every model, and
+    // 1-channel 28x28 digits (MNIST, Fashion-MNIST, KMNIST) for every model that takes them
+    // (VGG's five poolings need 32 pixels: the trainer refuses it on 28x28 with a message).
+    // After a refusal the next model's gradients are compared: the failed probe must not leave
+    // autograd off (it once did, through `tch::no_grad` unwinding).
+    let Some(py) = common::venv_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut digits, mut refused) = (Vec::new(), Vec::new());
+    for entry in MODELS {
+        check_against_pytorch(&py, dir.path(), entry.name, &ModelArgs { num_classes: 100, ..args() }, None);
+        let gray = ModelArgs { in_channels: 1, input_size: 28, ..args() };
+        // The trainer's own check on an MNIST config: a model whose poolings need more pixels is
+        // refused there, with a message, and leaves autograd as it was for the next model.
+        let text = format!("[data]\ndataset = \"mnist\"\ninput_size = 28\n[model]\nname = \"{}\"", entry.name);
+        let cfg = microvision::Config::from_toml_str(&text, "digits", &[]).unwrap();
+        let takes = microvision::train::trainer::check_model(&cfg).map(|_| ()).map_err(|e| e.to_string());
+        match takes {
+            Ok(_) => {
+                check_against_pytorch(&py, dir.path(), entry.name, &gray, None);
+                digits.push(entry.name);
+            }
+            Err(e) => refused.push(format!("{}: {e}", entry.name)),
+        }
+    }
+    for must in ["simple_cnn", "resnet18", "improved_cnn", "vit_lite7"] {
+        assert!(digits.contains(&must), "{must} must take 1x28x28 digits; refused: {refused:?}");
+    }
+    eprintln!("1x28x28 checked: {digits:?}; refused: {refused:?}");
 }
 
 #[test]

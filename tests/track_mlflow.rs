@@ -30,7 +30,11 @@ fn free_port() -> u16 {
 }
 
 fn start_server(mlflow: &Path, dir: &Path) -> (Server, String) {
-    let port = free_port();
+    start_server_on(mlflow, dir, free_port())
+}
+
+/// An MLflow server on `port` with its store (sqlite) and artifacts in `dir`.
+fn start_server_on(mlflow: &Path, dir: &Path, port: u16) -> (Server, String) {
     let child = Command::new(mlflow)
         .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
         .arg("--backend-store-uri")
@@ -38,7 +42,7 @@ fn start_server(mlflow: &Path, dir: &Path) -> (Server, String) {
         .arg("--artifacts-destination")
         .arg(dir.join("artifacts"))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap())
         .process_group(0)
         .spawn()
         .unwrap();
@@ -109,6 +113,107 @@ fn mlflow_gets_params_metrics_plots_and_status() {
             + "/plots/accuracy.png",
     );
     assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(t.run_dir.join("plots/accuracy.png")).unwrap());
+}
+
+/// The `mlflow` program of the project's venv, or None after `common::skip`.
+fn mlflow_program() -> Option<std::path::PathBuf> {
+    let mlflow = common::venv_python()?.with_file_name("mlflow");
+    if !mlflow.exists() {
+        common::skip(&format!("{} not installed (scripts/setup.sh installs it)", mlflow.display()));
+        return None;
+    }
+    Some(mlflow)
+}
+
+fn status(url: &str, run_id: &str) -> Value {
+    get(&format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}"))["run"]["info"]["status"].clone()
+}
+
+#[test]
+fn ctrl_c_marks_the_run_killed_and_a_resume_continues_it() {
+    let Some(mlflow) = mlflow_program() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&mlflow, tmp.path());
+    common::synthetic_cifar10(tmp.path(), 20, 20); // 100 images: 3 steps per epoch
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.track.mlflow_uri = url.clone();
+    cfg.train.epochs = 3;
+    let mut t = Trainer::new(cfg).unwrap();
+    let flag = t.stop.clone();
+    t.add_callback(Box::new(common::StopAt(5, flag))); // Ctrl-C in epoch 2
+    let Err(err) = microvision::lab::fit(&mut t) else { panic!("Ctrl-C must stop the run") };
+    assert!(matches!(err, microvision::Error::Interrupted(_)), "{err}");
+    let run_dir = t.run_dir.clone();
+    drop(t);
+    let run_id = std::fs::read_to_string(run_dir.join("mlflow_run_id")).unwrap();
+    assert_eq!(status(&url, &run_id), "KILLED");
+
+    let mut again = Trainer::resume(&run_dir).unwrap();
+    microvision::lab::fit(&mut again).unwrap();
+    assert_eq!(std::fs::read_to_string(run_dir.join("mlflow_run_id")).unwrap(), run_id, "the same MLflow run");
+    assert_eq!(status(&url, &run_id), "FINISHED");
+    let api = format!("{url}/api/2.0/mlflow");
+    let history = get(&format!("{api}/metrics/get-history?run_id={run_id}&metric_key=val/acc"));
+    let steps: Vec<i64> = history["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_i64().unwrap()).collect();
+    assert_eq!(steps, [3, 6, 9], "every epoch once, across the interruption");
+    // The run's eval.json and config.toml went up as artifacts, byte for byte.
+    let run = get(&format!("{api}/runs/get?run_id={run_id}"))["run"].clone();
+    let stored = tmp
+        .path()
+        .join("artifacts")
+        .join(run["info"]["artifact_uri"].as_str().unwrap().trim_start_matches("mlflow-artifacts:/"));
+    for f in ["eval.json", "config.toml"] {
+        assert_eq!(std::fs::read(stored.join(f)).unwrap(), std::fs::read(run_dir.join(f)).unwrap(), "{f}");
+    }
+}
+
+/// Kills the MLflow server at the end of epoch 1 and starts it again (same port and store) at
+/// the end of epoch 2.
+struct ServerOutage {
+    server: Option<Server>,
+    mlflow: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl microvision::train::callbacks::Callback for ServerOutage {
+    fn epoch_end(&mut self, e: &microvision::train::callbacks::EpochInfo) {
+        if e.epoch == 1 {
+            let server = self.server.take().unwrap();
+            // SAFETY: kill(2) on the server's own process group.
+            unsafe { libc::kill(-(server.0.id() as i32), libc::SIGKILL) };
+            drop(server);
+        } else if e.epoch == 2 {
+            self.server = Some(start_server_on(&self.mlflow, &self.dir, self.port).0);
+        }
+    }
+}
+
+#[test]
+fn a_server_that_dies_mid_run_marks_it_failed_once_back() {
+    let Some(mlflow) = mlflow_program() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (server, url) = start_server_on(&mlflow, tmp.path(), port);
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    cfg.track.mlflow_uri = url.clone();
+    cfg.train.epochs = 3;
+    let mut t = Trainer::new(cfg).unwrap();
+    let outage = ServerOutage { server: Some(server), mlflow, dir: tmp.path().to_path_buf(), port };
+    t.add_callback(Box::new(outage));
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    microvision::notice::set_sink(Box::new(move |_, m| sink.lock().unwrap().push(m.to_string())));
+    let fitted = microvision::lab::fit(&mut t);
+    microvision::notice::reset_sink();
+    assert!(fitted.unwrap().test.acc.is_finite(), "training goes on without the server");
+    assert!(t.run_dir.join("eval.json").exists());
+    let said = said.lock().unwrap();
+    assert!(said.iter().any(|m| m.contains("MLflow logging stopped")), "{said:?}");
+    let run_id = std::fs::read_to_string(t.run_dir.join("mlflow_run_id")).unwrap();
+    assert_eq!(status(&url, &run_id), "FAILED", "the server back by the end hears the run failed");
+    drop(t); // the outage callback holds the restarted server until here
 }
 
 #[test]

@@ -129,15 +129,40 @@ fn early_stopping_stops_when_the_metric_stalls() {
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
     cfg.train.epochs = 6;
-    // No accuracy (a fraction) improves on another by more than 1: only epoch 1 sets a best.
-    // (Training itself cannot be frozen: BatchNorm's running statistics move the validation
-    // accuracy even at a zero learning rate.)
+    cfg.data.val_split = 0.2; // early stopping watches a validation split, never the test split
+                              // No accuracy (a fraction) improves on another by more than 1: only epoch 1 sets a best.
+                              // (Training itself cannot be frozen: BatchNorm's running statistics move the validation
+                              // accuracy even at a zero learning rate.)
     cfg.train.early_stop_min_delta = 1.5;
     cfg.train.early_stop_patience = 2;
     let mut t = Trainer::new(cfg).unwrap();
     t.fit().unwrap();
     assert_eq!(t.state.epoch, 3, "epoch 1 sets the best, epochs 2 and 3 do not improve");
     assert!(t.run_dir.join("eval.json").exists(), "a stopped run still gets its final evaluation");
+}
+
+#[test]
+fn without_a_validation_split_nothing_is_chosen_on_the_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
+    assert_eq!(cfg.data.val_split, 0.0);
+    cfg.train.early_stop_patience = 2;
+    let err = Trainer::new(cfg.clone()).err().expect("early stopping on the test split is refused").to_string();
+    assert!(err.contains("train.early_stop_patience") && err.contains("data.val_split"), "{err}");
+    cfg.train.early_stop_patience = 0;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.fit().unwrap();
+    let ckpt = t.run_dir.join("checkpoints");
+    assert!(ckpt.join("last.state.json").exists());
+    assert!(!ckpt.join("best.state.json").exists(), "no checkpoint may be chosen on the test split");
+    assert_eq!(t.state.best_epoch, 0);
+    let run = microvision::run::Run::open(&t.run_dir).unwrap();
+    let err = microvision::lab::load_model(&run, microvision::lab::Checkpoint::Best, tch::Device::Cpu)
+        .err()
+        .expect("no best checkpoint")
+        .to_string();
+    assert!(err.contains("without a validation split") && err.contains("--checkpoint last"), "{err}");
 }
 
 #[test]
@@ -208,19 +233,26 @@ fn accumulated_micro_batches_add_up_to_one_step() {
 
 #[test]
 fn muon_matches_the_reference_implementation() {
-    muon_against_reference(5, false, Precision::Bf16);
+    muon_against_reference(5, false, Precision::Bf16, 8);
+}
+
+#[test]
+fn muon_matches_the_reference_on_tall_matrices() {
+    // 64 filters of 27 weights: a tall 64 x 27 matrix, orthogonalised transposed.
+    muon_against_reference(5, false, Precision::Bf16, 64);
+    muon_against_reference(3, true, Precision::Fp32, 64);
 }
 
 #[test]
 fn muon_with_airbench_options_matches_airbench94_muon() {
     // 3 Newton-Schulz steps and the filters renormalised before each update (airbench94_muon).
-    muon_against_reference(3, true, Precision::Bf16);
+    muon_against_reference(3, true, Precision::Bf16, 8);
 }
 
 #[test]
 fn muon_orthogonalises_in_fp32_when_training_in_fp32() {
     // The reference in fp32 (bf16 matmuls are emulated, and slow, on CPUs without native bf16).
-    muon_against_reference(3, true, Precision::Fp32);
+    muon_against_reference(3, true, Precision::Fp32, 8);
 }
 
 #[test]
@@ -245,12 +277,14 @@ fn muon_newton_schulz_precision_follows_the_training_precision() {
 /// Two Muon steps on a conv filter and a bias, against Keller Jordan's reference written out in
 /// PyTorch (with airbench94_muon's renormalisation when `weight_norm`), its Newton-Schulz
 /// iteration in bf16 or, for fp32 training, in fp32.
-fn muon_against_reference(ns_steps: i64, weight_norm: bool, precision: Precision) {
+/// Two Muon steps on a conv filter of `o` output channels (an `o` x 27 matrix: wide for o < 27,
+/// tall above) against the reference Newton-Schulz Muon run in PyTorch.
+fn muon_against_reference(ns_steps: i64, weight_norm: bool, precision: Precision, o: i64) {
     let Some(py) = common::venv_python() else { return };
     let vs = VarStore::new(Device::Cpu);
-    let init = Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).sin().view([8, 3, 3, 3]) * 0.1;
+    let init = Tensor::arange(o * 27, (Kind::Float, Device::Cpu)).sin().view([o, 3, 3, 3]) * 0.1;
     let w = (vs.root() / "conv").var_copy("weight", &init);
-    let b = (vs.root() / "conv").var("bias", &[8], tch::nn::Init::Const(0.0));
+    let b = (vs.root() / "conv").var("bias", &[o], tch::nn::Init::Const(0.0));
     let cfg = microvision::config::OptimConfig {
         name: microvision::config::OptimName::Muon,
         lr: 0.1,
@@ -266,13 +300,13 @@ fn muon_against_reference(ns_steps: i64, weight_norm: bool, precision: Precision
     let mut opt = microvision::train::optim::Optimizer::new(&vs, &cfg, precision);
     for step in 0..2 {
         opt.zero_grad();
-        let gw = Tensor::arange(8 * 27, (Kind::Float, Device::Cpu)).cos().view([8, 3, 3, 3]) * (step + 1) as f64;
+        let gw = Tensor::arange(o * 27, (Kind::Float, Device::Cpu)).cos().view([o, 3, 3, 3]) * (step + 1) as f64;
         ((&w * gw).sum(Kind::Float) + (&b * 2.0).sum(Kind::Float)).backward();
         opt.step(0.1);
     }
     let script = r#"
 import sys, torch
-ns_steps, weight_norm, dtype = int(sys.argv[1]), sys.argv[2] == "1", getattr(torch, sys.argv[3])
+ns_steps, weight_norm, dtype, o = int(sys.argv[1]), sys.argv[2] == "1", getattr(torch, sys.argv[3]), int(sys.argv[4])
 def ns5(G, steps):
     a, b, c = (3.4445, -4.7750, 2.0315)
     X = G.to(dtype)
@@ -284,10 +318,10 @@ def ns5(G, steps):
         X = a * X + B @ X
     if G.size(-2) > G.size(-1): X = X.mT
     return X
-p = (torch.arange(8 * 27, dtype=torch.float32).sin().view(8, 3, 3, 3) * 0.1)
+p = (torch.arange(o * 27, dtype=torch.float32).sin().view(o, 3, 3, 3) * 0.1)
 buf = torch.zeros_like(p)
 for step in range(2):
-    g = torch.arange(8 * 27, dtype=torch.float32).cos().view(8, 3, 3, 3) * (step + 1)
+    g = torch.arange(o * 27, dtype=torch.float32).cos().view(o, 3, 3, 3) * (step + 1)
     buf.lerp_(g, 1 - 0.6)
     u = g.lerp_(buf, 0.6)
     u = ns5(u.view(len(u), -1), ns_steps) * max(1, g.size(-2) / g.size(-1)) ** 0.5
@@ -297,16 +331,19 @@ print(" ".join(str(v) for v in p.flatten().tolist()))
 "#;
     let flag = if weight_norm { "1" } else { "0" };
     let dtype = if precision == Precision::Fp32 { "float32" } else { "bfloat16" };
-    let out = std::process::Command::new(py).args(["-c", script, &ns_steps.to_string(), flag, dtype]).output().unwrap();
+    let out = std::process::Command::new(py)
+        .args(["-c", script, &ns_steps.to_string(), flag, dtype, &o.to_string()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let want: Vec<f32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|v| v.parse().unwrap()).collect();
     let got = Vec::<f32>::try_from(w.flatten(0, -1)).unwrap();
     let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-6, "Muon differs from the reference by {worst}");
     if weight_norm {
-        // The second step started from a filter of norm sqrt(8), then moved by 0.2 * U S' V^T.
+        // The second step started from a filter of norm sqrt(o), then moved by 0.2 * U S' V^T.
         let norm = w.norm().double_value(&[]);
-        assert!((norm - 8f64.sqrt()).abs() < 0.5, "norm {norm}");
+        assert!((norm - (o as f64).sqrt()).abs() < 0.5 * (o as f64 / 8.0).sqrt(), "norm {norm}");
     }
     // The bias took two Nesterov SGD steps with gradient 2: buf 2 then 3.2; d = 2 + 1.2, 2 + 1.92.
     let bias = Vec::<f32>::try_from(&b).unwrap();
@@ -334,6 +371,7 @@ fn an_early_stopped_run_stays_stopped_on_resume() {
     cfg.optim.lr = 1e-12;
     cfg.optim.weight_decay = 0.0;
     cfg.train.early_stop_patience = 2;
+    cfg.data.val_split = 0.2;
     let mut t = Trainer::new(cfg).unwrap();
     t.fit().unwrap();
     let stopped_at = t.state.epoch;

@@ -28,7 +28,9 @@ impl Callback for TrainLines {
 /// config's two) with its checkpoint written.
 fn stopped_after_one_epoch(root: &std::path::Path) -> Trainer {
     common::synthetic_cifar10(root, 10, 10);
-    let mut t = Trainer::new(common::tiny_config(root, &root.join("runs"))).unwrap();
+    let mut cfg = common::tiny_config(root, &root.join("runs"));
+    cfg.data.val_split = 0.2; // a validation split: the run keeps a `best` checkpoint too
+    let mut t = Trainer::new(cfg).unwrap();
     t.stop_after = Some(1);
     t.fit().unwrap();
     t
@@ -93,10 +95,11 @@ fn run_directory_holds_every_artifact() {
         "metrics.jsonl",
         "eval.json",
         "checkpoints/last.safetensors",
-        "checkpoints/best.state.json",
+        "checkpoints/last.state.json",
     ] {
         assert!(run.join(f).exists(), "missing {f}");
     }
+    assert!(!run.join("checkpoints/best.state.json").exists(), "data.val_split = 0: no test-chosen `best`");
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 10);
@@ -109,6 +112,8 @@ fn run_directory_holds_every_artifact() {
     let val_epochs: Vec<i64> =
         lines.iter().filter(|l| l["split"] == "val").map(|l| l["epoch"].as_i64().unwrap()).collect();
     assert_eq!(val_epochs, vec![1, 2]);
+    let scored_on: Vec<_> = lines.iter().filter(|l| l["split"] == "val").map(|l| l["scored_on"].clone()).collect();
+    assert!(scored_on.iter().all(|s| s == "test"), "without a validation split the epochs say so: {scored_on:?}");
     assert!(lines.iter().any(|l| l["kind"] == "step"), "step lines are logged");
     let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
     assert_eq!(env["num_params"].as_i64().unwrap(), t.model.num_params());
@@ -125,6 +130,7 @@ fn corrupt_last_checkpoint_falls_back_to_best() {
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
     cfg.train.epochs = 3;
+    cfg.data.val_split = 0.2; // a validation split: the run keeps a `best` checkpoint
     let mut t = Trainer::new(cfg).unwrap();
     t.stop_after = Some(2);
     t.fit().unwrap();

@@ -41,12 +41,15 @@ pub fn render(run: &Path) -> Result<String> {
     html += &cards(&h, &env, &cfg);
     html += "<h2>Plots</h2><div class=\"plots\">";
     for (stem, caption) in PLOTS {
-        html += &figure(run, stem, caption);
+        // Without a validation split the per-epoch evaluation ran on the test split.
+        let caption =
+            if cfg.data.val_split == 0.0 { caption.replace("validation", "test split") } else { caption.to_string() };
+        html += &figure(run, stem, &caption);
     }
     html += "</div>";
     html += &explanations(run);
     html += &per_class_table(&h);
-    html += &epoch_table(&h);
+    html += &epoch_table(&h, &cfg);
     let _ = write!(html, "<h2>Config</h2><pre>{}</pre>", escape(&cfg.to_toml()));
     html += &env_table(&env);
     html += "<footer>Written by microvision ";
@@ -151,11 +154,12 @@ fn cards(h: &History, env: &Value, cfg: &crate::config::Config) -> String {
     let items = [
         ("model", cfg.model.name.clone()),
         ("test accuracy", test),
-        (
-            // With data.val_split = 0 the "validation" images are the test images.
-            if cfg.data.val_split == 0.0 { "best val accuracy (on the test split)" } else { "best val accuracy" },
-            format!("{:.2}%", best * 100.0),
-        ),
+        if cfg.data.val_split == 0.0 {
+            // No validation split: the epochs were scored on the test split and nothing was chosen on them.
+            ("validation split", "none (epochs scored on test)".to_string())
+        } else {
+            ("best val accuracy", format!("{:.2}%", best * 100.0))
+        },
         ("epochs", h.epochs.len().to_string()),
         ("training time", format!("{secs:.0} s")),
         ("median img/s", format!("{:.0}", h.median_img_per_s().unwrap_or(f64::NAN))),
@@ -194,10 +198,12 @@ fn per_class_table(h: &History) -> String {
     out + "</table>"
 }
 
-fn epoch_table(h: &History) -> String {
-    let mut out = String::from(
+fn epoch_table(h: &History, cfg: &crate::config::Config) -> String {
+    // Without a validation split the per-epoch evaluation ran on the test split.
+    let held = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+    let mut out = format!(
         "<h2>Metrics per epoch</h2><table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>train acc %</th>\
-         <th>val loss</th><th>val acc %</th><th>lr</th><th>img/s</th><th>epoch s</th></tr>",
+         <th>{held} loss</th><th>{held} acc %</th><th>lr</th><th>img/s</th><th>epoch s</th></tr>",
     );
     for r in &h.epochs {
         let _ = write!(

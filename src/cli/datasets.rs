@@ -6,9 +6,13 @@ use crate::error::Result;
 use crate::lab;
 
 /// `microvision data download`: fetches and MD5-checks a dataset's official files.
-pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>) -> Result<()> {
-    let d = lab::data_download(dataset, root, url)?;
-    let how = if d.officially_checked == d.md5.len() {
+pub fn data_download(dataset: &str, root: Option<PathBuf>, url: Option<String>, md5: Option<String>) -> Result<()> {
+    let own_archive = md5.is_some();
+    let d = lab::data_download(dataset, root, url, md5)?;
+    let how = if own_archive {
+        "the archive's MD5 verified against --md5; not the official files: train with data.official_files = false"
+            .to_string()
+    } else if d.officially_checked == d.md5.len() {
         "MD5 verified".to_string()
     } else {
         format!("MD5 verified for {} of {} files; the others have no official MD5", d.officially_checked, d.md5.len())

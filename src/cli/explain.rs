@@ -42,7 +42,7 @@ pub struct ExplainCmd {
     /// SmoothGrad's noisy copies per image.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1000))]
     smooth_samples: u64,
-    /// Which checkpoint.
+    /// Which checkpoint (`best`: a run without a validation split has none, and `last` is used).
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
     checkpoint: String,
     /// List the layers --layer accepts, with their output shapes, and stop.

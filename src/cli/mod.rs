@@ -245,6 +245,10 @@ pub enum DataAction {
         /// Download from this URL instead of the official one (a mirror); the MD5 is still checked.
         #[arg(long)]
         url: Option<String>,
+        /// The MD5 of the archive at --url when it is not the official one (a re-packed or subset
+        /// archive; CIFAR-10/100); its files are then not the official ones.
+        #[arg(long, requires = "url")]
+        md5: Option<String>,
     },
     /// Print counts per class, image size and mean/std (the data exploration view).
     Info {
@@ -330,8 +334,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { what: BenchWhat::Speedrun { config, runs, target, overrides } } => {
             bench::bench_speedrun(&config, &overrides, runs, target)
         }
-        Command::Data { action: DataAction::Download { dataset, root, url } } => {
-            datasets::data_download(&dataset, root, url)
+        Command::Data { action: DataAction::Download { dataset, root, url, md5 } } => {
+            datasets::data_download(&dataset, root, url, md5)
         }
         Command::Data { action: DataAction::Info { dataset, root } } => datasets::data_info(&dataset, root),
         Command::Data { action: DataAction::Preview { dataset, root, per_class, out } } => {

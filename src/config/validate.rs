@@ -175,6 +175,15 @@ fn train(c: &Config) -> Result<()> {
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
     at_least("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0)?;
+    if c.train.early_stop_patience > 0 && c.data.val_split == 0.0 {
+        // Without a validation split the epochs are scored on the test split: stopping on them
+        // would choose the epoch by test accuracy.
+        return Err(config_err!(
+            "`train.early_stop_patience` = {} needs a validation split: expected `data.val_split` > 0 (e.g. 0.1); \
+             with data.val_split = 0 the epochs are scored on the test split, and early stopping would select on it",
+            c.train.early_stop_patience
+        ));
+    }
     Ok(())
 }
 

@@ -24,14 +24,14 @@ fn stall_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(secs.filter(|s| *s > 0).unwrap_or(STALL_SECS))
 }
 
-/// Downloads `url` (normally `spec.url`) into `root`, verifies the official MD5 and extracts
-/// `spec.dir` atomically.
-pub fn fetch_and_extract(spec: &CifarSpec, url: &str, root: &Path) -> Result<()> {
+/// Downloads `url` (normally `spec.url`) into `root`, verifies its MD5 (normally the official
+/// `spec.archive_md5`) and extracts `spec.dir` atomically.
+pub fn fetch_and_extract(spec: &CifarSpec, url: &str, md5: &str, root: &Path) -> Result<()> {
     in_new_dirs(root, || {
         let archive = root.join(format!("{}.tar.gz", spec.dir));
         let partial = root.join(format!(".{}.tar.gz.partial", spec.dir));
-        if !(archive.is_file() && md5_matches(&archive, spec.archive_md5)?) {
-            fetch_verified(url, &partial, &archive, spec.archive_md5)?;
+        if !(archive.is_file() && md5_matches(&archive, md5)?) {
+            fetch_verified(url, &partial, &archive, md5)?;
         }
         extract(&archive, root, spec.dir)
     })

@@ -241,6 +241,12 @@ pub fn load_test(cfg: &DataConfig) -> Result<Dataset> {
 
 /// The dataset directory under `data.root`, downloading the official files when allowed.
 pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
+    locate_or_download_archive(cfg, None)
+}
+
+/// [`locate_or_download`], with the MD5 the archive at `data.url` must have when it is not the
+/// official archive (`archive_md5`; a re-packed or subset mirror).
+pub fn locate_or_download_archive(cfg: &DataConfig, archive_md5: Option<&str>) -> Result<PathBuf> {
     let src = source::for_config(cfg)?;
     if let Some(dir) = src.locate(&cfg.root) {
         return Ok(dir);
@@ -249,7 +255,7 @@ pub fn locate_or_download(cfg: &DataConfig) -> Result<PathBuf> {
         return Err(missing(src, &cfg.root, "data.download = false"));
     }
     let root_existed = cfg.root.exists();
-    src.fetch(&cfg.url, &cfg.root).map_err(|e| {
+    src.fetch(&cfg.url, &cfg.root, archive_md5).map_err(|e| {
         if !root_existed {
             remove_empty_dirs(&cfg.root); // a failed download leaves no empty directories behind
         }

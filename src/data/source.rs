@@ -163,13 +163,21 @@ impl Source {
         }
     }
 
-    /// Downloads the official files into `root` (from `url` instead when not empty), MD5-checked.
-    pub fn fetch(&self, url: &str, root: &Path) -> Result<()> {
+    /// Downloads the official files into `root` (from `url` instead when not empty), MD5-checked
+    /// against the published sums, or for a single-archive dataset against `archive_md5` when
+    /// given (an archive that is not the official one).
+    pub fn fetch(&self, url: &str, root: &Path, archive_md5: Option<&str>) -> Result<()> {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(crate::config_err!("`data.url` / --url = {url:?}: expected an http:// or https:// URL"));
         }
         match self {
-            Source::Cifar(s) => super::download::fetch_and_extract(s, if url.is_empty() { s.url } else { url }, root),
+            Source::Cifar(s) => {
+                let md5 = archive_md5.unwrap_or(s.archive_md5);
+                super::download::fetch_and_extract(s, if url.is_empty() { s.url } else { url }, md5, root)
+            }
+            Source::Idx(_) if archive_md5.is_some() => {
+                Err(crate::config_err!("--md5: expected a dataset downloaded as one archive (cifar10, cifar100)"))
+            }
             Source::Idx(s) => {
                 let base = if url.is_empty() { s.url } else { url };
                 super::download::fetch_files(base, &s.files, &root.join(s.dir))

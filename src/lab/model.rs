@@ -13,8 +13,8 @@ use crate::train::trainer::model_args;
 /// Which of a run's checkpoints: the one of the best validation accuracy, or the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Checkpoint {
-    /// `best`: the epoch of the highest validation accuracy (on the test split unless
-    /// `data.val_split` > 0).
+    /// `best`: the epoch of the highest validation accuracy. Only runs with a validation split
+    /// (`data.val_split` > 0) keep one: without it the epochs are scored on the test split.
     Best,
     /// `last`: the end of the latest finished epoch.
     #[default]
@@ -70,6 +70,14 @@ pub fn load_model(run: &Run, which: Checkpoint, device: Device) -> Result<Loaded
     }
     let dir = run.checkpoint_dir();
     let files = checkpoint::files(&dir, which.as_str());
+    if !files.state.exists() && which == Checkpoint::Best && cfg.data.val_split == 0.0 {
+        return Err(crate::ckpt_err!(
+            "{} keeps no `best` checkpoint: it trained without a validation split (data.val_split = 0), so its \
+             epochs were scored on the test split and choosing one on them would leak the test set; expected \
+             --checkpoint last (or train with data.val_split > 0)",
+            run.dir().display()
+        ));
+    }
     if !files.state.exists() {
         return Err(crate::ckpt_err!(
             "{} has no `{which}` checkpoint yet ({} is missing): the run has not finished an epoch",

@@ -233,7 +233,11 @@ impl Model {
     pub fn macs_per_image(&self, args: &ModelArgs) -> u64 {
         let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
         context::count_macs(|| {
-            let _ = tch::no_grad(|| self.net.forward_t(&x, false));
+            // A guard, not `tch::no_grad`: a shape probe that fails unwinds through here, and
+            // `tch::no_grad` would then leave autograd off for the rest of the thread (the next
+            // training in a notebook's process would have no gradients).
+            let _no_grad = tch::no_grad_guard();
+            let _ = self.net.forward_t(&x, false);
         })
     }
 }

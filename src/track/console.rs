@@ -56,11 +56,12 @@ impl Callback for ConsoleLogger {
             bar.finish_and_clear();
         }
         eprintln!(
-            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}{}  lr {:.2e}  {:.0} img/s  {:.1}s",
+            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  {} loss {:.4} acc {:.4}{}  lr {:.2e}  {:.0} img/s  {:.1}s",
             e.epoch,
             self.epochs,
             e.train_loss,
             e.train_acc,
+            if self.val_is_test { "test" } else { "val" },
             e.val.loss,
             e.val.acc,
             if e.is_best { " *" } else { "  " },
@@ -76,23 +77,27 @@ impl Callback for ConsoleLogger {
             return;
         }
         let total: f64 = self.rows.iter().map(|r| r.6).sum();
-        let best = self.rows.iter().map(|r| r.4).fold(0.0, f64::max);
         let median_ips = median(&self.rows.iter().map(|r| r.5).collect::<Vec<_>>()).unwrap_or(0.0);
+        let best = if self.val_is_test {
+            "-".to_string() // no validation split: nothing was chosen on the test split
+        } else {
+            format!("{:.2}%", self.rows.iter().map(|r| r.4).fold(0.0, f64::max) * 100.0)
+        };
         eprintln!("\n| epochs run | train time | best val acc | test acc | test loss | median img/s |");
         eprintln!("|-----------:|-----------:|-------------:|---------:|----------:|-------------:|");
         eprintln!(
-            "| {:>10} | {:>9.1}s | {:>11.2}% | {:>7.2}% | {:>9.4} | {:>12.0} |",
+            "| {:>10} | {:>9.1}s | {:>12} | {:>7.2}% | {:>9.4} | {:>12.0} |",
             self.rows.len(),
             total,
-            best * 100.0,
+            best,
             test.acc * 100.0,
             test.loss,
             median_ips
         );
         if self.val_is_test {
             eprintln!(
-                "(data.val_split = 0: validation ran on the test split, so the best validation accuracy was picked on \
-                 test images; the test accuracy of the last epoch is the one to report)"
+                "(data.val_split = 0: no validation split, so each epoch was scored on the test split and no `best` \
+                 checkpoint was kept; the last epoch's test accuracy is the figure to report)"
             );
         }
     }

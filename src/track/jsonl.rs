@@ -1,5 +1,7 @@
 //! `metrics.jsonl`: one JSON object per line: per epoch a `"train"` and a `"val"` line, a
-//! `"step"` line every `train.log_every` steps, and a `"test"` line at the end. This logger is
+//! `"step"` line every `train.log_every` steps, and a `"test"` line at the end. Each `"val"` line
+//! says in `"scored_on"` which images it was scored on: `"val"` (held out of the training images),
+//! or `"test"` when the run has no validation split (`data.val_split` = 0). This logger is
 //! the file's only writer: it also drops the lines a resumed or rewound run trains again
 //! (`run::History` reads it back).
 
@@ -16,6 +18,8 @@ use crate::error::{Error, Result};
 pub struct JsonlLogger {
     path: PathBuf,
     file: Option<File>,
+    /// The split the per-epoch evaluation ran on: `"val"`, or `"test"` without a validation split.
+    scored_on: &'static str,
 }
 
 impl JsonlLogger {
@@ -25,7 +29,7 @@ impl JsonlLogger {
         if let Err(e) = &file {
             crate::notice::warn(format!("cannot open {}: {e}; metrics will not be logged there", path.display()));
         }
-        JsonlLogger { path: path.to_path_buf(), file: file.ok() }
+        JsonlLogger { path: path.to_path_buf(), file: file.ok(), scored_on: "val" }
     }
 
     fn write(&mut self, value: Value) -> Result<()> {
@@ -58,8 +62,10 @@ impl Logger for JsonlLogger {
         "metrics.jsonl"
     }
 
-    fn log_params(&mut self, _cfg: &Config) -> Result<()> {
-        Ok(()) // the config is in the run's config.toml
+    fn log_params(&mut self, cfg: &Config) -> Result<()> {
+        // The config itself is in the run's config.toml.
+        self.scored_on = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+        Ok(())
     }
 
     /// The lines an interrupted session logged after the checkpoint the run resumes from are
@@ -71,7 +77,7 @@ impl Logger for JsonlLogger {
     fn rewind_to(&mut self, step: i64) -> Result<()> {
         self.file = None; // the rewrite replaces the file: append to the new one
         truncate_after(&self.path, step)?;
-        *self = JsonlLogger::new(&self.path);
+        *self = JsonlLogger { scored_on: self.scored_on, ..JsonlLogger::new(&self.path) };
         Ok(())
     }
 
@@ -82,7 +88,9 @@ impl Logger for JsonlLogger {
             MetricKind::Epoch => {
                 let (val, train): (Vec<_>, Vec<_>) = m.values.iter().partition(|(n, _)| n.starts_with("val/"));
                 self.write(line("epoch", "train", m, &train))?;
-                self.write(line("epoch", "val", m, &val))
+                let mut val = line("epoch", "val", m, &val);
+                val["scored_on"] = json!(self.scored_on);
+                self.write(val)
             }
         }
     }

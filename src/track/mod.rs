@@ -73,6 +73,10 @@ pub trait Logger {
 #[derive(Clone, Default)]
 pub struct Loggers {
     inner: Rc<RefCell<Vec<Box<dyn Logger>>>>,
+    /// Loggers that failed: they log nothing more, and are dropped when the run closes (not at
+    /// their failure), so that a tracking server that was down for a while and is back by then
+    /// still learns the run failed.
+    stopped: Rc<RefCell<Vec<Box<dyn Logger>>>>,
     log_every: i64,
     /// Epoch and step of the last epoch logged (where the test metrics are placed).
     last: (i64, i64),
@@ -81,7 +85,7 @@ pub struct Loggers {
 impl Loggers {
     /// A set of loggers; step metrics go out every `log_every` steps (0 = never).
     pub fn new(loggers: Vec<Box<dyn Logger>>, log_every: i64) -> Self {
-        Loggers { inner: Rc::new(RefCell::new(loggers)), log_every, last: (0, 0) }
+        Loggers { inner: Rc::new(RefCell::new(loggers)), stopped: Rc::default(), log_every, last: (0, 0) }
     }
 
     /// The standard set: `metrics.jsonl`, TensorBoard, and MLflow when `track.mlflow_uri` is set.
@@ -107,13 +111,16 @@ impl Loggers {
 
     /// Calls `f` on every logger; one that fails is reported and removed.
     fn each(&self, what: &str, mut f: impl FnMut(&mut dyn Logger) -> Result<()>) {
-        self.inner.borrow_mut().retain_mut(|l| match f(l.as_mut()) {
-            Ok(()) => true,
-            Err(e) => {
-                crate::notice::warn(format!("{} logging stopped ({what}): {e}", l.name()));
-                false
+        let mut active = self.inner.borrow_mut();
+        for mut l in std::mem::take(&mut *active) {
+            match f(l.as_mut()) {
+                Ok(()) => active.push(l),
+                Err(e) => {
+                    crate::notice::warn(format!("{} logging stopped ({what}): {e}", l.name()));
+                    self.stopped.borrow_mut().push(l);
+                }
             }
-        });
+        }
     }
 
     /// Logs metric values to every logger.
@@ -133,6 +140,7 @@ impl Loggers {
     pub fn close(&self) {
         self.each("close", |l| l.close());
         self.inner.borrow_mut().clear();
+        self.stopped.borrow_mut().clear(); // their Drop says how they ended (MLflow: FAILED)
     }
 
     /// The trainer's callback for these loggers.

@@ -26,6 +26,45 @@ pub fn write_cifar_file(path: &Path, n: usize, seed: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The colour of class `label` in [`synthetic_colours`] (ten distinct RGB triples).
+pub fn class_colour(label: u8) -> [u8; 3] {
+    const C: [[u8; 3]; 10] = [
+        [200, 40, 40],
+        [40, 200, 40],
+        [40, 40, 200],
+        [200, 200, 40],
+        [200, 40, 200],
+        [40, 200, 200],
+        [200, 200, 200],
+        [40, 40, 40],
+        [200, 120, 40],
+        [40, 120, 200],
+    ];
+    C[label as usize]
+}
+
+/// A CIFAR-10 directory like [`synthetic_cifar10`] whose images carry a strong class signal:
+/// each is its class's colour ([`class_colour`]) plus uniform noise of +-40, labels in turn.
+/// Any working model and optimizer learns it in a few steps; a bug that separates images from
+/// their labels, or updates against the gradient, stays at chance (10%).
+pub fn synthetic_colours(root: &Path, per_file: usize, test: usize) -> PathBuf {
+    let dir = synthetic_cifar10(root, per_file, test);
+    let files = (1..=5).map(|i| (format!("data_batch_{i}.bin"), per_file)).chain([("test_batch.bin".into(), test)]);
+    for (seed, (name, n)) in files.enumerate() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(1000 + seed as u64);
+        let mut bytes = Vec::with_capacity(n * RECORD);
+        for i in 0..n {
+            let label = ((i + seed) % 10) as u8;
+            bytes.push(label);
+            for c in class_colour(label) {
+                bytes.extend((0..1024).map(|_| (c as i32 + rng.gen_range(-40..=40)) as u8));
+            }
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    dir
+}
+
 /// Writes a small synthetic CIFAR-10 directory (`root/cifar-10-batches-bin/`): five training files
 /// of `per_file` records, a test file of `test` records, and the class-name file.
 pub fn synthetic_cifar10(root: &Path, per_file: usize, test: usize) -> PathBuf {

@@ -2,7 +2,8 @@
 same input in eval mode and in train mode + backward, and writes outputs and gradients.
 
 usage: check_model.py MODEL NUM_CLASSES WEIGHTS.safetensors INPUT.safetensors OUT.safetensors [ARCH_JSON]
-(ARCH_JSON: searchnet's architecture, {"widths": [...], "depths": [...], "block": ..., "kernel": ...})
+(ARCH_JSON: searchnet's architecture, {"widths": [...], "depths": [...], "block": ..., "kernel": ...},
+or "-" for none). The input's shape (B, C, H, W) gives the model's input channels and size.
 """
 import json
 import sys
@@ -15,11 +16,12 @@ import models  # noqa: E402
 
 name, num_classes, weights, inputs, out = sys.argv[1:6]
 torch.manual_seed(0)
-arch = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
-model = models.build(name, int(num_classes), arch=arch) if arch else models.build(name, int(num_classes))
+arch = json.loads(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != "-" else None
+x = load_file(inputs)["x"]
+in_channels, input_size = x.shape[1], x.shape[2]
+model = models.build(name, int(num_classes), in_channels, arch=arch, input_size=input_size)
 state = load_file(weights)
 model.load_state_dict(state, strict=True)
-x = load_file(inputs)["x"]
 # Trainable parameters (fixed ones, e.g. airbench's whitening filters, are not counted).
 result = {"n_params": torch.tensor(sum(p.numel() for p in model.parameters() if p.requires_grad))}
 model.eval()

@@ -61,14 +61,16 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
     // gap between the curves reads as under-fitting.
     let smoothing = cfg.train.label_smoothing;
     let train = if smoothing > 0.0 { format!("train (label smoothing {smoothing})") } else { "train".into() };
-    let loss = curves("Loss", "cross-entropy", (&train, h.series(|r| r.train_loss)), ("val", h.series(|r| r.val_loss)));
+    // Without a validation split the per-epoch evaluation ran on the test split: label it so.
+    let held = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+    let loss = curves("Loss", "cross-entropy", (&train, h.series(|r| r.train_loss)), (held, h.series(|r| r.val_loss)));
     add(&|d| save(&loss, d, "loss"))?;
     let pct = |v: f64| v * 100.0;
     let acc = curves(
         "Accuracy",
         "top-1 accuracy (%)",
         ("train", h.series(|r| pct(r.train_acc))),
-        ("val", h.series(|r| pct(r.val_acc))),
+        (held, h.series(|r| pct(r.val_acc))),
     );
     add(&|d| save(&acc, d, "accuracy"))?;
     add(&|d| save(&lr_chart(&h, &cfg), d, "lr"))?;

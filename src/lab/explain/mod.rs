@@ -199,10 +199,22 @@ fn class_index(c: &str, classes: &[String]) -> Result<i64> {
     }
 }
 
+/// The checkpoint to explain: `best` by default, but a run without a validation split keeps
+/// none (its epochs were scored on the test split), so its `last` is explained instead.
+fn explained_checkpoint(cfg: &crate::config::Config, asked: Checkpoint) -> Checkpoint {
+    if asked == Checkpoint::Best && cfg.data.val_split == 0.0 {
+        crate::notice::info(
+            "the run has no validation split (data.val_split = 0), so no `best` checkpoint: explaining `last`",
+        );
+        return Checkpoint::Last;
+    }
+    asked
+}
+
 fn open_subject(run: &Run, args: &ExplainArgs) -> Result<Subject> {
     let cfg = run.config();
     let (device, _) = crate::device::resolve(&cfg.train)?;
-    let model = load_model(run, args.checkpoint, device)?.model;
+    let model = load_model(run, explained_checkpoint(cfg, args.checkpoint), device)?.model;
     let test = crate::data::load_for_run(run.dir(), cfg)?.test;
     let (mean, std) = normalisation(run)?;
     let x = crate::data::transforms::normalize(&test.images.to_device(device), &mean, &std).to_kind(Kind::Float);

@@ -96,6 +96,7 @@ impl Trainer {
     /// 6. the weights initialised: data-dependent initialisation, then `init_from`;
     /// 7. `env.json` written.
     pub fn new(mut cfg: Config) -> Result<Trainer> {
+        cfg.validate()?; // a config built in code gets the checks a loaded one had
         absolute_paths(&mut cfg);
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);

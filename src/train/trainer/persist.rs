@@ -45,11 +45,13 @@ impl Trainer {
 
     /// Closes epoch `epoch` in the training state (time, best accuracy) and refuses non-finite
     /// weights; returns whether the epoch is the best so far. The checkpoints are written after
-    /// the epoch's records ([`Self::save_checkpoints`]).
+    /// the epoch's records ([`Self::save_checkpoints`]). Without a validation split
+    /// (`data.val_split` = 0) the epochs are scored on the test split, and no epoch is "best":
+    /// choosing a checkpoint on test images would leak them into the reported figure.
     pub(super) fn close_epoch(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
         self.state.epoch = epoch;
         self.state.train_secs += secs;
-        let is_best = val.acc > self.state.best_acc;
+        let is_best = self.cfg.data.val_split > 0.0 && val.acc > self.state.best_acc;
         if is_best {
             self.state.best_acc = val.acc;
             self.state.best_epoch = epoch;
@@ -221,9 +223,12 @@ impl Trainer {
     /// "`remedies`: resume with --resume RUN --set key=value" (the override is recorded).
     pub(super) fn resume_advice(&self, remedies: &str) -> String {
         let run = self.run_dir.display();
+        // After the restores gave up, restoring again is no remedy.
+        let restore =
+            if self.cfg.train.on_nan == crate::config::OnNan::Restore { "" } else { ", train.on_nan=\"restore\"" };
         format!(
             "{remedies}: resume with `microvision train --resume {run} --set optim.lr=...` (or --set \
-             train.grad_clip=..., train.on_nan=\"restore\"; recorded in env.json)"
+             train.grad_clip=...{restore}; recorded in env.json)"
         )
     }
 
