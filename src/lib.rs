@@ -27,6 +27,7 @@ pub mod cli;
 pub mod lab;
 pub mod metrics;
 pub mod notice;
+pub mod pyproc;
 pub mod run;
 pub mod search;
 pub mod seed;

@@ -7,7 +7,7 @@ use std::path::Path;
 /// The layers, bottom first; a module may import only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
     &["error", "failpoint", "metrics", "notice", "seed"],
-    &["fsio"],
+    &["fsio", "pyproc"],
     &["config"],
     &["device"],
     &["run"],

@@ -23,7 +23,7 @@ from ._core import (
     MicrovisionError,
     __version__,
 )
-from ._run import Run, compare, resume, train
+from ._run import Run, compare, resume, sync_wandb, train
 from ._tune import Study, tune
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "train",
     "resume",
     "compare",
+    "sync_wandb",
     "tune",
     "Study",
     "data",

@@ -204,6 +204,18 @@ class Run:
         return os.fspath(self._run.report(out))
 
 
+def sync_wandb(
+    runs: Iterable[str | os.PathLike | Run],
+    project: str | None = None,
+    entity: str | None = None,
+    mode: str | None = None,
+) -> list[dict[str, Any]]:
+    """Sends runs to Weights & Biases as `microvision sync wandb` (config, metrics.jsonl, plots,
+    eval.json, config.toml); `None` takes each run's `track.wandb_*` value, WANDB_MODE overrides
+    the mode. One dict per run: run_id, url (online) or offline_dir (upload with `wandb sync`)."""
+    return _core.sync_wandb([os.fspath(r) for r in runs], project, entity, mode)
+
+
 def compare(runs: Iterable[str | os.PathLike | Run], plot_dir: str | None = None) -> pd.DataFrame:
     """Compares runs as `microvision compare --format csv`: runs that differ only in seed are one
     row (mean and std columns); the overlaid validation curves go to `plot_dir`."""

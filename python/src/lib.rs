@@ -34,6 +34,34 @@ fn compare_csv(py: Python<'_>, runs: Vec<PathBuf>, plot_dir: Option<PathBuf>) ->
     Ok(c.table(true))
 }
 
+/// Sends run directories to W&B as `microvision sync wandb` does; one dict per run: `run`,
+/// `run_id`, `url` (online), `offline_dir` (offline), `records`, `finished`.
+#[pyfunction]
+#[pyo3(signature = (runs, project = None, entity = None, mode = None))]
+fn sync_wandb(
+    py: Python<'_>,
+    runs: Vec<PathBuf>,
+    project: Option<String>,
+    entity: Option<String>,
+    mode: Option<String>,
+) -> PyResult<Vec<PyObject>> {
+    let to = lab::WandbSync { project, entity, mode };
+    let synced = py.allow_threads(|| guard(|| lab::sync_wandb(&runs, &to)))?;
+    synced
+        .iter()
+        .map(|s| {
+            let d = PyDict::new(py);
+            d.set_item("run", &s.run)?;
+            d.set_item("run_id", &s.run_id)?;
+            d.set_item("url", &s.url)?;
+            d.set_item("offline_dir", &s.offline_dir)?;
+            d.set_item("records", s.records)?;
+            d.set_item("finished", s.finished)?;
+            Ok(d.into_any().unbind())
+        })
+        .collect()
+}
+
 /// One split of a dataset on disk: `(images uint8 (N, C, H, W), labels int64 (N,), classes)`.
 #[pyfunction]
 #[pyo3(signature = (name, split = "train", root = None))]
@@ -137,6 +165,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(train::resume, m)?)?;
     m.add_function(wrap_pyfunction!(compare_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(sync_wandb, m)?)?;
     m.add_function(wrap_pyfunction!(load_data, m)?)?;
     m.add_function(wrap_pyfunction!(list_models, m)?)?;
     m.add_function(wrap_pyfunction!(save_model_torchscript, m)?)?;

@@ -76,6 +76,12 @@ def test_a_run_from_python(tmp_path, config_file):
     table = mv.compare([run], plot_dir=str(tmp_path))
     assert len(table) == 1 and table["final_acc_pct_mean"][0] == pytest.approx(run.test["accuracy"] * 100)
 
+    # Into W&B afterwards, offline (tests/track_wandb.rs reads such runs back and compares them).
+    (synced,) = mv.sync_wandb([run], project="from-python", mode="offline")
+    assert synced["finished"] and synced["url"] is None and synced["records"] >= len(run.metrics) * 2 + 1
+    assert pathlib.Path(synced["offline_dir"]).is_dir()
+    assert (run_dir / "wandb_run_id").read_text() == synced["run_id"]
+
 
 def test_tensors_cross_without_a_copy():
     t = torch.arange(12, dtype=torch.float32).reshape(3, 4)

@@ -208,3 +208,17 @@ pub fn compare(runs: &[PathBuf], csv: bool, plot_dir: Option<&Path>) -> Result<(
     }
     Ok(())
 }
+
+/// `microvision sync wandb RUN...`: each run into W&B, with where it went.
+pub fn sync_wandb(runs: &[PathBuf], to: lab::WandbSync) -> Result<()> {
+    for s in lab::sync_wandb(runs, &to)? {
+        let state = if s.finished { "" } else { " (unfinished: W&B shows it as failed)" };
+        let place = match (&s.url, &s.offline_dir) {
+            (Some(url), _) => url.clone(),
+            (None, Some(dir)) => format!("offline in {dir}; upload it with `wandb sync {dir}`"),
+            (None, None) => String::new(),
+        };
+        println!("{}: W&B run {}, {} metric lines{state}: {place}", s.run.display(), s.run_id, s.records);
+    }
+    Ok(())
+}

@@ -177,6 +177,33 @@ pub enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Send finished runs to an experiment tracker afterwards.
+    Sync {
+        /// Which tracker.
+        #[command(subcommand)]
+        to: SyncTarget,
+    },
+}
+
+/// `microvision sync ...`
+#[derive(Debug, Subcommand)]
+pub enum SyncTarget {
+    /// Runs into Weights & Biases (online, or offline runs under RUN/wandb/ to upload with
+    /// `wandb sync`): config, metrics.jsonl, plots, eval.json and config.toml.
+    Wandb {
+        /// Run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// W&B project (default: the run's track.wandb_project).
+        #[arg(long)]
+        project: Option<String>,
+        /// W&B entity (default: the run's track.wandb_entity).
+        #[arg(long)]
+        entity: Option<String>,
+        /// online or offline (default: the run's track.wandb_mode; WANDB_MODE overrides both).
+        #[arg(long)]
+        mode: Option<String>,
+    },
 }
 
 /// `microvision bench ...`
@@ -338,6 +365,9 @@ pub fn run(cli: Cli) -> Result<()> {
             datasets::data_download(&dataset, root, url, md5)
         }
         Command::Data { action: DataAction::Info { dataset, root } } => datasets::data_info(&dataset, root),
+        Command::Sync { to: SyncTarget::Wandb { runs, project, entity, mode } } => {
+            commands::sync_wandb(&runs, crate::lab::WandbSync { project, entity, mode })
+        }
         Command::Data { action: DataAction::Preview { dataset, root, per_class, out } } => {
             datasets::data_preview(&dataset, root, per_class, &out)
         }

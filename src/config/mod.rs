@@ -13,7 +13,7 @@ mod optim;
 mod train;
 mod validate;
 
-pub use validate::{is_valid_name, DEVICES, PRECISIONS};
+pub use validate::{check_wandb_mode, is_valid_name, DEVICES, PRECISIONS};
 
 pub use choice::{
     AugmentPolicy, DeviceChoice, EarlyStopMetric, FlipMode, OnCorrupt, OnNan, OptimName, PadMode, PrecisionChoice,
@@ -274,6 +274,17 @@ pub struct TrackConfig {
     /// The MLflow run this run is nested under (its id; empty for none): `microvision tune`
     /// sets it to its study's run, so that the trials show under the study.
     pub mlflow_parent_run: String,
+    /// Log the run to Weights & Biases through its Python SDK (the `wandb` package of the
+    /// project's venv); a resumed run continues its W&B run (`RUN/wandb_run_id`).
+    pub wandb: bool,
+    /// W&B project (created when missing).
+    pub wandb_project: String,
+    /// W&B entity (user or team; empty = the logged-in user's default).
+    pub wandb_entity: String,
+    /// "online" (sent to the W&B server; needs `wandb login` or WANDB_API_KEY) or "offline"
+    /// (written under `RUN/wandb/`, uploaded later with `wandb sync`). The environment
+    /// variable WANDB_MODE, when set, overrides it.
+    pub wandb_mode: String,
 }
 
 impl Default for TrackConfig {
@@ -282,6 +293,10 @@ impl Default for TrackConfig {
             mlflow_uri: String::new(),
             mlflow_experiment: "microvision".into(),
             mlflow_parent_run: String::new(),
+            wandb: false,
+            wandb_project: "microvision".into(),
+            wandb_entity: String::new(),
+            wandb_mode: "online".into(),
         }
     }
 }

@@ -73,8 +73,20 @@ fn run_paths(c: &Config) -> Result<()> {
             "`track.mlflow_uri` = {uri:?}: expected the URL of an MLflow tracking server, e.g. \"http://127.0.0.1:5000\" (or \"\" for none)"
         ));
     }
+    check_wandb_mode(&c.track.wandb_mode)?;
+    if c.track.wandb && c.track.wandb_project.is_empty() {
+        return Err(config_err!("`track.wandb_project` = \"\": expected a W&B project name"));
+    }
     if c.track.mlflow_experiment.is_empty() {
         return Err(config_err!("`track.mlflow_experiment` = \"\": expected an experiment name"));
+    }
+    Ok(())
+}
+
+/// A W&B mode (`track.wandb_mode`, `sync wandb --mode`): "online" or "offline".
+pub fn check_wandb_mode(mode: &str) -> Result<()> {
+    if !["online", "offline"].contains(&mode) {
+        return Err(config_err!("`track.wandb_mode` / --mode = {mode:?}: expected \"online\" or \"offline\""));
     }
     Ok(())
 }

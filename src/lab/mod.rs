@@ -27,6 +27,7 @@ mod model;
 mod models;
 mod predict;
 mod report;
+mod sync;
 mod tools;
 mod train;
 mod tune;
@@ -41,6 +42,7 @@ pub use model::{class_names, load_model, normalisation, Checkpoint, LoadedModel}
 pub use models::{layer_mflops, model_summary, models, models_named, ModelInfo};
 pub use predict::{predict, ClassScore, Prediction, Predictor};
 pub use report::{plot, report, Plotted, Reported};
+pub use sync::{sync_wandb, Synced, WandbSync};
 pub use tools::{augment_preview, lr_find, LrFound, LrSweep};
 pub use train::{fit, resume, stop_flag, train, train_with, Fitted, TrainOptions, Trained};
 pub use tune::{

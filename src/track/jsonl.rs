@@ -105,6 +105,56 @@ impl Logger for JsonlLogger {
     }
 }
 
+/// One line of `metrics.jsonl` read back as the [`Metrics`] it was written from: names with
+/// their split prefix again (`train/loss`, `val/acc`, `test/acc`; a step line's and the
+/// run-level values without one), booleans as 1/0, text fields left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// What the values describe.
+    pub kind: MetricKind,
+    /// 1-based epoch.
+    pub epoch: i64,
+    /// Optimizer steps completed.
+    pub step: i64,
+    /// `(name, value)` in the file's order.
+    pub values: Vec<(String, f64)>,
+}
+
+/// Values of an epoch's `"train"` line that are the run's, not the split's (see
+/// [`super::epoch_values`]): written without a prefix.
+const RUN_LEVEL: &[&str] = &["lr", "img_per_s", "epoch_secs"];
+
+/// The records of the `metrics.jsonl` at `path`, in order; lines that do not parse are skipped
+/// (as [`crate::run::History`] skips them).
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let records = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|v| {
+        let (kind, prefix) = match (v["kind"].as_str()?, v["split"].as_str()?) {
+            ("step", _) => (MetricKind::Step, ""),
+            ("epoch", "train") => (MetricKind::Epoch, "train/"),
+            ("epoch", "val") => (MetricKind::Epoch, "val/"),
+            ("test", _) => (MetricKind::Test, "test/"),
+            _ => return None,
+        };
+        let values = v
+            .as_object()?
+            .iter()
+            .filter(|(k, _)| !["kind", "split", "epoch", "step", "scored_on"].contains(&k.as_str()))
+            .filter_map(|(k, x)| {
+                let value = x.as_f64().or_else(|| x.as_bool().map(|b| if b { 1.0 } else { 0.0 }))?;
+                let name = if kind == MetricKind::Step || (prefix == "train/" && RUN_LEVEL.contains(&k.as_str())) {
+                    k.clone()
+                } else {
+                    format!("{prefix}{k}")
+                };
+                Some((name, value))
+            })
+            .collect();
+        Some(Record { kind, epoch: v["epoch"].as_i64()?, step: v["step"].as_i64()?, values })
+    });
+    Ok(records.collect())
+}
+
 /// Drops the `metrics.jsonl` lines logged after optimizer step `step` (written by a run that was
 /// interrupted after its last checkpoint), so a resumed run's log has no duplicates. Atomic.
 fn truncate_after(path: &Path, step: i64) -> Result<()> {

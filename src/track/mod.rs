@@ -1,6 +1,5 @@
 //! Experiment tracking. Loggers implement one small trait, [`Logger`] (log params, log metrics,
-//! log an artifact, close), so `metrics.jsonl`, TensorBoard and MLflow are peers; adding W&B or
-//! Neptune is one more file. [`Loggers`] fans a run's events out to all of them and is the
+//! log an artifact, close), so `metrics.jsonl`, TensorBoard, MLflow and W&B are peers. [`Loggers`] fans a run's events out to all of them and is the
 //! trainer's callback; a logger that fails is reported once and dropped: training never stops
 //! for a logger. The console (progress bars) is a plain callback beside them.
 
@@ -8,6 +7,7 @@ pub mod console;
 pub mod jsonl;
 pub mod mlflow;
 pub mod tensorboard;
+pub mod wandb;
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -88,7 +88,8 @@ impl Loggers {
         Loggers { inner: Rc::new(RefCell::new(loggers)), stopped: Rc::default(), log_every, last: (0, 0) }
     }
 
-    /// The standard set: `metrics.jsonl`, TensorBoard, and MLflow when `track.mlflow_uri` is set.
+    /// The standard set: `metrics.jsonl`, TensorBoard, MLflow when `track.mlflow_uri` is set, and
+    /// W&B when `track.wandb` is on.
     pub fn standard(run_dir: &Path, cfg: &Config) -> Self {
         let mut list: Vec<Box<dyn Logger>> = vec![Box::new(jsonl::JsonlLogger::new(&run_dir.join("metrics.jsonl")))];
         match tensorboard::TensorBoardLogger::new(run_dir) {
@@ -104,6 +105,12 @@ impl Loggers {
             ) {
                 Ok(m) => list.push(Box::new(m)),
                 Err(e) => crate::notice::warn(format!("MLflow logging is off: {e}")),
+            }
+        }
+        if cfg.track.wandb {
+            match wandb::WandbLogger::start(&wandb::WandbTarget::from_config(cfg), run_dir) {
+                Ok(w) => list.push(Box::new(w)),
+                Err(e) => crate::notice::warn(format!("W&B logging is off: {e}")),
             }
         }
         Loggers::new(list, cfg.train.log_every)
