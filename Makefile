@@ -26,7 +26,7 @@ demo: build
 	$(BIN) eval "$$(ls -td runs/demo-* | head -n 1)" --checkpoint last
 	$(BIN) report "$$(ls -td runs/demo-* | head -n 1)"
 
-# The whole default test suite: formatting and clippy; the Rust tests (unit, integration, PyTorch
+# The whole default test suite: formatting and clippy; the criterion benches built; the Rust tests (unit, integration, PyTorch
 # oracles, TensorBoard, MLflow and Chromium against our files, CLI end to end on synthetic data);
 # the Python package's tests and the notebooks, run top to bottom on tiny data.
 test:
@@ -34,6 +34,7 @@ test:
 	$(CARGO) fmt --check
 	$(CARGO) fmt --check --manifest-path python/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) build --release --benches
 	$(CARGO) test --release
 	PYTHONPATH=$(CURDIR)/python .venv/bin/python -m pytest -q python/tests
 
