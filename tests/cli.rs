@@ -300,7 +300,9 @@ fn a_second_sigint_quits_at_once() {
     let pid = child.id() as i32;
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Long enough for the first handler to have run (two pending SIGINTs would merge into one),
+    // far shorter than the step in progress and the checkpoint the first one asks for.
+    std::thread::sleep(std::time::Duration::from_millis(20));
     unsafe { libc::kill(pid, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_user_error(&out, 130, &["second interrupt: quitting at once", "--resume"]);

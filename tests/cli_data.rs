@@ -61,6 +61,12 @@ fn a_mirror_archive_with_its_md5_downloads_and_data_info_describes_it() {
         .filter(|n| n.contains("partial") || n.starts_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Again: nothing would be downloaded, so nothing can be checked against the sum.
+    let o = mv(
+        &["data", "download", "cifar10", "--url", &url, "--md5", &sum, "--root", root.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_user_error(&o, 2, &["already in", "another --root"]);
 
     // `data info` on it: both splits, their sizes, shape and the count of every class.
     let o = mv(&["data", "info", "cifar10", "--root", root.to_str().unwrap()], tmp.path());

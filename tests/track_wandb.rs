@@ -158,6 +158,8 @@ fn a_resumed_run_continues_its_wandb_run() {
     let run = t.run_dir.clone();
     drop(t);
     let id = std::fs::read_to_string(run.join("wandb_run_id")).unwrap();
+    // W&B names an offline session by its start second: the resumed one must start in another.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let mut again = Trainer::resume(&run).unwrap();
     microvision::lab::fit(&mut again).unwrap();
     assert_eq!(std::fs::read_to_string(run.join("wandb_run_id")).unwrap(), id, "the same W&B run");

@@ -51,7 +51,8 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         dir: dir.to_path_buf(),
         params,
         epochs: val_acc.len(),
-        best_acc: h.best_val_acc().unwrap_or(0.0),
+        // Without a validation split the per-epoch figures are test figures: no best is chosen.
+        best_acc: if config.data.val_split == 0.0 { f64::NAN } else { h.best_val_acc().unwrap_or(0.0) },
         final_acc,
         train_secs: h.train_secs(),
         img_per_s: h.median_img_per_s().unwrap_or(0.0),
@@ -164,6 +165,9 @@ fn flatten(c: &Config) -> BTreeMap<String, String> {
 const MAX_KEY_COLUMNS: usize = 6;
 
 fn cell(values: &[f64], scale: f64, decimals: usize) -> String {
+    if values.iter().all(|v| v.is_nan()) {
+        return "-".into(); // e.g. no best validation accuracy: the runs had no validation split
+    }
     let (m, s) = mean_std(values);
     if values.len() > 1 {
         format!("{:.*} +- {:.*}", decimals, m * scale, decimals, s * scale)
@@ -318,7 +322,10 @@ pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
     for (i, g) in groups.iter().enumerate() {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
         let name = labels[i].clone();
-        let label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
+        let mut label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
+        if g.iter().any(|r| r.config.data.val_split == 0.0) {
+            label.push_str(" [test split: no validation split]"); // its epochs were scored on test
+        }
         // (epoch, mean, std) over the epochs every run of the group has reached; a value that is
         // missing (NaN: an epoch whose validation row was not written) is left out.
         let stats = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64, f64)> {

@@ -34,7 +34,13 @@ pub fn step_peak_bytes(name: &str, args: &ModelArgs, batch: i64, checkpointing: 
     };
     step(); // warm-up: gradient buffers exist from here on
     let base = proc_status_bytes("VmRSS:");
-    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset VmHWM to the current RSS
+    // Reset VmHWM to the current RSS; where the kernel refuses (some sandboxes) the peak would
+    // include earlier ones, so say so instead of reporting it.
+    std::fs::write("/proc/self/clear_refs", "5").map_err(|e| {
+        crate::error::Error::Runtime(format!(
+            "cannot measure step memory here: resetting the peak (/proc/self/clear_refs) failed: {e}"
+        ))
+    })?;
     step();
     Ok(proc_status_bytes("VmHWM:").saturating_sub(base))
 }

@@ -42,8 +42,8 @@ pub enum Command {
     Eval {
         /// Run directory.
         run_dir: PathBuf,
-        /// Which checkpoint (`best` is chosen on the validation split, which is the test split
-        /// unless `data.val_split` > 0).
+        /// Which checkpoint (`best`: the epoch of the best validation accuracy; runs without a
+        /// validation split, data.val_split = 0, keep none).
         #[arg(long, default_value = "last", value_parser = ["best", "last"])]
         checkpoint: String,
         /// Overrides of the run's config for this evaluation, `key=value` (e.g.

@@ -13,7 +13,7 @@ mod optim;
 mod train;
 mod validate;
 
-pub use validate::{check_wandb_mode, is_valid_name, DEVICES, PRECISIONS};
+pub use validate::{check_early_stopping, check_wandb_mode, is_valid_name, DEVICES, PRECISIONS};
 
 pub use choice::{
     AugmentPolicy, DeviceChoice, EarlyStopMetric, FlipMode, OnCorrupt, OnNan, OptimName, PadMode, PrecisionChoice,
@@ -96,7 +96,8 @@ pub struct DataConfig {
     pub on_corrupt: OnCorrupt,
     /// Padding for the random crop, in pixels.
     pub crop_padding: i64,
-    /// Fraction of the training set held out for validation (0 = validate on the test set).
+    /// Fraction of the training set held out for validation (0 = none: the epochs are scored on
+    /// the test split, and no `best` checkpoint or early stopping selects on them).
     pub val_split: f64,
     /// Train on a fixed random subset of this many training images (0 = all): quick smoke runs,
     /// learning curves over data size. The subset is the same for every seed.

@@ -35,6 +35,20 @@ pub(super) fn validate_new(c: &Config) -> Result<()> {
         // It would train the rest of the run at a zero learning rate: a stop that looks like a run.
         return Err(config_err!("`train.nan_lr_factor` = {factor}: expected a number in (0, 1]"));
     }
+    check_early_stopping(c)
+}
+
+/// Early stopping watches a validation split: with `data.val_split` = 0 the epochs are scored on
+/// the test split, and stopping on them would choose the epoch by test accuracy. (A check for
+/// new runs only: runs saved before it keep opening.)
+pub fn check_early_stopping(c: &Config) -> Result<()> {
+    if c.train.early_stop_patience > 0 && c.data.val_split == 0.0 {
+        return Err(config_err!(
+            "`train.early_stop_patience` = {} needs a validation split: expected `data.val_split` > 0 (e.g. 0.1); \
+             with data.val_split = 0 the epochs are scored on the test split, and early stopping would select on it",
+            c.train.early_stop_patience
+        ));
+    }
     Ok(())
 }
 
@@ -86,7 +100,7 @@ fn run_paths(c: &Config) -> Result<()> {
 /// A W&B mode (`track.wandb_mode`, `sync wandb --mode`): "online" or "offline".
 pub fn check_wandb_mode(mode: &str) -> Result<()> {
     if !["online", "offline"].contains(&mode) {
-        return Err(config_err!("`track.wandb_mode` / --mode = {mode:?}: expected \"online\" or \"offline\""));
+        return Err(config_err!("W&B mode {mode:?} (track.wandb_mode or --mode): expected \"online\" or \"offline\""));
     }
     Ok(())
 }
@@ -187,15 +201,6 @@ fn train(c: &Config) -> Result<()> {
     in_range("train.ema_decay", c.train.ema_decay, 0.0, 0.999999)?;
     non_negative_i("train.early_stop_patience", c.train.early_stop_patience)?;
     at_least("train.early_stop_min_delta", c.train.early_stop_min_delta, 0.0)?;
-    if c.train.early_stop_patience > 0 && c.data.val_split == 0.0 {
-        // Without a validation split the epochs are scored on the test split: stopping on them
-        // would choose the epoch by test accuracy.
-        return Err(config_err!(
-            "`train.early_stop_patience` = {} needs a validation split: expected `data.val_split` > 0 (e.g. 0.1); \
-             with data.val_split = 0 the epochs are scored on the test split, and early stopping would select on it",
-            c.train.early_stop_patience
-        ));
-    }
     Ok(())
 }
 

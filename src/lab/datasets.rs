@@ -91,11 +91,23 @@ pub fn data_download(
              ROOT/train/<class>/<image> and ROOT/test/"
         ));
     }
+    let src = data::source::source(dataset)?;
+    let md5 = md5.map(|m| m.to_ascii_lowercase());
     if let Some(sum) = &md5 {
         check_archive_md5(sum, &cfg.url)?;
+        if src.official_sizes().is_empty() {
+            return Err(crate::config_err!("--md5: expected a dataset downloaded as one archive (cifar10, cifar100)"));
+        }
+        if let Some(dir) = src.locate(&cfg.root) {
+            // Nothing would be downloaded, so nothing checked against the sum.
+            return Err(crate::config_err!(
+                "--md5: {dataset} is already in {}; a mirror's archive is downloaded only into a root without \
+                 it (remove it, or choose another --root)",
+                dir.display()
+            ));
+        }
     }
     let dir = data::locate_or_download_archive(&cfg, md5.as_deref())?;
-    let src = data::source::source(dataset)?;
     if md5.is_some() {
         // Not the official archive: its files are hashed for the record, not compared.
         return Ok(Downloaded { md5: src.md5s(&dir)?, dir, officially_checked: 0 });

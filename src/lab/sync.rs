@@ -50,11 +50,15 @@ fn sync_one(run: &Run, to: &WandbSync) -> Result<Synced> {
     let mut target = WandbTarget::from_config(cfg);
     target.project = to.project.clone().unwrap_or(target.project);
     target.entity = to.entity.clone().unwrap_or(target.entity);
-    if std::env::var("WANDB_MODE").map_or(true, |m| m.is_empty()) {
-        target.mode = to.mode.clone().unwrap_or(target.mode);
+    if let Some(mode) = &to.mode {
+        crate::config::check_wandb_mode(mode)?;
     }
-    crate::config::check_wandb_mode(&target.mode)?;
+    if std::env::var("WANDB_MODE").map_or(true, |m| m.is_empty()) {
+        target.mode = to.mode.clone().unwrap_or(target.mode); // else W&B's own variable decides
+    }
     let dir = run.dir();
+    // Not while it trains: its W&B run would get two writers and a partial history.
+    let _lock = crate::run::lock(dir)?;
     let records = read_records(&dir.join("metrics.jsonl"))?;
     let mut w = WandbLogger::start(&target, dir)?;
     w.log_params(cfg)?;

@@ -220,7 +220,8 @@ impl Model {
     pub fn summary(&self, args: &ModelArgs) -> Vec<context::LayerRecord> {
         let x = Tensor::zeros([1, args.in_channels, args.input_size, args.input_size], (Kind::Float, self.vs.device()));
         context::trace_layers(|| {
-            let _ = tch::no_grad(|| self.net.forward_t(&x, false));
+            let _no_grad = tch::no_grad_guard(); // unwind-safe, unlike tch::no_grad (see macs_per_image)
+            let _ = self.net.forward_t(&x, false);
         })
     }
 

@@ -56,6 +56,10 @@ pub struct WandbLogger {
     /// The run's page (online mode only).
     pub url: Option<String>,
     closed: bool,
+    /// The highest optimizer step logged: where the plots go.
+    last_step: i64,
+    /// Whether a rewind was reported (once).
+    warned_rewind: bool,
 }
 
 /// A fresh W&B run id: 8 characters of [a-z0-9], as W&B makes them.
@@ -92,7 +96,15 @@ impl WandbLogger {
         let ok = helper.call("init", init)?;
         crate::fsio::write_atomic(&id_file, run_id.as_bytes())?;
         let text = |k: &str| ok[k].as_str().map(String::from);
-        Ok(WandbLogger { helper, run_id, offline_dir: text("offline_dir"), url: text("url"), closed: false })
+        Ok(WandbLogger {
+            helper,
+            run_id,
+            offline_dir: text("offline_dir"),
+            url: text("url"),
+            closed: false,
+            last_step: 0,
+            warned_rewind: false,
+        })
     }
 
     /// Ends the run with `exit_code` (0: finished; W&B shows others as failed).
@@ -124,6 +136,7 @@ impl Logger for WandbLogger {
             })
             .collect();
         values.insert("epoch".into(), json!(m.epoch));
+        self.last_step = self.last_step.max(m.step);
         self.helper.call("log", json!({"step": m.step, "values": values})).map(|_| ())
     }
 
@@ -132,12 +145,26 @@ impl Logger for WandbLogger {
         if name.ends_with(".png") {
             // plots/accuracy.png -> the image "plots/accuracy", at the run's last step.
             let key = name.trim_end_matches(".png");
-            self.helper.call("image", json!({"key": key, "path": path, "step": Value::Null})).map(|_| ())
+            self.helper.call("image", json!({"key": key, "path": path, "step": self.last_step})).map(|_| ())
         } else if name.ends_with(".svg") {
             Ok(()) // the same plots as the PNGs
         } else {
             self.helper.call("file", json!({"path": path, "base": base})).map(|_| ())
         }
+    }
+
+    /// W&B keeps only increasing steps: the values a divergence restore voids stay in W&B, and
+    /// the steps trained again are dropped there (metrics.jsonl and TensorBoard have the rewound
+    /// history). Said once.
+    fn rewind_to(&mut self, step: i64) -> Result<()> {
+        if !self.warned_rewind && step < self.last_step {
+            self.warned_rewind = true;
+            crate::notice::warn(format!(
+                "W&B keeps the steps after {step} that the divergence restore voided (it accepts only increasing \
+                 steps); metrics.jsonl and TensorBoard hold the rewound history"
+            ));
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<()> {

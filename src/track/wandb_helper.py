@@ -82,7 +82,7 @@ def handle(req):
     elif op == "log":
         run.log(req["values"], step=req["step"])
     elif op == "image":
-        run.log({req["key"]: wandb.Image(req["path"])}, step=req["step"])
+        run.log({req["key"]: wandb.Image(req["path"])}, step=req.get("step"))
     elif op == "file":
         run.save(req["path"], base_path=req["base"], policy="now")
     elif op == "finish":

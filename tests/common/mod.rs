@@ -154,7 +154,12 @@ impl microvision::train::callbacks::Callback for StopAt {
 
 /// Runs the `microvision` binary with `MICROVISION_DATA` pointing at `data`.
 pub fn mv(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_microvision")).args(args).env("MICROVISION_DATA", data).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_microvision"))
+        .args(args)
+        .env("MICROVISION_DATA", data)
+        .env_remove("WANDB_MODE") // the tests say the mode they want
+        .output()
+        .unwrap()
 }
 
 /// Copies a directory tree.

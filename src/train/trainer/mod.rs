@@ -97,6 +97,7 @@ impl Trainer {
     /// 7. `env.json` written.
     pub fn new(mut cfg: Config) -> Result<Trainer> {
         cfg.validate()?; // a config built in code gets the checks a loaded one had
+        crate::config::check_early_stopping(&cfg)?;
         absolute_paths(&mut cfg);
         let (device, precision) = device::resolve(&cfg.train)?;
         device::set_threads(cfg.train.threads);
