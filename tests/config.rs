@@ -260,3 +260,15 @@ fn lr_scales_is_a_free_map_of_positive_numbers() {
     let e = err("[optim]\nmuon_ns_steps = 0\n", &[]);
     assert!(e.contains("optim.muon_ns_steps"), "{e}");
 }
+
+#[test]
+fn early_stopping_needs_a_validation_split_in_new_runs_only() {
+    let text = "[train]\nearly_stop_patience = 2\n";
+    let e = err(text, &[]);
+    assert!(e.contains("train.early_stop_patience") && e.contains("data.val_split"), "{e}");
+    assert!(load(text, &["data.val_split=0.1"]).is_ok());
+    // A run saved before the check keeps opening (eval, report, resume of existing runs).
+    assert!(microvision::Config::from_saved_toml(text, "config.toml", &[]).is_ok());
+    let e = err("[track]\nwandb_mode = \"sideways\"\n", &[]);
+    assert!(e.contains("sideways") && e.contains("online"), "{e}");
+}
