@@ -14,6 +14,7 @@
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod failpoint;
 pub mod fsio;

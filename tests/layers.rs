@@ -9,7 +9,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "failpoint", "metrics", "notice", "seed"],
     &["fsio", "pyproc"],
     &["config"],
-    &["device"],
+    &["device", "dist"],
     &["run"],
     &["data"],
     &["models"],

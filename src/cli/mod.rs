@@ -177,11 +177,32 @@ pub enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Multi-process (torch.distributed) tools.
+    Dist {
+        /// What to do.
+        #[command(subcommand)]
+        action: DistAction,
+    },
     /// Send finished runs to an experiment tracker afterwards.
     Sync {
         /// Which tracker.
         #[command(subcommand)]
         to: SyncTarget,
+    },
+}
+
+/// `microvision dist ...`
+#[derive(Debug, Subcommand)]
+pub enum DistAction {
+    /// Join the group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and check
+    /// its all-reduce, broadcast and barrier; one JSON line per rank.
+    Check {
+        /// Floats to all-reduce.
+        #[arg(long, default_value_t = 1 << 20)]
+        elements: i64,
+        /// Seconds to wait for the other ranks.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -365,6 +386,11 @@ pub fn run(cli: Cli) -> Result<()> {
             datasets::data_download(&dataset, root, url, md5)
         }
         Command::Data { action: DataAction::Info { dataset, root } } => datasets::data_info(&dataset, root),
+        Command::Dist { action: DistAction::Check { elements, timeout } } => {
+            let c = crate::lab::dist_check(elements, std::time::Duration::from_secs(timeout))?;
+            println!("{}", serde_json::to_string(&c).expect("serialisable"));
+            Ok(())
+        }
         Command::Sync { to: SyncTarget::Wandb { runs, project, entity, mode } } => {
             commands::sync_wandb(&runs, crate::lab::WandbSync { project, entity, mode })
         }

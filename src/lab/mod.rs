@@ -20,6 +20,7 @@
 mod bench;
 mod compare;
 mod datasets;
+mod dist;
 mod eval;
 mod explain;
 mod export;
@@ -35,6 +36,7 @@ mod tune;
 pub use bench::{bench_speedrun, bench_throughput, Speedrun, SpeedrunEvent, ThroughputArgs, ThroughputReport};
 pub use compare::{compare, Comparison};
 pub use datasets::{data_download, data_info, data_preview, load_split, DatasetInfo, Downloaded, SplitInfo};
+pub use dist::{dist_check, DistCheck};
 pub use eval::{eval, Evaluation};
 pub use explain::{explain, explain_layers, ExplainArgs, Explained, MapMethod, TsneParams};
 pub use export::{export, Exported, Format};

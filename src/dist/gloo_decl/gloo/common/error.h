@@ -1,0 +1,2 @@
+// Declarations only (see ../algorithm.h).
+#pragma once
