@@ -30,6 +30,28 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| "python3".into())
 }
 
+/// Writes `bytes` to a helper's input with SIGPIPE blocked in this thread, so that a helper that
+/// died makes the write fail with EPIPE instead of killing the process (the binary restores
+/// SIGPIPE's default disposition, so that `microvision models | head` ends quietly); the
+/// SIGPIPE the failed write raised is taken before the mask is restored.
+fn write_without_sigpipe(stdin: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
+    // SAFETY: plain signal-mask calls on this thread's mask, restored before returning.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let result = stdin.write_all(bytes).and_then(|_| stdin.flush());
+        if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+            let now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        result
+    }
+}
+
 /// What a helper is, for its messages.
 #[derive(Debug, Clone, Copy)]
 pub struct HelperKind {
@@ -93,7 +115,7 @@ impl Helper {
         args["op"] = op.into();
         let line = serde_json::to_string(&args).expect("JSON values serialise");
         let stdin = self.stdin.as_mut().expect("open until dropped");
-        let sent = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+        let sent = write_without_sigpipe(stdin, format!("{line}\n").as_bytes());
         let mut answer = String::new();
         let read = sent.and_then(|_| self.stdout.read_line(&mut answer));
         if read.is_err() || answer.is_empty() {

@@ -187,3 +187,24 @@ fn without_wandb_training_warns_and_finishes() {
     assert!(err.contains("W&B logging is off") && err.contains("pip install wandb"), "{err}");
     assert!(run.join("eval.json").exists() && !run.join("wandb").exists());
 }
+
+#[test]
+fn a_helper_that_dies_mid_run_is_a_warning_and_training_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::synthetic_cifar10(tmp.path(), 20, 20);
+    // A "Python" that answers the version and the init, then dies.
+    let fake = tmp.path().join("dying-python");
+    let script = "#!/bin/sh\nread l\necho '{\"ok\": true, \"wandb\": \"0.31.0\"}'\nread l\n\
+                  echo '{\"ok\": true, \"id\": \"x\", \"url\": null, \"mode\": \"offline\", \"offline_dir\": null}'\n\
+                  echo 'Segmentation fault' >&2\nexit 139\n";
+    std::fs::write(&fake, script).unwrap();
+    let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).unwrap();
+    let cfg = config_file(tmp.path(), "[track]\nwandb = true\n");
+    let (out, run) = train(&cfg, &[("MICROVISION_PYTHON", fake.to_str().unwrap())]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("W&B logging stopped") && err.contains("Segmentation fault"), "{err}");
+    assert!(run.join("eval.json").exists());
+}
