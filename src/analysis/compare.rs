@@ -52,7 +52,7 @@ pub fn summarize(dir: &Path) -> Result<RunSummary> {
         params,
         epochs: val_acc.len(),
         // Without a validation split the per-epoch figures are test figures: no best is chosen.
-        best_acc: if config.data.val_split == 0.0 { f64::NAN } else { h.best_val_acc().unwrap_or(0.0) },
+        best_acc: if config.data.has_val_split() { h.best_val_acc().unwrap_or(0.0) } else { f64::NAN },
         final_acc,
         train_secs: h.train_secs(),
         img_per_s: h.median_img_per_s().unwrap_or(0.0),
@@ -323,7 +323,7 @@ pub fn curves(groups: &[Vec<RunSummary>]) -> Result<(LineChart, LineChart)> {
         let histories = g.iter().map(|r| History::read(&r.dir)).collect::<Result<Vec<_>>>()?;
         let name = labels[i].clone();
         let mut label = if g.len() > 1 { format!("{name} (mean +- std of {})", g.len()) } else { name };
-        if g.iter().any(|r| r.config.data.val_split == 0.0) {
+        if g.iter().any(|r| !r.config.data.has_val_split()) {
             label.push_str(" [test split: no validation split]"); // its epochs were scored on test
         }
         // (epoch, mean, std) over the epochs every run of the group has reached; a value that is

@@ -43,7 +43,7 @@ pub fn render(run: &Path) -> Result<String> {
     for (stem, caption) in PLOTS {
         // Without a validation split the per-epoch evaluation ran on the test split.
         let caption =
-            if cfg.data.val_split == 0.0 { caption.replace("validation", "test split") } else { caption.to_string() };
+            if cfg.data.has_val_split() { caption.to_string() } else { caption.replace("validation", "test split") };
         html += &figure(run, stem, &caption);
     }
     html += "</div>";
@@ -154,11 +154,11 @@ fn cards(h: &History, env: &Value, cfg: &crate::config::Config) -> String {
     let items = [
         ("model", cfg.model.name.clone()),
         ("test accuracy", test),
-        if cfg.data.val_split == 0.0 {
+        if cfg.data.has_val_split() {
+            ("best val accuracy", format!("{:.2}%", best * 100.0))
+        } else {
             // No validation split: the epochs were scored on the test split and nothing was chosen on them.
             ("validation split", "none (epochs scored on test)".to_string())
-        } else {
-            ("best val accuracy", format!("{:.2}%", best * 100.0))
         },
         ("epochs", h.epochs.len().to_string()),
         ("training time", format!("{secs:.0} s")),
@@ -200,7 +200,7 @@ fn per_class_table(h: &History) -> String {
 
 fn epoch_table(h: &History, cfg: &crate::config::Config) -> String {
     // Without a validation split the per-epoch evaluation ran on the test split.
-    let held = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+    let held = cfg.data.scored_on();
     let mut out = format!(
         "<h2>Metrics per epoch</h2><table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>train acc %</th>\
          <th>{held} loss</th><th>{held} acc %</th><th>lr</th><th>img/s</th><th>epoch s</th></tr>",

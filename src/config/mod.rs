@@ -318,6 +318,24 @@ impl Default for Config {
     }
 }
 
+impl DataConfig {
+    /// Whether a validation split is held out of the training images (`val_split` > 0). Without
+    /// one the epochs are scored on the test split, and nothing may be chosen on them.
+    pub fn has_val_split(&self) -> bool {
+        self.val_split > 0.0
+    }
+
+    /// The split the per-epoch evaluation runs on, as labels name it: "val", or "test" without
+    /// a validation split.
+    pub fn scored_on(&self) -> &'static str {
+        if self.has_val_split() {
+            "val"
+        } else {
+            "test"
+        }
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {

@@ -42,7 +42,7 @@ pub(super) fn validate_new(c: &Config) -> Result<()> {
 /// the test split, and stopping on them would choose the epoch by test accuracy. (A check for
 /// new runs only: runs saved before it keep opening.)
 pub fn check_early_stopping(c: &Config) -> Result<()> {
-    if c.train.early_stop_patience > 0 && c.data.val_split == 0.0 {
+    if c.train.early_stop_patience > 0 && !c.data.has_val_split() {
         return Err(config_err!(
             "`train.early_stop_patience` = {} needs a validation split: expected `data.val_split` > 0 (e.g. 0.1); \
              with data.val_split = 0 the epochs are scored on the test split, and early stopping would select on it",

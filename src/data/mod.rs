@@ -195,7 +195,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<DataSplits> {
             std[c]
         ));
     }
-    let (train, val) = if cfg.val_split > 0.0 {
+    let (train, val) = if cfg.has_val_split() {
         let n = full_train.len();
         let (train, val) = full_train.split(cfg.val_split, seed);
         if val.is_empty() || train.is_empty() {

@@ -117,7 +117,7 @@ fn describe(run: &Run, which: Checkpoint, state: &TrainState, averaged: bool) ->
         // The checkpoint tensor file the weights come from: their identity.
         "checkpoint_crc32c": format!("{:08x}", if averaged { state.optim_crc32c } else { state.weights_crc32c }),
         // None without a validation split (nothing is chosen on the test split).
-        "best_val_acc": (cfg.data.val_split > 0.0 && state.best_acc >= 0.0).then_some(state.best_acc),
+        "best_val_acc": (cfg.data.has_val_split() && state.best_acc >= 0.0).then_some(state.best_acc),
         "input": {"channels": src.channels(), "size": cfg.data.input_size, "mean": mean, "std": std, "layout": "NCHW float32"},
         "classes": classes,
     }))

@@ -70,7 +70,7 @@ pub fn load_model(run: &Run, which: Checkpoint, device: Device) -> Result<Loaded
     }
     let dir = run.checkpoint_dir();
     let files = checkpoint::files(&dir, which.as_str());
-    if which == Checkpoint::Best && cfg.data.val_split == 0.0 {
+    if which == Checkpoint::Best && !cfg.data.has_val_split() {
         // Refused even where an earlier version wrote one: it was chosen on test images.
         return Err(crate::ckpt_err!(
             "{} keeps no `best` checkpoint: it trained without a validation split (data.val_split = 0), so its \

@@ -27,7 +27,7 @@ impl Callback for ConsoleLogger {
     fn fit_start(&mut self, info: &FitInfo) {
         self.batches = info.steps_per_epoch as u64;
         self.epochs = info.config.train.epochs;
-        self.val_is_test = info.config.data.val_split == 0.0;
+        self.val_is_test = !info.config.data.has_val_split();
     }
 
     fn epoch_start(&mut self, epoch: i64) {

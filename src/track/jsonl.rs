@@ -64,7 +64,7 @@ impl Logger for JsonlLogger {
 
     fn log_params(&mut self, cfg: &Config) -> Result<()> {
         // The config itself is in the run's config.toml.
-        self.scored_on = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+        self.scored_on = cfg.data.scored_on();
         Ok(())
     }
 

@@ -62,7 +62,7 @@ pub fn draw_run(run: &Path, test: Option<&Dataset>) -> Result<RunPlots> {
     let smoothing = cfg.train.label_smoothing;
     let train = if smoothing > 0.0 { format!("train (label smoothing {smoothing})") } else { "train".into() };
     // Without a validation split the per-epoch evaluation ran on the test split: label it so.
-    let held = if cfg.data.val_split == 0.0 { "test" } else { "val" };
+    let held = cfg.data.scored_on();
     let loss = curves("Loss", "cross-entropy", (&train, h.series(|r| r.train_loss)), (held, h.series(|r| r.val_loss)));
     add(&|d| save(&loss, d, "loss"))?;
     let pct = |v: f64| v * 100.0;

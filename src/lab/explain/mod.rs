@@ -202,7 +202,7 @@ fn class_index(c: &str, classes: &[String]) -> Result<i64> {
 /// The checkpoint to explain: `best` by default, but a run without a validation split keeps
 /// none (its epochs were scored on the test split), so its `last` is explained instead.
 fn explained_checkpoint(cfg: &crate::config::Config, asked: Checkpoint) -> Checkpoint {
-    if asked == Checkpoint::Best && cfg.data.val_split == 0.0 {
+    if asked == Checkpoint::Best && !cfg.data.has_val_split() {
         crate::notice::info(
             "the run has no validation split (data.val_split = 0), so no `best` checkpoint: explaining `last`",
         );

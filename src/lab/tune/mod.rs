@@ -140,7 +140,7 @@ impl TrialOutcome {
 pub fn tune_spec(args: &TuneArgs) -> Result<(StudySpec, Vec<String>)> {
     let mut base = Config::load(&args.config, &args.overrides)?;
     let mut notes = Vec::new();
-    if base.data.val_split == 0.0 {
+    if !base.data.has_val_split() {
         base = Config::from_toml_str(&base.to_toml(), "the base config", &["data.val_split=0.1".into()])?;
         notes.push(
             "data.val_split = 0.1: trials are scored on a validation split held out of the training images, \

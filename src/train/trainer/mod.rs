@@ -308,7 +308,7 @@ impl Trainer {
     /// After the last epoch: the test result (the last validation when it ran on the test split
     /// with the same TTA, else a test evaluation), written to `eval.json`.
     fn final_test(&mut self, last_val: Option<EvalResult>) -> Result<EvalResult> {
-        let val_is_test = self.cfg.data.val_split == 0.0 && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
+        let val_is_test = !self.cfg.data.has_val_split() && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
         let test = match last_val {
             Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
             _ if self.stop.load(Ordering::Relaxed) => {

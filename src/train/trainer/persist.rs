@@ -51,7 +51,7 @@ impl Trainer {
     pub(super) fn close_epoch(&mut self, epoch: i64, val: &EvalResult, secs: f64) -> Result<bool> {
         self.state.epoch = epoch;
         self.state.train_secs += secs;
-        let is_best = self.cfg.data.val_split > 0.0 && val.acc > self.state.best_acc;
+        let is_best = self.cfg.data.has_val_split() && val.acc > self.state.best_acc;
         if is_best {
             self.state.best_acc = val.acc;
             self.state.best_epoch = epoch;
