@@ -116,6 +116,17 @@ impl Source {
         sums.iter().filter(|(file, _)| self.official_md5(file).is_some()).count()
     }
 
+    /// An MD5 of one's own for the download (a mirror's archive, `--md5`) applies only to the
+    /// datasets downloaded as one archive (CIFAR-10/100), not to per-file ones.
+    pub fn check_archive_md5_applies(&self) -> Result<()> {
+        match self {
+            Source::Cifar(_) => Ok(()),
+            Source::Idx(_) | Source::ImageFolder { .. } => {
+                Err(crate::config_err!("--md5: expected a dataset downloaded as one archive (cifar10, cifar100)"))
+            }
+        }
+    }
+
     /// The official size in bytes of each file whose size is known (the CIFAR files; IDX files
     /// carry their counts in their headers).
     pub fn official_sizes(&self) -> Vec<(&'static str, u64)> {
@@ -175,9 +186,7 @@ impl Source {
                 let md5 = archive_md5.unwrap_or(s.archive_md5);
                 super::download::fetch_and_extract(s, if url.is_empty() { s.url } else { url }, md5, root)
             }
-            Source::Idx(_) if archive_md5.is_some() => {
-                Err(crate::config_err!("--md5: expected a dataset downloaded as one archive (cifar10, cifar100)"))
-            }
+            Source::Idx(_) if archive_md5.is_some() => self.check_archive_md5_applies(),
             Source::Idx(s) => {
                 let base = if url.is_empty() { s.url } else { url };
                 super::download::fetch_files(base, &s.files, &root.join(s.dir))

@@ -95,9 +95,7 @@ pub fn data_download(
     let md5 = md5.map(|m| m.to_ascii_lowercase());
     if let Some(sum) = &md5 {
         check_archive_md5(sum, &cfg.url)?;
-        if src.official_sizes().is_empty() {
-            return Err(crate::config_err!("--md5: expected a dataset downloaded as one archive (cifar10, cifar100)"));
-        }
+        src.check_archive_md5_applies()?;
         if let Some(dir) = src.locate(&cfg.root) {
             // Nothing would be downloaded, so nothing checked against the sum.
             return Err(crate::config_err!(
