@@ -47,15 +47,12 @@ pub fn sync_wandb(runs: &[PathBuf], to: &WandbSync) -> Result<Vec<Synced>> {
 
 fn sync_one(run: &Run, to: &WandbSync) -> Result<Synced> {
     let cfg = run.config();
-    let mut target = WandbTarget::from_config(cfg);
-    target.project = to.project.clone().unwrap_or(target.project);
-    target.entity = to.entity.clone().unwrap_or(target.entity);
     if let Some(mode) = &to.mode {
         crate::config::check_wandb_mode(mode)?;
     }
-    if std::env::var("WANDB_MODE").map_or(true, |m| m.is_empty()) {
-        target.mode = to.mode.clone().unwrap_or(target.mode); // else W&B's own variable decides
-    }
+    let mut target = WandbTarget::with_mode(cfg, to.mode.as_deref());
+    target.project = to.project.clone().unwrap_or(target.project);
+    target.entity = to.entity.clone().unwrap_or(target.entity);
     let dir = run.dir();
     // Not while it trains: its W&B run would get two writers and a partial history.
     let _lock = crate::run::lock(dir)?;

@@ -37,12 +37,15 @@ impl WandbTarget {
     /// The target a config names; `WANDB_MODE` in the environment overrides its mode, as it
     /// does for every W&B program.
     pub fn from_config(cfg: &Config) -> WandbTarget {
+        Self::with_mode(cfg, None)
+    }
+
+    /// [`WandbTarget::from_config`] with the mode `mode` instead of the config's when given
+    /// (`sync wandb --mode`); `WANDB_MODE` still overrides both.
+    pub fn with_mode(cfg: &Config, mode: Option<&str>) -> WandbTarget {
         let env_mode = std::env::var("WANDB_MODE").ok().filter(|m| !m.is_empty());
-        WandbTarget {
-            project: cfg.track.wandb_project.clone(),
-            entity: cfg.track.wandb_entity.clone(),
-            mode: env_mode.unwrap_or_else(|| cfg.track.wandb_mode.clone()),
-        }
+        let mode = env_mode.unwrap_or_else(|| mode.unwrap_or(&cfg.track.wandb_mode).to_string());
+        WandbTarget { project: cfg.track.wandb_project.clone(), entity: cfg.track.wandb_entity.clone(), mode }
     }
 }
 
