@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Logger, MetricKind, Metrics};
+use super::{Logger, Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -210,10 +210,7 @@ impl Logger for MlflowLogger {
             .values
             .iter()
             .filter(|(_, v)| v.is_finite())
-            .map(|(k, v)| {
-                let key = if m.kind == MetricKind::Step { format!("batch/{k}") } else { k.to_string() };
-                json!({"key": key, "value": v, "timestamp": ts, "step": m.step})
-            })
+            .map(|(k, v)| json!({"key": m.tracker_name(k), "value": v, "timestamp": ts, "step": m.step}))
             .collect();
         self.call("POST", "runs/log-batch", Some(json!({"run_id": self.run_id, "metrics": metrics}))).map(|_| ())
     }

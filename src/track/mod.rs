@@ -43,6 +43,17 @@ pub struct Metrics<'a> {
     pub values: &'a [(&'a str, f64)],
 }
 
+impl Metrics<'_> {
+    /// The name a tracker shows value `name` under: a logged step's values as `batch/<name>`
+    /// (beside the epoch's `train/loss`, ...), the others as they are.
+    pub fn tracker_name(&self, name: &str) -> String {
+        match self.kind {
+            MetricKind::Step => format!("batch/{name}"),
+            MetricKind::Epoch | MetricKind::Test => name.to_string(),
+        }
+    }
+}
+
 /// A tracking sink.
 pub trait Logger {
     /// Short name for warnings ("tensorboard").

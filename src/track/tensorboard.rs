@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Logger, MetricKind, Metrics};
+use super::{Logger, Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -260,10 +260,7 @@ impl Logger for TensorBoardLogger {
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {
         self.last_step = self.last_step.max(m.step);
         for (name, v) in m.values {
-            match m.kind {
-                MetricKind::Step => self.writer.scalar(&format!("batch/{name}"), m.step, *v)?,
-                MetricKind::Epoch | MetricKind::Test => self.writer.scalar(name, m.step, *v)?,
-            }
+            self.writer.scalar(&m.tracker_name(name), m.step, *v)?;
         }
         Ok(())
     }

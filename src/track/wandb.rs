@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
-use super::{Logger, MetricKind, Metrics};
+use super::{Logger, Metrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pyproc::{Helper, HelperKind};
@@ -129,15 +129,8 @@ impl Logger for WandbLogger {
     }
 
     fn log_metrics(&mut self, m: &Metrics) -> Result<()> {
-        let mut values: Map<String, Value> = m
-            .values
-            .iter()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(k, v)| {
-                let key = if m.kind == MetricKind::Step { format!("batch/{k}") } else { k.to_string() };
-                (key, json!(v))
-            })
-            .collect();
+        let mut values: Map<String, Value> =
+            m.values.iter().filter(|(_, v)| v.is_finite()).map(|(k, v)| (m.tracker_name(k), json!(v))).collect();
         values.insert("epoch".into(), json!(m.epoch));
         self.last_step = self.last_step.max(m.step);
         self.helper.call("log", json!({"step": m.step, "values": values})).map(|_| ())
