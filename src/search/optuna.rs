@@ -10,8 +10,6 @@ use serde_json::{json, Value};
 use crate::error::Result;
 use crate::pyproc::{Helper, HelperKind};
 
-pub use crate::pyproc::python;
-
 /// The driver's source, run with `python -c`.
 const DRIVER: &str = include_str!("driver.py");
 

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::search::optuna::{self, Optuna};
+use crate::search::optuna::Optuna;
 use crate::search::study::StudySpec;
 use crate::search::{Objective, Pruner, Sampler, Space, TrialState};
 use crate::track::mlflow::MlflowLogger;
@@ -260,7 +260,7 @@ fn open_driver(spec: &StudySpec) -> Result<Optuna> {
             crate::error::create_dir_all(dir, "cannot create the study's directory")?;
         }
     }
-    Optuna::start(optuna::python())
+    Optuna::start(crate::pyproc::python())
 }
 
 /// Runs trials of the study until none is left to start (or the timeout): asks Optuna for the

@@ -10,7 +10,7 @@ use super::super::train::{train, TrainOptions};
 use crate::analysis::study::{draw_study, StudyPlots};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::search::optuna::{self, Optuna};
+use crate::search::optuna::Optuna;
 pub use crate::search::study::redact;
 use crate::search::study::{Study, TrialRecord};
 
@@ -48,7 +48,7 @@ pub fn tune_study(arg: &str, storage: Option<String>) -> Result<Study> {
             "study {arg:?}: no storage at {storage}; give the study's directory (RUNS/<study>) or --storage URL"
         )));
     }
-    let mut optuna = Optuna::start(optuna::python())?;
+    let mut optuna = Optuna::start(crate::pyproc::python())?;
     Study::read(&mut optuna, &name, &storage)
 }
 
