@@ -86,7 +86,7 @@ fn replicas_sum_chunk_gradients_and_average_running_statistics() {
     let mut replicas = Replicas::new(&model, &args, 3, false).unwrap();
     assert_eq!(replicas.count(), 3);
     let pass = Pass { compute: None, smoothing: 0.1, scale: 0.5, checkpointing: false };
-    let (loss, correct) = replicas.forward_backward(&mut model, &batch, pass, 99);
+    let (loss, correct) = replicas.forward_backward(&mut model, &batch, pass, (99, 0));
     let expected = oracle(&start, &args, &batch, &split(10, 3), 0.5, 99);
     assert!(loss.is_finite() && (0.0..=10.0).contains(&correct));
     let want = expected.vs.variables();
@@ -102,7 +102,7 @@ fn replicas_sum_chunk_gradients_and_average_running_statistics() {
     }
     // The next pass starts from the model's weights again: the copies follow it.
     let before: f64 = model.vs.trainable_variables()[0].grad().sum(Kind::Float).double_value(&[]);
-    let (again, _) = replicas.forward_backward(&mut model, &batch, pass, 99);
+    let (again, _) = replicas.forward_backward(&mut model, &batch, pass, (99, 0));
     let after: f64 = model.vs.trainable_variables()[0].grad().sum(Kind::Float).double_value(&[]);
     assert!((again - loss).abs() < 1e-4, "same weights and masks, same loss: {again} vs {loss}");
     assert!((after - 2.0 * before).abs() <= 1e-4 * before.abs().max(1.0), "gradients accumulate like backward()");
@@ -115,7 +115,7 @@ fn one_replica_runs_the_batch_as_one() {
     let start = copy_of(&model, &args);
     let mut replicas = Replicas::new(&model, &args, 1, false).unwrap();
     let pass = Pass { compute: None, smoothing: 0.1, scale: 1.0, checkpointing: false };
-    replicas.forward_backward(&mut model, &batch, pass, 5);
+    replicas.forward_backward(&mut model, &batch, pass, (5, 0));
     let expected = oracle(&start, &args, &batch, &[(0, 10)], 1.0, 5);
     let want = expected.vs.variables();
     for (name, var) in model.vs.variables() {

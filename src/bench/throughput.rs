@@ -84,7 +84,7 @@ pub fn measure(spec: &ThroughputSpec) -> Result<Throughput> {
     let mut train_step = |model: &mut Model, optim: &mut Optimizer| {
         optim.zero_grad();
         // Reads the loss, which synchronises (CUDA) like a real loop.
-        replicas.forward_backward(model, &batch, pass, 0);
+        replicas.forward_backward(model, &batch, pass, (0, 0));
         update(optim, Default::default(), 0.01, None);
     };
     let infer_step = |model: &Model| {

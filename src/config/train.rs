@@ -22,6 +22,10 @@ pub struct TrainConfig {
     /// trained on its own thread with `threads / replicas` intra-op threads, gradients summed
     /// (BatchNorm normalises each chunk by its own statistics). 1 = off; ignored on CUDA.
     pub replicas: i64,
+    /// Multi-process training (`torchrun`, `WORLD_SIZE` > 1): seconds a rank waits for the
+    /// others at the start and in every collective before it gives up (torch.distributed's
+    /// default for Gloo: 1800).
+    pub dist_timeout_secs: i64,
     /// Label smoothing for the cross-entropy loss, in [0, 1).
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this value (0 = off).
@@ -77,6 +81,7 @@ impl Default for TrainConfig {
             channels_last: true,
             threads: 0,
             replicas: 1,
+            dist_timeout_secs: 1800,
             label_smoothing: 0.0,
             grad_clip: 0.0,
             accumulate_steps: 1,

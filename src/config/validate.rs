@@ -176,6 +176,7 @@ fn train(c: &Config) -> Result<()> {
     positive_i("train.epochs", c.train.epochs)?;
     int_range("train.threads", c.train.threads, 0, 1024)?;
     int_range("train.replicas", c.train.replicas, 1, 64)?;
+    int_range("train.dist_timeout_secs", c.train.dist_timeout_secs, 1, 7 * 24 * 3600)?;
     if c.train.replicas > c.data.batch_size {
         return Err(config_err!(
             "`train.replicas` = {}: each replica trains a chunk of the batch, and `data.batch_size` is {}; expected \

@@ -98,6 +98,24 @@ pub struct Draws {
     pub mix: Option<(Mix, Vec<i64>)>,
 }
 
+impl Draws {
+    /// The draws of images `start..start + len` of a batch of `b` (one rank's slice). A mixed
+    /// slice pairs its own images, reversed, as [`draw`] pairs a whole batch.
+    pub fn slice(self, b: usize, start: usize, len: usize) -> Draws {
+        fn part<T: Clone>(v: &[T], start: usize, len: usize, per: usize) -> Vec<T> {
+            v[start * per..(start + len) * per].to_vec()
+        }
+        let per_cutout = self.cutout.as_ref().map_or(1, |c| c.len() / b.max(1));
+        Draws {
+            chains: self.chains.map(|c| part(&c, start, len, 1)),
+            jitter: self.jitter.map(|j| part(&j, start, len, 1)),
+            cutout: self.cutout.map(|c| part(&c, start, len, per_cutout)),
+            erasing: self.erasing.map(|e| part(&e, start, len, 1)),
+            mix: self.mix.map(|(mix, _)| (mix, (0..len as i64).rev().collect())),
+        }
+    }
+}
+
 /// Draws the parameters of one batch of `b` images of `h x w` pixels.
 pub fn draw(c: &AugmentConfig, b: usize, h: i64, w: i64, rng: &mut Pcg64) -> Draws {
     let mut d = Draws::default();

@@ -111,6 +111,8 @@ pub struct Loader {
     spec: LoaderSpec,
     height: i64,
     width: i64,
+    /// This process's part of every batch: `(rank, world)`; `(0, 1)` = the whole batch.
+    shard: (usize, usize),
 }
 
 /// Host-side description of one batch: which images and their augmentation draws.
@@ -124,7 +126,18 @@ impl Loader {
     /// A loader over `data`, whose tensors should already be on the compute device.
     pub fn new(data: &Dataset, spec: LoaderSpec) -> Self {
         let (_, _, height, width) = data.images.size4().unwrap_or((0, 0, 0, 0));
-        Loader { images: data.images.shallow_clone(), labels: data.labels.shallow_clone(), spec, height, width }
+        let (images, labels) = (data.images.shallow_clone(), data.labels.shallow_clone());
+        Loader { images, labels, spec, height, width, shard: (0, 1) }
+    }
+
+    /// The same loader yielding only part `rank` of `world` of every batch (multi-process
+    /// training): every process plans the same global batches (order and augmentation draws)
+    /// and makes the images of its own consecutive slice, the slices of the ranks in rank order
+    /// making up the whole batch (sizes by [`split_range`]). Mixed batches
+    /// (Mixup, CutMix) pair images within a slice, as each rank of PyTorch DDP mixes its own.
+    pub fn sharded(self, rank: usize, world: usize) -> Self {
+        assert!(rank < world, "rank {rank} of {world}");
+        Loader { shard: (rank, world), ..self }
     }
 
     /// Number of images.
@@ -167,6 +180,9 @@ impl Loader {
     pub fn epoch_from(&self, epoch: u64, skip: usize) -> BatchIter {
         let mut plans = self.plan(epoch);
         plans.drain(..skip.min(plans.len()));
+        if self.shard.1 > 1 {
+            plans = plans.into_iter().map(|p| p.shard(self.shard)).collect();
+        }
         let maker = BatchMaker {
             images: self.images.shallow_clone(),
             labels: self.labels.shallow_clone(),
@@ -227,6 +243,29 @@ impl Loader {
             })
             .collect()
     }
+}
+
+impl Plan {
+    /// Part `rank` of `world` of the batch: its consecutive slice, with the slice's draws.
+    fn shard(self, (rank, world): (usize, usize)) -> Plan {
+        let b = self.idx.len();
+        let (start, len) = split_range(b, world)[rank];
+        let part = |v: &[i64]| v[start..start + len].to_vec();
+        let aug = self.aug.map(|(dy, dx, flip)| (part(&dy), part(&dx), flip[start..start + len].to_vec()));
+        Plan { idx: part(&self.idx), aug, draws: self.draws.slice(b, start, len) }
+    }
+}
+
+/// `(start, length)` of `parts` consecutive slices of `n` items, the first `n % parts` one longer.
+pub fn split_range(n: usize, parts: usize) -> Vec<(usize, usize)> {
+    let mut start = 0;
+    (0..parts)
+        .map(|k| {
+            let len = n / parts + usize::from(k < n % parts);
+            start += len;
+            (start - len, len)
+        })
+        .collect()
 }
 
 struct BatchMaker {

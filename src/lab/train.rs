@@ -70,7 +70,7 @@ pub fn train_with(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> 
     if opts.stop_on_signals {
         trainer.stop = signals::stop_flag();
     }
-    if opts.console {
+    if opts.console && trainer.writes_run() {
         for line in banner(&trainer) {
             crate::notice::info(line);
         }
@@ -113,6 +113,10 @@ fn finish_plots(run_dir: &Path) -> Result<Vec<String>> {
 
 /// [`fit`], with the console's progress on stderr when `console`.
 fn fit_logged(trainer: &mut Trainer, console: bool) -> Result<Fitted> {
+    if !trainer.writes_run() {
+        // A rank after the first of a multi-process run: rank 0 logs, plots and reports.
+        return Ok(Fitted { test: trainer.fit()?, warnings: Vec::new() });
+    }
     let loggers = Loggers::standard(&trainer.run_dir, &trainer.cfg);
     trainer.add_callback(loggers.callback());
     if console {

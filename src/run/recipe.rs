@@ -18,6 +18,7 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.on_nan",
     "train.nan_lr_factor",
     "train.threads",
+    "train.dist_timeout_secs",
     "train.progress",
     "data.workers",
 ];

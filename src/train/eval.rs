@@ -50,6 +50,20 @@ fn with_views(net: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, plain: Tensor, level:
 /// input shape: ragged per-batch subsets would rebuild them on every batch.
 pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_classes: usize, tta: Tta) -> EvalResult {
     let start = Instant::now();
+    let (logits, labels, augmented) = eval_logits(model, loader, compute, num_classes, tta);
+    summarise(&logits, &labels, num_classes, augmented, start)
+}
+
+/// The final logits `(N, classes)` (float, on the loader's device) and labels `(N,)` of every
+/// image of `loader`, and how many images got the TTA views: [`evaluate`] before its summary
+/// (one rank's part of an evaluation that several processes share).
+pub fn eval_logits(
+    model: &Model,
+    loader: &Loader,
+    compute: Option<Kind>,
+    num_classes: usize,
+    tta: Tta,
+) -> (Tensor, Tensor, i64) {
     let _guard = tch::no_grad_guard();
     let net = |x: &Tensor| plain_logits(model, x, compute);
     let mut unsure = UnsureQueue::new(tta.level, loader.batch_size(), loader.channels_last());
@@ -74,21 +88,17 @@ pub fn evaluate(model: &Model, loader: &Loader, compute: Option<Kind>, num_class
     }
     unsure.run_rest(&net);
     if logits.is_empty() {
-        return summarise(
-            &Tensor::zeros([0, num_classes as i64], (Kind::Float, tch::Device::Cpu)),
-            &Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu)),
-            num_classes,
-            0,
-            start,
-        );
+        let cpu = tch::Device::Cpu;
+        return (Tensor::zeros([0, num_classes as i64], (Kind::Float, cpu)), Tensor::zeros([0], (Kind::Int64, cpu)), 0);
     }
     let mut logits = Tensor::cat(&logits, 0);
     unsure.write_into(&mut logits);
-    summarise(&logits, &Tensor::cat(&labels, 0), num_classes, unsure.augmented, start)
+    (logits, Tensor::cat(&labels, 0), unsure.augmented)
 }
 
-/// Loss, accuracy, confusion and per-image predictions of the final logits.
-fn summarise(logits: &Tensor, labels: &Tensor, num_classes: usize, augmented: i64, start: Instant) -> EvalResult {
+/// Loss, accuracy, confusion and per-image predictions of the final logits; `augmented` images
+/// got the TTA views, `start` is when the evaluation began.
+pub fn summarise(logits: &Tensor, labels: &Tensor, num_classes: usize, augmented: i64, start: Instant) -> EvalResult {
     let mut confusion = Confusion::new(num_classes);
     let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0).double_value(&[]);
     let (conf, preds) = logits.softmax(1, Kind::Float).max_dim(1, false);

@@ -2,6 +2,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+pub mod distributed;
 pub mod ema;
 pub mod eval;
 pub mod lookahead;

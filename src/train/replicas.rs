@@ -19,7 +19,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::step;
-use crate::data::loader::Batch;
+use crate::data::loader::{split_range, Batch};
 use crate::error::Result;
 use crate::models::context::seed_dropout;
 use crate::models::{Model, ModelArgs};
@@ -77,12 +77,22 @@ impl Replicas {
     /// Forward and backward pass of `batch`, split across the replicas; the gradients of the
     /// chunks' mean losses, each weighted by its share of the batch and times `pass.scale`, add
     /// into `model`'s `.grad()` (one replica: one `backward()` of the batch's loss times
-    /// `pass.scale`). `dropout_seed` seeds the dropout masks (replica `k > 0`: mixed with `k`).
-    /// Returns the batch's mean loss and its count of correct top-1 predictions.
-    pub fn forward_backward(&mut self, model: &mut Model, batch: &Batch, pass: Pass, dropout_seed: u64) -> (f64, f64) {
+    /// `pass.scale`). `dropout_seed` seeds the dropout masks of chunk 0 of the global batch;
+    /// chunk `c > 0` mixes it with `c`, replica `k` training chunk `first_chunk + k` (a rank of a
+    /// multi-process run trains chunks from `rank x replicas` on, so two ranks draw the masks
+    /// of two replicas in one process). Returns the batch's mean loss and its count of correct
+    /// top-1 predictions.
+    pub fn forward_backward(
+        &mut self,
+        model: &mut Model,
+        batch: &Batch,
+        pass: Pass,
+        (dropout_seed, first_chunk): (u64, usize),
+    ) -> (f64, f64) {
         let target = batch.targets.as_ref().unwrap_or(&batch.labels);
+        let chunk_seed = |c: usize| if c == 0 { dropout_seed } else { mix(dropout_seed, c as u64) };
         if self.copies.is_empty() {
-            seed_dropout(dropout_seed);
+            seed_dropout(chunk_seed(first_chunk));
             return chunk_step(model, &batch.images, target, &batch.labels, pass);
         }
         self.copy_weights_from(model);
@@ -99,7 +109,7 @@ impl Replicas {
                     let chunk = |t: &Tensor| t.narrow(0, start, len);
                     let (images, target, labels) = (chunk(&batch.images), chunk(target), chunk(&batch.labels));
                     let pass = Pass { scale: pass.scale * len as f64 / n as f64, ..pass };
-                    let seed = if k == 0 { dropout_seed } else { mix(dropout_seed, k as u64) };
+                    let seed = chunk_seed(first_chunk + k);
                     s.spawn(move || {
                         tch::set_num_threads(each); // this thread's share; the caller's stays as it was
                         seed_dropout(seed);
@@ -164,17 +174,10 @@ fn is_running_stat(name: &str) -> bool {
     name.ends_with("running_mean") || name.ends_with("running_var")
 }
 
-/// `(start, length)` of `parts` consecutive chunks of `n` items, the first `n % parts` one longer.
+/// `(start, length)` of `parts` consecutive chunks of `n` items, the first `n % parts` one longer
+/// (the split of a batch among ranks too: [`split_range`]).
 pub fn split(n: i64, parts: usize) -> Vec<(i64, i64)> {
-    let parts = parts as i64;
-    let mut start = 0;
-    (0..parts)
-        .map(|k| {
-            let len = n / parts + i64::from(k < n % parts);
-            start += len;
-            (start - len, len)
-        })
-        .collect()
+    split_range(n as usize, parts).into_iter().map(|(s, l)| (s as i64, l as i64)).collect()
 }
 
 /// Forward pass, loss and backward pass of one chunk on the calling thread (the loss times

@@ -16,6 +16,20 @@ use crate::train::checkpoint::EpochTotals;
 use crate::train::replicas::Pass;
 use crate::train::step;
 
+/// What an optimizer step did.
+#[derive(Debug, Clone, Copy)]
+pub struct StepResult {
+    /// Mean loss over the step's images.
+    pub loss: f64,
+    /// Correct top-1 predictions among them.
+    pub correct: f64,
+    /// Images trained (every rank's, in a multi-process run).
+    pub images: i64,
+    /// A multi-process run: whether some rank was asked to stop (every rank stops after this
+    /// step).
+    pub stop: bool,
+}
+
 /// Optimizer steps in an epoch of `batches` batches, `accumulate_steps` batches per step.
 pub(super) fn per_epoch(batches: usize, accumulate_steps: i64) -> usize {
     batches / accumulate_steps.max(1) as usize
@@ -51,21 +65,21 @@ impl Trainer {
         let mut batches = self.train_loader.epoch_from(epoch as u64, done * accum);
         for _ in done..per_epoch {
             let group: Vec<Batch> = batches.by_ref().take(accum).collect();
-            let (loss, n_correct) = self.train_step(&group)?;
-            let b: i64 = group.iter().map(|g| g.labels.size()[0]).sum();
+            let StepResult { loss, correct, images: b, stop } = self.train_step(&group)?;
             t.loss_sum += loss * b as f64;
-            t.correct += n_correct;
+            t.correct += correct;
             t.seen += b;
             let step = StepInfo {
                 epoch,
                 step: self.state.step,
                 loss,
-                acc: n_correct / b as f64,
+                acc: correct / b as f64,
                 lr: self.lr_at(self.state.step as u64 - 1),
                 img_per_s: (t.seen - seen_before) as f64 / start.elapsed().as_secs_f64().max(1e-9),
             };
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
-            if self.stop.load(Ordering::Relaxed) {
+            // Ranks stop at the step they agreed on; a request after it counts at the next step.
+            if if self.dist.is_some() { stop } else { self.stop.load(Ordering::Relaxed) } {
                 self.state.partial = EpochTotals { secs: secs_before + start.elapsed().as_secs_f64(), ..t };
                 return Err(self.interrupt(start.elapsed().as_secs_f64()));
             }
@@ -80,29 +94,58 @@ impl Trainer {
 
     /// One optimizer step over a group of micro-batches: forward, loss, backward for each
     /// (gradients add up, each loss weighted 1 / group size), then clip and update once. Returns
-    /// (mean loss, correct count). The loss uses a batch's soft targets when it was mixed
-    /// (LibTorch's cross-entropy takes class probabilities, label smoothing included).
-    pub fn train_step(&mut self, group: &[Batch]) -> Result<(f64, f64)> {
+    /// the step's result. The loss uses a batch's soft targets when it was mixed (LibTorch's
+    /// cross-entropy takes class probabilities, label smoothing included).
+    ///
+    /// In a multi-process run each rank's batches are its slices of the global batches: a
+    /// slice's loss is weighted by its share of the global batch, the gradients summed over the
+    /// ranks ([`Dist::all_reduce_step`](crate::train::distributed::Dist::all_reduce_step)), and
+    /// the result is the global batch's.
+    pub fn train_step(&mut self, group: &[Batch]) -> Result<StepResult> {
         let n = group.len().max(1);
         let fp16 = self.precision == Precision::Fp16;
-        let pass = Pass {
-            compute: self.compute_kind(),
-            smoothing: self.cfg.train.label_smoothing,
-            scale: if fp16 { self.state.loss_scaler.scale } else { 1.0 } / n as f64,
-            checkpointing: self.cfg.train.grad_checkpointing,
-        };
+        let scale = if fp16 { self.state.loss_scaler.scale } else { 1.0 } / n as f64;
+        let (rank, world) = self.rank();
+        if let Some(d) = &self.dist {
+            d.broadcast_buffers(&self.model.vs)?; // DDP's broadcast_buffers: rank 0's statistics
+        }
         self.optim.zero_grad();
-        let (mut loss_sum, mut correct) = (0.0, 0.0);
+        let (mut loss_sum, mut weighted_sum, mut correct, mut images) = (0.0, 0.0, 0.0, 0);
         for (i, batch) in group.iter().enumerate() {
-            // Dropout masks derive from (seed, micro-batch number): resuming needs no generator state.
+            let b = batch.labels.size()[0];
+            // A slice's mean loss counts by its share of the global batch (drop_last: full).
+            let share = if world > 1 { b as f64 / self.cfg.data.batch_size as f64 } else { 1.0 };
+            let pass = Pass {
+                compute: self.compute_kind(),
+                smoothing: self.cfg.train.label_smoothing,
+                scale: scale * share,
+                checkpointing: self.cfg.train.grad_checkpointing,
+            };
+            // Dropout masks derive from (seed, micro-batch number, chunk of the global batch):
+            // resuming needs no generator state.
             let micro = self.state.step as u64 * n as u64 + i as u64;
-            let dropout_seed = mix(self.cfg.train.seed ^ DROPOUT_SALT, micro);
-            let (loss, c) = self.replicas.forward_backward(&mut self.model, batch, pass, dropout_seed);
-            if !loss.is_finite() {
+            let seeds = (mix(self.cfg.train.seed ^ DROPOUT_SALT, micro), rank * self.replicas.count());
+            let (loss, c) = self.replicas.forward_backward(&mut self.model, batch, pass, seeds);
+            if world == 1 && !loss.is_finite() {
                 return Err(self.diverged(loss));
             }
             loss_sum += loss;
+            weighted_sum += loss * b as f64;
             correct += c;
+            images += b;
+        }
+        let mut stop = false;
+        let mut mean_loss = loss_sum / n as f64;
+        if let Some(d) = &self.dist {
+            crate::train::distributed::ensure_grads(&self.model.vs);
+            let mut stats =
+                [weighted_sum, correct, images as f64, f64::from(u8::from(self.stop.load(Ordering::Relaxed)))];
+            d.all_reduce_step(&self.model.vs, &mut stats)?;
+            (correct, images, stop) = (stats[1], stats[2] as i64, stats[3] > 0.0);
+            mean_loss = stats[0] / images.max(1) as f64;
+            if !mean_loss.is_finite() {
+                return Err(self.diverged(mean_loss)); // on every rank, at the same step
+            }
         }
         let lr = self.lr_at(self.state.step as u64);
         let scaler = fp16.then_some(&mut self.state.loss_scaler);
@@ -116,7 +159,7 @@ impl Trainer {
         if let Some(la) = &mut self.lookahead {
             la.after_step(&self.model.vs, self.state.step as u64, total);
         }
-        Ok((loss_sum / n as f64, correct))
+        Ok(StepResult { loss: mean_loss, correct, images, stop })
     }
 
     /// The error for a non-finite loss, with the remedies that fit the config.

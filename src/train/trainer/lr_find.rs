@@ -58,7 +58,7 @@ impl Trainer {
         let spec = LoaderSpec { train_sizes: Vec::new(), ..loader_spec(&self.cfg, &self.data, true) };
         // The loader expects the images on the compute device, as in `assemble`.
         let train = self.data.train.to_device(self.device);
-        let loader = Loader::new(&train, spec);
+        let loader = super::shard(Loader::new(&train, spec), &self.dist);
         'sweep: loop {
             for batch in loader.epoch(epoch) {
                 let i = rec.lrs.len();
@@ -68,7 +68,7 @@ impl Trainer {
                 let lr = sweep_lr(i, steps, start, end);
                 self.lr_override = Some(lr);
                 let loss = match self.train_step(std::slice::from_ref(&batch)) {
-                    Ok((loss, _)) => loss,
+                    Ok(step) => step.loss,
                     Err(Error::Diverged { .. }) => break 'sweep, // the loss exploded: the sweep is over
                     Err(e) => return Err(e),
                 };

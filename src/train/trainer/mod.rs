@@ -6,15 +6,17 @@
 //! resumed run computes exactly what an uninterrupted one would (bit for bit on CPU).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tch::{Device, Kind};
 
 mod epoch;
 mod lr_find;
 mod persist;
+mod ranks;
 mod setup;
 
+use ranks::{create_run, in_turn, join_group, shard, EvalLoader};
 use setup::{absolute_paths, check_data_fits, check_new_run, read_pretrained};
 pub use setup::{check_model, loader_spec, model_args};
 
@@ -22,8 +24,9 @@ pub use lr_find::{suggest_lr, LrFind};
 
 use super::callbacks::{Callback, EpochInfo, FitInfo};
 use super::checkpoint::{self, TrainState};
+use super::distributed::Dist;
 use super::ema::Ema;
-use super::eval::{evaluate, Tta};
+use super::eval::Tta;
 use super::lookahead::Lookahead;
 use super::optim::Optimizer;
 use super::pretrained;
@@ -78,8 +81,11 @@ pub struct Trainer {
     data: DataSplits,
     train_loader: Loader,
     callbacks: Vec<Box<dyn Callback>>,
-    /// Held from `new`/`resume` until `fit` returns: one trainer trains a run at a time.
+    /// Held from `new`/`resume` until `fit` returns: one trainer trains a run at a time (on
+    /// rank 0 of a multi-process run, which alone writes the run directory).
     lock: Option<run::RunLock>,
+    /// The other processes of a multi-process run (`torchrun`), if any.
+    dist: Option<Dist>,
 }
 
 impl Trainer {
@@ -105,18 +111,20 @@ impl Trainer {
         check_new_run(&cfg)?;
         let pretrained = read_pretrained(&cfg, &probe)?;
         drop(probe);
-        let data = data::load(&cfg.data, cfg.train.seed)?;
+        let dist = join_group(&cfg)?;
+        let data = in_turn(&dist, "while rank 0 loads the data", || data::load(&cfg.data, cfg.train.seed))?;
         check_data_fits(&cfg, &data)?;
-        let run_dir = run::create(&cfg)?;
-        let lock = run::lock(&run_dir)?;
-        fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data)?;
+        let (run_dir, lock) = create_run(&cfg, &dist)?;
+        let mut trainer = Trainer::assemble(cfg, (run_dir, lock), device, precision, data, dist)?;
         trainer.init_from_data();
         let record = match pretrained {
             Some(p) => Some(trainer.start_from(&p)?),
             None => None,
         };
-        trainer.write_provenance(record)?;
+        if trainer.writes_run() {
+            trainer.write_provenance(record)?;
+        }
+        trainer.share_weights()?;
         Ok(trainer)
     }
 
@@ -141,7 +149,9 @@ impl Trainer {
         }
         run::recipe::check_resumable(overrides)?;
         let saved = run::read_config(run)?;
-        let lock = run::lock(run)?; // before anything in the run is read for training or written
+        let dist = join_group(&saved)?;
+        // Before anything in the run is read for training or written.
+        let lock = if dist.as_ref().is_none_or(|d| d.rank() == 0) { Some(run::lock(run)?) } else { None };
         if let Some(started) = run::Env::read(run).and_then(|e| e.config) {
             let started = Config::from_saved_toml(&started, "the config recorded in env.json", &[])?;
             run::recipe::check_unchanged(run, &started, &saved)?;
@@ -151,22 +161,29 @@ impl Trainer {
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
         let data = data::load_for_run(run, &cfg)?;
-        let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data)?;
+        let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data, dist)?;
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;
-        checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
-        if !overrides.is_empty() {
-            t.record_overrides(overrides)?;
+        if let Some(d) = &t.dist {
+            d.barrier("while the ranks read the run")?; // every rank has read it before rank 0 writes
         }
+        if t.writes_run() {
+            checkpoint::remove_stale_temporaries(&t.checkpoint_dir());
+            if !overrides.is_empty() {
+                t.record_overrides(overrides)?;
+            }
+        }
+        t.share_weights()?;
         Ok(t)
     }
 
     fn assemble(
         cfg: Config,
-        (run_dir, lock): (PathBuf, run::RunLock),
+        (run_dir, lock): (PathBuf, Option<run::RunLock>),
         device: Device,
         precision: Precision,
         data: DataSplits,
+        dist: Option<Dist>,
     ) -> Result<Trainer> {
         let args = model_args(&cfg);
         let mut model = Model::new_seeded(&cfg.model.name, &args, device, cfg.train.seed)?;
@@ -178,7 +195,7 @@ impl Trainer {
         optim.check_lr_scales(&cfg.optim.lr_scales).map_err(|m| crate::config_err!("{m}"))?;
         let (ema, lookahead) = fresh_averages(&model.vs, &cfg.train);
         let train = data.train.to_device(device);
-        let train_loader = Loader::new(&train, loader_spec(&cfg, &data, true));
+        let train_loader = shard(Loader::new(&train, loader_spec(&cfg, &data, true)), &dist);
         let steps = epoch::per_epoch(train_loader.num_batches(), cfg.train.accumulate_steps);
         let schedule = Schedule::from_config(&cfg.schedule, steps as u64);
         let state = TrainState::new(cfg.train.seed, &cfg.model.name, cfg.data.num_classes);
@@ -201,7 +218,8 @@ impl Trainer {
             data,
             train_loader,
             callbacks: Vec::new(),
-            lock: Some(lock),
+            lock,
+            dist,
         })
     }
 
@@ -230,7 +248,9 @@ impl Trainer {
         for why in &p.fresh {
             crate::notice::info(format!("  kept its fresh initialisation: {why}"));
         }
-        checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state)?;
+        if self.writes_run() {
+            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state)?;
+        }
         Ok(p.record.clone())
     }
 
@@ -257,7 +277,7 @@ impl Trainer {
     /// Trains the remaining epochs, then evaluates on the test split and writes `eval.json`. The
     /// run is locked against other trainers from `new`/`resume` until `fit` returns.
     pub fn fit(&mut self) -> Result<EvalResult> {
-        if self.lock.is_none() {
+        if self.lock.is_none() && self.writes_run() {
             self.lock = Some(run::lock(&self.run_dir)?);
         }
         let result = self.fit_locked();
@@ -274,7 +294,7 @@ impl Trainer {
             batch_size: self.cfg.data.batch_size,
         };
         self.callbacks.iter_mut().for_each(|c| c.fit_start(&info));
-        let val_loader = Loader::new(&self.data.val.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        let val_loader = self.eval_loader(&self.data.val);
         let (mut last_val, mut restores) = (None, 0);
         while !self.training_done() {
             let epoch = self.state.epoch + 1;
@@ -311,7 +331,7 @@ impl Trainer {
         let val_is_test = !self.cfg.data.has_val_split() && (self.cfg.train.val_tta || self.cfg.train.tta == 0);
         let test = match last_val {
             Some(val) if val_is_test => val, // validation ran on the test split, with the same TTA
-            _ if self.stop.load(Ordering::Relaxed) => {
+            _ if self.stop_requested()? => {
                 return Err(Error::Interrupted(format!(
                     "stopped before the final test (training finished, `last` saved); evaluate with: \
                      microvision eval {}",
@@ -320,6 +340,9 @@ impl Trainer {
             }
             _ => self.evaluate(&self.data.test)?,
         };
+        if !self.writes_run() {
+            return Ok(test);
+        }
         fsio::write_json(
             &self.run_dir.join("eval.json"),
             &EvalFile::new(&test, &self.data.test.classes, "last", Tta::from_config(&self.cfg.train))
@@ -331,13 +354,13 @@ impl Trainer {
     }
 
     /// One epoch: train steps, evaluation, callbacks, checkpoints. Returns the validation result.
-    fn run_epoch(&mut self, epoch: i64, val_loader: &Loader) -> Result<EvalResult> {
+    fn run_epoch(&mut self, epoch: i64, val_loader: &EvalLoader) -> Result<EvalResult> {
         self.callbacks.iter_mut().for_each(|c| c.epoch_start(epoch));
         let (totals, secs_here) = self.train_epoch(epoch)?;
         let seen = totals.seen.max(1) as f64;
         crate::failpoint::hit("eval");
         let tta = if self.cfg.train.val_tta { Tta::from_config(&self.cfg.train) } else { Tta::none() };
-        let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta);
+        let val = self.evaluate_loader(val_loader, self.data.val.classes.len(), tta)?;
         // Decided before the checkpoint, so that it holds this epoch's early-stopping state.
         self.state.early_stopped = self.should_stop_early(&val);
         let is_best = self.close_epoch(epoch, &val, secs_here)?;
@@ -355,24 +378,15 @@ impl Trainer {
         // The epoch's records before its checkpoints: a crash between them leaves a record that a
         // resume trains again (and the JSONL log replaces), never a checkpoint without its record.
         self.callbacks.iter_mut().for_each(|c| c.epoch_end(&record));
-        self.save_checkpoints(is_best)?;
+        if self.writes_run() {
+            self.save_checkpoints(is_best)?;
+        }
         Ok(val)
     }
 
     /// Evaluates the current weights on a split.
     pub fn evaluate(&self, split: &Dataset) -> Result<EvalResult> {
-        let loader = Loader::new(&split.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
-        Ok(self.evaluate_loader(&loader, split.classes.len(), Tta::from_config(&self.cfg.train)))
-    }
-
-    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0, with
-    /// test-time augmentation `tta`.
-    fn evaluate_loader(&self, loader: &Loader, classes: usize, tta: Tta) -> EvalResult {
-        let run = || evaluate(&self.model, loader, self.compute_kind(), classes, tta);
-        match &self.ema {
-            Some(ema) => ema.with_averaged(&self.model.vs, run),
-            None => run(),
-        }
+        self.evaluate_loader(&self.eval_loader(split), split.classes.len(), Tta::from_config(&self.cfg.train))
     }
 
     /// Early stopping: records `val` and says whether the watched metric has not improved for

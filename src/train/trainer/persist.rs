@@ -91,8 +91,16 @@ impl Trainer {
     /// Saves `last` mid-epoch after a stop request and builds the error that tells how to resume.
     pub(super) fn interrupt(&mut self, secs: f64) -> Error {
         self.state.train_secs += secs;
-        let saved =
-            checkpoint::save(&self.checkpoint_dir(), "last", &self.model.vs, &self.checkpoint_tensors(), &self.state);
+        let saved = match self.writes_run() {
+            true => checkpoint::save(
+                &self.checkpoint_dir(),
+                "last",
+                &self.model.vs,
+                &self.checkpoint_tensors(),
+                &self.state,
+            ),
+            false => Ok(()), // rank 0 saves it
+        };
         match saved {
             Ok(()) => Error::Interrupted(format!(
                 "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",

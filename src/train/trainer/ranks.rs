@@ -1,0 +1,146 @@
+//! The trainer's side of a multi-process run ([`crate::train::distributed`]): joining the group,
+//! rank 0 creating the run directory and loading (perhaps downloading) the data first, the
+//! training loader's shard, evaluation split among the ranks, the stop agreed on, and the
+//! weights every rank starts from.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use super::{loader_spec, Trainer};
+use crate::config::Config;
+use crate::data::loader::Loader;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::fsio;
+use crate::metrics::EvalResult;
+use crate::run;
+use crate::train::distributed::Dist;
+use crate::train::eval::{eval_logits, evaluate, summarise, Tta};
+
+impl Trainer {
+    /// Evaluates the weights, or their moving average when `train.ema_decay` > 0, with
+    /// test-time augmentation `tta`. Several processes evaluate a part of the split each and
+    /// share their logits: every rank returns the whole split's result.
+    pub(super) fn evaluate_loader(&self, e: &EvalLoader, classes: usize, tta: Tta) -> Result<EvalResult> {
+        let compute = self.compute_kind();
+        let run = || match &self.dist {
+            None => Ok(evaluate(&self.model, &e.loader, compute, classes, tta)),
+            Some(d) => {
+                let start = std::time::Instant::now();
+                let (logits, labels, augmented) = eval_logits(&self.model, &e.loader, compute, classes, tta);
+                let logits = d.gather_rows(&logits, e.start, e.total)?;
+                let labels = d.gather_rows(&labels, e.start, e.total)?;
+                let mut augmented = [augmented as f64];
+                d.sum_values(&mut augmented, "while gathering the evaluation")?;
+                Ok(summarise(&logits, &labels, classes, augmented[0] as i64, start))
+            }
+        };
+        match &self.ema {
+            Some(ema) => ema.with_averaged(&self.model.vs, run),
+            None => run(),
+        }
+    }
+
+    /// A loader over `split` for evaluation: this rank's consecutive part of it in a
+    /// multi-process run.
+    pub(super) fn eval_loader(&self, split: &Dataset) -> EvalLoader {
+        let total = split.len();
+        let (rank, world) = self.dist.as_ref().map_or((0, 1), |d| (d.rank(), d.world()));
+        let (start, len) = crate::data::loader::split_range(total as usize, world)[rank];
+        let part = Dataset {
+            images: split.images.narrow(0, start as i64, len as i64),
+            labels: split.labels.narrow(0, start as i64, len as i64),
+            classes: split.classes.clone(),
+        };
+        let loader = Loader::new(&part.to_device(self.device), loader_spec(&self.cfg, &self.data, false));
+        EvalLoader { loader, start: start as i64, total }
+    }
+
+    /// Whether this process writes the run directory: always, but for the ranks after the
+    /// first of a multi-process run.
+    pub fn writes_run(&self) -> bool {
+        self.dist.as_ref().is_none_or(|d| d.rank() == 0)
+    }
+
+    /// `(rank, world size)` of a multi-process run; `(0, 1)` in one process.
+    pub fn rank(&self) -> (usize, usize) {
+        self.dist.as_ref().map_or((0, 1), |d| (d.rank(), d.world()))
+    }
+
+    /// Whether a stop was requested (SIGINT, a callback); in a multi-process run, on any rank.
+    pub(super) fn stop_requested(&self) -> Result<bool> {
+        let here = self.stop.load(Ordering::Relaxed);
+        let Some(d) = &self.dist else { return Ok(here) };
+        let mut votes = [f64::from(u8::from(here))];
+        d.sum_values(&mut votes, "while agreeing to stop")?;
+        Ok(votes[0] > 0.0)
+    }
+
+    /// A multi-process run starts from rank 0's weights and buffers, with a gradient for every
+    /// parameter (so every rank reduces the same tensors).
+    pub(super) fn share_weights(&mut self) -> Result<()> {
+        let Some(d) = &self.dist else { return Ok(()) };
+        crate::train::distributed::ensure_grads(&self.model.vs);
+        d.broadcast_variables(&self.model.vs)
+    }
+}
+
+/// An evaluation loader over a split, or over this rank's rows `start..` of its `total`.
+pub(super) struct EvalLoader {
+    loader: Loader,
+    start: i64,
+    total: i64,
+}
+
+/// The training loader as this process trains it: its part of every batch in a multi-process
+/// run.
+pub(super) fn shard(loader: Loader, dist: &Option<Dist>) -> Loader {
+    match dist {
+        Some(d) => loader.sharded(d.rank(), d.world()),
+        None => loader,
+    }
+}
+
+/// The multi-process group `torchrun`'s variables describe (`WORLD_SIZE` > 1), joined.
+pub(super) fn join_group(cfg: &Config) -> Result<Option<Dist>> {
+    let dist = Dist::from_env(std::time::Duration::from_secs(cfg.train.dist_timeout_secs as u64))?;
+    if let Some(d) = &dist {
+        if d.rank() == 0 {
+            crate::notice::info(format!("training on {} processes (torch.distributed, Gloo)", d.world()));
+        }
+    }
+    Ok(dist)
+}
+
+/// Runs `f` on rank 0 first, then on the others (loading data that rank 0 may download).
+pub(super) fn in_turn<T>(dist: &Option<Dist>, during: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match dist {
+        Some(d) if d.rank() == 0 => {
+            let out = f()?;
+            d.barrier(during)?;
+            Ok(out)
+        }
+        Some(d) => {
+            d.barrier(during)?;
+            f()
+        }
+        None => f(),
+    }
+}
+
+/// The new run's directory: rank 0 (or the only process) creates and locks it and writes
+/// `config.toml`, and hands its path to the other ranks.
+pub(super) fn create_run(cfg: &Config, dist: &Option<Dist>) -> Result<(PathBuf, Option<run::RunLock>)> {
+    let writer = dist.as_ref().is_none_or(|d| d.rank() == 0);
+    let mut made = None;
+    if writer {
+        let run_dir = run::create(cfg)?;
+        let lock = run::lock(&run_dir)?;
+        fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        made = Some((run_dir, lock));
+    }
+    let Some(d) = dist else { return Ok(made.map(|(dir, lock)| (dir, Some(lock))).expect("one process writes")) };
+    let mine = made.as_ref().map_or(String::new(), |(dir, _)| dir.display().to_string());
+    let run_dir = PathBuf::from(d.broadcast_text(&mine)?);
+    Ok((run_dir, made.map(|(_, lock)| lock)))
+}
