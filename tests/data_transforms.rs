@@ -195,3 +195,34 @@ fn progressive_sizes_downscale_the_same_batches_per_epoch() {
     let resumed: Vec<_> = small.epoch_from(2, 1).collect();
     assert!(resumed[0].images.equal(&small.epoch(2).nth(1).unwrap().images));
 }
+
+#[test]
+fn the_shards_of_three_ranks_make_up_every_global_batch() {
+    let data = dataset(100);
+    // A policy, jitter, Cutout and Random Erasing: per-image draws that must follow their image.
+    let mut recipe = spec(0, 5);
+    recipe.augment.policy = microvision::config::AugmentPolicy::TrivialAugment;
+    (recipe.augment.brightness, recipe.augment.cutout, recipe.augment.cutout_count) = (0.3, 8, 2);
+    recipe.augment.random_erasing = 0.5;
+    let whole: Vec<_> = Loader::new(&data, recipe.clone()).epoch_from(2, 1).collect();
+    let ranks: Vec<Vec<_>> =
+        (0..3).map(|r| Loader::new(&data, recipe.clone()).sharded(r, 3).epoch_from(2, 1).collect()).collect();
+    assert_eq!(whole.len(), 5, "six batches of 16, the first skipped");
+    for (k, batch) in whole.iter().enumerate() {
+        let parts: Vec<_> = ranks.iter().map(|r| &r[k]).collect();
+        let sizes: Vec<i64> = parts.iter().map(|p| p.labels.size()[0]).collect();
+        assert_eq!(sizes, [6, 5, 5], "consecutive slices, the first one longer");
+        let images = Tensor::cat(&parts.iter().map(|p| p.images.contiguous()).collect::<Vec<_>>(), 0);
+        assert!(images.equal(&batch.images.contiguous()), "batch {k}: the slices' images are the batch's");
+        assert!(Tensor::cat(&parts.iter().map(|p| &p.labels).collect::<Vec<_>>(), 0).equal(&batch.labels));
+    }
+    // Mixed batches pair images within a slice (as each DDP rank mixes its own batch).
+    let mut mixed = recipe;
+    (mixed.augment.mixup_alpha, mixed.augment.mix_prob) = (1.0, 1.0);
+    for part in Loader::new(&data, mixed).sharded(1, 3).epoch(1) {
+        let targets = part.targets.expect("every batch is mixed");
+        assert_eq!(targets.size(), [5, 10]);
+        let labels_hit = targets.gather(1, &part.labels.unsqueeze(1), false).gt(0.0).all();
+        assert!(bool::try_from(labels_hit).unwrap(), "each image keeps weight on its own label");
+    }
+}

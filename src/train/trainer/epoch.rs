@@ -66,6 +66,7 @@ impl Trainer {
         for _ in done..per_epoch {
             let group: Vec<Batch> = batches.by_ref().take(accum).collect();
             let StepResult { loss, correct, images: b, stop } = self.train_step(&group)?;
+            crate::failpoint::hit_step(self.state.step);
             t.loss_sum += loss * b as f64;
             t.correct += correct;
             t.seen += b;
