@@ -209,7 +209,7 @@ mod tests {
         let a = Tensor::ones([4], (Kind::Float, Device::Cpu));
         let b = Tensor::ones([2, 3], (Kind::Double, Device::Cpu));
         let c = Tensor::ones([1], (Kind::Double, Device::Cpu));
-        let big = Tensor::zeros([(BUCKET_BYTES / 4) as i64], (Kind::Float, Device::Cpu));
+        let big = Tensor::zeros([BUCKET_BYTES / 4], (Kind::Float, Device::Cpu));
         let bs = buckets(&[a.shallow_clone(), b.shallow_clone(), c.shallow_clone(), big, a.shallow_clone()]);
         let lens: Vec<usize> = bs.iter().map(Vec::len).collect();
         assert_eq!(lens, [1, 2, 1, 1], "kind changes and the 25 MiB cap start buckets");
