@@ -6,7 +6,8 @@
 #   2. speedrun training time of microvision and of the plain-PyTorch reference (airbench94 and
 #      muon recipes, bf16 both) on synthetic data of CIFAR-10's shape (timing only: accuracy is
 #      meaningless, and random labels may make a run diverge);
-#   3. the trainer end to end on CUDA: train, eval and lr-find on the synthetic data.
+#   3. the trainer end to end on CUDA: train, eval and lr-find on the synthetic data;
+#   4. two ranks under torchrun on the GPU (the multi-process path on CUDA, through Gloo).
 # Prepare here with `make gpu-bundle` (a stripped binary in .gpu/, ~9 MB), then run there with the
 # device tool: command `bash scripts/gpu_check.sh`, carry [".gpu"]. Writes $OUT/gpu_check.log.
 # usage: scripts/gpu_check.sh [ROUNDS]   (alternating rounds per throughput pair, default 2)
@@ -77,3 +78,11 @@ run=$(ls -td /tmp/gpu-runs/demo-* 2>/dev/null | head -n 1)
 [ -n "$run" ] && { "$bin" eval "$run" --checkpoint last | tail -n 2 || echo "FAILED eval rc=$?"; }
 MICROVISION_DATA=$synth "$bin" lr-find -c configs/demo.toml "${e2e[@]}" --steps 30 | tail -n 2 ||
   echo "FAILED lr-find rc=$?"
+
+# Two ranks on the GPU (torchrun; both on GPU 0 when there is one: each rank takes LOCAL_RANK
+# modulo the GPUs), gradients through Gloo in host memory (NCCL is not bound): the multi-process
+# path on CUDA must run and only rank 0 writes.
+echo "== CUDA, two ranks under torchrun (synthetic data)"
+MICROVISION_DATA=$synth "$py" -m torch.distributed.run --standalone --nproc-per-node=2 --no-python "$bin" train -c configs/demo.toml \
+  "${e2e[@]}" --set output.runs_dir=/tmp/gpu-dist-runs | tail -n 3 || echo "FAILED two ranks rc=$?"
+ls /tmp/gpu-dist-runs

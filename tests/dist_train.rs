@@ -49,7 +49,8 @@ fn ok(o: &Output) -> &Output {
 
 /// The run directories under `runs`, oldest first.
 fn runs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let Ok(entries) = std::fs::read_dir(dir.join("runs")) else { return Vec::new() }; // none yet
+    let mut v: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
     v.sort();
     v
 }
@@ -108,6 +109,16 @@ fn two_ranks_train_bit_for_bit_as_two_replicas_and_only_rank_0_writes() {
     for file in ["env.json", "eval.json", "config.toml", "checkpoints/best.safetensors"] {
         assert!(dist.join(file).exists(), "{file}");
     }
+    // The ranks scored the test split with the model rank 0 saved: one process evaluating that
+    // checkpoint finds the same (each rank's own BatchNorm statistics would not).
+    ok(&microvision().args(["eval", dist.to_str().unwrap(), "--checkpoint", "last"]).output().unwrap());
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dist.join(f)).unwrap()).unwrap()
+    };
+    let (during, after) = (read("eval.json"), read("eval-last.json"));
+    assert_eq!(during["predictions"], after["predictions"], "per-image predictions");
+    let loss = |v: &serde_json::Value| v["loss"].as_f64().unwrap();
+    assert!((loss(&during) - loss(&after)).abs() < 1e-5, "{} vs {}", loss(&during), loss(&after));
 }
 
 #[test]
@@ -221,4 +232,59 @@ fn a_rank_killed_mid_epoch_stops_the_other_and_the_resumed_run_ends_as_an_uninte
     let last = |run: &Path| weights(&run.join("checkpoints/last.safetensors"));
     assert_eq!(max_diff(&last(&full), &last(&killed)), 0.0, "resumed vs uninterrupted");
     assert_eq!(train_records(&full), train_records(&killed));
+}
+
+#[test]
+fn ctrl_c_under_torchrun_stops_every_rank_after_one_step_and_rank_0_saves_it() {
+    use std::os::unix::process::CommandExt;
+    let Some(py) = common::venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::synthetic_cifar10(&data, 640, 100); // 100 steps per epoch
+    let cfg = config(dir.path(), &data, "[model]\nname = \"simple_cnn\"\n");
+    let args = ["train", "-c", cfg.to_str().unwrap(), "--set", "data.batch_size=32", "--set", "train.epochs=6"];
+    // In a process group of its own, signalled as a terminal's Ctrl-C signals its foreground group.
+    let mut c = Command::new(py.with_file_name("torchrun"));
+    c.args(["--standalone", "--nproc-per-node=2", "--no-python", env!("CARGO_BIN_EXE_microvision")]).args(args);
+    let job = c.env_remove("MICROVISION_DATA").stderr(Stdio::piped()).stdout(Stdio::piped()).process_group(0);
+    let job = job.spawn().unwrap();
+    let start = Instant::now();
+    let metrics = || runs(dir.path()).first().map(|r| r.join("metrics.jsonl"));
+    while !metrics().is_some_and(|m| std::fs::read_to_string(m).unwrap_or_default().contains("\"split\":\"val\"")) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no epoch finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signals the test's own child process group.
+    unsafe { libc::kill(-(job.id() as i32), libc::SIGINT) };
+    let out = wait_within(job, Duration::from_secs(60));
+    let err = common::stderr(&out);
+    let run = runs(dir.path()).remove(0);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/last.state.json")).unwrap()).unwrap();
+    let step = state["step"].as_i64().unwrap();
+    assert!(err.contains(&format!("interrupted after step {step} ")), "rank 0 saved step {step}: {err}");
+    assert!(!err.contains("lost the group") && !err.contains("second interrupt"), "{err}");
+    let resumed = torchrun(&py, 2, &["train", "--resume", run.to_str().unwrap(), "--set", "train.progress=false"]);
+    let err = common::stderr(ok(&resumed));
+    assert!(err.contains(&format!("epoch {:>3}/6", state["epoch"].as_i64().unwrap() + 1)), "{err}");
+}
+
+#[test]
+fn launcher_mistakes_are_config_errors_before_any_rank_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::synthetic_cifar10(&data, 16, 20);
+    let cfg = config(dir.path(), &data, "");
+    let cfg = cfg.to_str().unwrap();
+    let as_rank_0 = |args: &[&str]| {
+        let port = free_port().to_string();
+        let vars = [("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", port.as_str())];
+        microvision().args(args).envs(vars).output().unwrap()
+    };
+    let small = as_rank_0(&["train", "-c", cfg, "--set", "data.batch_size=3", "--set", "train.replicas=2"]);
+    common::assert_user_error(&small, 2, &["`data.batch_size` = 3", "2 processes x 2 replicas", "at least 4"]);
+    let space = dir.path().join("space.toml");
+    std::fs::write(&space, "optim.lr = { log_float = [0.01, 0.3] }\n").unwrap();
+    let tune = as_rank_0(&["tune", "-c", cfg, "--space", space.to_str().unwrap(), "--trials", "1"]);
+    common::assert_user_error(&tune, 2, &["`tune`", "WORLD_SIZE = 2", "without torchrun"]);
 }

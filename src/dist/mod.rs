@@ -72,6 +72,19 @@ impl Rendezvous {
     }
 }
 
+/// Refuses `what` (a verb that trains several runs, each in one process: tuning, speedrun
+/// seeds) when launched as one of several processes: each rank would train runs of its own.
+pub fn refuse_in_group(what: &str) -> Result<()> {
+    match Rendezvous::from_env()? {
+        Some(r) if r.world > 1 => Err(Error::Config(format!(
+            "{what} trains its runs in this process, but WORLD_SIZE = {} (torchrun?): run it without torchrun; \
+             only `train` runs one run on several processes",
+            r.world
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn missing(key: &str) -> Error {
     Error::Config(format!(
         "WORLD_SIZE is set but {key} is not: expected RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, as torchrun sets them"

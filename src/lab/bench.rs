@@ -115,6 +115,7 @@ pub fn bench_speedrun(
     target_pct: f64,
     mut progress: impl FnMut(SpeedrunEvent),
 ) -> Result<Speedrun> {
+    crate::dist::refuse_in_group("`bench speedrun`")?;
     crate::device::set_threads(cfg.train.threads);
     let (_, precision) = crate::device::resolve(&cfg.train)?;
     let warmup_secs = warm_up(cfg)?;

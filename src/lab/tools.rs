@@ -60,6 +60,10 @@ pub fn lr_find(mut cfg: Config, sweep: LrSweep) -> Result<LrFound> {
     cfg.train.on_nan = crate::config::OnNan::Stop;
     let mut trainer = Trainer::new(cfg)?;
     let record = trainer.lr_find(start, end, steps)?;
+    if !trainer.writes_run() {
+        // A rank after the first of a multi-process sweep: rank 0 writes the files.
+        return Ok(LrFound { record, run_dir: trainer.run_dir.clone(), files: Vec::new() });
+    }
     let json = trainer.run_dir.join("lr_find.json");
     fsio::write_json(&json, &record)?;
     let chart = crate::analysis::plots::lr_find_chart(&record, &trainer.cfg.model.name);

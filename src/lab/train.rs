@@ -64,7 +64,7 @@ pub fn resume(run_dir: &Path, overrides: &[String], opts: &TrainOptions) -> Resu
 pub fn train_with(mut trainer: Trainer, opts: &TrainOptions) -> Result<Trained> {
     let run_dir = trainer.run_dir.clone();
     if trainer.training_done() && run_dir.join("eval.json").exists() {
-        let warnings = finish_plots(&run_dir)?;
+        let warnings = if trainer.writes_run() { finish_plots(&run_dir)? } else { Vec::new() };
         return Ok(Trained { run_dir, test: None, epoch: trainer.state.epoch, warnings });
     }
     if opts.stop_on_signals {

@@ -138,6 +138,7 @@ impl TrialOutcome {
 /// validation split: tuning on the test set would select on it), space checked against it,
 /// names and defaults.
 pub fn tune_spec(args: &TuneArgs) -> Result<(StudySpec, Vec<String>)> {
+    crate::dist::refuse_in_group("`tune` (parallel trials: --workers)")?;
     let mut base = Config::load(&args.config, &args.overrides)?;
     let mut notes = Vec::new();
     if !base.data.has_val_split() {

@@ -16,7 +16,7 @@ mod persist;
 mod ranks;
 mod setup;
 
-use ranks::{create_run, in_turn, join_group, shard, EvalLoader};
+use ranks::{create_run, in_turn, join_group, local_device, shard, EvalLoader};
 use setup::{absolute_paths, check_data_fits, check_new_run, read_pretrained};
 pub use setup::{check_model, loader_spec, model_args};
 
@@ -106,6 +106,7 @@ impl Trainer {
         crate::config::check_early_stopping(&cfg)?;
         absolute_paths(&mut cfg);
         let (device, precision) = device::resolve(&cfg.train)?;
+        let device = local_device(device, cfg.train.device.as_str());
         device::set_threads(cfg.train.threads);
         let probe = check_model(&cfg)?;
         check_new_run(&cfg)?;
@@ -124,7 +125,7 @@ impl Trainer {
         if trainer.writes_run() {
             trainer.write_provenance(record)?;
         }
-        trainer.share_weights()?;
+        trainer.share_weights(true)?;
         Ok(trainer)
     }
 
@@ -149,18 +150,20 @@ impl Trainer {
         }
         run::recipe::check_resumable(overrides)?;
         let saved = run::read_config(run)?;
-        let dist = join_group(&saved)?;
+        // Read only: the overrides are written once the run is locked and every rank has read it.
+        let cfg = if overrides.is_empty() { saved.clone() } else { run::read_config_with(run, overrides)? };
+        let dist = join_group(&cfg)?;
         // Before anything in the run is read for training or written.
         let lock = if dist.as_ref().is_none_or(|d| d.rank() == 0) { Some(run::lock(run)?) } else { None };
         if let Some(started) = run::Env::read(run).and_then(|e| e.config) {
             let started = Config::from_saved_toml(&started, "the config recorded in env.json", &[])?;
             run::recipe::check_unchanged(run, &started, &saved)?;
         }
-        let cfg = if overrides.is_empty() { saved } else { run::read_config_with(run, overrides)? };
         let (device, precision) = device::resolve(&cfg.train)?;
+        let device = local_device(device, cfg.train.device.as_str());
         device::set_threads(cfg.train.threads);
         check_model(&cfg)?; // config.toml may have been edited (the advice after a divergence)
-        let data = data::load_for_run(run, &cfg)?;
+        let data = in_turn(&dist, "while rank 0 loads the data", || data::load_for_run(run, &cfg))?;
         let mut t = Trainer::assemble(cfg, (run.to_path_buf(), lock), device, precision, data, dist)?;
         t.check_same_data()?;
         t.restore_newest_checkpoint()?;
@@ -173,7 +176,7 @@ impl Trainer {
                 t.record_overrides(overrides)?;
             }
         }
-        t.share_weights()?;
+        t.share_weights(false)?;
         Ok(t)
     }
 

@@ -101,6 +101,10 @@ impl Trainer {
             ),
             false => Ok(()), // rank 0 saves it
         };
+        if let Some(d) = &self.dist {
+            // No rank exits before rank 0 has saved: torchrun would end it on the first exit.
+            let _ = d.barrier("while rank 0 saves the checkpoint");
+        }
         match saved {
             Ok(()) => Error::Interrupted(format!(
                 "interrupted after step {} (epoch {}); checkpoint saved. Resume with: microvision train --resume {}",

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use tch::Device;
+
 use super::{loader_spec, Trainer};
 use crate::config::Config;
 use crate::data::loader::Loader;
@@ -26,6 +28,10 @@ impl Trainer {
         let run = || match &self.dist {
             None => Ok(evaluate(&self.model, &e.loader, compute, classes, tta)),
             Some(d) => {
+                // The last step's forward pass moved each rank's BatchNorm statistics by its own
+                // slice (and an EMA averages each rank's own): every rank scores with rank 0's,
+                // the model rank 0's checkpoint holds.
+                d.broadcast_buffers(&self.model.vs)?;
                 let start = std::time::Instant::now();
                 let (logits, labels, augmented) = eval_logits(&self.model, &e.loader, compute, classes, tta);
                 let logits = d.gather_rows(&logits, e.start, e.total)?;
@@ -78,10 +84,16 @@ impl Trainer {
 
     /// A multi-process run starts from rank 0's weights and buffers, with a gradient for every
     /// parameter (so every rank reduces the same tensors).
-    pub(super) fn share_weights(&mut self) -> Result<()> {
+    /// A new run's weight averages restart from them (`fresh`); a resumed run keeps those its
+    /// checkpoint held.
+    pub(super) fn share_weights(&mut self, fresh: bool) -> Result<()> {
         let Some(d) = &self.dist else { return Ok(()) };
         crate::train::distributed::ensure_grads(&self.model.vs);
-        d.broadcast_variables(&self.model.vs)
+        d.broadcast_variables(&self.model.vs)?;
+        if fresh {
+            (self.ema, self.lookahead) = super::fresh_averages(&self.model.vs, &self.cfg.train);
+        }
+        Ok(())
     }
 }
 
@@ -103,6 +115,19 @@ pub(super) fn shard(loader: Loader, dist: &Option<Dist>) -> Loader {
 
 /// The multi-process group `torchrun`'s variables describe (`WORLD_SIZE` > 1), joined.
 pub(super) fn join_group(cfg: &Config) -> Result<Option<Dist>> {
+    if let Some(r) = crate::dist::Rendezvous::from_env()? {
+        // Checked on every rank alike, before any of them waits for the others.
+        let chunks = r.world * cfg.train.replicas.max(1);
+        if chunks > cfg.data.batch_size {
+            return Err(crate::config_err!(
+                "`data.batch_size` = {} is the global batch of {} processes x {} replicas (`train.replicas`): \
+                 each trains a slice of it; expected at least {chunks}",
+                cfg.data.batch_size,
+                r.world,
+                cfg.train.replicas.max(1)
+            ));
+        }
+    }
     let dist = Dist::from_env(std::time::Duration::from_secs(cfg.train.dist_timeout_secs as u64))?;
     if let Some(d) = &dist {
         if d.rank() == 0 {
@@ -143,4 +168,17 @@ pub(super) fn create_run(cfg: &Config, dist: &Option<Dist>) -> Result<(PathBuf, 
     let mine = made.as_ref().map_or(String::new(), |(dir, _)| dir.display().to_string());
     let run_dir = PathBuf::from(d.broadcast_text(&mine)?);
     Ok((run_dir, made.map(|(_, lock)| lock)))
+}
+
+/// The device of this process: in a multi-process run on CUDA (`train.device` = "auto" or
+/// "cuda"), the GPU of its local rank (`LOCAL_RANK`, as torchrun sets it), as PyTorch DDP scripts
+/// call `torch.cuda.set_device(local_rank)`.
+pub(super) fn local_device(device: Device, asked: &str) -> Device {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<usize>().ok());
+    match (device, var("LOCAL_RANK"), var("WORLD_SIZE")) {
+        (Device::Cuda(0), Some(local), Some(world)) if world > 1 && matches!(asked, "auto" | "cuda") => {
+            Device::Cuda(local % tch::Cuda::device_count().max(1) as usize)
+        }
+        _ => device,
+    }
 }
