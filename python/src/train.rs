@@ -121,7 +121,9 @@ fn fit(
             let mut trainer = build()?;
             run_dir = Some(trainer.run_dir.clone());
             let stop = trainer.stop.clone();
-            trainer.add_callback(Box::new(Progress { callback: progress, stop, pending: pending.clone() }));
+            // In a multi-process run (torchrun), rank 0 alone shows the progress.
+            let callback = if trainer.writes_run() { progress } else { None };
+            trainer.add_callback(Box::new(Progress { callback, stop, pending: pending.clone() }));
             lab::train_with(trainer, &TrainOptions::default())
         })
     });

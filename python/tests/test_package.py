@@ -184,3 +184,30 @@ def test_an_interrupted_search_fails_its_trial_and_keeps_the_rest_queued(tmp_pat
     timer.cancel()
     states = list(mv.Study(tmp_path / "runs" / "stop").trials.state)
     assert states == ["fail", "waiting"], states
+
+
+def test_mv_train_under_torchrun_trains_one_run_on_two_processes(tmp_path, config_file):
+    """`mv.train` in a script that torchrun starts twice: one run directory (rank 0 writes it),
+    returned on both ranks, finished with its test evaluation."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import json, microvision as mv\n"
+        f"run = mv.train(mv.Config.load({str(config_file)!r}))\n"
+        "print(json.dumps({'run': run.dir}))\n"
+    )
+    torchrun = pathlib.Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(mv.__file__).parents[1])}
+    out = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node=2", str(script)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 2 and results[0] == results[1], out.stdout
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [pathlib.Path(results[0]["run"]).name]
+    assert "training on 2 processes" in out.stderr
+    assert mv.Run(results[0]["run"]).test["accuracy"] >= 0.0
