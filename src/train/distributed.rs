@@ -116,8 +116,10 @@ impl Dist {
     }
 
     /// Sums every trainable variable's gradient over the ranks (bucketed, in name order), and
-    /// `stats` with them. Every gradient must be defined (see [`ensure_grads`]).
+    /// `stats` with them. A parameter the step left without a gradient gets a zero one first, so
+    /// that every rank reduces the same list of tensors.
     pub fn all_reduce_step(&self, vs: &VarStore, stats: &mut [f64]) -> Result<()> {
+        ensure_grads(vs);
         let _guard = tch::no_grad_guard();
         let grads: Vec<Tensor> = sorted(vs).into_values().filter(|v| v.requires_grad()).map(|v| v.grad()).collect();
         for bucket in buckets(&grads) {
@@ -148,10 +150,9 @@ impl Dist {
     }
 }
 
-/// Gives every trainable variable a (zero) gradient, so that every rank reduces the same list
-/// of tensors even where a step leaves a parameter without one (the optimizer keeps defined
-/// gradients defined).
-pub fn ensure_grads(vs: &VarStore) {
+/// Gives every trainable variable without a gradient a zero one (the optimizer keeps defined
+/// gradients defined, so after the first step this finds none).
+fn ensure_grads(vs: &VarStore) {
     let vars = vs.trainable_variables();
     let missing: Vec<&Tensor> = vars.iter().filter(|v| !v.grad().defined()).collect();
     if let Some(sum) = missing.iter().map(|v| v.sum(Kind::Float) * 0.0).reduce(|a, b| a + b) {

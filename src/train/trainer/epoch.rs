@@ -80,7 +80,8 @@ impl Trainer {
             };
             self.callbacks.iter_mut().for_each(|c| c.batch_end(&step));
             // Ranks stop at the step they agreed on; a request after it counts at the next step.
-            if if self.dist.is_some() { stop } else { self.stop.load(Ordering::Relaxed) } {
+            let stop = if self.dist.is_some() { stop } else { self.stop.load(Ordering::Relaxed) };
+            if stop {
                 self.state.partial = EpochTotals { secs: secs_before + start.elapsed().as_secs_f64(), ..t };
                 return Err(self.interrupt(start.elapsed().as_secs_f64()));
             }
@@ -138,7 +139,6 @@ impl Trainer {
         let mut stop = false;
         let mut mean_loss = loss_sum / n as f64;
         if let Some(d) = &self.dist {
-            crate::train::distributed::ensure_grads(&self.model.vs);
             let mut stats =
                 [weighted_sum, correct, images as f64, f64::from(u8::from(self.stop.load(Ordering::Relaxed)))];
             d.all_reduce_step(&self.model.vs, &mut stats)?;

@@ -16,7 +16,7 @@ mod persist;
 mod ranks;
 mod setup;
 
-use ranks::{create_run, in_turn, join_group, local_device, shard, EvalLoader};
+use ranks::{create_run, in_turn, join_group, local_device, shard, writes, EvalLoader};
 use setup::{absolute_paths, check_data_fits, check_new_run, read_pretrained};
 pub use setup::{check_model, loader_spec, model_args};
 
@@ -154,7 +154,7 @@ impl Trainer {
         let cfg = if overrides.is_empty() { saved.clone() } else { run::read_config_with(run, overrides)? };
         let dist = join_group(&cfg)?;
         // Before anything in the run is read for training or written.
-        let lock = if dist.as_ref().is_none_or(|d| d.rank() == 0) { Some(run::lock(run)?) } else { None };
+        let lock = if writes(&dist) { Some(run::lock(run)?) } else { None };
         if let Some(started) = run::Env::read(run).and_then(|e| e.config) {
             let started = Config::from_saved_toml(&started, "the config recorded in env.json", &[])?;
             run::recipe::check_unchanged(run, &started, &saved)?;

@@ -51,7 +51,7 @@ impl Trainer {
     /// multi-process run.
     pub(super) fn eval_loader(&self, split: &Dataset) -> EvalLoader {
         let total = split.len();
-        let (rank, world) = self.dist.as_ref().map_or((0, 1), |d| (d.rank(), d.world()));
+        let (rank, world) = self.rank();
         let (start, len) = crate::data::loader::split_range(total as usize, world)[rank];
         let part = Dataset {
             images: split.images.narrow(0, start as i64, len as i64),
@@ -65,7 +65,7 @@ impl Trainer {
     /// Whether this process writes the run directory: always, but for the ranks after the
     /// first of a multi-process run.
     pub fn writes_run(&self) -> bool {
-        self.dist.as_ref().is_none_or(|d| d.rank() == 0)
+        writes(&self.dist)
     }
 
     /// `(rank, world size)` of a multi-process run; `(0, 1)` in one process.
@@ -82,13 +82,10 @@ impl Trainer {
         Ok(votes[0] > 0.0)
     }
 
-    /// A multi-process run starts from rank 0's weights and buffers, with a gradient for every
-    /// parameter (so every rank reduces the same tensors).
-    /// A new run's weight averages restart from them (`fresh`); a resumed run keeps those its
-    /// checkpoint held.
+    /// A multi-process run starts from rank 0's weights and buffers. A new run's weight averages
+    /// restart from them (`fresh`); a resumed run keeps those its checkpoint held.
     pub(super) fn share_weights(&mut self, fresh: bool) -> Result<()> {
         let Some(d) = &self.dist else { return Ok(()) };
-        crate::train::distributed::ensure_grads(&self.model.vs);
         d.broadcast_variables(&self.model.vs)?;
         if fresh {
             (self.ema, self.lookahead) = super::fresh_averages(&self.model.vs, &self.cfg.train);
@@ -102,6 +99,11 @@ pub(super) struct EvalLoader {
     loader: Loader,
     start: i64,
     total: i64,
+}
+
+/// Whether this process writes the run directory: the only one, or rank 0.
+pub(super) fn writes(dist: &Option<Dist>) -> bool {
+    dist.as_ref().is_none_or(|d| d.rank() == 0)
 }
 
 /// The training loader as this process trains it: its part of every batch in a multi-process
@@ -156,9 +158,8 @@ pub(super) fn in_turn<T>(dist: &Option<Dist>, during: &str, f: impl FnOnce() -> 
 /// The new run's directory: rank 0 (or the only process) creates and locks it and writes
 /// `config.toml`, and hands its path to the other ranks.
 pub(super) fn create_run(cfg: &Config, dist: &Option<Dist>) -> Result<(PathBuf, Option<run::RunLock>)> {
-    let writer = dist.as_ref().is_none_or(|d| d.rank() == 0);
     let mut made = None;
-    if writer {
+    if writes(dist) {
         let run_dir = run::create(cfg)?;
         let lock = run::lock(&run_dir)?;
         fsio::write_atomic(&run_dir.join("config.toml"), cfg.to_toml().as_bytes())?;
