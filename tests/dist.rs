@@ -7,10 +7,6 @@ mod common;
 
 use std::process::{Child, Command, Output, Stdio};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `microvision dist check` as rank `rank` of `world` on `port`.
 fn microvision_rank(rank: i64, world: i64, port: u16, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_microvision"))
@@ -76,7 +72,7 @@ fn two_ranks_under_torchrun_agree() {
 fn microvision_and_pytorch_ranks_share_one_group() {
     let Some(py) = common::venv_python() else { return };
     for microvision_hosts in [true, false] {
-        let port = free_port();
+        let port = common::free_port();
         let (mv_rank, py_rank) = if microvision_hosts { (0, 1) } else { (1, 0) };
         let ours = microvision_rank(mv_rank, 2, port, &["--timeout", "120"]);
         let theirs = pytorch_rank(&py, py_rank, port);
@@ -93,7 +89,7 @@ fn microvision_and_pytorch_ranks_share_one_group() {
 
 #[test]
 fn a_rank_that_never_comes_is_an_error_within_the_timeout() {
-    let o = microvision_rank(0, 2, free_port(), &["--timeout", "3"]).wait_with_output().unwrap();
+    let o = microvision_rank(0, 2, common::free_port(), &["--timeout", "3"]).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(err.contains("rank 0 of 2 could not join the group at 127.0.0.1"), "{err}");

@@ -203,10 +203,6 @@ fn wait_within(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn a_rank_killed_mid_epoch_stops_the_other_and_the_resumed_run_ends_as_an_uninterrupted_one() {
     let Some(py) = common::venv_python() else { return };
@@ -217,7 +213,7 @@ fn a_rank_killed_mid_epoch_stops_the_other_and_the_resumed_run_ends_as_an_uninte
     let args = ["train", "-c", cfg.to_str().unwrap(), "--set", "data.batch_size=32", "--set", "train.epochs=3"];
     ok(&torchrun(&py, 2, &args)); // the uninterrupted run
                                   // 10 steps per epoch: rank 1 dies (abort, as kill -9) after step 14, in the second epoch.
-    let port = free_port();
+    let port = common::free_port();
     let zero = rank(0, port, &args, &[]);
     let one = rank(1, port, &args, &[("MICROVISION_FAILPOINT", "step.14")]);
     let one = wait_within(one, Duration::from_secs(120));
@@ -277,7 +273,7 @@ fn launcher_mistakes_are_config_errors_before_any_rank_waits() {
     let cfg = config(dir.path(), &data, "");
     let cfg = cfg.to_str().unwrap();
     let as_rank_0 = |args: &[&str]| {
-        let port = free_port().to_string();
+        let port = common::free_port().to_string();
         let vars = [("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", port.as_str())];
         microvision().args(args).envs(vars).output().unwrap()
     };

@@ -5,7 +5,6 @@
 mod common;
 
 use serde_json::Value;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,12 +24,8 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn start_server(mlflow: &Path, dir: &Path) -> (Server, String) {
-    start_server_on(mlflow, dir, free_port())
+    start_server_on(mlflow, dir, common::free_port())
 }
 
 /// An MLflow server on `port` with its store (sqlite) and artifacts in `dir`.
@@ -193,7 +188,7 @@ impl microvision::train::callbacks::Callback for ServerOutage {
 fn a_server_that_dies_mid_run_marks_it_failed_once_back() {
     let Some(mlflow) = mlflow_program() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let (server, url) = start_server_on(&mlflow, tmp.path(), port);
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
@@ -221,7 +216,7 @@ fn a_down_mlflow_server_only_warns() {
     let tmp = tempfile::tempdir().unwrap();
     common::synthetic_cifar10(tmp.path(), 20, 20);
     let mut cfg = common::tiny_config(tmp.path(), &tmp.path().join("runs"));
-    cfg.track.mlflow_uri = format!("http://127.0.0.1:{}", free_port()); // nothing listens there
+    cfg.track.mlflow_uri = format!("http://127.0.0.1:{}", common::free_port()); // nothing listens there
     cfg.train.epochs = 1;
     let mut t = Trainer::new(cfg).unwrap();
     let test = microvision::lab::fit(&mut t).unwrap().test;

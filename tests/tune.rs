@@ -345,7 +345,7 @@ fn an_architecture_search_scores_accuracy_against_macs_on_a_pareto_front() {
 
 /// `optuna-dashboard STORAGE` on a free loopback port: its `/api/studies` answer.
 fn dashboard_studies(py: &Path, storage: &Path) -> serde_json::Value {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let mut child = Command::new(py.with_file_name("optuna-dashboard"))
         .arg(storage)
         .args(["--port", &port.to_string(), "--quiet"])

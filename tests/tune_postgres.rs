@@ -38,7 +38,7 @@ impl Server {
             let ok = Command::new("chown").args(["-R", "postgres"]).arg(dir).status().unwrap().success();
             assert!(ok, "chown to the postgres user");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = common::free_port();
         let s = Server { bin, data: dir.join("pg"), as_postgres, port };
         s.run("initdb", &["-D", s.data.to_str().unwrap(), "--auth=trust", "-U", "mv"]);
         let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.display());

@@ -111,6 +111,11 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A small config for fast end-to-end runs on a synthetic dataset under `root`.
 pub fn tiny_config(root: &Path, runs: &Path) -> microvision::Config {
     let text = format!(
